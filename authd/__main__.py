@@ -1,0 +1,5 @@
+"""``python -m authd`` runs the command line."""
+
+from authd.cli import main
+
+raise SystemExit(main())
