@@ -4,14 +4,61 @@ Owns: turning zone-file text into ``Record`` tuples with absolute owner names,
 dnspython rdata, and the ``file:line`` each came from.  Invariant: a file either
 parses completely or raises ``ZoneError`` naming the first bad line; nothing
 partial is ever returned.
+
+Supported syntax: ``$ORIGIN``, ``$TTL`` (RFC 2308), ``$INCLUDE file [origin]``
+(path relative to the including file's folder), BIND's ``$GENERATE``, ``@``,
+relative and absolute names, a blank owner meaning the previous one,
+parentheses spanning lines, quoted strings, ``\\.``/``\\DDD`` escapes, comments,
+TTL units (``1h30m``), TTL and class in either order, and RFC 3597 unknown
+types (``TYPE65534 \\# 2 abcd``).  Only class IN is accepted.
+
+Why it is fast: most lines of a real zone have no quotes, parentheses, escapes
+or non-ASCII text, so they are split with ``str.split`` instead of running a
+character-level tokenizer; names are built from their text once per origin and
+cached; the common types (A, AAAA, NS, CNAME, PTR, DNAME, MX, SRV, TXT, SPF)
+are built straight from their tokens; identical rdata text is parsed once.
+Everything else goes through ``dns.rdata.from_text``, so the rdata is always
+what ``dns.zone.from_file`` would have produced.
+
+Default TTLs follow dnspython (and BIND): ``$TTL`` wins; without it, the last
+explicit TTL; without either, the SOA's MINIMUM once an SOA has been read.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
 from typing import NamedTuple
 
+import dns.exception
+import dns.ipv4
+import dns.ipv6
 import dns.name
 import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.DNAME
+import dns.rdtypes.ANY.MX
+import dns.rdtypes.ANY.NS
+import dns.rdtypes.ANY.PTR
+import dns.rdtypes.ANY.SOA
+import dns.rdtypes.ANY.SPF
+import dns.rdtypes.ANY.TXT
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
+import dns.rdtypes.IN.SRV
+import dns.ttl
+
+from authd.errors import ZoneError
+
+#: How deeply ``$INCLUDE`` may nest (the top file is depth 0).
+MAX_INCLUDE_DEPTH = 16
+#: Most records one ``$GENERATE`` line may produce (a reverse /12 of IPv4 is 2**20).
+MAX_GENERATE_RECORDS = 1 << 20
+#: Widest ``${offset,width,base}`` field; BIND formats into a 128-byte buffer.
+MAX_GENERATE_WIDTH = 127
 
 
 class Record(NamedTuple):
@@ -26,9 +73,626 @@ class Record(NamedTuple):
 
 def parse_zone_file(path: str, origin: dns.name.Name) -> list[Record]:
     """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*."""
-    raise NotImplementedError
+    return _Parser().parse(_read_file(path, path, 0), origin, path)
 
 
 def parse_zone_text(text: str, origin: dns.name.Name, filename: str = "<text>") -> list[Record]:
     """Parse zone-file *text*; ``$INCLUDE`` paths are relative to *filename*'s folder."""
-    raise NotImplementedError
+    return _Parser().parse(_split_lines(text), origin, filename)
+
+
+class _Bad(Exception):
+    """A bad line; the per-file loop adds the file and line number."""
+
+
+IN = dns.rdataclass.IN
+_SOA = dns.rdatatype.SOA
+
+# Record types by mnemonic.  Meta-types (ANY, AXFR, OPT...) are not zone data,
+# and leaving ANY out lets "ANY" be read as the class it also names, as dnspython does.
+_TYPES: dict[str, dns.rdatatype.RdataType] = {
+    t.name: t
+    for t in dns.rdatatype.RdataType
+    if t != dns.rdatatype.NONE and not dns.rdatatype.is_metatype(t)
+}
+_TYPES.update({name.lower(): t for name, t in list(_TYPES.items())})
+_TYPES.update({"SPF": dns.rdatatype.SPF, "spf": dns.rdatatype.SPF})
+
+# A token goes to the slow path if it holds anything but printable ASCII other
+# than '"', '(', ')' and '\\', or whitespace other than space and tab: only those
+# two separate tokens in dnspython's tokenizer, while str.split knows more.
+_COMPLEX = re.compile(r"[^\t !#-'*-\[\]-~]")
+
+# One token of a complex line: whitespace, a quoted string, a word (escapes
+# allowed), a parenthesis, the start of a comment, or anything left over
+# (an unterminated quote or a trailing backslash).
+_TOKEN = re.compile(
+    r"""(?P<s>[ \t]+)
+      | (?P<q>"(?:[^"\\]|\\.)*")
+      | (?P<w>(?:[^ \t;()"\\]|\\.)+)
+      | (?P<p>[()])
+      | (?P<c>;)
+      | (?P<bad>.)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+_GENERATE_MODIFIER = re.compile(r"\{([+-]?\d+)(?:,(\d+)(?:,([doxXnN]))?)?\}")
+_GENERATE_RANGE = re.compile(r"(\d+)-(\d+)(?:/(\d+))?")
+
+
+def _split_lines(text: str) -> list[str]:
+    # Universal newlines, as when a file is read in text mode.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
+
+
+def _read_file(path: str, shown: str, depth: int) -> list[str]:
+    """Read *path* as UTF-8 lines; *shown* is the name used in error reasons."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise _Bad(f"no such file: {shown}") if depth else ZoneError(path, 0, "no such file")
+    except UnicodeDecodeError as e:
+        reason = f"not UTF-8 text ({e.reason} at byte {e.start})"
+        raise _Bad(f"{shown}: {reason}") if depth else ZoneError(path, 0, reason)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise _Bad(f"cannot read {shown}: {reason}") if depth else ZoneError(path, 0, reason)
+    return text.split("\n")
+
+
+def _tokenize(lines: list[str], i: int) -> tuple[list[str], int]:
+    """Tokens of the record starting at ``lines[i]`` and the index after its last line.
+
+    Tokens keep their source text (quotes and escapes included) so that joining
+    them with spaces is valid input for ``dns.rdata.from_text``.  Parentheses
+    and comments are dropped; like dnspython, a quoted string ends on its line.
+    """
+    tokens: list[str] = []
+    depth = 0
+    n = len(lines)
+    while True:
+        for m in _TOKEN.finditer(lines[i]):
+            kind = m.lastgroup
+            if kind == "w" or kind == "q":
+                tokens.append(m.group())
+            elif kind == "p":
+                depth += 1 if m.group() == "(" else -1
+                if depth < 0:
+                    raise _Bad("unbalanced parentheses")
+            elif kind == "c":
+                break
+            elif kind == "bad":
+                if m.group() == '"':
+                    raise _Bad("unterminated quoted string")
+                raise _Bad("backslash at end of line")
+        i += 1
+        if depth == 0:
+            return tokens, i
+        if i >= n:
+            raise _Bad("unbalanced parentheses")
+
+
+def _ttl(text: str) -> int:
+    try:
+        return dns.ttl.from_text(text)
+    except dns.exception.DNSException:
+        raise _Bad(f"bad TTL '{text}'") from None
+
+
+def _class(text: str) -> dns.rdataclass.RdataClass | None:
+    """The class *text* names, or None if it names none."""
+    if text == "IN" or text == "in":
+        return IN
+    try:
+        return dns.rdataclass.from_text(text)
+    except dns.exception.DNSException:
+        return None
+
+
+def _rdtype(text: str) -> dns.rdatatype.RdataType:
+    t = _TYPES.get(text) or _TYPES.get(text.upper())
+    if t is not None:
+        return t
+    if _class(text) is not None:
+        raise _Bad(f"class {text} is not supported (only IN)")
+    try:
+        t = dns.rdatatype.from_text(text)
+    except dns.exception.DNSException:
+        raise _Bad(f"unknown type {text}") from None
+    if t == dns.rdatatype.NONE or dns.rdatatype.is_metatype(t):
+        raise _Bad(f"type {text} is not allowed in zone data")
+    return t
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1] if text[:1] == '"' else text
+
+
+class _Origin:
+    """Per-origin caches: relative text means something else under another origin."""
+
+    __slots__ = ("origin", "suffix", "names", "rdata")
+
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.origin = origin
+        self.suffix = list(origin.labels)
+        self.names: dict[str, dns.name.Name] = {}
+        # rdata by (type, text of its tokens); rdata objects are immutable, so
+        # records with the same data can share one.
+        self.rdata: dict[tuple[int, str], dns.rdata.Rdata] = {}
+
+    def name(self, text: str) -> dns.name.Name:
+        name = self.names.get(text)
+        if name is None:
+            name = self.names[text] = self._make_name(text)
+        return name
+
+    def _make_name(self, text: str) -> dns.name.Name:
+        if text == "@":
+            return self.origin
+        if text[0] == '"':
+            raise _Bad(f"a name cannot be quoted: {text}")
+        try:
+            if "\\" in text or not text.isascii():
+                # Escapes and IDNA: let dnspython do it.
+                return dns.name.from_text(text, self.origin)
+            if text[-1] == ".":
+                if text == ".":
+                    return dns.name.root
+                labels = text[:-1].encode().split(b".")
+                labels.append(b"")
+            else:
+                labels = text.encode().split(b".")
+                labels += self.suffix
+            return dns.name.Name(labels)
+        except dns.name.EmptyLabel:
+            raise _Bad(f"bad name '{text}': empty label") from None
+        except dns.name.LabelTooLong:
+            raise _Bad(f"bad name '{text}': label longer than 63 octets") from None
+        except dns.name.NameTooLong:
+            raise _Bad(f"bad name '{text}': longer than 255 octets") from None
+        except dns.exception.DNSException as e:
+            raise _Bad(f"bad name '{text}': {e}") from None
+
+
+# --- rdata built straight from tokens -------------------------------------
+#
+# Each builder takes the rdata tokens (no escapes: those go to from_text) and
+# returns the rdata, or None when the tokens have an unusual shape, in which
+# case dns.rdata.from_text parses them and reports any error its own way.
+
+_Builder = Callable[[_Origin, dns.rdatatype.RdataType, list[str]], "dns.rdata.Rdata | None"]
+
+
+def _build_a(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
+    if len(rest) != 1:
+        return None
+    try:
+        return dns.rdtypes.IN.A.A(IN, t, rest[0])
+    except dns.exception.DNSException:
+        raise _Bad(f"bad IPv4 address '{rest[0]}'") from None
+
+
+def _build_aaaa(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
+    if len(rest) != 1:
+        return None
+    try:
+        return dns.rdtypes.IN.AAAA.AAAA(IN, t, rest[0])
+    except dns.exception.DNSException:
+        raise _Bad(f"bad IPv6 address '{rest[0]}'") from None
+
+
+_NAME_TYPES = {
+    dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS,
+    dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
+    dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR,
+    dns.rdatatype.DNAME: dns.rdtypes.ANY.DNAME.DNAME,
+}
+
+
+def _build_name(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
+    if len(rest) != 1:
+        return None
+    return _NAME_TYPES[t](IN, t, o.name(rest[0]))
+
+
+def _uint16(text: str, what: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFF:
+        raise _Bad(f"bad {what} '{text}': not an integer 0..65535")
+    return int(text)
+
+
+def _build_mx(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
+    if len(rest) != 2:
+        return None
+    return dns.rdtypes.ANY.MX.MX(IN, t, _uint16(rest[0], "MX preference"), o.name(rest[1]))
+
+
+def _build_srv(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
+    if len(rest) != 4:
+        return None
+    return dns.rdtypes.IN.SRV.SRV(
+        IN,
+        t,
+        _uint16(rest[0], "SRV priority"),
+        _uint16(rest[1], "SRV weight"),
+        _uint16(rest[2], "SRV port"),
+        o.name(rest[3]),
+    )
+
+
+_TXT_TYPES = {dns.rdatatype.TXT: dns.rdtypes.ANY.TXT.TXT, dns.rdatatype.SPF: dns.rdtypes.ANY.SPF.SPF}
+
+
+def _build_txt(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
+    if not rest:
+        return None
+    strings = []
+    for token in rest:
+        # Quoted or not, a string is its UTF-8 bytes (no escapes reach here).
+        data = (token[1:-1] if token[0] == '"' else token).encode()
+        if len(data) > 255:
+            raise _Bad(f"{t.name} string longer than 255 octets")
+        strings.append(data)
+    return _TXT_TYPES[t](IN, t, strings)
+
+
+_BUILDERS: dict[int, _Builder] = {
+    dns.rdatatype.A: _build_a,
+    dns.rdatatype.AAAA: _build_aaaa,
+    dns.rdatatype.NS: _build_name,
+    dns.rdatatype.CNAME: _build_name,
+    dns.rdatatype.PTR: _build_name,
+    dns.rdatatype.DNAME: _build_name,
+    dns.rdatatype.MX: _build_mx,
+    dns.rdatatype.SRV: _build_srv,
+    dns.rdatatype.TXT: _build_txt,
+    dns.rdatatype.SPF: _build_txt,
+}
+
+
+def _rdata(
+    o: _Origin, t: dns.rdatatype.RdataType, rest: list[str], escaped: bool
+) -> dns.rdata.Rdata:
+    """The rdata of type *t* from its tokens; *escaped* if any token holds a backslash."""
+    key = (t, " ".join(rest))
+    rd = o.rdata.get(key)
+    if rd is not None:
+        return rd
+    builder = None if escaped else _BUILDERS.get(t)
+    if builder is not None:
+        rd = builder(o, t, rest)
+    if rd is None:
+        try:
+            rd = dns.rdata.from_text(IN, t, key[1], origin=o.origin, relativize=False)
+        except dns.exception.DNSException as e:
+            raise _Bad(f"bad {t.name} rdata '{key[1]}': {e}") from None
+        except ValueError as e:
+            raise _Bad(f"bad {t.name} rdata '{key[1]}': {e}") from None
+    o.rdata[key] = rd
+    return rd
+
+
+# --- $GENERATE --------------------------------------------------------------
+
+_Template = list[str | tuple[int, int, str]]
+
+
+def _compile_template(text: str) -> _Template:
+    """Split a $GENERATE lhs/rhs into literal text and ``(offset, width, base)`` fields.
+
+    ``$`` is the counter, ``${offset[,width[,base]]}`` a modified counter,
+    ``$$`` a literal ``$``; a backslash escape is copied through unchanged for
+    the name or rdata parser to interpret, as BIND does.
+    """
+    parts: _Template = []
+    literal: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            literal.append(text[i : i + 2])
+            i += 2
+        elif c != "$":
+            literal.append(c)
+            i += 1
+        elif text.startswith("$", i + 1):
+            literal.append("$")
+            i += 2
+        else:
+            i += 1
+            offset, width, base = 0, 0, "d"
+            if text.startswith("{", i):
+                m = _GENERATE_MODIFIER.match(text, i)
+                if m is None:
+                    raise _Bad(f"bad $GENERATE modifier in '{text}'")
+                offset = int(m.group(1))
+                width = int(m.group(2) or 0)
+                base = m.group(3) or "d"
+                if width > MAX_GENERATE_WIDTH:
+                    raise _Bad(f"$GENERATE width {width} is over {MAX_GENERATE_WIDTH}")
+                i = m.end()
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append((offset, width, base))
+    if literal:
+        parts.append("".join(literal))
+    return parts
+
+
+def _nibbles(value: int, width: int, upper: bool) -> str:
+    """BIND's nibble format: hex digits least significant first, dot separated,
+    continued with zeros until *width* characters (dots included) are written."""
+    digits = "0123456789ABCDEF" if upper else "0123456789abcdef"
+    out: list[str] = []
+    while True:
+        out.append(digits[value & 0xF])
+        value >>= 4
+        width = max(width - 1, 0)
+        if width > 0 or value:
+            out.append(".")
+            width = max(width - 1, 0)
+        if not value and not width:
+            return "".join(out)
+
+
+def _expand(template: _Template, counter: int) -> str:
+    out: list[str] = []
+    for part in template:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        offset, width, base = part
+        value = counter + offset
+        if base in "nN":
+            if value < 0:
+                raise _Bad("negative $GENERATE value in nibble mode")
+            out.append(_nibbles(value, width, base == "N"))
+        else:
+            out.append(format(value, base).zfill(width))
+    return "".join(out)
+
+
+# --- the parser ---------------------------------------------------------------
+
+
+class _State:
+    """What one file's lines change; an ``$INCLUDE`` gets a copy, so the
+    includer's origin, owner and TTLs come back after it (RFC 1035 section 5.1)."""
+
+    __slots__ = ("origin", "last_name", "last_ttl", "default_ttl", "default_from_soa")
+
+    def __init__(self, origin: _Origin) -> None:
+        self.origin = origin
+        self.last_name = origin.origin
+        self.last_ttl: int | None = None  # the last TTL written on a record
+        self.default_ttl: int | None = None  # $TTL, or the SOA MINIMUM without one
+        self.default_from_soa = False
+
+    def copy(self) -> _State:
+        other = _State(self.origin)
+        other.last_name = self.last_name
+        other.last_ttl = self.last_ttl
+        other.default_ttl = self.default_ttl
+        other.default_from_soa = self.default_from_soa
+        return other
+
+    def implicit_ttl(self) -> int | None:
+        # RFC 2308: $TTL wins; a default taken from the SOA yields to the last
+        # explicit TTL (RFC 1035 section 5.1), as in dnspython.
+        if self.last_ttl is not None and (self.default_ttl is None or self.default_from_soa):
+            return self.last_ttl
+        return self.default_ttl
+
+
+class _Parser:
+    """Parses one zone: a top file and what it includes."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.origins: dict[dns.name.Name, _Origin] = {}
+        self.open_files: list[str] = []  # real paths of the files being read, for loops
+
+    def _origin(self, origin: dns.name.Name) -> _Origin:
+        o = self.origins.get(origin)
+        if o is None:
+            o = self.origins[origin] = _Origin(origin)
+        return o
+
+    def parse(self, lines: list[str], origin: dns.name.Name, filename: str) -> list[Record]:
+        if not origin.is_absolute():
+            raise ZoneError(filename, 0, f"origin {origin} is not absolute")
+        self._file(lines, filename, _State(self._origin(origin)))
+        return self.records
+
+    def _file(self, lines: list[str], filename: str, st: _State) -> None:
+        """Append the records of one file's *lines* to ``self.records``."""
+        self.open_files.append(os.path.realpath(filename))
+        append = self.records.append
+        complex_line = _COMPLEX.search
+        types = _TYPES
+        o = st.origin
+        names = o.names
+        n = len(lines)
+        i = 0
+        lineno = 0
+        try:
+            while i < n:
+                line = lines[i]
+                i += 1
+                if not line or line[0] == ";":
+                    continue
+                lineno = i
+                if complex_line(line) is None:
+                    escaped = False
+                    semi = line.find(";")
+                    tokens = (line[:semi] if semi >= 0 else line).split()
+                else:
+                    tokens, i = _tokenize(lines, i - 1)
+                    escaped = "\\" in line or i > lineno  # cheap over-estimate
+                    if escaped:
+                        escaped = any("\\" in t for t in tokens)
+                if not tokens:
+                    continue
+
+                # Owner: blank means the previous one (RFC 1035 section 5.1).
+                if line[0] == " " or line[0] == "\t":
+                    owner = st.last_name
+                    k = 0
+                else:
+                    text = tokens[0]
+                    if text[0] == "$":
+                        self._directive(tokens, filename, st)
+                        o = st.origin
+                        names = o.names
+                        continue
+                    owner = names.get(text) or o.name(text)
+                    st.last_name = owner
+                    k = 1
+
+                # [TTL] [class] type, or [class] [TTL] type.
+                ntok = len(tokens)
+                if k >= ntok:
+                    raise _Bad("no type")
+                text = tokens[k]
+                ttl = None
+                if "0" <= text[0] <= "9":
+                    ttl = _ttl(text)
+                    k += 1
+                    if k >= ntok:
+                        raise _Bad("no type")
+                    text = tokens[k]
+                rdtype = types.get(text)
+                if rdtype is None:
+                    cls = _class(text)
+                    if cls is not None:
+                        if cls != IN:
+                            raise _Bad(f"class {text} is not supported (only IN)")
+                        k += 1
+                        if k >= ntok:
+                            raise _Bad("no type")
+                        text = tokens[k]
+                        if ttl is None and "0" <= text[0] <= "9":
+                            ttl = _ttl(text)
+                            k += 1
+                            if k >= ntok:
+                                raise _Bad("no type")
+                            text = tokens[k]
+                    rdtype = types.get(text) or _rdtype(text)
+
+                rd = _rdata(o, rdtype, tokens[k + 1 :], escaped)
+                if ttl is None:
+                    if rdtype == _SOA and st.default_ttl is None:
+                        self._soa_default(st, rd)
+                    ttl = st.implicit_ttl()
+                    if ttl is None:
+                        raise _Bad("no TTL and no $TTL")
+                else:
+                    st.last_ttl = ttl
+                    if rdtype == _SOA and st.default_ttl is None:
+                        self._soa_default(st, rd)
+                append(Record(owner, ttl, rd, filename, lineno))
+        except _Bad as e:
+            raise ZoneError(filename, lineno, str(e)) from None
+        finally:
+            self.open_files.pop()
+
+    @staticmethod
+    def _soa_default(st: _State, rd: dns.rdata.Rdata) -> None:
+        # Pre-RFC 2308 zones without $TTL take their default from the SOA MINIMUM.
+        assert isinstance(rd, dns.rdtypes.ANY.SOA.SOA)
+        st.default_ttl = rd.minimum
+        st.default_from_soa = True
+
+    # --- directives -----------------------------------------------------------
+
+    def _directive(self, tokens: list[str], filename: str, st: _State) -> None:
+        word = tokens[0].upper()
+        args = tokens[1:]
+        if word == "$ORIGIN":
+            _arity(word, args, 1, 1)
+            # A relative $ORIGIN is relative to the current one (RFC 1035 section 5.1).
+            st.origin = self._origin(st.origin.name(args[0]))
+        elif word == "$TTL":
+            _arity(word, args, 1, 1)
+            st.default_ttl = _ttl(args[0])
+            st.default_from_soa = False
+        elif word == "$INCLUDE":
+            _arity(word, args, 1, 2)
+            self._include(args, filename, st)
+        elif word == "$GENERATE":
+            self._generate(args, filename, st)
+        else:
+            raise _Bad(f"unknown directive {tokens[0]}")
+
+    def _include(self, args: list[str], filename: str, st: _State) -> None:
+        given = _unquote(args[0])
+        path = os.path.join(os.path.dirname(filename), given)
+        if len(self.open_files) > MAX_INCLUDE_DEPTH:
+            raise _Bad(f"$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")
+        if os.path.realpath(path) in self.open_files:
+            raise _Bad(f"$INCLUDE loop: {given} is already being read")
+        lines = _read_file(path, given, len(self.open_files))
+        child = st.copy()
+        if len(args) == 2:
+            child.origin = self._origin(st.origin.name(args[1]))
+        self._file(lines, path, child)
+
+    def _generate(self, args: list[str], filename: str, st: _State) -> None:
+        # $GENERATE range lhs [ttl] [class] type rhs  (BIND)
+        if len(args) < 4:
+            raise _Bad("$GENERATE needs a range, an owner, a type and rdata")
+        m = _GENERATE_RANGE.fullmatch(args[0])
+        if m is None:
+            raise _Bad(f"bad $GENERATE range '{args[0]}'")
+        start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+        if start > stop or step < 1:
+            raise _Bad(f"bad $GENERATE range '{args[0]}'")
+        if (stop - start) // step + 1 > MAX_GENERATE_RECORDS:
+            raise _Bad(f"$GENERATE makes more than {MAX_GENERATE_RECORDS} records")
+        lhs = _compile_template(args[1])
+
+        k = 2
+        ttl = None
+        cls = None
+        while k < len(args) - 1:
+            text = args[k]
+            if ttl is None and "0" <= text[0] <= "9":
+                ttl = _ttl(text)
+            elif cls is None and (cls := _class(text)) is not None:
+                if cls != IN:
+                    raise _Bad(f"class {text} is not supported (only IN)")
+            else:
+                break
+            k += 1
+        rdtype = _rdtype(args[k])
+        rest = args[k + 1 :]
+        if not rest:
+            raise _Bad("$GENERATE needs rdata")
+        # BIND lets the rhs be quoted to hold spaces.
+        rhs = _compile_template(_unquote(rest[0]) if len(rest) == 1 else " ".join(rest))
+
+        if ttl is None:
+            ttl = st.implicit_ttl()
+            if ttl is None:
+                raise _Bad("no TTL and no $TTL")
+        else:
+            st.last_ttl = ttl
+        o = st.origin
+        lineno = 0  # the caller's line; set by the ZoneError it raises
+        del lineno
+        for counter in range(start, stop + 1, step):
+            owner = o.name(_expand(lhs, counter))
+            text = _expand(rhs, counter)
+            if _COMPLEX.search(text) is None:
+                tokens, escaped = text.split(), False
+            else:
+                tokens, _ = _tokenize([text], 0)
+                escaped = "\\" in text
+            rd = _rdata(o, rdtype, tokens, escaped)
+            self.records.append(Record(owner, ttl, rd, filename, self._line))
+            st.last_name = owner

@@ -1,0 +1,159 @@
+"""UDP and TCP transports (RFC 1035 section 4.2, RFC 7766) for the core.
+
+Owns: datagrams and TCP framing, pipelining, the idle timeout, the connection
+limit, and back-pressure.  Invariants: a TCP connection holds at most one
+partial message (2 + 65,535 bytes) plus what a single read delivered; when a
+client stops reading, we stop reading from it (the transport pauses us as a
+producer), so its answers cannot pile up without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import interfaces, protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from authd import wire
+from authd.query import Reply, Request, Transport, handle
+from authd.snapshot import Snapshot
+
+log = Logger(namespace="authd")
+
+SnapshotSource = Callable[[], Snapshot]
+ReplyHook = Callable[[Reply], None]
+
+SERVFAIL = 2
+
+
+def _safe_handle(request: Request, snapshot: Snapshot) -> Reply:
+    """The core, with a last line of defence: a bug answers SERVFAIL, never crashes."""
+    try:
+        return handle(request, snapshot)
+    except Exception:
+        log.failure("internal error answering a query from {client}", client=request.client)
+        out = wire.header_only(request.wire, SERVFAIL)
+        return Reply((out,) if out is not None else ())
+
+
+class UdpServer(protocol.DatagramProtocol):
+    def __init__(self, snapshot: SnapshotSource, local: str, on_reply: ReplyHook) -> None:
+        self._snapshot = snapshot
+        self._local = local
+        self._on_reply = on_reply
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
+        reply = _safe_handle(Request(data, addr[0], self._local, Transport.UDP), self._snapshot())
+        for message in reply.messages:
+            self.transport.write(message, addr)  # type: ignore[union-attr]
+        if reply.event is not None:
+            self._on_reply(reply)
+
+
+@implementer(interfaces.IPushProducer)
+class TcpConnection(protocol.Protocol, TimeoutMixin):
+    """One client connection: length-prefixed queries, answered in arrival order."""
+
+    def __init__(self, factory: TcpFactory) -> None:
+        self._factory = factory
+        self._buffer = bytearray()
+        self._client = ""
+
+    def connectionMade(self) -> None:  # noqa: N802
+        f = self._factory
+        self._counted = f.budget.take()
+        if not self._counted:
+            log.warn(
+                "TCP connection limit {limit} reached; closing a new one", limit=f.budget.limit
+            )
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self._client = self.transport.getPeer().host  # type: ignore[union-attr]
+        self.setTimeout(f.idle_timeout)
+        # Registering as the producer of our own transport lets it pause us
+        # when the client does not read its answers (see pauseProducing).
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.resetTimeout()
+        buf = self._buffer
+        buf += data
+        f = self._factory
+        while len(buf) >= 2:
+            length = (buf[0] << 8) | buf[1]
+            if length < wire.HEADER_LEN:
+                # RFC 7766 section 8: nothing we can answer; stop listening to garbage.
+                self.transport.abortConnection()  # type: ignore[union-attr]
+                return
+            if len(buf) < 2 + length:
+                break
+            message = bytes(buf[2 : 2 + length])
+            del buf[: 2 + length]
+            reply = _safe_handle(
+                Request(message, self._client, f.local, Transport.TCP), f.snapshot()
+            )
+            for out in reply.messages:
+                self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
+            if reply.event is not None:
+                f.on_reply(reply)
+            if not self.transport or not self.connected:
+                return
+
+    def timeoutConnection(self) -> None:  # noqa: N802
+        # abort, not lose: a client that stopped reading would hold a lose open.
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: object = None) -> None:  # noqa: N802
+        self.setTimeout(None)
+        if getattr(self, "_counted", False):
+            self._factory.budget.give_back()
+            self._counted = False
+        self._buffer = bytearray()
+
+    # IPushProducer: called by our transport when its write buffer fills or drains.
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    def stopProducing(self) -> None:  # noqa: N802
+        pass
+
+
+class ConnectionBudget:
+    """The TCP connection limit, shared by every listening socket."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def take(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def give_back(self) -> None:
+        self.active -= 1
+
+
+class TcpFactory(protocol.Factory):
+    def __init__(
+        self,
+        snapshot: SnapshotSource,
+        local: str,
+        idle_timeout: float,
+        budget: ConnectionBudget,
+        on_reply: ReplyHook,
+    ) -> None:
+        self.snapshot = snapshot
+        self.local = local
+        self.idle_timeout = idle_timeout
+        self.budget = budget
+        self.on_reply = on_reply
+
+    def buildProtocol(self, addr: object) -> TcpConnection:  # noqa: N802
+        return TcpConnection(self)

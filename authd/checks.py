@@ -1,0 +1,214 @@
+"""Semantic zone checks with stable ids, shared by the loader and the linter.
+
+Owns: what makes a zone unservable (severity ``error``: the loader refuses the
+zone) and what is merely suspicious (``warning``: loaded, logged).  Invariant:
+the server refuses exactly the zones for which ``check_zone`` reports an error,
+so a linter built on this module predicts what ``authd serve`` will do.
+
+Checks run on the grouped records before compilation; they never mutate them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+
+RdataType = dns.rdatatype.RdataType
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    id: str  # stable, e.g. ``cname-and-other-data``
+    severity: Severity
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.severity.value}: {self.message} [{self.id}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an RRset came from: the first line of its first record."""
+
+    file: str
+    line: int
+
+
+# The grouped view of a zone the checks read: owner -> type -> (rdatas, where).
+Grouped = Mapping[dns.name.Name, Mapping[RdataType, tuple[list[object], Origin]]]
+
+# Types allowed beside a CNAME (RFC 2181 section 10.1; RFC 4035 section 2.5).
+CNAME_COMPANIONS = frozenset(
+    {RdataType.CNAME, RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3, RdataType.KEY}
+)
+ADDRESS_TYPES = (RdataType.A, RdataType.AAAA)
+
+
+def _finding(id: str, severity: Severity, where: Origin, message: str) -> Finding:
+    return Finding(id, severity, where.file, where.line, message)
+
+
+def check_zone(
+    origin: dns.name.Name, grouped: Grouped, cuts: Iterable[dns.name.Name], zone_file: str
+) -> list[Finding]:
+    """Every finding for the zone *origin* whose records are *grouped*.
+
+    *cuts* are the delegation points (owners of NS below the apex).
+    """
+    findings: list[Finding] = []
+    apex = grouped.get(origin)
+    top = Origin(zone_file, 0)
+    if apex is None or RdataType.SOA not in apex:
+        findings.append(
+            _finding("soa-missing", Severity.ERROR, top, f"no SOA record at the apex {origin}")
+        )
+    else:
+        rdatas, where = apex[RdataType.SOA]
+        if len(rdatas) != 1:
+            findings.append(
+                _finding(
+                    "soa-multiple",
+                    Severity.ERROR,
+                    where,
+                    f"{len(rdatas)} SOA records at {origin}; a zone has exactly one",
+                )
+            )
+    if apex is None or RdataType.NS not in apex:
+        findings.append(
+            _finding("ns-missing", Severity.ERROR, top, f"no NS records at the apex {origin}")
+        )
+    cut_set = frozenset(cuts)
+    dname_owners = []
+    for name, types in grouped.items():
+        if name != origin and RdataType.SOA in types:
+            findings.append(
+                _finding(
+                    "soa-not-at-apex",
+                    Severity.ERROR,
+                    types[RdataType.SOA][1],
+                    f"SOA record at {name}, which is not the zone apex {origin}",
+                )
+            )
+        if RdataType.CNAME in types:
+            rdatas, where = types[RdataType.CNAME]
+            others = sorted(dns.rdatatype.to_text(t) for t in types if t not in CNAME_COMPANIONS)
+            if others:
+                findings.append(
+                    _finding(
+                        "cname-and-other-data",
+                        Severity.ERROR,
+                        where,
+                        f"{name} has a CNAME and other data ({', '.join(others)})",
+                    )
+                )
+            if len(rdatas) > 1:
+                findings.append(
+                    _finding(
+                        "cname-multiple",
+                        Severity.ERROR,
+                        where,
+                        f"{name} has {len(rdatas)} CNAME records; at most one is allowed",
+                    )
+                )
+        if RdataType.DNAME in types:
+            rdatas, where = types[RdataType.DNAME]
+            dname_owners.append((name, where))
+            if len(rdatas) > 1:
+                findings.append(
+                    _finding(
+                        "dname-multiple",
+                        Severity.ERROR,
+                        where,
+                        f"{name} has {len(rdatas)} DNAME records; at most one is allowed",
+                    )
+                )
+    if dname_owners:
+        findings.extend(_check_below_dname(grouped, dname_owners))
+    findings.extend(_check_ns_addresses(origin, grouped, cut_set))
+    return findings
+
+
+def _check_below_dname(
+    grouped: Grouped, owners: list[tuple[dns.name.Name, Origin]]
+) -> list[Finding]:
+    # RFC 6672 section 2.3: a DNAME owner has no descendants.
+    findings = []
+    for owner, where in owners:
+        for name, types in grouped.items():
+            if name != owner and name.is_subdomain(owner):
+                first = next(iter(types.values()))[1]
+                findings.append(
+                    _finding(
+                        "dname-children",
+                        Severity.ERROR,
+                        first,
+                        f"{name} is below the DNAME at {owner} ({where.file}:{where.line})",
+                    )
+                )
+    return findings
+
+
+def _enclosing_cut(
+    name: dns.name.Name, origin: dns.name.Name, cuts: frozenset[dns.name.Name]
+) -> dns.name.Name | None:
+    """The highest delegation point at or above *name*, if any."""
+    if not cuts:
+        return None
+    found = None
+    n = name
+    while n != origin and len(n) > len(origin):
+        if n in cuts:
+            found = n
+        n = n.parent()
+    return found
+
+
+def _check_ns_addresses(
+    origin: dns.name.Name, grouped: Grouped, cuts: frozenset[dns.name.Name]
+) -> list[Finding]:
+    findings = []
+    for owner in [origin, *sorted(cuts)]:
+        types = grouped.get(owner)
+        if types is None or RdataType.NS not in types:
+            continue
+        rdatas, where = types[RdataType.NS]
+        for rd in rdatas:
+            target = rd.target  # type: ignore[attr-defined]
+            if not target.is_subdomain(origin):
+                continue
+            target_cut = _enclosing_cut(target, origin, cuts)
+            # Only addresses at or below a cut the NS lives at are glue that is
+            # required; targets inside authoritative data must simply exist.
+            tt = grouped.get(target, {})
+            if any(t in tt for t in ADDRESS_TYPES):
+                continue
+            if owner == origin and target_cut is None:
+                findings.append(
+                    _finding(
+                        "ns-target-no-address",
+                        Severity.ERROR,
+                        where,
+                        f"NS target {target} is in the zone but has no A or AAAA record",
+                    )
+                )
+            elif owner != origin and target.is_subdomain(owner):
+                findings.append(
+                    _finding(
+                        "glue-missing",
+                        Severity.ERROR,
+                        where,
+                        f"delegation {owner} needs glue for {target}, which has no A or AAAA",
+                    )
+                )
+    return findings

@@ -1,0 +1,116 @@
+"""The ``authd`` command line: ``serve``, ``check`` and ``version``.
+
+Owns: argument parsing, exit codes, and turning errors into one clear line.
+Exit codes: 0 fine, 1 findings or a refused config/zone, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import dns.exception
+import dns.name
+
+from authd import __version__
+from authd.checks import Severity
+from authd.config import Config, default_config, load_config
+from authd.errors import AuthdError, ZoneError
+from authd.snapshot import LoadOutcome, build_snapshot
+from authd.zone import load_zone
+
+
+def _load_config(path: str | None) -> Config:
+    return load_config(path) if path is not None else default_config()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = _load_config(args.config)
+    except AuthdError as e:
+        print(f"authd: config refused: {e}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        _, events = build_snapshot(config, None, 0)
+        bad = 0
+        for event in events:
+            if event.outcome is LoadOutcome.FAILED:
+                bad += 1
+                print(f"authd: zone {event.zone}: {event.reason}", file=sys.stderr)
+            else:
+                for finding in event.findings:
+                    print(f"authd: {finding}", file=sys.stderr)
+        print(f"authd: config {config.path}: {len(events)} zones, {bad} refused", file=sys.stderr)
+        return 1 if bad else 0
+    from twisted.logger import LogLevel
+
+    from authd.adapters.service import run, start_logging
+
+    start_logging(LogLevel.debug if args.verbose else LogLevel.info)
+    if args.query_log:
+        import dataclasses
+
+        config = dataclasses.replace(
+            config, options=dataclasses.replace(config.options, query_log=True)
+        )
+    return run(config)
+
+
+def _origin_from_filename(path: str) -> str:
+    base = os.path.basename(path)
+    for suffix in (".zone", ".db"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    if base.startswith("db."):
+        base = base[3:]
+    return base
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    worst = 0
+    for path in args.files:
+        if not os.path.isfile(path):
+            print(f"{path}: error: no such file", file=sys.stderr)
+            return 2
+        try:
+            origin = dns.name.from_text(args.origin or _origin_from_filename(path))
+        except dns.exception.DNSException as e:
+            print(f"{path}: error: cannot use the origin: {e}", file=sys.stderr)
+            return 2
+        try:
+            result = load_zone(origin, path)
+        except ZoneError as e:
+            print(f"{e.file}:{e.line}: error: {e.reason} [syntax]")
+            worst = 1
+            continue
+        for finding in result.findings:
+            print(str(finding))
+            if finding.severity is Severity.ERROR or args.strict:
+                worst = 1
+    return worst
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authd", description="An authoritative DNS server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve zones (default: the bundled example zones)")
+    serve.add_argument("-c", "--config", help="YAML config file (default: etc/authd.yaml)")
+    serve.add_argument("--check-config", action="store_true", help="validate, load, exit 0/1")
+    serve.add_argument("--query-log", action="store_true", help="log every query")
+    serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    serve.set_defaults(func=_cmd_serve)
+    check = sub.add_parser("check", help="check zone files as the server would load them")
+    check.add_argument("files", nargs="+", metavar="ZONEFILE")
+    check.add_argument("--origin", help="zone name (default: from the file name)")
+    check.add_argument("--strict", action="store_true", help="warnings are errors")
+    check.set_defaults(func=_cmd_check)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda args: print(f"authd {__version__}") or 0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))

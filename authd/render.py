@@ -1,0 +1,99 @@
+"""Rendering an ``Answer`` to wire format within a size limit.
+
+Owns: header flags, EDNS in responses (RFC 6891), NSID (RFC 5001) and
+truncation (RFC 2181 section 9, RFC 9471).  Invariant: a response is always
+a well-formed message: whole RRsets are dropped, never bytes; optional
+additional data goes first and silently, and TC is set only when the answer,
+the authority or required glue did not fit.  The OPT record is reserved up
+front so it always fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.OPT
+import dns.renderer
+import dns.rrset
+
+from authd.engine import Answer
+
+OPT_FIXED_SIZE = 11  # root owner, type, class, TTL, RDLENGTH
+EDNS_DO = 0x8000
+
+
+@dataclass(frozen=True, slots=True)
+class EdnsReply:
+    """What the OPT record of a response carries."""
+
+    payload: int  # our UDP payload size
+    do: bool
+    nsid: bytes | None = None
+    ext_rcode: int = 0  # the upper 8 bits of a 12-bit rcode (BADVERS = 16 -> 1)
+
+
+def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
+    options: list[dns.edns.Option] = []
+    if edns.nsid is not None:
+        options.append(dns.edns.NSIDOption(edns.nsid))
+    rdata = dns.rdtypes.ANY.OPT.OPT(edns.payload, dns.rdatatype.OPT, options)
+    rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.RdataClass(edns.payload), dns.rdatatype.OPT)
+    rrset.add(rdata)
+    rrset.ttl = (edns.ext_rcode << 24) | (EDNS_DO if edns.do else 0)
+    return rrset
+
+
+def _opt_size(edns: EdnsReply) -> int:
+    return OPT_FIXED_SIZE + (4 + len(edns.nsid) if edns.nsid is not None else 0)
+
+
+def render(
+    query_id: int,
+    query_flags: int,
+    qname: dns.name.Name,
+    qtype: int,
+    qclass: int,
+    answer: Answer,
+    edns: EdnsReply | None,
+    limit: int,
+) -> bytes:
+    """The response to a query; *qname* is rendered as asked (its case echoed)."""
+    flags = dns.flags.QR | (query_flags & (dns.flags.RD | dns.flags.CD)) | (answer.rcode & 0xF)
+    if answer.aa:
+        flags |= dns.flags.AA
+    ext_rcode = answer.rcode >> 4
+    if edns is not None and ext_rcode:
+        edns = EdnsReply(edns.payload, edns.do, edns.nsid, ext_rcode)
+    r = dns.renderer.Renderer(query_id, flags, limit)
+    if edns is not None:
+        r.reserve(_opt_size(edns))
+    truncated = False
+    try:
+        r.add_question(qname, qtype, qclass)
+        for rrset in answer.answer:
+            r.add_rrset(dns.renderer.ANSWER, rrset)
+        for rrset in answer.authority:
+            r.add_rrset(dns.renderer.AUTHORITY, rrset)
+        for rrset in answer.required:
+            r.add_rrset(dns.renderer.ADDITIONAL, rrset)
+    except dns.exception.TooBig:
+        truncated = True
+    else:
+        for rrset in answer.additional:
+            try:
+                r.add_rrset(dns.renderer.ADDITIONAL, rrset)
+            except dns.exception.TooBig:
+                continue  # optional data: drop it quietly, a smaller one may fit
+    r.release_reserved()
+    if edns is not None:
+        r.add_rrset(dns.renderer.ADDITIONAL, _opt_rrset(edns))
+    if truncated:
+        r.flags |= dns.flags.TC
+    r.write_header()
+    return r.get_wire()  # type: ignore[no-any-return]

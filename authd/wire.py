@@ -1,0 +1,107 @@
+"""Byte-level reading of the common query shape, for the answer cache.
+
+Owns: recognising, without building a ``dns.message.Message``, the plain query
+that makes up nearly all traffic (one question, no answer or authority, at most
+an OPT record) and reducing it to the key its answer depends on; and patching
+a cached response for a new asker.  Invariant: ``question_key`` returns a key
+only for a packet that is well formed to its last byte, so a cache hit never
+answers a malformed packet that the full parser would have refused.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+HEADER_LEN = 12
+FLAG_QR = 0x8000
+OPCODE_MASK = 0x7800
+FLAG_RD = 0x0100
+FLAG_CD = 0x0010
+TYPE_OPT = 41
+EDNS_DO = 0x8000
+OPTION_NSID = 3
+MAX_NAME_WIRE = 255  # RFC 1035 section 3.1
+
+
+class QuestionKey(NamedTuple):
+    qname: bytes  # the qname in wire form, ASCII-lowercased
+    qtype: int
+    qclass: int
+    flags: int  # the query flags that a response echoes (RD, CD)
+    payload: int | None  # EDNS UDP payload size, None without EDNS
+    do: bool
+    nsid: bool  # the client asked for NSID (RFC 5001)
+
+
+def question_key(wire: bytes) -> QuestionKey | None:
+    """The cache key of a plain, well-formed query, or None for anything else."""
+    n = len(wire)
+    if n < HEADER_LEN + 5:
+        return None
+    flags = (wire[2] << 8) | wire[3]
+    if flags & (FLAG_QR | OPCODE_MASK):
+        return None
+    # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1.
+    if wire[4:11] != b"\x00\x01\x00\x00\x00\x00\x00" or wire[11] > 1:
+        return None
+    pos = HEADER_LEN
+    while True:
+        length = wire[pos]
+        if length == 0:
+            break
+        if length > 63:  # a compression pointer or a reserved label type
+            return None
+        pos += length + 1
+        if pos >= n:
+            return None
+    qend = pos + 1
+    if qend - HEADER_LEN > MAX_NAME_WIRE or qend + 4 > n:
+        return None
+    qtype = (wire[qend] << 8) | wire[qend + 1]
+    qclass = (wire[qend + 2] << 8) | wire[qend + 3]
+    pos = qend + 4
+    payload = None
+    do = nsid = False
+    if wire[11] == 1:
+        # The OPT pseudo-RR: root owner, type 41, class = payload, TTL = ext flags.
+        if pos + 11 > n or wire[pos] != 0 or ((wire[pos + 1] << 8) | wire[pos + 2]) != TYPE_OPT:
+            return None
+        payload = (wire[pos + 3] << 8) | wire[pos + 4]
+        if wire[pos + 6] != 0:  # EDNS version: anything else needs BADVERS
+            return None
+        do = bool(wire[pos + 7] & 0x80)
+        rdlen = (wire[pos + 9] << 8) | wire[pos + 10]
+        pos += 11
+        end = pos + rdlen
+        if end != n:
+            return None
+        while pos < end:
+            if pos + 4 > end:
+                return None
+            code = (wire[pos] << 8) | wire[pos + 1]
+            olen = (wire[pos + 2] << 8) | wire[pos + 3]
+            pos += 4 + olen
+            if code == OPTION_NSID:
+                nsid = True
+        if pos != end:
+            return None
+    elif pos != n:
+        return None
+    return QuestionKey(
+        wire[HEADER_LEN:qend].lower(), qtype, qclass, flags & (FLAG_RD | FLAG_CD), payload, do, nsid
+    )
+
+
+def patch_response(cached: bytes, query: bytes, qname_len: int) -> bytes:
+    """*cached* re-addressed to *query*: its ID and its qname's letter case."""
+    end = HEADER_LEN + qname_len
+    return query[:2] + cached[2:HEADER_LEN] + query[HEADER_LEN:end] + cached[end:]
+
+
+def header_only(query: bytes, rcode: int) -> bytes | None:
+    """A bare response (no sections) to a query whose header alone is readable."""
+    if len(query) < HEADER_LEN:
+        return None
+    flags = (query[2] << 8) | query[3]
+    out_flags = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
+    return query[:2] + out_flags.to_bytes(2, "big") + bytes(8)

@@ -1,0 +1,188 @@
+"""Compiled, immutable zone versions: records in, a structure made for answering out.
+
+Owns: grouping records into RRsets, dropping out-of-zone data, running the
+semantic checks, and precomputing what lookups need (delegation points, DNAME
+owners, empty non-terminals, the negative-answer TTL).  Invariant: a
+``ZoneVersion`` is never mutated after ``compile_zone`` returns it; a reload
+builds a new one and the server swaps a single reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.rrset
+
+from authd.checks import Finding, Origin, Severity, check_zone
+from authd.errors import ZoneError
+from authd.zonefile import Record, parse_zone_file
+
+RdataType = dns.rdatatype.RdataType
+IN = dns.rdataclass.IN
+
+# A node maps rdtype -> RRset; an empty node is an empty non-terminal (RFC 4592 2.2.2).
+Node = dict[RdataType, dns.rrset.RRset]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ZoneVersion:
+    origin: dns.name.Name
+    soa: dns.rrset.RRset
+    negative_soa: dns.rrset.RRset  # the SOA as negative answers carry it (RFC 2308 s5)
+    nodes: dict[dns.name.Name, Node]  # every name in the zone, ENTs included
+    cuts: frozenset[dns.name.Name]  # owners of NS below the apex
+    dnames: frozenset[dns.name.Name]  # owners of DNAME (the apex may be one)
+    wildcards: bool  # any ``*`` owner: skip the wildcard probe when there is none
+    file: str
+    record_count: int
+
+    @property
+    def serial(self) -> int:
+        return int(self._soa_rdata.serial)
+
+    @property
+    def _soa_rdata(self) -> dns.rdtypes.ANY.SOA.SOA:
+        return self.soa[0]  # type: ignore[no-any-return]
+
+    def same_content(self, other: ZoneVersion) -> bool:
+        """True when the two versions differ at most in the SOA serial."""
+        if self.origin != other.origin or self.nodes.keys() != other.nodes.keys():
+            return False
+        for name, node in self.nodes.items():
+            onode = other.nodes[name]
+            if node.keys() != onode.keys():
+                return False
+            for rdtype, rrset in node.items():
+                orrset = onode[rdtype]
+                if rrset.ttl != orrset.ttl:
+                    return False
+                if rdtype == RdataType.SOA:
+                    if rrset[0].replace(serial=0) != orrset[0].replace(serial=0):
+                        return False
+                elif rrset != orrset:
+                    return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    version: ZoneVersion | None  # None when an error finding refused the zone
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+
+def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) -> CompileResult:
+    """Group, check and compile *records* into a zone version for *origin*."""
+    findings: list[Finding] = []
+    grouped: dict[dns.name.Name, dict[RdataType, tuple[list[object], Origin]]] = {}
+    ttls: dict[tuple[dns.name.Name, RdataType], int] = {}
+    count = 0
+    for rec in records:
+        name = rec.name
+        if not name.is_subdomain(origin):
+            findings.append(
+                Finding(
+                    "out-of-zone",
+                    Severity.WARNING,
+                    rec.file,
+                    rec.line,
+                    f"{name} is outside the zone {origin}; ignored",
+                )
+            )
+            continue
+        rdtype = rec.rdata.rdtype
+        types = grouped.get(name)
+        if types is None:
+            types = grouped[name] = {}
+        entry = types.get(rdtype)
+        if entry is None:
+            types[rdtype] = ([rec.rdata], Origin(rec.file, rec.line))
+            ttls[(name, rdtype)] = rec.ttl
+        else:
+            entry[0].append(rec.rdata)
+            key = (name, rdtype)
+            if rec.ttl != ttls[key]:
+                findings.append(
+                    Finding(
+                        "ttl-mismatch",
+                        Severity.WARNING,
+                        rec.file,
+                        rec.line,
+                        f"TTL {rec.ttl} differs from {ttls[key]} in the {name} "
+                        f"{dns.rdatatype.to_text(rdtype)} RRset; using the smaller",
+                    )
+                )
+                ttls[key] = min(ttls[key], rec.ttl)
+        count += 1
+
+    cuts = frozenset(n for n, types in grouped.items() if n != origin and RdataType.NS in types)
+    findings.extend(check_zone(origin, grouped, cuts, file))
+    if any(f.severity is Severity.ERROR for f in findings):
+        return CompileResult(None, tuple(findings))
+
+    nodes: dict[dns.name.Name, Node] = {}
+    dnames = []
+    wildcards = False
+    for name, types in grouped.items():
+        node: Node = {}
+        for rdtype, (rdatas, where) in types.items():
+            rrset = dns.rrset.RRset(name, IN, rdtype)
+            rrset.update_ttl(ttls[(name, rdtype)])
+            for rd in rdatas:
+                rrset.add(rd)  # type: ignore[arg-type]
+            if len(rrset) != len(rdatas):
+                findings.append(
+                    Finding(
+                        "duplicate-record",
+                        Severity.WARNING,
+                        where.file,
+                        where.line,
+                        f"{name} {dns.rdatatype.to_text(rdtype)} lists the same record "
+                        "more than once; duplicates ignored",
+                    )
+                )
+            node[rdtype] = rrset
+        nodes[name] = node
+        if RdataType.DNAME in node:
+            dnames.append(name)
+        if name.labels and name.labels[0] == b"*":
+            wildcards = True
+    # Empty non-terminals: every ancestor between a name and the apex exists.
+    for name in list(grouped):
+        parent = name
+        while len(parent) > len(origin) + 1:
+            parent = parent.parent()
+            if parent in nodes:
+                break
+            nodes[parent] = {}
+    soa = nodes[origin][RdataType.SOA]
+    negative_soa = soa.copy()
+    negative_soa.ttl = min(soa.ttl, int(soa[0].minimum))  # type: ignore[attr-defined]
+    version = ZoneVersion(
+        origin=origin,
+        soa=soa,
+        negative_soa=negative_soa,
+        nodes=nodes,
+        cuts=cuts,
+        dnames=frozenset(dnames),
+        wildcards=wildcards,
+        file=file,
+        record_count=count,
+    )
+    return CompileResult(version, tuple(findings))
+
+
+def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
+    """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
+    return compile_zone(origin, parse_zone_file(file, origin), file)
+
+
+__all__ = ["CompileResult", "Node", "ZoneError", "ZoneVersion", "compile_zone", "load_zone"]

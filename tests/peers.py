@@ -1,0 +1,481 @@
+"""Real DNS servers on loopback for end-to-end and differential tests.
+
+Owns: starting Knot DNS, NSD, BIND and authd itself as child processes with
+throw-away configurations on 127.0.0.1, waiting until they answer, and
+stopping them again.  Each ``start_*`` function returns a ``Server`` that is
+also a context manager.
+
+Invariants:
+- every wait is bounded (``STARTUP_TIMEOUT``, ``STOP_TIMEOUT``); a server that
+  does not come up is killed and its log is put in the raised ``PeerError``;
+- each server gets its own temporary directory (configuration, zone copies,
+  run-time state), removed by ``stop()``;
+- a missing binary is an error, never a skip: in CI a missing tool must fail;
+- sockets only on 127.0.0.1.
+
+Zone files are copied into the server's temporary zone directory together with
+the files they ``$INCLUDE`` (relative ``$INCLUDE`` paths are read relative to
+the including file's folder, which is also what authd does).  NSD 4 and Knot 3
+do not read BIND's ``$GENERATE``; they get a copy of such a zone flattened by
+``named-compilezone``, so BIND's own expansion is the reference.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+STARTUP_TIMEOUT = 30.0  # seconds for a server to answer for all its zones
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+PROBE_TIMEOUT = 0.5  # seconds for one readiness query
+PROBE_INTERVAL = 0.05  # seconds between readiness checks
+MAX_INCLUDE_DEPTH = 8  # nesting of $INCLUDE followed when copying zone files
+AUTHD_READY = "authd ready"
+
+ZoneFiles = Mapping[str, "str | os.PathLike[str]"]
+
+_INCLUDE = re.compile(r"^\$INCLUDE\s+(\S+)", re.IGNORECASE)
+_GENERATE = re.compile(r"^\$GENERATE\s", re.IGNORECASE)
+
+
+class PeerError(RuntimeError):
+    """A server could not be found, configured, started or stopped."""
+
+
+def require_binary(name: str) -> str:
+    """Return the path of executable *name*; raise if it is not installed."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if found is None:
+        raise PeerError(f"required program {name!r} is not installed")
+    return found
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 free for both UDP and TCP right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+                return port
+    raise PeerError("no port free for both UDP and TCP on 127.0.0.1")
+
+
+class Server:
+    """A running server process with its temporary directory."""
+
+    def __init__(
+        self,
+        kind: str,
+        port: int,
+        process: subprocess.Popen[bytes],
+        workdir: Path,
+        log_path: Path,
+    ) -> None:
+        self.kind = kind
+        self.port = port
+        self.host = HOST
+        self.process = process
+        self.workdir = workdir
+        self.log_path = log_path
+        self.log = ""  # kept after stop(), when the directory is gone
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} on {self.host}:{self.port} pid {self.process.pid}>"
+
+    def read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return self.log
+
+    def stop(self) -> None:
+        """SIGTERM, wait, then SIGKILL the process group; remove the directory."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.process)
+        # NSD and BIND fork helpers; the group was made for this server alone.
+        _kill_group(self.process)
+        if self.workdir.exists():
+            self.log = self.read_log()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise PeerError(f"process {process.pid} survived SIGKILL") from exc
+
+
+def _launch(kind: str, argv: list[str], workdir: Path, port: int) -> Server:
+    log_path = workdir / f"{kind}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+        )
+    return Server(kind, port, process, workdir, log_path)
+
+
+def _pythonpath() -> str:
+    existing = os.environ.get("PYTHONPATH", "")
+    return f"{REPO_ROOT}{os.pathsep}{existing}" if existing else str(REPO_ROOT)
+
+
+def _fail(server: Server, why: str) -> PeerError:
+    log = server.read_log()
+    server.stop()
+    tail = "\n".join(log.splitlines()[-40:])
+    return PeerError(f"{server.kind} on port {server.port}: {why}\n--- log ---\n{tail}")
+
+
+def _answers_soa(port: int, zone: str, tcp: bool) -> bool:
+    query = dns.message.make_query(zone, dns.rdatatype.SOA)
+    try:
+        if tcp:
+            reply = dns.query.tcp(query, HOST, port=port, timeout=PROBE_TIMEOUT)
+        else:
+            reply = dns.query.udp(query, HOST, port=port, timeout=PROBE_TIMEOUT)
+    except (OSError, dns.exception.DNSException):
+        return False
+    return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
+
+
+def _wait_until_serving(server: Server, zones: list[str], timeout: float) -> None:
+    """Poll until every zone's SOA is answered over UDP and TCP."""
+    deadline = time.monotonic() + timeout
+    pending = list(zones)
+    while pending:
+        if server.process.poll() is not None:
+            raise _fail(server, f"exited with status {server.process.returncode}")
+        if time.monotonic() > deadline:
+            raise _fail(server, f"not serving {pending} after {timeout:.0f}s")
+        zone = pending[0]
+        if _answers_soa(server.port, zone, tcp=False) and _answers_soa(server.port, zone, tcp=True):
+            pending.pop(0)
+        else:
+            time.sleep(PROBE_INTERVAL)
+
+
+def _wait_for_line(server: Server, needle: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while needle not in server.read_log():
+        if server.process.poll() is not None:
+            raise _fail(server, f"exited with status {server.process.returncode}")
+        if time.monotonic() > deadline:
+            raise _fail(server, f"no {needle!r} line after {timeout:.0f}s")
+        time.sleep(PROBE_INTERVAL)
+
+
+def _includes(path: Path) -> list[str]:
+    found = []
+    with open(path, errors="replace") as lines:
+        for line in lines:
+            match = _INCLUDE.match(line)
+            if match:
+                found.append(match.group(1).strip('"'))
+    return found
+
+
+def _uses_generate(path: Path, depth: int = 0) -> bool:
+    if depth > MAX_INCLUDE_DEPTH:
+        raise PeerError(f"{path}: $INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")
+    with open(path, errors="replace") as lines:
+        if any(_GENERATE.match(line) for line in lines):
+            return True
+    return any(
+        _uses_generate(path.parent / name, depth + 1)
+        for name in _includes(path)
+        if not os.path.isabs(name)
+    )
+
+
+def _copy_with_includes(source: Path, target: Path, depth: int = 0) -> None:
+    if depth > MAX_INCLUDE_DEPTH:
+        raise PeerError(f"{source}: $INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")
+    if target.exists() and target.read_bytes() != source.read_bytes():
+        raise PeerError(f"two different zone files would both be copied to {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    for name in _includes(source):
+        if not os.path.isabs(name):
+            _copy_with_includes(source.parent / name, target.parent / name, depth + 1)
+
+
+def _flatten(zone: str, source: Path, target: Path) -> None:
+    """Write *source* with $INCLUDE and $GENERATE expanded by named-compilezone."""
+    argv = [
+        require_binary("named-compilezone"),
+        "-q",
+        "-i",
+        "none",
+        "-k",
+        "ignore",
+        "-s",
+        "full",
+        "-o",
+        str(target),
+        zone,
+        source.name,
+    ]
+    done = subprocess.run(
+        argv, cwd=source.parent, capture_output=True, timeout=STARTUP_TIMEOUT, check=False
+    )
+    if done.returncode != 0:
+        raise PeerError(f"named-compilezone {source}: {done.stdout!r} {done.stderr!r}")
+
+
+def _stage_zones(zones: ZoneFiles, zonesdir: Path, expand_generate: bool) -> dict[str, str]:
+    """Copy the zone files into *zonesdir*; return zone name -> relative file name."""
+    staged: dict[str, str] = {}
+    zonesdir.mkdir(parents=True, exist_ok=True)
+    for zone, file in zones.items():
+        source = Path(file).resolve()
+        if not source.is_file():
+            raise PeerError(f"zone {zone}: no file {source}")
+        if expand_generate and _uses_generate(source):
+            name = f"{_zone_key(zone)}.flat"
+            _flatten(zone, source, zonesdir / name)
+        else:
+            name = source.name
+            _copy_with_includes(source, zonesdir / name)
+        staged[_zone_key(zone)] = name
+    return staged
+
+
+def _zone_key(zone: str) -> str:
+    return dns.name.from_text(zone).to_text(omit_final_dot=True).lower()
+
+
+def _workdir(kind: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"authd-peer-{kind}-"))
+
+
+def _start(
+    kind: str,
+    argv: list[str],
+    workdir: Path,
+    port: int,
+    zones: list[str],
+    timeout: float,
+) -> Server:
+    server = _launch(kind, argv, workdir, port)
+    _wait_until_serving(server, zones, timeout)
+    return server
+
+
+def start_knot(
+    zones: ZoneFiles,
+    port: int | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+    *,
+    extra: str = "",
+) -> Server:
+    """Knot DNS (knotd) serving *zones* (zone name -> file) on 127.0.0.1:*port*."""
+    knotd = require_binary("knotd")
+    port = port or free_port()
+    workdir = _workdir("knot")
+    try:
+        staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
+        (workdir / "run").mkdir()
+        (workdir / "db").mkdir()
+        zone_lines = "".join(
+            f'  - domain: "{zone}."\n    file: "{name}"\n' for zone, name in staged.items()
+        )
+        conf = (
+            "server:\n"
+            f'    rundir: "{workdir / "run"}"\n'
+            f"    listen: {HOST}@{port}\n"
+            "    udp-workers: 1\n"
+            "    tcp-workers: 1\n"
+            "    background-workers: 1\n" + extra + "database:\n"
+            f'    storage: "{workdir / "db"}"\n'
+            "log:\n"
+            "  - target: stderr\n"
+            "    any: info\n"
+            "template:\n"
+            "  - id: default\n"
+            f'    storage: "{workdir / "zones"}"\n'
+            "    zonefile-sync: -1\n"
+            "    zonefile-load: whole\n"
+            "    journal-content: none\n"
+            "zone:\n" + zone_lines
+        )
+        (workdir / "knot.conf").write_text(conf)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    argv = [knotd, "-c", str(workdir / "knot.conf")]
+    return _start("knot", argv, workdir, port, list(staged), timeout)
+
+
+def start_nsd(
+    zones: ZoneFiles,
+    port: int | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+    *,
+    extra: str = "",
+) -> Server:
+    """NSD serving *zones* (zone name -> file) on 127.0.0.1:*port*."""
+    nsd = require_binary("nsd")
+    port = port or free_port()
+    workdir = _workdir("nsd")
+    try:
+        staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
+        zone_lines = "".join(
+            f'zone:\n    name: "{zone}"\n    zonefile: "{name}"\n' for zone, name in staged.items()
+        )
+        conf = (
+            "server:\n"
+            f"    ip-address: {HOST}@{port}\n"
+            f"    port: {port}\n"
+            "    do-ip6: no\n"
+            '    username: ""\n'
+            '    chroot: ""\n'
+            f'    zonesdir: "{workdir / "zones"}"\n'
+            f'    pidfile: "{workdir / "nsd.pid"}"\n'
+            f'    xfrdfile: "{workdir / "xfrd.state"}"\n'
+            f'    zonelistfile: "{workdir / "zone.list"}"\n'
+            f'    xfrdir: "{workdir}"\n'
+            '    database: ""\n'
+            "    server-count: 1\n"
+            "    verbosity: 1\n" + extra + "remote-control:\n"
+            "    control-enable: no\n" + zone_lines
+        )
+        (workdir / "nsd.conf").write_text(conf)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    argv = [nsd, "-d", "-c", str(workdir / "nsd.conf")]
+    return _start("nsd", argv, workdir, port, list(staged), timeout)
+
+
+def start_bind(
+    zones: ZoneFiles,
+    port: int | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+    *,
+    extra: str = "",
+) -> Server:
+    """BIND 9 (named) serving *zones* (zone name -> file) on 127.0.0.1:*port*."""
+    named = require_binary("named")
+    port = port or free_port()
+    workdir = _workdir("bind")
+    try:
+        staged = _stage_zones(zones, workdir / "zones", expand_generate=False)
+        zone_lines = "".join(
+            f'zone "{zone}" {{ type primary; file "{name}"; notify no; }};\n'
+            for zone, name in staged.items()
+        )
+        conf = (
+            "options {\n"
+            f'    directory "{workdir / "zones"}";\n'
+            f'    pid-file "{workdir / "named.pid"}";\n'
+            f'    session-keyfile "{workdir / "session.key"}";\n'
+            f'    managed-keys-directory "{workdir}";\n'
+            f"    listen-on port {port} {{ {HOST}; }};\n"
+            "    listen-on-v6 { none; };\n"
+            "    recursion no;\n"
+            "    dnssec-validation no;\n"
+            "    allow-query { any; };\n"
+            "    notify no;\n" + extra + "};\n"
+            "controls { };\n" + zone_lines
+        )
+        (workdir / "named.conf").write_text(conf)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    argv = [named, "-g", "-n", "1", "-c", str(workdir / "named.conf")]
+    return _start("bind", argv, workdir, port, list(staged), timeout)
+
+
+def authd_config(zones: ZoneFiles, port: int, options: Mapping[str, object] | None = None) -> str:
+    """The YAML configuration for authd serving *zones* on 127.0.0.1:*port*."""
+    config: dict[str, object] = {
+        "listen": [{"address": HOST, "port": port}],
+        "zones": [
+            {"name": _zone_key(zone), "file": str(Path(file).resolve())}
+            for zone, file in zones.items()
+        ],
+    }
+    if options:
+        config["options"] = dict(options)
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def start_authd(
+    config: str | ZoneFiles,
+    port: int | None = None,
+    *,
+    options: Mapping[str, object] | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+) -> Server:
+    """Run ``python -m authd serve`` until it logs ``authd ready``.
+
+    *config* is either the YAML text (``{port}`` in it is replaced by the
+    port, so callers can let this module pick one) or a mapping zone name ->
+    file, from which a configuration listening on 127.0.0.1 is written.
+    """
+    port = port or free_port()
+    workdir = _workdir("authd")
+    if isinstance(config, str):
+        text = config.replace("{port}", str(port))
+        if options:
+            raise PeerError("options are given inside the configuration text")
+    else:
+        text = authd_config(config, port, options)
+    conf_path = workdir / "authd.yaml"
+    conf_path.write_text(text)
+    argv = [sys.executable, "-m", "authd", "serve", "-c", str(conf_path)]
+    server = _launch("authd", argv, workdir, port)
+    _wait_for_line(server, AUTHD_READY, timeout)
+    return server
