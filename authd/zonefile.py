@@ -73,7 +73,11 @@ class Record(NamedTuple):
 
 def parse_zone_file(path: str, origin: dns.name.Name) -> list[Record]:
     """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*."""
-    return _Parser().parse(_read_file(path, path, 0), origin, path)
+    try:
+        lines = _read_file(path, path)
+    except _Bad as e:
+        raise ZoneError(path, 0, str(e)) from None
+    return _Parser().parse(lines, origin, path)
 
 
 def parse_zone_text(text: str, origin: dns.name.Name, filename: str = "<text>") -> list[Record]:
@@ -127,19 +131,17 @@ def _split_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def _read_file(path: str, shown: str, depth: int) -> list[str]:
-    """Read *path* as UTF-8 lines; *shown* is the name used in error reasons."""
+def _read_file(path: str, shown: str) -> list[str]:
+    """Read *path* as UTF-8 lines; *shown* is how error reasons name it."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except FileNotFoundError:
-        raise _Bad(f"no such file: {shown}") if depth else ZoneError(path, 0, "no such file")
+        raise _Bad(f"no such file: {shown}") from None
     except UnicodeDecodeError as e:
-        reason = f"not UTF-8 text ({e.reason} at byte {e.start})"
-        raise _Bad(f"{shown}: {reason}") if depth else ZoneError(path, 0, reason)
+        raise _Bad(f"{shown}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
-        reason = e.strerror or str(e)
-        raise _Bad(f"cannot read {shown}: {reason}") if depth else ZoneError(path, 0, reason)
+        raise _Bad(f"cannot read {shown}: {e.strerror or e}") from None
     return text.split("\n")
 
 
@@ -196,8 +198,13 @@ def _rdtype(text: str) -> dns.rdatatype.RdataType:
     t = _TYPES.get(text) or _TYPES.get(text.upper())
     if t is not None:
         return t
-    if _class(text) is not None:
-        raise _Bad(f"class {text} is not supported (only IN)")
+    cls = _class(text)
+    if cls is not None:
+        raise _Bad(
+            f"class {text} where the type belongs"
+            if cls == IN
+            else f"class {text} is not supported (only IN)"
+        )
     try:
         t = dns.rdatatype.from_text(text)
     except dns.exception.DNSException:
@@ -205,6 +212,13 @@ def _rdtype(text: str) -> dns.rdatatype.RdataType:
     if t == dns.rdatatype.NONE or dns.rdatatype.is_metatype(t):
         raise _Bad(f"type {text} is not allowed in zone data")
     return t
+
+
+def _arity(word: str, args: list[str], least: int, most: int) -> None:
+    if len(args) < least:
+        raise _Bad(f"{word} needs an argument")
+    if len(args) > most:
+        raise _Bad(f"unexpected '{args[most]}' after {word}")
 
 
 def _unquote(text: str) -> str:
@@ -324,7 +338,10 @@ def _build_srv(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.r
     )
 
 
-_TXT_TYPES = {dns.rdatatype.TXT: dns.rdtypes.ANY.TXT.TXT, dns.rdatatype.SPF: dns.rdtypes.ANY.SPF.SPF}
+_TXT_TYPES = {
+    dns.rdatatype.TXT: dns.rdtypes.ANY.TXT.TXT,
+    dns.rdatatype.SPF: dns.rdtypes.ANY.SPF.SPF,
+}
 
 
 def _build_txt(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
@@ -533,9 +550,7 @@ class _Parser:
                     tokens = (line[:semi] if semi >= 0 else line).split()
                 else:
                     tokens, i = _tokenize(lines, i - 1)
-                    escaped = "\\" in line or i > lineno  # cheap over-estimate
-                    if escaped:
-                        escaped = any("\\" in t for t in tokens)
+                    escaped = any("\\" in t for t in tokens)
                 if not tokens:
                     continue
 
@@ -546,11 +561,12 @@ class _Parser:
                 else:
                     text = tokens[0]
                     if text[0] == "$":
-                        self._directive(tokens, filename, st)
+                        self._directive(tokens, filename, lineno, st)
                         o = st.origin
                         names = o.names
                         continue
-                    owner = names.get(text) or o.name(text)
+                    found = names.get(text)
+                    owner = o.name(text) if found is None else found
                     st.last_name = owner
                     k = 1
 
@@ -582,7 +598,9 @@ class _Parser:
                             if k >= ntok:
                                 raise _Bad("no type")
                             text = tokens[k]
-                    rdtype = types.get(text) or _rdtype(text)
+                    rdtype = types.get(text)
+                    if rdtype is None:
+                        rdtype = _rdtype(text)
 
                 rd = _rdata(o, rdtype, tokens[k + 1 :], escaped)
                 if ttl is None:
@@ -610,7 +628,7 @@ class _Parser:
 
     # --- directives -----------------------------------------------------------
 
-    def _directive(self, tokens: list[str], filename: str, st: _State) -> None:
+    def _directive(self, tokens: list[str], filename: str, lineno: int, st: _State) -> None:
         word = tokens[0].upper()
         args = tokens[1:]
         if word == "$ORIGIN":
@@ -625,7 +643,7 @@ class _Parser:
             _arity(word, args, 1, 2)
             self._include(args, filename, st)
         elif word == "$GENERATE":
-            self._generate(args, filename, st)
+            self._generate(args, filename, lineno, st)
         else:
             raise _Bad(f"unknown directive {tokens[0]}")
 
@@ -636,13 +654,13 @@ class _Parser:
             raise _Bad(f"$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")
         if os.path.realpath(path) in self.open_files:
             raise _Bad(f"$INCLUDE loop: {given} is already being read")
-        lines = _read_file(path, given, len(self.open_files))
+        lines = _read_file(path, given)
         child = st.copy()
         if len(args) == 2:
             child.origin = self._origin(st.origin.name(args[1]))
         self._file(lines, path, child)
 
-    def _generate(self, args: list[str], filename: str, st: _State) -> None:
+    def _generate(self, args: list[str], filename: str, lineno: int, st: _State) -> None:
         # $GENERATE range lhs [ttl] [class] type rhs  (BIND)
         if len(args) < 4:
             raise _Bad("$GENERATE needs a range, an owner, a type and rdata")
@@ -683,8 +701,6 @@ class _Parser:
         else:
             st.last_ttl = ttl
         o = st.origin
-        lineno = 0  # the caller's line; set by the ZoneError it raises
-        del lineno
         for counter in range(start, stop + 1, step):
             owner = o.name(_expand(lhs, counter))
             text = _expand(rhs, counter)
@@ -694,5 +710,5 @@ class _Parser:
                 tokens, _ = _tokenize([text], 0)
                 escaped = "\\" in text
             rd = _rdata(o, rdtype, tokens, escaped)
-            self.records.append(Record(owner, ttl, rd, filename, self._line))
+            self.records.append(Record(owner, ttl, rd, filename, lineno))
             st.last_name = owner

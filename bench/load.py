@@ -1,0 +1,110 @@
+"""Zone load benchmark: time and peak memory of parsing generated zones.
+
+Owns: ``measure(path, origin)``, which loads one zone file in this process and
+reports seconds and peak RSS, and a CLI that runs it in a fresh subprocess per
+size so one size's memory does not hide another's.
+
+Usage: python bench/load.py [10k] [100k] [1M] [--dnspython]
+(default: 10k 100k).  ``--dnspython`` also times ``dns.zone.from_file`` for
+comparison.  Sizes accept a k or M suffix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import dns.name
+import dns.zone
+
+from authd.zonefile import parse_zone_file
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _peak_rss_mib() -> float:
+    # VmHWM is the peak resident set of this process alone (Linux).
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(path: str, origin: str) -> dict[str, float | int | str]:
+    """Parse the zone at *path* once; return records, seconds and peak RSS (MiB)."""
+    zone_origin = dns.name.from_text(origin)
+    rss_before = _peak_rss_mib()
+    start = time.perf_counter()
+    records = parse_zone_file(path, zone_origin)
+    parse_s = time.perf_counter() - start
+    return {
+        "path": path,
+        "records": len(records),
+        "parse_s": round(parse_s, 3),
+        "rss_before_mib": round(rss_before, 1),
+        "peak_rss_mib": round(_peak_rss_mib(), 1),
+    }
+
+
+def measure_dnspython(path: str, origin: str) -> dict[str, float | int | str]:
+    """The same for ``dns.zone.from_file``, the baseline we are beating."""
+    start = time.perf_counter()
+    zone = dns.zone.from_file(path, origin, relativize=False)
+    seconds = time.perf_counter() - start
+    count = sum(len(rds) for _, rds in zone.iterate_rdatasets())
+    return {"records": count, "parse_s": round(seconds, 3), "peak_rss_mib": _peak_rss_mib()}
+
+
+def _size(text: str) -> int:
+    text = text.lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(text.rstrip("km")) * scale
+
+
+def _child(mode: str, path: str, origin: str) -> dict[str, float | int | str]:
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), mode, path, origin],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float | int | str] = json.loads(out.stdout)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("--child", "--child-dnspython"):
+        fn = measure if argv[0] == "--child" else measure_dnspython
+        print(json.dumps(fn(argv[1], argv[2])))
+        return 0
+    compare = "--dnspython" in argv
+    sizes = [_size(a) for a in argv if not a.startswith("--")] or [10_000, 100_000]
+    sys.path.insert(0, _HERE)
+    import zonegen
+
+    origin = "example.com."
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = os.path.join(tmp, f"zone-{n}.db")
+            zonegen.write_zone(path, n, origin)
+            r = _child("--child", path, origin)
+            print(
+                f"{n:>9} records  parse {r['parse_s']:7.3f} s  "
+                f"peak RSS {r['peak_rss_mib']:7.1f} MiB (before parse {r['rss_before_mib']} MiB)",
+                flush=True,
+            )
+            if compare:
+                d = _child("--child-dnspython", path, origin)
+                print(f"{'':>9} dns.zone.from_file {d['parse_s']:7.3f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Everything the tests need on a fresh Debian machine, then the checks and tests.
+# Used verbatim by README.md and .ci/run.  Missing peers are an error, not a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+# The peers the tests start (BIND, Knot, NSD), the clients (dig, kdig), dnsperf.
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+    python3 python3-venv python3-pip \
+    bind9 bind9-dnsutils knot knot-dnsutils nsd dnsperf iproute2 git >/dev/null
+# Debian starts the daemons it installs; the tests start their own on other ports.
+for svc in named bind9 knot nsd; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+
+for tool in dig kdig named knotd nsd dnsperf; do
+    command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null \
+        || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+.venv/bin/ruff format --check authd tests bench
+.venv/bin/ruff check authd tests bench
+.venv/bin/mypy authd
+PATH="$PWD/.venv/bin:$PATH:/usr/sbin" AUTHD_REQUIRE_PEERS=1 .venv/bin/python -m pytest -q
