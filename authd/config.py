@@ -242,9 +242,13 @@ def bundled_root() -> str:
 
 
 def default_config() -> Config:
-    """The bundled default: every example zone in ``zones/`` on loopback port 5300."""
-    root = bundled_root()
-    path = os.path.join(root, "etc", "authd.yaml")
-    if os.path.isfile(path):
-        return load_config(path)
-    raise ConfigError("", f"no bundled config at {path}; pass -c CONFIG")
+    """The bundled default: every example zone in ``zones/`` on loopback port 5300.
+
+    ``etc/authd.yaml`` is looked for in the current folder, then in the source
+    checkout the package was installed from (``pip install -e .``).
+    """
+    candidates = [os.path.join("etc", "authd.yaml"), os.path.join(bundled_root(), "etc", "authd.yaml")]
+    for path in candidates:
+        if os.path.isfile(path):
+            return load_config(path)
+    raise ConfigError("", f"no bundled config at {' or '.join(candidates)}; pass -c CONFIG")
