@@ -26,6 +26,7 @@ explicit TTL; without either, the SOA's MINIMUM once an SOA has been read.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Callable
@@ -178,10 +179,15 @@ def _tokenize(lines: list[str], i: int) -> tuple[list[str], int]:
 
 
 def _ttl(text: str) -> int:
+    if text.isdigit() and text.isascii() and len(text) < 10:
+        return int(text)
     try:
         return dns.ttl.from_text(text)
     except dns.exception.DNSException:
         raise _Bad(f"bad TTL '{text}'") from None
+
+
+_IN_WORDS = frozenset(("IN", "in", "In", "iN"))
 
 
 def _class(text: str) -> dns.rdataclass.RdataClass | None:
@@ -225,17 +231,122 @@ def _unquote(text: str) -> str:
     return text[1:-1] if text[:1] == '"' else text
 
 
-class _Origin:
-    """Per-origin caches: relative text means something else under another origin."""
+# --- building dnspython objects fast ------------------------------------------
+#
+# The constructors of dnspython's immutable types cost about 4 us each (a
+# context variable guards every attribute store, and class and type are
+# re-validated as enums), which is most of the time of a large load.  For the
+# common types we validate the fields ourselves, exactly as the constructor
+# would, and store them with object.__setattr__ -- what dnspython's own
+# __setstate__ does.  _store_matches_constructors() proves at import time
+# that this yields objects equal, field for field, to the constructors'; if a
+# dnspython release ever lays them out differently we use the constructors.
 
-    __slots__ = ("origin", "suffix", "names", "rdata")
+_new = object.__new__
+_set = object.__setattr__
+
+_A_CLS = dns.rdtypes.IN.A.A
+_AAAA_CLS = dns.rdtypes.IN.AAAA.AAAA
+_MX_CLS = dns.rdtypes.ANY.MX.MX
+_SRV_CLS = dns.rdtypes.IN.SRV.SRV
+_NAME_CLS: dict[int, type[dns.rdata.Rdata]] = {
+    dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS,
+    dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
+    dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR,
+    dns.rdatatype.DNAME: dns.rdtypes.ANY.DNAME.DNAME,
+}
+_TXT_CLS: dict[int, type[dns.rdata.Rdata]] = {
+    dns.rdatatype.TXT: dns.rdtypes.ANY.TXT.TXT,
+    dns.rdatatype.SPF: dns.rdtypes.ANY.SPF.SPF,
+}
+# Each class's own fields, in the order its constructor takes them.
+_FIELDS: dict[type[dns.rdata.Rdata], tuple[str, ...]] = {
+    _A_CLS: ("address",),
+    _AAAA_CLS: ("address",),
+    _MX_CLS: ("preference", "exchange"),
+    _SRV_CLS: ("priority", "weight", "port", "target"),
+    **{cls: ("target",) for cls in _NAME_CLS.values()},
+    **{cls: ("strings",) for cls in _TXT_CLS.values()},
+}
+
+_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\Z"
+).match
+
+
+_Maker = Callable[
+    [type[dns.rdata.Rdata], dns.rdatatype.RdataType, tuple[object, ...]], dns.rdata.Rdata
+]
+
+
+def _store(
+    cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType, values: tuple[object, ...]
+) -> dns.rdata.Rdata:
+    """An rdata of *cls* holding already-validated *values* in ``_FIELDS`` order."""
+    rd = _new(cls)
+    _set(rd, "rdclass", IN)
+    _set(rd, "rdtype", rdtype)
+    _set(rd, "rdcomment", None)
+    for field, value in zip(_FIELDS[cls], values, strict=True):
+        _set(rd, field, value)
+    return rd
+
+
+def _construct(
+    cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType, values: tuple[object, ...]
+) -> dns.rdata.Rdata:
+    return cls(IN, rdtype, *values)  # type: ignore[call-arg]
+
+
+def _store_name(labels: tuple[bytes, ...]) -> dns.name.Name:
+    name = _new(dns.name.Name)
+    _set(name, "labels", labels)
+    return name
+
+
+def _store_matches_constructors() -> bool:
+    o = dns.name.from_text("example.")
+    target = _store_name((b"a", b"example", b""))
+    samples: list[tuple[type[dns.rdata.Rdata], dns.rdatatype.RdataType, tuple[object, ...]]] = [
+        (_A_CLS, dns.rdatatype.A, ("192.0.2.1",)),
+        (_AAAA_CLS, dns.rdatatype.AAAA, ("2001:db8::1",)),
+        (_MX_CLS, dns.rdatatype.MX, (10, target)),
+        (_SRV_CLS, dns.rdatatype.SRV, (1, 2, 3, target)),
+        *((cls, dns.rdatatype.RdataType(t), (target,)) for t, cls in _NAME_CLS.items()),
+        *((cls, dns.rdatatype.RdataType(t), ((b"x", b""),)) for t, cls in _TXT_CLS.items()),
+    ]
+    for cls, rdtype, values in samples:
+        fast, slow = _store(cls, rdtype, values), _construct(cls, rdtype, values)
+        if type(fast) is not type(slow) or fast.__getstate__() != slow.__getstate__():
+            return False
+        if fast.to_text() != slow.to_text() or hash(fast) != hash(slow):
+            return False
+    name = dns.name.from_text("a", o)
+    return _store_name(name.labels).__getstate__() == name.__getstate__()
+
+
+_direct: _Maker
+_direct_name: Callable[[tuple[bytes, ...]], dns.name.Name]
+if _store_matches_constructors():
+    _direct, _direct_name = _store, _store_name
+else:  # pragma: no cover - a dnspython that lays its objects out differently
+    _direct, _direct_name = _construct, dns.name.Name
+
+
+class _Origin:
+    """Names and rdata read under one origin, cached by their text (relative
+    text means something else under another origin)."""
+
+    __slots__ = ("origin", "suffix", "suffix_len", "names", "rdata")
 
     def __init__(self, origin: dns.name.Name) -> None:
         self.origin = origin
-        self.suffix = list(origin.labels)
+        self.suffix = origin.labels
+        self.suffix_len = sum(len(label) + 1 for label in origin.labels)  # wire length
         self.names: dict[str, dns.name.Name] = {}
         # rdata by (type, text of its tokens); rdata objects are immutable, so
-        # records with the same data can share one.
+        # records with the same data share one.
         self.rdata: dict[tuple[int, str], dns.rdata.Rdata] = {}
 
     def name(self, text: str) -> dns.name.Name:
@@ -249,19 +360,21 @@ class _Origin:
             return self.origin
         if text[0] == '"':
             raise _Bad(f"a name cannot be quoted: {text}")
+        if "\\" not in text and text.isascii() and ".." not in text and text[0] != ".":
+            # Plain ASCII labels: split them ourselves and check what
+            # dns.name._validate_labels checks (RFC 1035 section 2.3.4 limits).
+            absolute = text[-1] == "."
+            raw = text[:-1] if absolute else text
+            labels = tuple(raw.encode().split(b"."))
+            if len(raw) <= 63 or max(map(len, labels)) <= 63:
+                if absolute:
+                    if len(text) + 1 <= 255:
+                        return _direct_name((*labels, b""))
+                elif len(text) + 1 + self.suffix_len <= 255:
+                    return _direct_name(labels + self.suffix)
+        # Escapes, IDNA, the root, and every error: let dnspython do it.
         try:
-            if "\\" in text or not text.isascii():
-                # Escapes and IDNA: let dnspython do it.
-                return dns.name.from_text(text, self.origin)
-            if text[-1] == ".":
-                if text == ".":
-                    return dns.name.root
-                labels = text[:-1].encode().split(b".")
-                labels.append(b"")
-            else:
-                labels = text.encode().split(b".")
-                labels += self.suffix
-            return dns.name.Name(labels)
+            return dns.name.from_text(text, self.origin)
         except dns.name.EmptyLabel:
             raise _Bad(f"bad name '{text}': empty label") from None
         except dns.name.LabelTooLong:
@@ -272,11 +385,11 @@ class _Origin:
             raise _Bad(f"bad name '{text}': {e}") from None
 
 
-# --- rdata built straight from tokens -------------------------------------
+# --- rdata from tokens ----------------------------------------------------------
 #
-# Each builder takes the rdata tokens (no escapes: those go to from_text) and
-# returns the rdata, or None when the tokens have an unusual shape, in which
-# case dns.rdata.from_text parses them and reports any error its own way.
+# A builder takes the rdata tokens (never with escapes: those go to from_text)
+# and returns the rdata, or None when the tokens have an unusual shape; then
+# dns.rdata.from_text parses them and reports any error in its own words.
 
 _Builder = Callable[[_Origin, dns.rdatatype.RdataType, list[str]], "dns.rdata.Rdata | None"]
 
@@ -284,33 +397,27 @@ _Builder = Callable[[_Origin, dns.rdatatype.RdataType, list[str]], "dns.rdata.Rd
 def _build_a(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
     if len(rest) != 1:
         return None
-    try:
-        return dns.rdtypes.IN.A.A(IN, t, rest[0])
-    except dns.exception.DNSException:
-        raise _Bad(f"bad IPv4 address '{rest[0]}'") from None
+    # dnspython accepts only the canonical dotted quad, so the text is its own
+    # canonical form.
+    if _IPV4(rest[0]) is None:
+        raise _Bad(f"bad IPv4 address '{rest[0]}'")
+    return _direct(_A_CLS, t, (rest[0],))
 
 
 def _build_aaaa(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
     if len(rest) != 1:
         return None
     try:
-        return dns.rdtypes.IN.AAAA.AAAA(IN, t, rest[0])
+        address = dns.ipv6.canonicalize(rest[0])
     except dns.exception.DNSException:
         raise _Bad(f"bad IPv6 address '{rest[0]}'") from None
-
-
-_NAME_TYPES = {
-    dns.rdatatype.NS: dns.rdtypes.ANY.NS.NS,
-    dns.rdatatype.CNAME: dns.rdtypes.ANY.CNAME.CNAME,
-    dns.rdatatype.PTR: dns.rdtypes.ANY.PTR.PTR,
-    dns.rdatatype.DNAME: dns.rdtypes.ANY.DNAME.DNAME,
-}
+    return _direct(_AAAA_CLS, t, (address,))
 
 
 def _build_name(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
     if len(rest) != 1:
         return None
-    return _NAME_TYPES[t](IN, t, o.name(rest[0]))
+    return _direct(_NAME_CLS[t], t, (o.name(rest[0]),))
 
 
 def _uint16(text: str, what: str) -> int:
@@ -322,26 +429,16 @@ def _uint16(text: str, what: str) -> int:
 def _build_mx(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
     if len(rest) != 2:
         return None
-    return dns.rdtypes.ANY.MX.MX(IN, t, _uint16(rest[0], "MX preference"), o.name(rest[1]))
+    return _direct(_MX_CLS, t, (_uint16(rest[0], "MX preference"), o.name(rest[1])))
 
 
 def _build_srv(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
     if len(rest) != 4:
         return None
-    return dns.rdtypes.IN.SRV.SRV(
-        IN,
-        t,
-        _uint16(rest[0], "SRV priority"),
-        _uint16(rest[1], "SRV weight"),
-        _uint16(rest[2], "SRV port"),
-        o.name(rest[3]),
-    )
-
-
-_TXT_TYPES = {
-    dns.rdatatype.TXT: dns.rdtypes.ANY.TXT.TXT,
-    dns.rdatatype.SPF: dns.rdtypes.ANY.SPF.SPF,
-}
+    priority = _uint16(rest[0], "SRV priority")
+    weight = _uint16(rest[1], "SRV weight")
+    port = _uint16(rest[2], "SRV port")
+    return _direct(_SRV_CLS, t, (priority, weight, port, o.name(rest[3])))
 
 
 def _build_txt(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.rdata.Rdata | None:
@@ -354,11 +451,10 @@ def _build_txt(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.r
         if len(data) > 255:
             raise _Bad(f"{t.name} string longer than 255 octets")
         strings.append(data)
-    return _TXT_TYPES[t](IN, t, strings)
+    return _direct(_TXT_CLS[t], t, (tuple(strings),))
 
 
 _BUILDERS: dict[int, _Builder] = {
-    dns.rdatatype.A: _build_a,
     dns.rdatatype.AAAA: _build_aaaa,
     dns.rdatatype.NS: _build_name,
     dns.rdatatype.CNAME: _build_name,
@@ -369,12 +465,16 @@ _BUILDERS: dict[int, _Builder] = {
     dns.rdatatype.TXT: _build_txt,
     dns.rdatatype.SPF: _build_txt,
 }
+_A = dns.rdatatype.A
 
 
 def _rdata(
     o: _Origin, t: dns.rdatatype.RdataType, rest: list[str], escaped: bool
 ) -> dns.rdata.Rdata:
     """The rdata of type *t* from its tokens; *escaped* if any token holds a backslash."""
+    if t == _A and not escaped and len(rest) == 1:
+        # Most records are A and most addresses differ: skip the cache.
+        return _build_a(o, t, rest)  # type: ignore[return-value]
     key = (t, " ".join(rest))
     rd = o.rdata.get(key)
     if rd is not None:
@@ -385,9 +485,7 @@ def _rdata(
     if rd is None:
         try:
             rd = dns.rdata.from_text(IN, t, key[1], origin=o.origin, relativize=False)
-        except dns.exception.DNSException as e:
-            raise _Bad(f"bad {t.name} rdata '{key[1]}': {e}") from None
-        except ValueError as e:
+        except (dns.exception.DNSException, ValueError) as e:
             raise _Bad(f"bad {t.name} rdata '{key[1]}': {e}") from None
     o.rdata[key] = rd
     return rd
@@ -523,13 +621,23 @@ class _Parser:
     def parse(self, lines: list[str], origin: dns.name.Name, filename: str) -> list[Record]:
         if not origin.is_absolute():
             raise ZoneError(filename, 0, f"origin {origin} is not absolute")
-        self._file(lines, filename, _State(self._origin(origin)))
+        # A load allocates millions of objects and frees almost none, so the
+        # cyclic GC would rescan the growing heap again and again for nothing
+        # (a third of the time of a 100k-record zone).  Nothing here makes cycles.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._file(lines, filename, _State(self._origin(origin)))
+        finally:
+            if paused:
+                gc.enable()
         return self.records
 
     def _file(self, lines: list[str], filename: str, st: _State) -> None:
         """Append the records of one file's *lines* to ``self.records``."""
         self.open_files.append(os.path.realpath(filename))
         append = self.records.append
+        new_tuple = tuple.__new__
         complex_line = _COMPLEX.search
         types = _TYPES
         o = st.origin
@@ -584,7 +692,10 @@ class _Parser:
                     text = tokens[k]
                 rdtype = types.get(text)
                 if rdtype is None:
-                    cls = _class(text)
+                    if text in _IN_WORDS:
+                        cls: dns.rdataclass.RdataClass | None = IN
+                    else:
+                        cls = _class(text)
                     if cls is not None:
                         if cls != IN:
                             raise _Bad(f"class {text} is not supported (only IN)")
@@ -613,7 +724,8 @@ class _Parser:
                     st.last_ttl = ttl
                     if rdtype == _SOA and st.default_ttl is None:
                         self._soa_default(st, rd)
-                append(Record(owner, ttl, rd, filename, lineno))
+                # tuple.__new__ skips NamedTuple's Python-level __new__.
+                append(new_tuple(Record, (owner, ttl, rd, filename, lineno)))
         except _Bad as e:
             raise ZoneError(filename, lineno, str(e)) from None
         finally:

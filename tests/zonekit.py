@@ -90,7 +90,9 @@ def make_query(
     return q
 
 
-def exchange(snapshot: Snapshot, wire: bytes, tcp: bool = False, client: str = CLIENT) -> bytes | None:
+def exchange(
+    snapshot: Snapshot, wire: bytes, tcp: bool = False, client: str = CLIENT
+) -> bytes | None:
     """*wire* through the front door: the one response, or None when dropped."""
     transport = Transport.TCP if tcp else Transport.UDP
     reply = handle(Request(wire, client, LOCAL, transport), snapshot)
@@ -98,7 +100,9 @@ def exchange(snapshot: Snapshot, wire: bytes, tcp: bool = False, client: str = C
     return reply.messages[0] if reply.messages else None
 
 
-def ask(snapshot: Snapshot, qname: str, qtype: str | int = "A", *, tcp: bool = False, **kw: object) -> dns.message.Message:
+def ask(
+    snapshot: Snapshot, qname: str, qtype: str | int = "A", *, tcp: bool = False, **kw: object
+) -> dns.message.Message:
     """Ask (*qname*, *qtype*) and parse the response, which must exist."""
     query = make_query(qname, qtype, **kw)  # type: ignore[arg-type]
     out = exchange(snapshot, query.to_wire(), tcp=tcp)
