@@ -59,6 +59,11 @@ def _finding(id: str, severity: Severity, where: Origin, message: str) -> Findin
     return Finding(id, severity, where.file, where.line, message)
 
 
+def _distinct(rdatas: list[object]) -> int:
+    """How many different records; a repeated identical one is a duplicate, not two."""
+    return len(set(rdatas))
+
+
 def check_zone(
     origin: dns.name.Name, grouped: Grouped, cuts: Iterable[dns.name.Name], zone_file: str
 ) -> list[Finding]:
@@ -75,13 +80,13 @@ def check_zone(
         )
     else:
         rdatas, where = apex[RdataType.SOA]
-        if len(rdatas) != 1:
+        if _distinct(rdatas) != 1:
             findings.append(
                 _finding(
                     "soa-multiple",
                     Severity.ERROR,
                     where,
-                    f"{len(rdatas)} SOA records at {origin}; a zone has exactly one",
+                    f"{_distinct(rdatas)} SOA records at {origin}; a zone has exactly one",
                 )
             )
     if apex is None or RdataType.NS not in apex:
@@ -112,25 +117,25 @@ def check_zone(
                         f"{name} has a CNAME and other data ({', '.join(others)})",
                     )
                 )
-            if len(rdatas) > 1:
+            if _distinct(rdatas) > 1:
                 findings.append(
                     _finding(
                         "cname-multiple",
                         Severity.ERROR,
                         where,
-                        f"{name} has {len(rdatas)} CNAME records; at most one is allowed",
+                        f"{name} has {_distinct(rdatas)} CNAME records; at most one is allowed",
                     )
                 )
         if RdataType.DNAME in types:
             rdatas, where = types[RdataType.DNAME]
             dname_owners.append((name, where))
-            if len(rdatas) > 1:
+            if _distinct(rdatas) > 1:
                 findings.append(
                     _finding(
                         "dname-multiple",
                         Severity.ERROR,
                         where,
-                        f"{name} has {len(rdatas)} DNAME records; at most one is allowed",
+                        f"{name} has {_distinct(rdatas)} DNAME records; at most one is allowed",
                     )
                 )
     if dname_owners:

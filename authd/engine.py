@@ -28,6 +28,8 @@ IN = dns.rdataclass.IN
 # what we have (BIND restarts at most 11 times; 12 links is ample for real data).
 MAX_CHAIN = 12
 
+EDE_NOT_AUTHORITATIVE = 20
+
 # A zone table maps an apex to its version; None marks a zone that failed to
 # load and must answer SERVFAIL rather than fall through to a parent zone.
 ZoneTable = Mapping[dns.name.Name, "ZoneVersion | None"]
@@ -55,6 +57,7 @@ class Answer:
     required: list[dns.rrset.RRset] = field(default_factory=list)
     # ...and those that are dropped silently when they do not fit (RFC 2181 s9).
     additional: list[dns.rrset.RRset] = field(default_factory=list)
+    ede: int | None = None  # an Extended DNS Error code (RFC 8914) for the OPT
 
 
 def find_zone(
@@ -204,10 +207,13 @@ def _additional_for(zone: ZoneVersion, rrsets: list[dns.rrset.RRset]) -> list[dn
     return _addresses(zone, [t for t in targets if t.is_subdomain(zone.origin)], False)
 
 
-def _referral(zone: ZoneVersion, cut: dns.name.Name, node: Node, result: Answer) -> None:
+def _referral(
+    zone: ZoneVersion, cut: dns.name.Name, node: Node, result: Answer, dnssec: bool
+) -> None:
     ns = node[RdataType.NS]
     result.authority.append(ns)
-    if RdataType.DS in node:
+    # DS proves a secure delegation; only DNSSEC-aware (DO) clients get it (RFC 4035 3.1.4).
+    if dnssec and RdataType.DS in node:
         result.authority.append(node[RdataType.DS])
     targets = [rd.target for rd in ns]  # type: ignore[attr-defined]
     # RFC 9471: glue below the cut is required; sibling glue is optional.
@@ -232,8 +238,12 @@ def resolve(
     *,
     minimal_responses: bool = False,
     minimal_any: bool = False,
+    dnssec: bool = False,
 ) -> Answer:
-    """Answer (*qname*, *qtype*) from *zone*, following chains inside it."""
+    """Answer (*qname*, *qtype*) from *zone*, following chains inside it.
+
+    *dnssec* is the query's DO bit.
+    """
     result = Answer(State.ANSWER)
     seen: set[dns.name.Name] = set()
     current = qname
@@ -242,7 +252,7 @@ def resolve(
         outcome, owner, node = _walk(zone, current, qtype)
         if outcome is _Walk.CUT:
             assert node is not None
-            _referral(zone, owner, node, result)
+            _referral(zone, owner, node, result, dnssec)
             result.state = State.DELEGATION
             # A referral alone is not authoritative; after a chain the answer is.
             result.aa = bool(result.answer)
@@ -258,6 +268,10 @@ def resolve(
                 result.rcode = dns.rcode.YXDOMAIN
                 return _finish(zone, result, minimal_responses)
             result.answer.append(_cname_rrset(current, target, dname.ttl))
+            # Asked for the CNAME itself: the synthesized one is the answer, as
+            # for a real CNAME (RFC 1034 4.3.2 step 3a); NSD, Knot and BIND agree.
+            if qtype == RdataType.CNAME:
+                return _finish(zone, result, minimal_responses)
             if not target.is_subdomain(zone.origin) or target in seen:
                 return _finish(zone, result, minimal_responses)
             current = target
@@ -310,12 +324,21 @@ def answer_query(
     *,
     minimal_responses: bool = False,
     minimal_any: bool = False,
+    dnssec: bool = False,
 ) -> Answer:
     """The full engine: pick the zone, then resolve inside it."""
     found = find_zone(zones, qname, qtype)
     if found is None:
-        return Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
+        # EDE 20 "Not Authoritative" (RFC 8914 s4.21), as NSD and Knot send.
+        return Answer(State.REFUSED, dns.rcode.REFUSED, aa=False, ede=EDE_NOT_AUTHORITATIVE)
     _, zone = found
     if zone is None:
         return Answer(State.SERVFAIL, dns.rcode.SERVFAIL, aa=False)
-    return resolve(zone, qname, qtype, minimal_responses=minimal_responses, minimal_any=minimal_any)
+    return resolve(
+        zone,
+        qname,
+        qtype,
+        minimal_responses=minimal_responses,
+        minimal_any=minimal_any,
+        dnssec=dnssec,
+    )

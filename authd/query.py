@@ -99,6 +99,7 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             key.qclass,
             key.flags,
             _limit(request.transport, key.payload, options.udp_payload_max),
+            key.payload is not None,  # an OPT only answers an OPT (RFC 6891 s7)
             key.do,
             key.nsid,
             request.transport is Transport.UDP,
@@ -146,8 +147,6 @@ def _answer(request: Request, snapshot: Snapshot, view: View | None) -> bytes | 
         # bad rdata...) gets FORMERR from the header alone.
         return wire.header_only(data, dns.rcode.FORMERR)
     options = snapshot.options
-    if msg.opcode() != dns.opcode.QUERY:
-        return _simple(msg, request, snapshot, dns.rcode.NOTIMP)
     edns: EdnsReply | None = None
     if msg.edns >= 0:
         nsid = None
@@ -159,6 +158,8 @@ def _answer(request: Request, snapshot: Snapshot, view: View | None) -> bytes | 
         if msg.edns > 0:
             # RFC 6891 section 6.1.3: answer BADVERS with the version we do speak.
             return _simple(msg, request, snapshot, dns.rcode.BADVERS, edns)
+    if msg.opcode() != dns.opcode.QUERY:
+        return _simple(msg, request, snapshot, dns.rcode.NOTIMP, edns)
     if len(msg.question) != 1 or msg.answer or msg.authority:
         return _simple(msg, request, snapshot, dns.rcode.FORMERR, edns)
     q = msg.question[0]
@@ -185,6 +186,7 @@ def _answer(request: Request, snapshot: Snapshot, view: View | None) -> bytes | 
             q.rdtype,
             minimal_responses=options.minimal_responses,
             minimal_any=options.minimal_any and request.transport is Transport.UDP,
+            dnssec=edns is not None and edns.do,
         )
     return render(msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, limit)
 

@@ -36,12 +36,15 @@ class EdnsReply:
     do: bool
     nsid: bytes | None = None
     ext_rcode: int = 0  # the upper 8 bits of a 12-bit rcode (BADVERS = 16 -> 1)
+    ede: int | None = None  # Extended DNS Error (RFC 8914), no extra text
 
 
 def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
     options: list[dns.edns.Option] = []
     if edns.nsid is not None:
         options.append(dns.edns.NSIDOption(edns.nsid))
+    if edns.ede is not None:
+        options.append(dns.edns.EDEOption(edns.ede))
     rdata = dns.rdtypes.ANY.OPT.OPT(edns.payload, dns.rdatatype.OPT, options)
     rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.RdataClass(edns.payload), dns.rdatatype.OPT)
     rrset.add(rdata)
@@ -50,7 +53,8 @@ def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
 
 
 def _opt_size(edns: EdnsReply) -> int:
-    return OPT_FIXED_SIZE + (4 + len(edns.nsid) if edns.nsid is not None else 0)
+    size = OPT_FIXED_SIZE + (4 + len(edns.nsid) if edns.nsid is not None else 0)
+    return size + (6 if edns.ede is not None else 0)
 
 
 def render(
@@ -68,8 +72,8 @@ def render(
     if answer.aa:
         flags |= dns.flags.AA
     ext_rcode = answer.rcode >> 4
-    if edns is not None and ext_rcode:
-        edns = EdnsReply(edns.payload, edns.do, edns.nsid, ext_rcode)
+    if edns is not None and (ext_rcode or answer.ede is not None):
+        edns = EdnsReply(edns.payload, edns.do, edns.nsid, ext_rcode, answer.ede)
     r = dns.renderer.Renderer(query_id, flags, limit)
     if edns is not None:
         r.reserve(_opt_size(edns))

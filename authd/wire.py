@@ -10,7 +10,10 @@ answers a malformed packet that the full parser would have refused.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
+
+import dns.edns
 
 HEADER_LEN = 12
 FLAG_QR = 0x8000
@@ -20,7 +23,17 @@ FLAG_CD = 0x0010
 TYPE_OPT = 41
 EDNS_DO = 0x8000
 OPTION_NSID = 3
+OPTION_COOKIE = 10
+OPTION_PADDING = 12
 MAX_NAME_WIRE = 255  # RFC 1035 section 3.1
+# Options whose content never makes a query malformed.
+_OPAQUE_OPTIONS = frozenset({OPTION_NSID, OPTION_PADDING})
+
+
+@functools.cache
+def _is_generic_option(code: int) -> bool:
+    """True when dnspython reads option *code* as opaque bytes, so it cannot fail."""
+    return dns.edns.get_option_class(dns.edns.OptionType.make(code)) is dns.edns.GenericOption
 
 
 class QuestionKey(NamedTuple):
@@ -80,9 +93,16 @@ def question_key(wire: bytes) -> QuestionKey | None:
                 return None
             code = (wire[pos] << 8) | wire[pos + 1]
             olen = (wire[pos + 2] << 8) | wire[pos + 3]
-            pos += 4 + olen
             if code == OPTION_NSID:
                 nsid = True
+            elif code == OPTION_COOKIE:
+                # RFC 7873 section 4: a client cookie of 8 bytes, a server one of 8-32.
+                if olen != 8 and not 16 <= olen <= 40:
+                    return None
+            elif code not in _OPAQUE_OPTIONS and not _is_generic_option(code):
+                # An option the full parser validates (ECS...): let it decide.
+                return None
+            pos += 4 + olen
         if pos != end:
             return None
     elif pos != n:

@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-pip \
-    bind9 bind9-dnsutils knot knot-dnsutils nsd dnsperf iproute2 git >/dev/null
+    bind9 bind9-dnsutils knot knot-dnsutils knot-dnssecutils nsd dnsperf iproute2 git >/dev/null
 # Debian starts the daemons it installs; the tests start their own on other ports.
 for svc in named bind9 knot nsd; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 

@@ -51,11 +51,26 @@ class Question:
     tcp: bool = False
     edns: bool = True
     why: str = ""
+    rd: bool = True  # dnspython's default, as a stub resolver sends
+    dnssec_ok: bool = False
+    edns_version: int = 0
+    payload: int = EDNS_PAYLOAD
+    opcode: str = "QUERY"
+    qclass: str = "IN"
 
     def label(self) -> str:
         transport = "TCP" if self.tcp else "UDP"
-        edns = f"EDNS {EDNS_PAYLOAD}" if self.edns else "no EDNS"
-        return f"{self.qname} {self.qtype} over {transport}, {edns} ({self.why})"
+        edns = f"EDNS {self.payload}" if self.edns else "no EDNS"
+        extras = [
+            f"EDNS version {self.edns_version}" if self.edns_version else "",
+            "DO" if self.dnssec_ok else "",
+            "RD clear" if not self.rd else "",
+            f"opcode {self.opcode}" if self.opcode != "QUERY" else "",
+        ]
+        more = "".join(f", {extra}" for extra in extras if extra)
+        return (
+            f"{self.qname} {self.qclass} {self.qtype} over {transport}, {edns}{more} ({self.why})"
+        )
 
 
 # One RRset as compared: lower-cased owner, class, type, TTL, canonical RDATA texts.
@@ -164,8 +179,11 @@ def questions_for_zone(zone: ZoneData) -> list[Question]:
             result.append(Question(text, qtype, why=why))
         own = sorted(zone.nodes.get(name, {"A"}))
         result.append(Question(_mixed_case(name), own[0], why=f"{why}, mixed case"))
+        result.append(Question(text, own[0], rd=False, why=f"{why}, as a resolver asks"))
+        result.append(Question(text, own[0], dnssec_ok=True, why=f"{why}, DO set"))
         for qtype in own:
             result.append(Question(text, qtype, edns=False, why=f"{why}, no EDNS"))
+            result.append(Question(text, qtype, tcp=True, why=f"{why}, over TCP"))
         result.append(Question(text, "ANY", tcp=True, why=f"{why}, ANY over TCP"))
     for name, why in sorted(probes.items()):
         for qtype in ("A", "AAAA", "MX", "TXT", "NS", "DS", "CNAME"):
@@ -227,14 +245,19 @@ def outcome_of(reply: dns.message.Message) -> Outcome:
     )
 
 
-def ask(question: Question, host: str, port: int) -> Outcome:
+def ask(question: Question, host: str, port: int, *, dnssec_ok: bool = False) -> Outcome:
     """Send *question* to host:port and reduce the reply (errors become outcomes)."""
     query = dns.message.make_query(
         question.qname,
         question.qtype,
-        use_edns=0 if question.edns else False,
-        payload=EDNS_PAYLOAD,
+        question.qclass,
+        use_edns=question.edns_version if question.edns else False,
+        payload=question.payload,
+        want_dnssec=dnssec_ok or question.dnssec_ok,
     )
+    if not question.rd:
+        query.flags &= ~dns.flags.RD
+    query.set_opcode(dns.opcode.from_text(question.opcode))
     try:
         if question.tcp:
             reply = dns.query.tcp(query, host, port=port, timeout=QUERY_TIMEOUT)

@@ -320,7 +320,10 @@ def start_knot(
     *,
     extra: str = "",
 ) -> Server:
-    """Knot DNS (knotd) serving *zones* (zone name -> file) on 127.0.0.1:*port*."""
+    """Knot DNS (knotd) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
+
+    *extra* is appended to the ``server:`` section verbatim (indented lines).
+    """
     knotd = require_binary("knotd")
     port = port or free_port()
     workdir = _workdir("knot")
@@ -365,7 +368,10 @@ def start_nsd(
     *,
     extra: str = "",
 ) -> Server:
-    """NSD serving *zones* (zone name -> file) on 127.0.0.1:*port*."""
+    """NSD serving *zones* (zone name -> file) on 127.0.0.1:*port*.
+
+    *extra* is appended to the ``server:`` section verbatim (indented lines).
+    """
     nsd = require_binary("nsd")
     port = port or free_port()
     workdir = _workdir("nsd")
@@ -406,7 +412,10 @@ def start_bind(
     *,
     extra: str = "",
 ) -> Server:
-    """BIND 9 (named) serving *zones* (zone name -> file) on 127.0.0.1:*port*."""
+    """BIND 9 (named) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
+
+    *extra* is appended to the ``options`` block verbatim (indented lines).
+    """
     named = require_binary("named")
     port = port or free_port()
     workdir = _workdir("bind")

@@ -1,0 +1,320 @@
+"""Changesets: the difference between two versions of a zone, as IXFR carries it.
+
+Owns: computing the difference of two ``ZoneVersion``s (``diff``), folding a
+chain of differences into one (``condense``), and applying a difference to a
+version (``apply``, for tests and for secondaries that receive IXFR).
+
+Invariants:
+
+* The apex SOA is never in ``removed`` or ``added``; it travels as
+  ``old_soa``/``new_soa``, exactly where RFC 1995 section 4 puts it.
+* A record is identified by (owner, rdata); its TTL is a property of the
+  RRset it belongs to.  A TTL change therefore removes every record of the old
+  RRset (with the old TTL) and adds every record of the new one (with the new
+  TTL), so a receiver that applies ``removed`` then ``added`` ends up with one
+  TTL per RRset (RFC 2181 section 5.2).
+* ``removed`` holds records of the old version only, ``added`` records of the
+  new version only; none appears in both with the same TTL, and none twice.
+* ``apply(old, diff(old, new))`` compiles to a version with the same content
+  and serial as ``new``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import dns.name
+import dns.rdata
+import dns.rdatatype
+import dns.rrset
+
+from authd.zone import CompileResult, Node, ZoneVersion, compile_zone
+from authd.zonefile import Record
+
+RdataType = dns.rdatatype.RdataType
+_SOA = RdataType.SOA
+
+
+class RR(NamedTuple):
+    """One resource record: owner, TTL and rdata (class IN, type in the rdata)."""
+
+    name: dns.name.Name
+    ttl: int
+    rdata: dns.rdata.Rdata
+
+
+@dataclass(frozen=True, slots=True)
+class Changeset:
+    """What changed from the version with ``old_soa`` to the one with ``new_soa``."""
+
+    old_soa: RR
+    new_soa: RR
+    removed: tuple[RR, ...]
+    added: tuple[RR, ...]
+
+    @property
+    def serial_from(self) -> int:
+        return int(self.old_soa.rdata.serial)  # type: ignore[attr-defined]
+
+    @property
+    def serial_to(self) -> int:
+        return int(self.new_soa.rdata.serial)  # type: ignore[attr-defined]
+
+    @property
+    def origin(self) -> dns.name.Name:
+        return self.old_soa.name
+
+    def __len__(self) -> int:
+        """The number of records an IXFR of this changeset carries (both SOAs included)."""
+        return 2 + len(self.removed) + len(self.added)
+
+
+def _soa_rr(version: ZoneVersion) -> RR:
+    return RR(version.origin, version.soa.ttl, version.soa[0])
+
+
+def _all(rrset: dns.rrset.RRset, out: list[RR]) -> None:
+    name, ttl = rrset.name, rrset.ttl
+    out.extend(RR(name, ttl, rd) for rd in rrset)
+
+
+# Rdata class -> its value slots; a memo, filled once per class.
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    """The value slots of an rdata class, without the zone-file comment."""
+    slots = _SLOTS.get(cls)
+    if slots is None:
+        names: list[str] = []
+        for klass in cls.__mro__:
+            for slot in getattr(klass, "__slots__", ()):
+                if slot != "rdcomment" and slot not in names:
+                    names.append(slot)
+        slots = _SLOTS[cls] = tuple(names)
+    return slots
+
+
+_PLAIN = (int, str, bytes, type(None))
+
+
+def _identical(x: dns.rdata.Rdata, y: dns.rdata.Rdata) -> bool:
+    """True only when *x* and *y* certainly have the same wire form.
+
+    Compares the rdata's fields (names by their exact labels) instead of
+    rendering both to canonical wire form as ``Rdata.__eq__`` does; a False
+    here means "not sure" (a name in another letter case, an address written
+    another way, a field of an unusual type) and the caller asks dnspython.
+    """
+    if x is y:
+        return True
+    cls = type(x)
+    if type(y) is not cls:
+        return False
+    for slot in _slots(cls):
+        a = getattr(x, slot)
+        b = getattr(y, slot)
+        if a is b:
+            continue
+        if type(a) is dns.name.Name:
+            if type(b) is not dns.name.Name or a.labels != b.labels:
+                return False
+        elif isinstance(a, _PLAIN) or (type(a) is tuple and all(isinstance(e, _PLAIN) for e in a)):
+            if a != b:
+                return False
+        else:
+            return False
+    return True
+
+
+def _same_rdatas(a: dns.rrset.RRset, b: dns.rrset.RRset) -> bool:
+    # The common case - the same records in the same order, often the same
+    # objects - is settled field by field; anything else by set equality.
+    if len(a) != len(b):
+        return False
+    if all(_identical(x, y) for x, y in zip(a, b, strict=True)):
+        return True
+    return bool(a == b)
+
+
+def _rrset_diff(
+    old: dns.rrset.RRset, new: dns.rrset.RRset, removed: list[RR], added: list[RR]
+) -> None:
+    if old.ttl != new.ttl:
+        _all(old, removed)
+        _all(new, added)
+    elif not _same_rdatas(old, new):
+        name, ttl = new.name, new.ttl
+        removed.extend(RR(name, ttl, rd) for rd in old if rd not in new)
+        added.extend(RR(name, ttl, rd) for rd in new if rd not in old)
+
+
+def _node_diff(
+    onode: Node | None,
+    node: Node,
+    apex: bool,
+    removed: list[RR],
+    added: list[RR],
+) -> None:
+    if onode is node:
+        return
+    if onode is None:
+        for rdtype, rrset in node.items():
+            if not (apex and rdtype == _SOA):
+                _all(rrset, added)
+        return
+    for rdtype, rrset in node.items():
+        if apex and rdtype == _SOA:
+            continue
+        orrset = onode.get(rdtype)
+        if orrset is rrset:
+            continue
+        if orrset is None:
+            _all(rrset, added)
+        else:
+            _rrset_diff(orrset, rrset, removed, added)
+    for rdtype, orrset in onode.items():
+        if rdtype not in node and not (apex and rdtype == _SOA):
+            _all(orrset, removed)
+
+
+def diff(old: ZoneVersion, new: ZoneVersion) -> Changeset:
+    """The changeset that turns *old* into *new*.
+
+    Cost: one comparison per RRset.  Nodes and RRsets shared by the two
+    versions (the same object) are skipped without looking inside; equal
+    RRsets are recognised field by field.  Names are matched by walking both
+    node tables side by side - a version compiled from an edited file keeps
+    the order of the names it shares with the old one - and only where the
+    walks disagree (a name added, removed or moved) by hashing names, which
+    for ``dns.name.Name`` is slow pure Python.
+    """
+    if old.origin != new.origin:
+        raise ValueError(f"cannot diff {old.origin} against {new.origin}")
+    # Every name of a version is at or below its origin, so only the apex has
+    # as many labels as the origin (cheaper than comparing names).
+    apex_labels = len(new.origin.labels)
+    removed: list[RR] = []
+    added: list[RR] = []
+    onodes = old.nodes
+    nnodes = new.nodes
+    # Walk the old table with an iterator (a list of its items would be one
+    # more allocation per name, which wakes the cyclic garbage collector).
+    old_items = iter(onodes.items())
+    current = next(old_items, None)
+    for name, node in nnodes.items():
+        apex = len(name.labels) == apex_labels
+        if current is not None:
+            oname, onode = current
+            if oname is name or oname.labels == name.labels:
+                current = next(old_items, None)
+                _node_diff(onode, node, apex, removed, added)
+                continue
+            # Out of step: drop old names that are gone, then match by lookup.
+            while current is not None and current[0] not in nnodes:
+                for rrset in current[1].values():
+                    _all(rrset, removed)
+                current = next(old_items, None)
+            if current is not None and (current[0] is name or current[0].labels == name.labels):
+                _node_diff(current[1], node, apex, removed, added)
+                current = next(old_items, None)
+                continue
+        _node_diff(onodes.get(name), node, apex, removed, added)
+    while current is not None:
+        if current[0] not in nnodes:
+            for rrset in current[1].values():
+                _all(rrset, removed)
+        current = next(old_items, None)
+    return Changeset(_soa_rr(old), _soa_rr(new), tuple(removed), tuple(added))
+
+
+def condense(changesets: Sequence[Changeset]) -> Changeset:
+    """One changeset with the net effect of a chain of consecutive ones.
+
+    A record added and later removed vanishes; one removed and later added
+    back with the same TTL vanishes too.  Raises ``ValueError`` when the chain
+    is empty or broken (a changeset not starting at the serial the previous
+    one ended at).
+    """
+    if not changesets:
+        raise ValueError("nothing to condense")
+    if len(changesets) == 1:
+        return changesets[0]
+    # (owner, rdata) -> TTL: records of the base version that are gone, and
+    # records present at the end that the base version did not have.
+    gone: dict[tuple[dns.name.Name, dns.rdata.Rdata], int] = {}
+    new: dict[tuple[dns.name.Name, dns.rdata.Rdata], int] = {}
+    previous: Changeset | None = None
+    for cs in changesets:
+        if previous is not None and cs.serial_from != previous.serial_to:
+            raise ValueError(
+                f"broken chain: a changeset from serial {cs.serial_from} follows "
+                f"one ending at {previous.serial_to}"
+            )
+        previous = cs
+        for name, ttl, rd in cs.removed:
+            key = (name, rd)
+            if new.pop(key, None) is None:
+                gone[key] = ttl
+        for name, ttl, rd in cs.added:
+            key = (name, rd)
+            if gone.get(key) == ttl:
+                del gone[key]
+            else:
+                new[key] = ttl
+    return Changeset(
+        changesets[0].old_soa,
+        changesets[-1].new_soa,
+        tuple(RR(n, t, rd) for (n, rd), t in gone.items()),
+        tuple(RR(n, t, rd) for (n, rd), t in new.items()),
+    )
+
+
+def records(version: ZoneVersion) -> Iterator[RR]:
+    """Every record of *version*, the apex SOA first, in node order."""
+    yield _soa_rr(version)
+    origin = version.origin
+    for name, node in version.nodes.items():
+        apex = name == origin
+        for rdtype, rrset in node.items():
+            if apex and rdtype == _SOA:
+                continue
+            ttl = rrset.ttl
+            for rd in rrset:
+                yield RR(name, ttl, rd)
+
+
+def apply(version: ZoneVersion, changeset: Changeset) -> CompileResult:
+    """Compile the version that results from applying *changeset* to *version*.
+
+    Raises ``ValueError`` when the changeset does not start at *version*'s
+    serial or removes a record *version* does not hold: applying it anyway
+    would silently diverge from the primary (RFC 1995 section 5 has the
+    client fall back to AXFR instead).  A removed record is matched by owner
+    and rdata, whatever its TTL.
+    """
+    if changeset.origin != version.origin:
+        raise ValueError(f"changeset for {changeset.origin} applied to {version.origin}")
+    if changeset.serial_from != version.serial:
+        raise ValueError(
+            f"changeset starts at serial {changeset.serial_from}, the zone is at {version.serial}"
+        )
+    current: dict[tuple[dns.name.Name, dns.rdata.Rdata], int] = {
+        (name, rd): ttl for name, ttl, rd in records(version)
+    }
+    del current[(version.origin, version.soa[0])]
+    for name, _ttl, rd in changeset.removed:
+        if current.pop((name, rd), None) is None:
+            raise ValueError(f"changeset removes {name} {rd.rdtype.name} {rd} which is not there")
+    for name, ttl, rd in changeset.added:
+        current[(name, rd)] = ttl
+    soa = changeset.new_soa
+    file = version.file
+    recs = [Record(soa.name, soa.ttl, soa.rdata, file, 0)]
+    recs.extend(Record(name, ttl, rd, file, 0) for (name, rd), ttl in current.items())
+    return compile_zone(version.origin, recs, file)
+
+
+__all__ = ["RR", "Changeset", "apply", "condense", "diff", "records"]
