@@ -339,10 +339,10 @@ def _parse_element(
         raise ConfigError(path, f"empty element: {value!r}")
     if body.startswith("!"):
         raise ConfigError(path, f"double negation: {value!r}")
-    word, _, rest = body.partition(" ")
+    word, *rest = body.split(None, 1)
     lower = body.lower()
     if word.lower() == "key":
-        key_text = rest.strip()
+        key_text = rest[0].strip() if rest else ""
         if len(key_text) >= 2 and key_text[0] == key_text[-1] == '"':
             key_text = key_text[1:-1]  # BIND writes key "name"
         if not key_text:
@@ -362,7 +362,8 @@ def _parse_element(
     if not _ACL_NAME.fullmatch(body):
         raise ConfigError(path, f"not an address, prefix, key or ACL name: {value!r}")
     if body not in names:
-        known = ", ".join(sorted(names)) or "none defined"
+        some = sorted(names)
+        known = ", ".join(some[:10]) + (", ..." if len(some) > 10 else "") or "none defined"
         raise ConfigError(path, f"unknown ACL {body!r} (known: {known})")
     return AclElement(path, f"{bang}{body}", negated, ElementKind.ACL, name=body)
 

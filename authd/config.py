@@ -247,7 +247,10 @@ def default_config() -> Config:
     ``etc/authd.yaml`` is looked for in the current folder, then in the source
     checkout the package was installed from (``pip install -e .``).
     """
-    candidates = [os.path.join("etc", "authd.yaml"), os.path.join(bundled_root(), "etc", "authd.yaml")]
+    candidates = [
+        os.path.join("etc", "authd.yaml"),
+        os.path.join(bundled_root(), "etc", "authd.yaml"),
+    ]
     for path in candidates:
         if os.path.isfile(path):
             return load_config(path)

@@ -127,21 +127,35 @@ def soa_answer(
 
 
 def transfer_done(
-    state: RefreshState, now: float, new: SoaTimers | None, clamp: Clamp, jitter: float,
+    state: RefreshState,
+    now: float,
+    new: SoaTimers | None,
+    clamp: Clamp,
+    jitter: float,
     reason: str = "transfer failed",
 ) -> tuple[RefreshState, list[Action]]:
     """The transfer finished; *new* is the SOA of the new copy, None when it failed."""
     if new is None:
         return _failed(state, now, clamp, jitter, reason)
     return _succeeded(
-        dataclasses.replace(state, expired=False), now, new, clamp, jitter,
-        f"transferred serial {new.serial}", [Action.PUBLISH],
+        dataclasses.replace(state, expired=False),
+        now,
+        new,
+        clamp,
+        jitter,
+        f"transferred serial {new.serial}",
+        [Action.PUBLISH],
     )
 
 
 def _succeeded(
-    state: RefreshState, now: float, timers: SoaTimers, clamp: Clamp, jitter: float,
-    result: str, actions: list[Action],
+    state: RefreshState,
+    now: float,
+    timers: SoaTimers,
+    clamp: Clamp,
+    jitter: float,
+    result: str,
+    actions: list[Action],
 ) -> tuple[RefreshState, list[Action]]:
     refresh, _ = _clamped(timers, clamp)
     state = RefreshState(

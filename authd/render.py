@@ -44,9 +44,11 @@ def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
     if edns.nsid is not None:
         options.append(dns.edns.NSIDOption(edns.nsid))
     if edns.ede is not None:
-        options.append(dns.edns.EDEOption(edns.ede))
+        options.append(dns.edns.EDEOption(dns.edns.EDECode.make(edns.ede)))
     rdata = dns.rdtypes.ANY.OPT.OPT(edns.payload, dns.rdatatype.OPT, options)
-    rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.RdataClass(edns.payload), dns.rdatatype.OPT)
+    rrset = dns.rrset.RRset(
+        dns.name.root, dns.rdataclass.RdataClass(edns.payload), dns.rdatatype.OPT
+    )
     rrset.add(rdata)
     rrset.ttl = (edns.ext_rcode << 24) | (EDNS_DO if edns.do else 0)
     return rrset

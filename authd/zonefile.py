@@ -21,8 +21,13 @@ rdata text is parsed once; the cyclic GC is paused during a load.  Everything
 else goes through ``dns.rdata.from_text``, so the rdata is always what
 ``dns.zone.from_file`` would have produced.
 
-Default TTLs follow dnspython (and BIND): ``$TTL`` wins; without it, the last
-explicit TTL; without either, the SOA's MINIMUM once an SOA has been read.
+Semantics where readers differ: a record without a TTL takes ``$TTL``, else
+the last TTL written on a record (RFC 1035 section 5.1, as dnspython; BIND would
+take the SOA MINIMUM), else, for want of anything better, the SOA's MINIMUM
+once the SOA is read.  ``$INCLUDE`` and ``$GENERATE`` behave as in BIND: after
+an include the origin and the previous owner are restored but a ``$TTL`` set
+inside stays; ``$GENERATE`` does not change the previous owner, and its rdata
+is one token (quote it to hold spaces) read like the rest of a record line.
 """
 
 from __future__ import annotations
@@ -655,8 +660,8 @@ def _expand(template: _Template, counter: int) -> str:
 
 
 class _State:
-    """What one file's lines change; an ``$INCLUDE`` gets a copy, so the
-    includer's origin, owner and TTLs come back after it (RFC 1035 section 5.1)."""
+    """What the lines of a file change.  An ``$INCLUDE`` reads with a copy, and
+    only the TTLs are taken back from it (see ``_Parser._include``)."""
 
     __slots__ = ("origin", "last_name", "last_ttl", "default_ttl", "default_from_soa")
 
@@ -882,6 +887,12 @@ class _Parser:
         except _Bad as e:
             raise _Bad(f"{e}: {given}") from None
         self._source(f, path, child)
+        # RFC 1035 section 5.1: the includer's origin is unchanged by the
+        # include; BIND also restores the previous owner.  TTLs set inside
+        # carry on after it, as in BIND and NSD.
+        st.last_ttl = child.last_ttl
+        st.default_ttl = child.default_ttl
+        st.default_from_soa = child.default_from_soa
 
     def _generate(self, args: list[str], filename: str, lineno: int, st: _State) -> None:
         # $GENERATE range lhs [ttl] [class] type rhs  (BIND)
@@ -914,8 +925,10 @@ class _Parser:
         rest = args[k + 1 :]
         if not rest:
             raise _Bad("$GENERATE needs rdata")
-        # BIND lets the rhs be quoted to hold spaces.
-        rhs = _compile_template(_unquote(rest[0]) if len(rest) == 1 else " ".join(rest))
+        if len(rest) > 1:
+            # As in BIND: rdata with spaces must be quoted ("10 mail$").
+            raise _Bad(f"unexpected '{rest[1]}' after the $GENERATE rdata (quote it)")
+        rhs = _compile_template(_unquote(rest[0]))
 
         if ttl is None:
             ttl = st.implicit_ttl()
@@ -924,11 +937,14 @@ class _Parser:
         else:
             st.last_ttl = ttl
         o = st.origin
+        # The expanded rhs is read like the rest of a record line, comments
+        # included; as in BIND, $GENERATE leaves the previous owner as it was.
         for counter in range(start, stop + 1, step):
             owner = o.name(_expand(lhs, counter))
             text = _expand(rhs, counter)
             if _COMPLEX.search(text) is None:
-                rd = _rdata(o, rdtype, text.split(), False, None)
+                semi = text.find(";")
+                rd = _rdata(o, rdtype, (text[:semi] if semi >= 0 else text).split(), False, None)
             else:
                 try:
                     tokens, glued, _ = _tokenize(text, iter(()), 1)
@@ -937,4 +953,3 @@ class _Parser:
                 exact = _join(tokens, 0, glued) if glued and tokens else None
                 rd = _rdata(o, rdtype, tokens, "\\" in text, exact)
             self.records.append(Record(owner, ttl, rd, filename, lineno))
-            st.last_name = owner

@@ -55,7 +55,9 @@ def dual_stack_port(attempts: int = 50) -> int:
 
 
 def start(
-    zones: Mapping[str, str], options: Mapping[str, object] | None = None, folder: Path | None = None
+    zones: Mapping[str, str],
+    options: Mapping[str, object] | None = None,
+    folder: Path | None = None,
 ) -> tuple[Server, dict[str, Path]]:
     """authd serving *zones* (origin -> zone text); returns it and the zone files."""
     folder = folder or Path(tempfile.mkdtemp(prefix="authd-e2e-"))
@@ -64,7 +66,11 @@ def start(
         path = folder / f"{origin.rstrip('.')}.zone"
         path.write_text(text)
         files[origin] = path
-    lines = ["listen:", f"  - {{address: {V4}, port: {{port}}}}", f'  - {{address: "{V6}", port: {{port}}}}']
+    lines = [
+        "listen:",
+        f"  - {{address: {V4}, port: {{port}}}}",
+        f'  - {{address: "{V6}", port: {{port}}}}',
+    ]
     if options:
         lines.append("options: " + json.dumps(dict(options)))
     lines.append("zones:")

@@ -67,6 +67,7 @@ PARSE_CASES = [
     ("key xfr", ElementKind.KEY, "key xfr", False),
     ('key "xfr.example."', ElementKind.KEY, "key xfr.example", False),
     ("!key XFR", ElementKind.KEY, "!key XFR", True),
+    ("key\txfr", ElementKind.KEY, "key xfr", False),
     ("internal", ElementKind.ACL, "internal", False),
     ("!internal", ElementKind.ACL, "!internal", True),
     (["10.0.0.0/8", "!key a"], ElementKind.NESTED, "{ 10.0.0.0/8; !key a; }", False),

@@ -86,7 +86,8 @@ CASES = [
          _sip._udp.add.test. 300 IN SRV 20 0 5060 .
          """, "sip.add.test. 300 IN AAAA 2001:db8::61"),
     # Glue below a cut is not authoritative data: not additional for an MX.
-    Case("mx-target-is-glue", "glued.add.test.", "MX", "glued.add.test. 300 IN MX 10 ns.kid.add.test.",
+    Case("mx-target-is-glue", "glued.add.test.", "MX",
+         "glued.add.test. 300 IN MX 10 ns.kid.add.test.",
          ""),
     Case("mx-target-without-address", "noaddr.add.test.", "MX",
          "noaddr.add.test. 300 IN MX 10 nothing.add.test.", ""),

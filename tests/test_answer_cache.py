@@ -82,7 +82,10 @@ def test_id_and_case_are_patched(tcp: bool) -> None:
     assert msg.id == 0x5555
     assert msg.question[0].name.to_text() == "WWW.Cache.TEST."
     assert {r.name.to_text() for r in msg.answer} == {"WWW.Cache.TEST."}
-    assert _summary(hit)[1:] == _summary(_wire(_fresh(), make_query("WWW.Cache.TEST.", "A", qid=0x5555), tcp))[1:]
+    assert (
+        _summary(hit)[1:]
+        == _summary(_wire(_fresh(), make_query("WWW.Cache.TEST.", "A", qid=0x5555), tcp))[1:]
+    )
 
 
 def test_a_new_snapshot_starts_with_an_empty_cache() -> None:
@@ -132,7 +135,9 @@ KEY_PAIRS = [
 
 @pytest.mark.parametrize("qname", ["www.cache.test.", "big.cache.test."], ids=["small", "big"])
 @pytest.mark.parametrize(
-    ("first", "second", "tcp1", "tcp2", "options"), [p[1:] for p in KEY_PAIRS], ids=[p[0] for p in KEY_PAIRS]
+    ("first", "second", "tcp1", "tcp2", "options"),
+    [p[1:] for p in KEY_PAIRS],
+    ids=[p[0] for p in KEY_PAIRS],
 )
 def test_cache_key_separates(qname, first, second, tcp1, tcp2, options) -> None:
     qtype = "TXT" if qname.startswith("big") else "A"

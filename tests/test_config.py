@@ -88,7 +88,10 @@ def test_good_config(confdir: Path) -> None:
         answer_cache_entries=0,
     )
     [view] = config.views
-    assert [z.name for z in view.zones] == [dns.name.from_text("a.test"), dns.name.from_text("b.test")]
+    assert [z.name for z in view.zones] == [
+        dns.name.from_text("a.test"),
+        dns.name.from_text("b.test"),
+    ]
     assert [z.file for z in view.zones] == [
         str(confdir / "zones" / "a.zone"),
         str(confdir / "zones" / "b.zone"),
@@ -107,7 +110,9 @@ def test_defaults(confdir: Path) -> None:
     }
 
 
-def test_relative_paths_are_relative_to_the_config_file(confdir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_relative_paths_are_relative_to_the_config_file(
+    confdir: Path, tmp_path: Path, monkeypatch
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "shared.zone").write_text(ZONE.format(origin="s.test."))
@@ -137,7 +142,8 @@ REFUSALS = [
     ("zones-not-a-list", "zones: a.test\n", "zones", "zones: expected a list, got str 'a.test'"),
     ("zone-name-missing", "zones:\n  - {file: zones/a.zone}\n", "zones[0].name",
      "zones[0].name: missing"),
-    ("zone-file-missing", "zones:\n  - {name: a.test}\n", "zones[0].file", "zones[0].file: missing"),
+    ("zone-file-missing", "zones:\n  - {name: a.test}\n", "zones[0].file",
+     "zones[0].file: missing"),
     ("zone-name-bad", "zones:\n  - {name: 'a..test', file: zones/a.zone}\n", "zones[0].name", None),
     ("zone-name-not-string", "zones:\n  - {name: 5, file: zones/a.zone}\n", "zones[0].name",
      "zones[0].name: expected a domain name, got int 5"),
@@ -163,7 +169,8 @@ REFUSALS = [
     ("cache-negative", "options: {answer_cache_entries: -1}\nzones: []\n",
      "options.answer_cache_entries", None),
     ("minimal-not-bool", "options: {minimal_responses: 'yes'}\nzones: []\n",
-     "options.minimal_responses", "options.minimal_responses: expected true or false, got str 'yes'"),
+     "options.minimal_responses",
+     "options.minimal_responses: expected true or false, got str 'yes'"),
     ("nsid-not-string", "options: {nsid: 5}\nzones: []\n", "options.nsid",
      "options.nsid: expected a string or null, got int 5"),
     ("nsid-too-long", f"options: {{nsid: {'n' * 513}}}\nzones: []\n", "options.nsid",
@@ -240,8 +247,11 @@ def test_check_config_exit_codes(confdir: Path) -> None:
 
     (confdir / "zones" / "nons.zone").write_text("$ORIGIN n.test.\n@ 300 SOA ns hm 1 2 3 4 5\n")
     bad_zone = _check_config(
-        _write(confdir, "zones:\n  - {name: a.test, file: zones/a.zone}\n"
-               "  - {name: n.test, file: zones/nons.zone}\n")  # fmt: skip
+        _write(
+            confdir,
+            "zones:\n  - {name: a.test, file: zones/a.zone}\n"
+            "  - {name: n.test, file: zones/nons.zone}\n",
+        )  # fmt: skip
     )
     assert bad_zone.returncode == 1
     assert "2 zones, 1 refused" in bad_zone.stderr

@@ -13,6 +13,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -362,3 +363,39 @@ def test_sigterm_exits_zero() -> None:
         assert "stopped" in srv.read_log()
     finally:
         srv.stop()
+
+
+def test_sighup_storm_ends_with_the_last_file(tmp_path: Path) -> None:
+    # Reloads requested while one runs are coalesced, never lost or run in parallel.
+    srv, files = serverkit.start({"r.test.": _zone_v(1, "192.0.2.1")}, folder=tmp_path)
+    try:
+        path = files["r.test."]
+        for serial in range(2, 12):
+            path.write_text(_zone_v(serial, f"192.0.2.{serial}"))
+            srv.process.send_signal(signal.SIGHUP)
+            time.sleep(0.01)
+        assert _wait_for(lambda: _address(srv.port) == "192.0.2.11", 15), srv.read_log()
+        assert srv.process.poll() is None
+        assert "reload failed" not in srv.read_log()
+    finally:
+        srv.stop()
+
+
+def test_port_in_use_exits_one(server, tmp_path: Path) -> None:
+    (tmp_path / "e2e.zone").write_text(ZONE)
+    conf = tmp_path / "authd.yaml"
+    conf.write_text(
+        f"listen:\n  - {{address: {V4}, port: {server.port}}}\n"
+        f"zones:\n  - {{name: e2e.test, file: e2e.zone}}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "authd", "serve", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "cannot listen" in done.stderr
+    # The running server did not notice.
+    assert parse(serverkit.udp_exchange(V4, server.port, _query().to_wire())).rcode() == 0

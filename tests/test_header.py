@@ -74,7 +74,10 @@ QUESTION = b"\x03www\x03hdr\x04test\x00\x00\x01\x00\x01"
     [
         (_header(0x0101, 0, 0), "qdcount-0"),
         (_header(0x0102, 0, 2) + QUESTION + QUESTION, "qdcount-2"),
-        (_header(0x0103, 0, 2) + QUESTION + b"\x02ns\xc0\x10\x00\x01\x00\x01", "qdcount-2-distinct"),
+        (
+            _header(0x0103, 0, 2) + QUESTION + b"\x02ns\xc0\x10\x00\x01\x00\x01",
+            "qdcount-2-distinct",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -117,7 +120,9 @@ FLAG_CASES = [
 
 @pytest.mark.parametrize(("flags", "echoed"), FLAG_CASES, ids=[t or "none" for _, t in FLAG_CASES])
 @pytest.mark.parametrize(
-    "qname", ["www.hdr.test.", "nope.hdr.test.", "www.example.org."], ids=["noerror", "nx", "refused"]
+    "qname",
+    ["www.hdr.test.", "nope.hdr.test.", "www.example.org."],
+    ids=["noerror", "nx", "refused"],
 )
 def test_flags_in_responses(snapshot, flags: int, echoed: str, qname: str) -> None:
     for attempt in range(2):  # the second is a cache hit
@@ -222,7 +227,13 @@ def test_chaos_identity_queries(case: Chaos) -> None:
 
 @pytest.mark.parametrize(
     ("rdclass", "rcode"),
-    [("IN", "NOERROR"), ("ANY", "NOERROR"), ("HS", "REFUSED"), ("NONE", "REFUSED"), (999, "REFUSED")],
+    [
+        ("IN", "NOERROR"),
+        ("ANY", "NOERROR"),
+        ("HS", "REFUSED"),
+        ("NONE", "REFUSED"),
+        (999, "REFUSED"),
+    ],
 )
 def test_query_classes(snapshot, rdclass, rcode: str) -> None:
     msg = ask(snapshot, "www.hdr.test.", "A", rdclass=rdclass)

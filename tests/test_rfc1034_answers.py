@@ -65,6 +65,7 @@ DS = (
     "child.example. 3600 IN DS 12345 13 2 "
     "76f42a8ad06de5271b480990acd28b41aa2a7b516f154f558728115215c56769"
 )
+WWW_A = "www.example. 3600 IN A 192.0.2.80"
 CHILD_REFERRAL_DO = f"""
 child.example. 3600 IN NS ns.child.example.
 {DS}
@@ -88,15 +89,17 @@ class Case:
 
 
 CASES = [
-    Case("exact-match", "www.example.", "A", "NOERROR", "QR AA", "www.example. 3600 IN A 192.0.2.80"),
-    Case("exact-match-txt", "www.example.", "TXT", "NOERROR", "QR AA", 'www.example. 3600 IN TXT "web"'),
+    Case("exact-match", "www.example.", "A", "NOERROR", "QR AA", WWW_A),
+    Case("exact-match-txt", "www.example.", "TXT", "NOERROR", "QR AA",
+         'www.example. 3600 IN TXT "web"'),
     Case("apex-soa", "example.", "SOA", "NOERROR", "QR AA", SOA.replace(" 300 IN", " 3600 IN")),
     Case("nodata", "www.example.", "AAAA", "NOERROR", "QR AA", authority=SOA),
     Case("nxdomain", "nope.example.", "A", "NXDOMAIN", "QR AA", authority=SOA),
     Case("nxdomain-deep", "x.y.nope.example.", "A", "NXDOMAIN", "QR AA", authority=SOA),
     Case("empty-non-terminal", "b.c.example.", "A", "NOERROR", "QR AA", authority=SOA),
     Case("empty-non-terminal-top", "c.example.", "TXT", "NOERROR", "QR AA", authority=SOA),
-    Case("below-ent", "a.b.c.example.", "A", "NOERROR", "QR AA", "a.b.c.example. 3600 IN A 192.0.2.90"),
+    Case("below-ent", "a.b.c.example.", "A", "NOERROR", "QR AA",
+         "a.b.c.example. 3600 IN A 192.0.2.90"),
     # The child zone is the closest enclosing zone for names at and below it.
     Case("child-zone-data", "www.child.example.", "A", "NOERROR", "QR AA",
          "www.child.example. 600 IN A 192.0.2.111"),

@@ -15,7 +15,8 @@ from zonekit import ask, check, snapshot_from_texts
 
 RFC4592_ZONE = """
 $ORIGIN example.
-example.                 3600 IN  SOA   ns.example.com. hostmaster.example.com. 1 7200 3600 1209600 300
+example.                 3600 IN  SOA   ns.example.com. hostmaster.example.com. (
+                                        1 7200 3600 1209600 300 )
 example.                 3600     NS    ns.example.com.
 example.                 3600     NS    ns.example.net.
 *.example.               3600     TXT   "this is a wildcard"

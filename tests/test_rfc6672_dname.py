@@ -84,6 +84,15 @@ CASES = [
          {LEGACY}
          x.legacy.example. 120 IN CNAME x.example.net.
          """),
+    # Asked for the CNAME itself: the synthesised CNAME is the answer, not followed.
+    Case("below-owner-qtype-cname", "x.legacy.example.", "CNAME", "NOERROR", f"""
+         {LEGACY}
+         x.legacy.example. 120 IN CNAME x.example.net.
+         """),
+    Case("in-zone-qtype-cname-not-followed", "www.inz.example.", "CNAME", "NOERROR", f"""
+         {INZ}
+         www.inz.example. 600 IN CNAME www.target.example.
+         """),
     Case("dname-loop-stops", "x.da.example.", "A", "NOERROR", """
          da.example. 3600 IN DNAME db.example.
          x.da.example. 3600 IN CNAME x.db.example.

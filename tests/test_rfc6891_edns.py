@@ -260,3 +260,18 @@ def test_nsid_on_an_error_answer(snapshot) -> None:
     assert msg.rcode() == dns.rcode.REFUSED
     assert _nsid(msg) == [b"ns-a.test"]
 
+
+def _ede(msg: dns.message.Message) -> list[int]:
+    return [o.code for o in msg.options if o.otype == dns.edns.OptionType.EDE]
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_refused_outside_our_zones_carries_ede_not_authoritative(snapshot, tcp: bool) -> None:
+    # RFC 8914 section 4.21: EDE 20 "Not Authoritative", as NSD and Knot send.
+    for _ in range(2):  # the second answer comes from the cache
+        msg = _reply(snapshot, make_query("www.example.org.", "A", edns=0), tcp)
+        assert msg.rcode() == dns.rcode.REFUSED
+        assert _ede(msg) == [20]
+    plain = _reply(snapshot, make_query("www.example.org.", "A"), tcp)
+    assert plain.edns == -1
+    assert _ede(_reply(snapshot, make_query("www.edns.test.", "A", edns=0), tcp)) == []

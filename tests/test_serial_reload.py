@@ -71,7 +71,8 @@ STEPS = [
     Step("exactly-2^31-away", 1, zone(2**31 + 1, "192.0.2.2"), LoadOutcome.KEPT_OLD, 1,
          "{file}: serial 2147483649 is exactly 2^31 away, which RFC 1982 leaves undefined, "
          "content changed; keeping serial 1"),
-    Step("more-than-2^31-is-a-decrease", 10, zone(2**31 + 20, "192.0.2.2"), LoadOutcome.KEPT_OLD, 10,
+    Step("more-than-2^31-is-a-decrease", 10, zone(2**31 + 20, "192.0.2.2"),
+         LoadOutcome.KEPT_OLD, 10,
          "{file}: serial 2147483668 not increased (RFC 1982), content changed; keeping serial 10"),
     Step("syntax-error", 1, zone(2) + "www A not-an-address\n", LoadOutcome.KEPT_OLD, 1),
     Step("check-error", 1, zone(2) + "www CNAME ns\n", LoadOutcome.KEPT_OLD, 1),

@@ -249,7 +249,7 @@ def test_axfr_reassembles_to_the_zone() -> None:
 
 
 def test_axfr_of_a_large_zone_takes_several_full_messages() -> None:
-    v = big_zone(30000)
+    v = big_zone(20000)
     q, sq = request("AXFR")
     messages = axfr_messages(sq, v)
     assert len(messages) > 5
@@ -431,11 +431,12 @@ def test_ixfr_chain_uncondensed_has_one_delta_per_changeset() -> None:
 
 def test_unknown_serial_gets_a_full_zone() -> None:
     vs, j = versions_and_journal()
-    q, sq = request("IXFR", 77)
+    old = 4294967290  # before 3 in RFC 1982 order, and never in the journal
+    q, sq = request("IXFR", old)
     kind, messages = ixfr_response(sq, vs[2], j)
     assert kind is IxfrKind.FULL
-    z = dns_zone(zone("old A 192.0.2.9\n", 77))
-    assert receive(q, messages, z, serial=77)
+    z = dns_zone(zone("old A 192.0.2.9\n", old))
+    assert receive(q, messages, z, serial=old)
     assert zone_rrs(z) == version_rrs(vs[2])
 
 

@@ -131,7 +131,9 @@ def test_identical_repeated_singleton_is_a_duplicate_not_a_second_record(body: s
     # The same record twice is one record (RFC 2181 section 5: an RRset has no
     # duplicates); every other type gets the duplicate-record warning and loads.
     result = _compile(body)
-    assert [f.id for f in result.findings] == ["duplicate-record"], [str(f) for f in result.findings]
+    assert [f.id for f in result.findings] == ["duplicate-record"], [
+        str(f) for f in result.findings
+    ]
     assert result.version is not None
 
 
@@ -148,8 +150,12 @@ def test_ttl_mismatch_uses_the_smaller_ttl() -> None:
 
 
 def test_broken_zone_answers_servfail_while_others_serve(tmp_path: Path) -> None:
-    (tmp_path / "good.zone").write_text("$ORIGIN good.test.\n$TTL 300\n" + BASE + "www A 192.0.2.80\n")
-    (tmp_path / "bad.zone").write_text("$ORIGIN bad.test.\n$TTL 300\n" + BASE + "x CNAME ns\nx A 192.0.2.2\n")
+    (tmp_path / "good.zone").write_text(
+        "$ORIGIN good.test.\n$TTL 300\n" + BASE + "www A 192.0.2.80\n"
+    )
+    (tmp_path / "bad.zone").write_text(
+        "$ORIGIN bad.test.\n$TTL 300\n" + BASE + "x CNAME ns\nx A 192.0.2.2\n"
+    )
     config = config_from_dict(
         {
             "listen": [{"address": "127.0.0.1", "port": 0}],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 from pathlib import Path
 
 import dns.exception
@@ -20,6 +21,7 @@ import dns.zone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from peers import require_binary
 
 import authd.zonefile as zonefile
 from authd.errors import ZoneError
@@ -111,28 +113,28 @@ DIRECTIVES = [
     ),
     pytest.param(
         '$TTL 60\n$GENERATE 1-2 t$ TXT "cost $$5 ; id=$"\n',
-        [
-            't1.example.com. 60 TXT "cost" "$5" ";" "id=1"',
-            't2.example.com. 60 TXT "cost" "$5" ";" "id=2"',
-        ],
-        id="generate-quoted-rhs-literal-dollar",
+        # As in BIND, the expanded rdata is read as a line: ';' starts a comment.
+        ['t1.example.com. 60 TXT "cost" "$5"', 't2.example.com. 60 TXT "cost" "$5"'],
+        id="generate-quoted-rhs-literal-dollar-comment",
     ),
     pytest.param(
-        "$TTL 60\n$GENERATE 1-2 m$ MX 10 mail$\n",
+        '$TTL 60\n$GENERATE 1-2 m$ MX "10 mail$"\n',
         [
             "m1.example.com. 60 MX 10 mail1.example.com.",
             "m2.example.com. 60 MX 10 mail2.example.com.",
         ],
-        id="generate-multi-token-rhs",
+        id="generate-quoted-multi-token-rhs",
     ),
     pytest.param(
-        "$TTL 60\n$GENERATE 1-2 a\\$$ A 10.0.0.$\n\tAAAA ::1\n",
+        "$TTL 60\nns A 10.9.9.9\n$GENERATE 1-2 a\\$$ A 10.0.0.$\n\tAAAA ::1\n",
         [
+            "ns.example.com. 60 A 10.9.9.9",
             "a\\$1.example.com. 60 A 10.0.0.1",
             "a\\$2.example.com. 60 A 10.0.0.2",
-            "a\\$2.example.com. 60 AAAA ::1",
+            # As in BIND, $GENERATE leaves the previous owner alone.
+            "ns.example.com. 60 AAAA ::1",
         ],
-        id="generate-escape-and-last-owner",
+        id="generate-escape-and-previous-owner",
     ),
 ]
 
@@ -342,8 +344,8 @@ def test_include_relative_to_including_file_nested_with_origin(tmp_path: Path) -
         ("deep.example.com.", 30, deeper, 1),
         ("host.other.example.com.", 30, inc, 2),
         ("deep.other.example.com.", 30, deeper, 1),
-        # The includer's $TTL and origin come back after the include.
-        ("after.example.com.", 60, main, 5),
+        # The origin comes back after an include; its $TTL stays (BIND, NSD).
+        ("after.example.com.", 30, main, 5),
     ]
 
 
@@ -495,6 +497,12 @@ ERRORS = [
     pytest.param("$TTL 60\n$GENERATE 5-1 h$ A 1.2.3.$\n", 2, "bad $GENERATE range", id="gen-range"),
     pytest.param("$TTL 60\n$GENERATE 1-2 h${x} A 1.2.3.$\n", 2, "bad $GENERATE modifier", id="mod"),
     pytest.param("$TTL 60\n$GENERATE 1-2 h$\n", 2, "$GENERATE needs", id="gen-short"),
+    pytest.param(
+        "$TTL 60\n$GENERATE 1-2 m$ MX 10 mail$\n",
+        2,
+        "unexpected 'mail$' after the $GENERATE rdata (quote it)",
+        id="gen-unquoted-spaces",
+    ),
     pytest.param(
         "$TTL 60\n$GENERATE 250-256 h$ A 1.2.3.$\n",
         2,
@@ -686,3 +694,66 @@ def test_ipv6_rejects_what_dnspython_rejects(text: str) -> None:
         dns.ipv6.canonicalize(text)
     with pytest.raises(ZoneError, match="bad IPv6 address"):
         parse_zone_text(f"$TTL 1\n@ AAAA {text}\n", ORIGIN)
+
+
+# --- BIND, whose syntax $GENERATE and $INCLUDE are, reads it the same -----------------
+
+BIND_TOP = r"""$TTL 300
+@       IN SOA ns1 hostmaster ( 1 7200 3600 1209600 300 )
+        NS     ns1
+ns1     A      192.0.2.53
+before  A      192.0.2.1
+$INCLUDE hosts.inc sub
+        AAAA   2001:db8::1
+after   A      192.0.2.2
+$GENERATE 1-3 host-$ A 10.0.0.$
+$GENERATE 0-10/5 $.rev 600 IN PTR h${10,3,d}.example.net.
+$GENERATE 254-255 h${0,2,x} IN 30 CNAME t${-250,0,o}-${0,4,X}
+$GENERATE 26-27 ${0,3,n}.ip6 PTR ${0,5,N}.x.
+$GENERATE 1-2 t$ TXT "cost $$5 ; id=$"
+$GENERATE 1-2 m$ MX "10 mail$"
+$GENERATE 1-2 a\$$ A 10.0.1.$
+        AAAA   2001:db8::2
+esc\.aped ( TXT "semi;colon" "q\"uote"
+            \065 )
+class   IN 77 A 192.0.2.77
+"""
+
+BIND_INCLUDED = r"""$TTL 60
+x       A      10.1.0.1
+y 7     A      10.1.0.2
+$GENERATE 1-2 g$ CNAME x
+"""
+
+
+def test_agrees_with_bind(tmp_path: Path) -> None:
+    (tmp_path / "top.db").write_text(BIND_TOP)
+    (tmp_path / "hosts.inc").write_text(BIND_INCLUDED)
+    # named-compilezone reads $INCLUDE relative to its working directory;
+    # with both files in one folder that is also the including file's folder.
+    done = subprocess.run(
+        [
+            require_binary("named-compilezone"),
+            "-q",
+            "-i",
+            "none",
+            "-o",
+            "-",
+            "example.com",
+            "top.db",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    bind = dns.zone.from_text(done.stdout, ORIGIN, relativize=False)
+    theirs = {
+        (name, rds.ttl, rds.rdtype, rd.to_digestable())
+        for name, rds in bind.iterate_rdatasets()
+        for rd in rds
+    }
+    ours = parse_zone_file(str(tmp_path / "top.db"), ORIGIN)
+    assert digest_set(ours) == theirs
+    assert len(ours) == len(theirs)
