@@ -10,6 +10,8 @@ rest of the server always deals in views.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
@@ -20,7 +22,9 @@ import dns.exception
 import dns.name
 import yaml
 
+from authd import acl
 from authd.errors import ConfigError
+from authd.keys import KeySet, parse_key_name, parse_keys
 
 # Limits with their defaults; each is a config value under ``options``.
 DEFAULT_PORT = 5300
@@ -29,6 +33,7 @@ DEFAULT_TCP_IDLE_TIMEOUT = 10.0
 DEFAULT_TCP_MAX_CONNECTIONS = 1000
 DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
 MIN_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: smaller values are treated as 512
+DEFAULT_VIEW = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +54,60 @@ class Options:
     identity: str | None = None  # CHAOS id.server / hostname.bind; REFUSED when None
     query_log: bool = False
     answer_cache_entries: int = DEFAULT_ANSWER_CACHE_ENTRIES
+    state_dir: str = "state"  # journals and secondary copies, relative to the config
+    tsig_fudge: int = 300  # seconds of clock skew a TSIG signature may have (RFC 8945 5.2.3)
+    journal_max_entries: int = 100
+    journal_max_bytes: int = 16 * 1024 * 1024
+    min_refresh: float = 60.0  # clamps on a secondary's SOA timers, as BIND's
+    max_refresh: float = 7 * 86400.0
+    min_retry: float = 10.0
+    max_retry: float = 86400.0
+    transfer_timeout: float = 120.0
+    notify_retries: int = 5
+    notify_timeout: float = 2.0  # first wait for a NOTIFY answer; doubles on each retry
 
 
 @dataclass(frozen=True, slots=True)
+class Remote:
+    """A primary to transfer from, or a secondary to NOTIFY."""
+
+    address: str
+    port: int
+    key: dns.name.Name | None  # TSIG key name, defined under keys:
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class ZoneConfig:
     name: dns.name.Name
-    file: str  # absolute path
+    file: str  # absolute path; for a secondary, where its copy is kept
     key_path: str  # where it sits in the config, for messages
+    type: ZoneType = field(default_factory=lambda: ZoneType.PRIMARY)
+    primaries: tuple[Remote, ...] = ()
+    allow_transfer: acl.CompiledAcl | None = None  # None: nobody
+    allow_notify: acl.CompiledAcl | None = None  # None: nobody
+    allow_query: acl.CompiledAcl | None = None  # None: everybody
+    notify: NotifyMode = field(default_factory=lambda: NotifyMode.YES)
+    also_notify: tuple[Remote, ...] = ()
+    in_view: str | None = None  # shared with (loaded by) this earlier view
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ViewConfig:
     name: str
     zones: tuple[ZoneConfig, ...]
+    match_clients: acl.CompiledAcl | None = None  # None: everybody
+    match_destinations: acl.CompiledAcl | None = None  # None: any local address
+    key_path: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Config:
     path: str | None
     listen: tuple[ListenConfig, ...]
     options: Options
     views: tuple[ViewConfig, ...]
+    keys: KeySet = field(default_factory=KeySet)
+    state_dir: str = "state"
     warnings: tuple[str, ...] = field(default=())
 
     def zone_files(self) -> dict[tuple[str, dns.name.Name], ZoneConfig]:
@@ -157,6 +195,17 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "identity": _opt_str,
     "query_log": lambda v, p: _expect(v, bool, p, "true or false"),
     "answer_cache_entries": lambda v, p: _int_in(v, p, 0, 10_000_000),
+    "state_dir": lambda v, p: _expect(v, str, p, "a folder path"),
+    "tsig_fudge": lambda v, p: _int_in(v, p, 0, 65535),
+    "journal_max_entries": lambda v, p: _int_in(v, p, 1, 1_000_000),
+    "journal_max_bytes": lambda v, p: _int_in(v, p, 1024, 2**40),
+    "min_refresh": lambda v, p: _seconds(v, p, 86400.0 * 28),
+    "max_refresh": lambda v, p: _seconds(v, p, 86400.0 * 28),
+    "min_retry": lambda v, p: _seconds(v, p, 86400.0 * 28),
+    "max_retry": lambda v, p: _seconds(v, p, 86400.0 * 28),
+    "transfer_timeout": lambda v, p: _seconds(v, p, 86400.0),
+    "notify_retries": lambda v, p: _int_in(v, p, 0, 100),
+    "notify_timeout": lambda v, p: _seconds(v, p, 600.0),
 }
 
 
@@ -169,35 +218,206 @@ def _parse_options(value: object) -> Options:
     return Options(**values)  # type: ignore[arg-type]
 
 
-def _parse_zones(value: object, path: str, base: str) -> tuple[ZoneConfig, ...]:
+class ZoneType(enum.Enum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class NotifyMode(enum.Enum):
+    YES = "yes"  # the zone's NS hosts and also_notify (BIND's notify yes)
+    EXPLICIT = "explicit"  # only also_notify
+    NO = "no"
+
+
+def _parse_remote(value: object, path: str, keys: KeySet, default_port: int) -> Remote:
+    if isinstance(value, str):
+        value = {"address": value}
+    m = _mapping(value, path, {"address", "port", "key"})
+    if "address" not in m:
+        raise ConfigError(f"{path}.address", "missing")
+    address = _parse_address(m["address"], f"{path}.address")
+    port = _int_in(m.get("port", default_port), f"{path}.port", 1, 65535)
+    key = None
+    if m.get("key") is not None:
+        key = parse_key_name(m["key"], f"{path}.key")
+        if keys.get(key) is None:
+            raise ConfigError(f"{path}.key", f"no such key: {m['key']!r} (define it in keys:)")
+    return Remote(address, port, key)
+
+
+def _parse_remotes(value: object, path: str, keys: KeySet) -> tuple[Remote, ...]:
+    items = _expect(value, list, path, "a list")
+    return tuple(_parse_remote(v, f"{path}[{i}]", keys, 53) for i, v in enumerate(items))
+
+
+ZONE_KEYS = {
+    "name",
+    "file",
+    "type",
+    "primaries",
+    "allow_transfer",
+    "allow_notify",
+    "allow_query",
+    "notify",
+    "also_notify",
+    "in_view",
+}
+
+
+def _parse_zone_name(value: object, path: str) -> dns.name.Name:
+    text = _expect(value, str, path, "a domain name")
+    try:
+        return dns.name.from_text(text)
+    except dns.exception.DNSException as e:
+        raise ConfigError(path, f"not a domain name: {text!r} ({e})") from None
+
+
+def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.CompiledAcl:
+    defs = acl.parse_acl_list(
+        default if value is None else value, path, ctx.acl_defs, known_keys=ctx.keys.names()
+    )
+    ctx.warnings.extend(defs.warnings)
+    return acl.compile_acl(defs, ctx.acls, ctx.host)
+
+
+@dataclass(slots=True)
+class _Context:
+    base: str
+    keys: KeySet
+    acl_defs: dict[str, acl.AclDef]
+    acls: dict[str, acl.CompiledAcl]
+    host: acl.HostInfo
+    state_dir: str
+    warnings: list[str]
+    views: dict[str, ViewConfig]
+
+
+def _state_file(ctx: _Context, view: str, name: dns.name.Name) -> str:
+    label = name.to_text(omit_final_dot=True) or "root"
+    return os.path.join(ctx.state_dir, view, f"{label}.zone")
+
+
+def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[ZoneConfig, ...]:
     items = _expect(value, list, path, "a list")
     out: list[ZoneConfig] = []
     seen: dict[dns.name.Name, str] = {}
     for i, item in enumerate(items):
         p = f"{path}[{i}]"
-        m = _mapping(item, p, {"name", "file"})
-        for key in ("name", "file"):
-            if key not in m:
-                raise ConfigError(f"{p}.{key}", "missing")
-        text = _expect(m["name"], str, f"{p}.name", "a domain name")
-        try:
-            name = dns.name.from_text(text)
-        except dns.exception.DNSException as e:
-            raise ConfigError(f"{p}.name", f"not a domain name: {text!r} ({e})") from None
+        m = _mapping(item, p, ZONE_KEYS)
+        if "name" not in m:
+            raise ConfigError(f"{p}.name", "missing")
+        name = _parse_zone_name(m["name"], f"{p}.name")
         if name in seen:
             raise ConfigError(f"{p}.name", f"duplicate zone {name} (also {seen[name]})")
         seen[name] = p
-        file_text = _expect(m["file"], str, f"{p}.file", "a file path")
-        file = os.path.normpath(os.path.join(base, file_text))
-        if not os.path.isfile(file):
-            raise ConfigError(f"{p}.file", f"no such file: {file_text}")
-        if not os.access(file, os.R_OK):
-            raise ConfigError(f"{p}.file", f"not readable: {file_text}")
-        out.append(ZoneConfig(name, file, p))
+        if "in_view" in m:
+            out.append(_shared_zone(m, p, name, ctx))
+            continue
+        type_text = _expect(m.get("type", "primary"), str, f"{p}.type", "primary or secondary")
+        try:
+            ztype = ZoneType(type_text)
+        except ValueError:
+            raise ConfigError(
+                f"{p}.type", f"expected primary or secondary, got {type_text!r}"
+            ) from None
+        keys = ctx.keys
+        primaries: tuple[Remote, ...] = ()
+        if ztype is ZoneType.SECONDARY:
+            if "primaries" not in m:
+                raise ConfigError(f"{p}.primaries", "missing: a secondary zone needs primaries")
+            primaries = _parse_remotes(m["primaries"], f"{p}.primaries", keys)
+            if not primaries:
+                raise ConfigError(f"{p}.primaries", "at least one primary is needed")
+            if "file" in m:
+                file_text = _expect(m["file"], str, f"{p}.file", "a file path")
+                file = os.path.normpath(os.path.join(ctx.base, file_text))
+            else:
+                file = _state_file(ctx, view, name)
+        else:
+            if "primaries" in m:
+                raise ConfigError(f"{p}.primaries", "only a secondary zone has primaries")
+            if "file" not in m:
+                raise ConfigError(f"{p}.file", "missing")
+            file_text = _expect(m["file"], str, f"{p}.file", "a file path")
+            file = os.path.normpath(os.path.join(ctx.base, file_text))
+            if not os.path.isfile(file):
+                raise ConfigError(f"{p}.file", f"no such file: {file_text}")
+            if not os.access(file, os.R_OK):
+                raise ConfigError(f"{p}.file", f"not readable: {file_text}")
+        notify_text = m.get("notify", "yes")
+        if isinstance(notify_text, bool):  # YAML reads a bare yes/no as a boolean
+            notify_text = "yes" if notify_text else "no"
+        try:
+            notify = NotifyMode(_expect(notify_text, str, f"{p}.notify", "yes, explicit or no"))
+        except ValueError:
+            raise ConfigError(
+                f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
+            ) from None
+        out.append(
+            ZoneConfig(
+                name=name,
+                file=file,
+                key_path=p,
+                type=ztype,
+                primaries=primaries,
+                # RFC 5936 section 5: transfers only to those the operator names.
+                allow_transfer=_acl(m.get("allow_transfer"), f"{p}.allow_transfer", ctx, ["none"]),
+                # RFC 1996 section 3.10: NOTIFY only from the zone's primaries.
+                allow_notify=_acl(
+                    m.get("allow_notify"),
+                    f"{p}.allow_notify",
+                    ctx,
+                    [r.address for r in primaries] or ["none"],
+                ),
+                allow_query=_acl(m.get("allow_query"), f"{p}.allow_query", ctx, ["any"]),
+                notify=notify,
+                also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", keys),
+            )
+        )
     return tuple(out)
 
 
-TOP_LEVEL_KEYS = {"listen", "options", "zones"}
+def _shared_zone(m: Mapping[str, Any], p: str, name: dns.name.Name, ctx: _Context) -> ZoneConfig:
+    """A zone taken from an earlier view (BIND's in-view): compiled once, served by both."""
+    extra = set(m) - {"name", "in_view"}
+    if extra:
+        raise ConfigError(f"{p}.{sorted(extra)[0]}", "a zone with in_view takes no other settings")
+    other = _expect(m["in_view"], str, f"{p}.in_view", "a view name")
+    view = ctx.views.get(other)
+    if view is None:
+        raise ConfigError(f"{p}.in_view", f"no earlier view named {other!r}")
+    for zc in view.zones:
+        if zc.name == name:
+            return dataclasses.replace(zc, key_path=p, in_view=zc.in_view or other)
+    raise ConfigError(f"{p}.in_view", f"view {other!r} has no zone {name}")
+
+
+VIEW_KEYS = {"name", "match_clients", "match_destinations", "zones"}
+
+
+def _parse_views(value: object, ctx: _Context) -> tuple[ViewConfig, ...]:
+    items = _expect(value, list, "views", "a list")
+    if not items:
+        raise ConfigError("views", "at least one view is needed")
+    for i, item in enumerate(items):
+        p = f"views[{i}]"
+        m = _mapping(item, p, VIEW_KEYS)
+        for key in ("name", "zones"):
+            if key not in m:
+                raise ConfigError(f"{p}.{key}", "missing")
+        name = _expect(m["name"], str, f"{p}.name", "a view name")
+        if name in ctx.views:
+            raise ConfigError(f"{p}.name", f"duplicate view {name!r}")
+        match_clients = _acl(m.get("match_clients"), f"{p}.match_clients", ctx, ["any"])
+        destinations = None
+        if m.get("match_destinations") is not None:
+            destinations = _acl(m["match_destinations"], f"{p}.match_destinations", ctx, [])
+        zones = _parse_zones(m["zones"], f"{p}.zones", ctx, name)
+        ctx.views[name] = ViewConfig(name, zones, match_clients, destinations, p)
+    return tuple(ctx.views.values())
+
+
+TOP_LEVEL_KEYS = {"listen", "options", "zones", "views", "keys", "acls"}
 
 
 def config_from_dict(data: object, path: str | None, base: str) -> Config:
@@ -216,10 +436,41 @@ def config_from_dict(data: object, path: str | None, base: str) -> Config:
         "listen",
     )
     options = _parse_options(m.get("options", {}))
-    if "zones" not in m:
-        raise ConfigError("zones", "missing: list the zones to serve")
-    zones = _parse_zones(m["zones"], "zones", base)
-    return Config(path, listen, options, (ViewConfig("default", zones),))
+    keys = parse_keys(m.get("keys"), "keys", base)
+    acl_defs = acl.parse_acl_config(m.get("acls"), "acls", known_keys=keys.names())
+    host = acl.HostInfo(
+        local_addresses=tuple(ipaddress.ip_address(lc.address) for lc in listen),
+    )
+    ctx = _Context(
+        base=base,
+        keys=keys,
+        acl_defs=acl_defs,
+        acls=acl.compile_acls(acl_defs, host),
+        host=host,
+        state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
+        warnings=[*keys.warnings, *(w for d in acl_defs.values() for w in d.warnings)],
+        views={},
+    )
+    if "views" in m and "zones" in m:
+        raise ConfigError(
+            "zones", "top-level zones cannot be mixed with views; move them into a view"
+        )
+    if "views" in m:
+        views = _parse_views(m["views"], ctx)
+    elif "zones" in m:
+        zones = _parse_zones(m["zones"], "zones", ctx, DEFAULT_VIEW)
+        views = (ViewConfig(DEFAULT_VIEW, zones, _acl(None, "zones", ctx, ["any"]), None, ""),)
+    else:
+        raise ConfigError("zones", "missing: list the zones to serve (or define views)")
+    return Config(
+        path,
+        listen,
+        options,
+        views,
+        keys=keys,
+        state_dir=ctx.state_dir,
+        warnings=tuple(ctx.warnings),
+    )
 
 
 def load_config(path: str) -> Config:

@@ -8,7 +8,9 @@ zero (drop) or more wire messages and, when query logging is on, an event.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dns.edns
@@ -23,8 +25,10 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import wire
-from authd.engine import Answer, State, answer_query
+from authd import tsig, wire, xfr
+from authd.config import ZoneType
+from authd.engine import Answer, State, answer_query, find_zone
+from authd.journal import Journal
 from authd.render import EdnsReply, render
 from authd.snapshot import Snapshot, View
 
@@ -54,6 +58,7 @@ class Request:
     client: str  # source address
     local: str  # the address the query arrived on
     transport: Transport
+    now: float = 0.0  # seconds since the epoch, for TSIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +74,35 @@ class QueryEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyReceived:
+    """An accepted NOTIFY (RFC 1996) for a secondary zone: check its primaries now."""
+
+    view: str
+    zone: dns.name.Name
+    serial: int | None
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferEvent:
+    """A zone transfer request and what it got, for the log."""
+
+    view: str
+    zone: dns.name.Name
+    client: str
+    key: dns.name.Name | None
+    kind: str  # axfr, ixfr-incremental, ixfr-full, ixfr-up-to-date, refused...
+    serial: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     messages: tuple[bytes, ...]  # empty: send nothing
     event: QueryEvent | None = None
+    # Further messages of a zone transfer, rendered as the transport takes them.
+    stream: Iterator[bytes] | None = None
+    notify: NotifyReceived | None = None
+    transfer: TransferEvent | None = None
 
 
 _DROP = Reply(())
@@ -89,38 +120,42 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
     """Answer one DNS message received over UDP or TCP."""
     data = request.wire
     key = wire.question_key(data)
-    view = snapshot.select_view(request.client, request.local)
     options = snapshot.options
-    if key is not None and view is not None:
-        cache_key = (
-            view.index,
-            key.qname,
-            key.qtype,
-            key.qclass,
-            key.flags,
-            _limit(request.transport, key.payload, options.udp_payload_max),
-            key.payload is not None,  # an OPT only answers an OPT (RFC 6891 s7)
-            key.do,
-            key.nsid,
-            request.transport is Transport.UDP,
-        )
-        cached = snapshot.cache.get(cache_key)
-        if cached is not None:
-            out = wire.patch_response(cached, data, len(key.qname))
-            return Reply((out,), _event(request, out, True) if options.query_log else None)
-        response = _answer(request, snapshot, view)
-        if response is None:
-            return _DROP
-        cache = snapshot.cache
-        if options.answer_cache_entries:
-            if len(cache) >= options.answer_cache_entries:
-                cache.clear()  # bounded memory: start over rather than track recency
-            cache[cache_key] = response
-        return Reply((response,), _event(request, response, False) if options.query_log else None)
-    response = _answer(request, snapshot, view)
-    if response is None:
-        return _DROP
-    return Reply((response,), _event(request, response, False) if options.query_log else None)
+    if key is not None:
+        # A plain unsigned query: its view depends on the addresses alone.
+        view = snapshot.select_view(request.client, request.local)
+        if view is not None and not view.restricted:
+            cache_key = (
+                view.index,
+                key.qname,
+                key.qtype,
+                key.qclass,
+                key.flags,
+                _limit(request.transport, key.payload, options.udp_payload_max),
+                key.payload is not None,  # an OPT only answers an OPT (RFC 6891 s7)
+                key.do,
+                key.nsid,
+                request.transport is Transport.UDP,
+            )
+            cached = snapshot.cache.get(cache_key)
+            if cached is not None:
+                out = wire.patch_response(cached, data, len(key.qname))
+                return Reply((out,), _event(request, out, True) if options.query_log else None)
+            reply, cacheable = _answer(request, snapshot)
+            if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
+                cache = snapshot.cache
+                if len(cache) >= options.answer_cache_entries:
+                    cache.clear()  # bounded memory: start over rather than track recency
+                cache[cache_key] = reply.messages[0]
+            return _logged(request, reply, options.query_log)
+    reply, _ = _answer(request, snapshot)
+    return _logged(request, reply, options.query_log)
+
+
+def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:
+    if not query_log or not reply.messages:
+        return reply
+    return dataclasses.replace(reply, event=_event(request, reply.messages[0], False))
 
 
 def _event(request: Request, response: bytes, cached: bool) -> QueryEvent:
@@ -134,19 +169,45 @@ def _event(request: Request, response: bytes, cached: bool) -> QueryEvent:
     return QueryEvent(request.client, qname, qtype, rcode, cached, len(response))
 
 
-def _answer(request: Request, snapshot: Snapshot, view: View | None) -> bytes | None:
+@dataclass(slots=True)
+class _Context:
+    """What the steps of one slow-path answer share."""
+
+    request: Request
+    snapshot: Snapshot
+    msg: dns.message.Message
+    edns: EdnsReply | None
+    signer: tsig.Verified | None
+    now: int
+
+    @property
+    def keyname(self) -> dns.name.Name | None:
+        return self.signer.key.name if self.signer is not None else None
+
+    def sign(self, out: bytes) -> bytes:
+        return tsig.sign(out, self.signer) if self.signer is not None else out
+
+    def simple(self, rcode: dns.rcode.Rcode, aa: bool = False) -> Reply:
+        return Reply((self.sign(_simple(self.msg, rcode, self.edns, aa)),))
+
+
+def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
+    """The full path: parse, verify, check, answer; and whether the answer may be cached."""
     data = request.wire
     if len(data) < wire.HEADER_LEN or data[2] & 0x80:
-        return None  # no header to answer, or a response: never answer those
+        return _DROP, False  # no header to answer, or a response: never answer those
     try:
-        msg = dns.message.from_wire(data)
+        # keyring=False: parse a TSIG without checking it; tsig.verify does that.
+        msg = dns.message.from_wire(data, keyring=False)
     except dns.message.ShortHeader:
-        return None
+        return _DROP, False
     except Exception:
         # Anything the parser refuses (bad pointers, trailing junk, two OPTs,
         # bad rdata...) gets FORMERR from the header alone.
-        return wire.header_only(data, dns.rcode.FORMERR)
+        out = wire.header_only(data, dns.rcode.FORMERR)
+        return (Reply((out,)) if out is not None else _DROP), False
     options = snapshot.options
+    now = int(request.now)
     edns: EdnsReply | None = None
     if msg.edns >= 0:
         nsid = None
@@ -155,29 +216,47 @@ def _answer(request: Request, snapshot: Snapshot, view: View | None) -> bytes | 
         ):
             nsid = options.nsid.encode()
         edns = EdnsReply(options.udp_payload_max, bool(msg.ednsflags & dns.flags.DO), nsid)
-        if msg.edns > 0:
-            # RFC 6891 section 6.1.3: answer BADVERS with the version we do speak.
-            return _simple(msg, request, snapshot, dns.rcode.BADVERS, edns)
-    if msg.opcode() != dns.opcode.QUERY:
-        return _simple(msg, request, snapshot, dns.rcode.NOTIMP, edns)
-    if len(msg.question) != 1 or msg.answer or msg.authority:
-        return _simple(msg, request, snapshot, dns.rcode.FORMERR, edns)
+    signer: tsig.Verified | None = None
+    if msg.had_tsig:
+        verified = tsig.verify(data, msg, snapshot.keyring, now, options.tsig_fudge)
+        if isinstance(verified, tsig.Refused):
+            # RFC 8945 5.2: NOTAUTH, with the TSIG error in the TSIG record.
+            out = _simple(msg, dns.rcode.NOTAUTH, edns)
+            return Reply((tsig.error_response(out, verified, now),)), False
+        msg, signer = verified
+    ctx = _Context(request, snapshot, msg, edns, signer, now)
+    if edns is not None and msg.edns > 0:
+        # RFC 6891 section 6.1.3: answer BADVERS with the version we do speak.
+        return ctx.simple(dns.rcode.BADVERS), False
+    opcode = msg.opcode()
+    if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
+        return ctx.simple(dns.rcode.NOTIMP), False
+    if len(msg.question) != 1:
+        return ctx.simple(dns.rcode.FORMERR), False
     q = msg.question[0]
+    if opcode == dns.opcode.QUERY and (msg.answer or msg.authority and q.rdtype != RdataType.IXFR):
+        return ctx.simple(dns.rcode.FORMERR), False
+    view = snapshot.select_view(request.client, request.local, ctx.keyname)
+    if opcode == dns.opcode.NOTIFY:
+        return _notify(ctx, view), False
+    if q.rdtype in _QTYPE_FORMERR:
+        return ctx.simple(dns.rcode.FORMERR), False
+    if q.rdtype in _QTYPE_NOTIMP:
+        return ctx.simple(dns.rcode.NOTIMP), False
+    if q.rdtype in _QTYPE_TRANSFER and q.rdclass == dns.rdataclass.IN:
+        return _transfer(ctx, view), False
     limit = _limit(
         request.transport, msg.payload if msg.edns >= 0 else None, options.udp_payload_max
     )
-    if q.rdtype in _QTYPE_FORMERR:
-        return _simple(msg, request, snapshot, dns.rcode.FORMERR, edns)
-    if q.rdtype in _QTYPE_NOTIMP:
-        return _simple(msg, request, snapshot, dns.rcode.NOTIMP, edns)
+    reserve = 0 if signer is None else tsig.reserve_size(signer.key.name, signer.key.algorithm)
     if q.rdclass == dns.rdataclass.CH:
         result = _chaos(q.name, q.rdtype, snapshot)
     elif view is None:
-        result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
-    elif q.rdtype in _QTYPE_TRANSFER:
-        # No transfer is allowed until an ACL or a TSIG key says so.
+        # No view for this client (BIND: REFUSED), or a class we do not serve.
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
     elif q.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+        result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
+    elif not _query_allowed(view, q.name, q.rdtype, request.client, ctx.keyname):
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
     else:
         result = answer_query(
@@ -188,19 +267,104 @@ def _answer(request: Request, snapshot: Snapshot, view: View | None) -> bytes | 
             minimal_any=options.minimal_any and request.transport is Transport.UDP,
             dnssec=edns is not None and edns.do,
         )
-    return render(msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, limit)
+    out = render(msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, limit, reserve)
+    return Reply((ctx.sign(out),)), signer is None
+
+
+def _query_allowed(
+    view: View, qname: dns.name.Name, qtype: int, client: str, key: dns.name.Name | None
+) -> bool:
+    if not view.restricted:
+        return True
+    found = find_zone(view.zones, qname, qtype)
+    if found is None:
+        return True
+    zc = view.configs.get(found[0])
+    return zc is None or zc.allow_query is None or zc.allow_query.allows(client, key)
+
+
+def _notify(ctx: _Context, view: View | None) -> Reply:
+    """A NOTIFY (RFC 1996 section 3.7): acknowledge it and, if accepted, say so."""
+    q = ctx.msg.question[0]
+    zc = view.configs.get(q.name) if view is not None else None
+    if view is None or q.name not in view.zones or q.rdtype != RdataType.SOA:
+        return ctx.simple(dns.rcode.NOTAUTH)
+    if (
+        zc is None
+        or zc.type is not ZoneType.SECONDARY
+        or zc.allow_notify is None
+        or not zc.allow_notify.allows(ctx.request.client, ctx.keyname)
+    ):
+        return ctx.simple(dns.rcode.REFUSED)
+    serial = None
+    for rrset in ctx.msg.answer:
+        if rrset.rdtype == RdataType.SOA and rrset.name == q.name and len(rrset):
+            serial = int(rrset[0].serial)
+    reply = ctx.simple(dns.rcode.NOERROR, aa=True)
+    return dataclasses.replace(
+        reply, notify=NotifyReceived(view.name, zc.name, serial, ctx.request.client)
+    )
+
+
+def _transfer(ctx: _Context, view: View | None) -> Reply:
+    """AXFR (RFC 5936) and IXFR (RFC 1995) out, gated by allow_transfer and TSIG."""
+    request, msg = ctx.request, ctx.msg
+    q = msg.question[0]
+    zc = view.configs.get(q.name) if view is not None else None
+
+    def refused(rcode: dns.rcode.Rcode, kind: str) -> Reply:
+        event = TransferEvent(
+            view.name if view is not None else "-", q.name, request.client, ctx.keyname, kind, None
+        )
+        return dataclasses.replace(ctx.simple(rcode), transfer=event)
+
+    if view is None or q.name not in view.zones:
+        return refused(dns.rcode.NOTAUTH, "not-authoritative")
+    if q.rdtype == RdataType.AXFR and request.transport is Transport.UDP:
+        return refused(dns.rcode.NOTIMP, "axfr-over-udp")  # as NSD: AXFR needs TCP
+    acl = zc.allow_transfer if zc is not None else None
+    if acl is None or not acl.allows(request.client, ctx.keyname):
+        return refused(dns.rcode.REFUSED, "refused")
+    version = view.zones.get(q.name)
+    if version is None:
+        return refused(dns.rcode.SERVFAIL, "zone-not-loaded")
+    signer = None
+    if ctx.signer is not None:
+        signer = xfr.TsigSigner(ctx.signer.key, ctx.now)
+    payload = ctx.snapshot.options.udp_payload_max if ctx.edns is not None else None
+    if q.rdtype == RdataType.AXFR:
+        messages = xfr.iter_axfr_messages(msg, version, tsig=signer, edns_payload=payload)
+        kind = "axfr"
+    else:
+        if xfr.client_serial(msg) is None:
+            return refused(dns.rcode.FORMERR, "ixfr-without-soa")
+        journal = view.journals.get(q.name) or Journal(())
+        udp = request.transport is Transport.UDP
+        limit = _limit(
+            request.transport,
+            msg.payload if msg.edns >= 0 else None,
+            ctx.snapshot.options.udp_payload_max,
+        )
+        ixfr_kind, messages = xfr.iter_ixfr_messages(
+            msg, version, journal, max_size=limit, udp=udp, tsig=signer, edns_payload=payload
+        )
+        kind = f"ixfr-{ixfr_kind.value}"
+    first = next(messages, None)
+    event = TransferEvent(view.name, q.name, request.client, ctx.keyname, kind, version.serial)
+    return Reply((first,) if first is not None else (), stream=messages, transfer=event)
 
 
 def _simple(
     msg: dns.message.Message,
-    request: Request,
-    snapshot: Snapshot,
     rcode: dns.rcode.Rcode,
     edns: EdnsReply | None = None,
+    aa: bool = False,
 ) -> bytes:
-    """An error response echoing the question when there is exactly one."""
+    """A response with no data, echoing the question when there is exactly one."""
     flags = dns.flags.QR | (msg.flags & (dns.flags.RD | dns.flags.CD)) | (rcode & 0xF)
     flags |= dns.opcode.to_flags(msg.opcode())
+    if aa:
+        flags |= dns.flags.AA
     response = dns.message.Message(msg.id)
     response.flags = flags
     if len(msg.question) == 1:

@@ -68,8 +68,12 @@ def render(
     answer: Answer,
     edns: EdnsReply | None,
     limit: int,
+    reserve: int = 0,
 ) -> bytes:
-    """The response to a query; *qname* is rendered as asked (its case echoed)."""
+    """The response to a query; *qname* is rendered as asked (its case echoed).
+
+    *reserve* keeps room for a TSIG record the caller appends after rendering.
+    """
     flags = dns.flags.QR | (query_flags & (dns.flags.RD | dns.flags.CD)) | (answer.rcode & 0xF)
     if answer.aa:
         flags |= dns.flags.AA
@@ -79,6 +83,8 @@ def render(
     r = dns.renderer.Renderer(query_id, flags, limit)
     if edns is not None:
         r.reserve(_opt_size(edns))
+    if reserve:
+        r.reserve(reserve)
     truncated = False
     try:
         r.add_question(qname, qtype, qclass)
@@ -97,6 +103,8 @@ def render(
             except dns.exception.TooBig:
                 continue  # optional data: drop it quietly, a smaller one may fit
     r.release_reserved()
+    if reserve:
+        r.reserve(reserve)  # still room for the TSIG, not for more data
     if edns is not None:
         r.add_rrset(dns.renderer.ADDITIONAL, _opt_rrset(edns))
     if truncated:

@@ -10,16 +10,30 @@ starts with an empty cache, which is how the cache is invalidated.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import enum
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import dns.name
 import dns.serial
+import dns.tsig
 
+from authd.acl import CompiledAcl
+from authd.changeset import diff
 from authd.checks import Finding, Severity
-from authd.config import Config, Options, ZoneConfig
+from authd.config import Config, Options, ZoneConfig, ZoneType
 from authd.errors import ZoneError
+from authd.journal import (
+    Journal,
+    JournalError,
+    append_journal,
+    read_journal,
+    reconcile,
+    write_journal,
+)
 from authd.zone import ZoneVersion, load_zone
 
 
@@ -28,10 +42,19 @@ class View:
     name: str
     index: int  # position in the config, part of the answer-cache key
     zones: Mapping[dns.name.Name, ZoneVersion | None]  # None: failed to load -> SERVFAIL
+    configs: Mapping[dns.name.Name, ZoneConfig] = field(default_factory=dict)
+    journals: Mapping[dns.name.Name, Journal] = field(default_factory=dict)  # IXFR history
+    match_clients: CompiledAcl | None = None  # None: every client
+    match_destinations: CompiledAcl | None = None  # None: every local address
+    # True when some zone limits allow_query: answers then depend on the client,
+    # so the shared answer cache must not serve this view.
+    restricted: bool = False
 
-    def matches(self, client: str, local: str) -> bool:
+    def matches(self, client: str, local: str, key: dns.name.Name | None = None) -> bool:
         """Whether a query from *client* arriving on *local* belongs to this view."""
-        return True
+        if self.match_destinations is not None and not self.match_destinations.allows(local):
+            return False
+        return self.match_clients is None or self.match_clients.allows(client, key)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -39,12 +62,14 @@ class Snapshot:
     views: tuple[View, ...]
     options: Options
     generation: int = 0
+    keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
     # Rendered responses keyed by question shape; dropped with the snapshot.
     cache: dict[tuple[object, ...], bytes] = field(default_factory=dict)
 
-    def select_view(self, client: str, local: str) -> View | None:
+    def select_view(self, client: str, local: str, key: dns.name.Name | None = None) -> View | None:
+        """The first view that matches (BIND order); None: REFUSED."""
         for view in self.views:
-            if view.matches(client, local):
+            if view.matches(client, local, key):
                 return view
         return None
 
@@ -66,6 +91,7 @@ class ZoneLoadEvent:
     records: int
     reason: str | None = None  # why the file was refused
     findings: tuple[Finding, ...] = ()
+    journal_note: str | None = None  # what happened to the IXFR journal, when notable
 
 
 def _serial_increased(old: int, new: int) -> bool:
@@ -132,12 +158,128 @@ def build_snapshot(
     events: list[ZoneLoadEvent] = []
     views = []
     old_views = {v.name: v for v in previous.views} if previous is not None else {}
+    loaded: dict[tuple[str, dns.name.Name], ZoneVersion | None] = {}
+    loaded_journals: dict[tuple[str, dns.name.Name], Journal] = {}
     for index, vc in enumerate(config.views):
-        old_zones = old_views[vc.name].zones if vc.name in old_views else {}
+        old_view = old_views.get(vc.name)
+        old_zones = old_view.zones if old_view is not None else {}
+        old_journals = old_view.journals if old_view is not None else {}
         zones: dict[dns.name.Name, ZoneVersion | None] = {}
+        journals: dict[dns.name.Name, Journal] = {}
         for zc in vc.zones:
-            version, event = load_one(vc.name, zc, old_zones.get(zc.name))
-            zones[zc.name] = version
+            if zc.in_view is not None:
+                # Shared with an earlier view: the same compiled version, loaded once.
+                zones[zc.name] = loaded[(zc.in_view, zc.name)]
+                journals[zc.name] = loaded_journals[(zc.in_view, zc.name)]
+                continue
+            old = old_zones.get(zc.name)
+            if zc.type is ZoneType.SECONDARY:
+                version, event = _secondary_copy(vc.name, zc, old)
+            else:
+                version, event = load_one(vc.name, zc, old)
+            zones[zc.name] = loaded[(vc.name, zc.name)] = version
+            journal, note = record_change(
+                config, vc.name, zc.name, old, version, old_journals.get(zc.name)
+            )
+            journals[zc.name] = loaded_journals[(vc.name, zc.name)] = journal
+            if note is not None:
+                event = dataclasses.replace(event, journal_note=note)
             events.append(event)
-        views.append(View(vc.name, index, zones))
-    return Snapshot(tuple(views), config.options, generation), events
+        configs = {zc.name: zc for zc in vc.zones}
+        restricted = any(
+            zc.allow_query is not None and not _allows_all(zc.allow_query) for zc in vc.zones
+        )
+        views.append(
+            View(
+                vc.name,
+                index,
+                zones,
+                configs=configs,
+                journals=journals,
+                match_clients=vc.match_clients,
+                match_destinations=vc.match_destinations,
+                restricted=restricted,
+            )
+        )
+    snapshot = Snapshot(tuple(views), config.options, generation, config.keys.keyring())
+    return snapshot, events
+
+
+def journal_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    label = zone.to_text(omit_final_dot=True) or "root"
+    return os.path.join(config.state_dir, view, f"{label}.journal")
+
+
+def record_change(
+    config: Config,
+    view: str,
+    zone: dns.name.Name,
+    old: ZoneVersion | None,
+    new: ZoneVersion | None,
+    journal: Journal | None,
+) -> tuple[Journal, str | None]:
+    """The zone's journal after *old* became *new*, persisted; and a note worth logging.
+
+    The journal on disk is appended to before the new version is published, so
+    after a crash it never describes a version that was not served; one that
+    ends elsewhere is discarded at the next start (``reconcile``).
+    """
+    opts = config.options
+    path = journal_path(config, view, zone)
+    note = None
+    try:
+        if journal is None:
+            # First load: pick up the history left by the previous run.
+            journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
+            if new is not None:
+                journal, note = reconcile(journal, zone, new.serial)
+                if note is not None:
+                    _ensure_dir(path)
+                    write_journal(path, journal)
+            return journal, note
+        if old is None or new is None or new is old:
+            return journal, None
+        change = diff(old, new)
+        try:
+            journal = journal.append(change)
+        except ValueError:
+            journal = journal.empty().append(change)
+            _ensure_dir(path)
+            write_journal(path, journal)
+            return journal, "journal restarted"
+        _ensure_dir(path)
+        size = append_journal(path, change)
+        if journal.should_compact(size):
+            write_journal(path, journal)
+        return journal, None
+    except (OSError, JournalError) as e:
+        empty = Journal((), max_entries=opts.journal_max_entries, max_bytes=opts.journal_max_bytes)
+        if new is not None and old is not None and new is not old:
+            with contextlib.suppress(ValueError):
+                empty = empty.append(diff(old, new))
+        return empty, f"journal {path}: {e}; IXFR history kept in memory only"
+
+
+def _ensure_dir(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def _allows_all(acl: CompiledAcl) -> bool:
+    return [e.text for e in acl.elements] == ["any"]
+
+
+def _secondary_copy(
+    view: str, zc: ZoneConfig, old: ZoneVersion | None
+) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+    """A secondary keeps the copy it serves; at start it reads its last transferred one."""
+    if old is not None:
+        event = ZoneLoadEvent(
+            view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
+        )
+        return old, event
+    if not os.path.exists(zc.file):
+        event = ZoneLoadEvent(
+            view, zc.name, zc.file, LoadOutcome.FAILED, None, 0, "no copy yet: awaiting transfer"
+        )
+        return None, event
+    return load_one(view, zc, None)
