@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,8 @@ from serverkit import HOSTS, V4, V6, frame, parse, tcp_connect, tcp_read_message
 
 pytestmark = pytest.mark.timeout(120)
 
-ZONE = """
+ZONE = (
+    """
 $ORIGIN e2e.test.
 $TTL 300
 @     SOA   ns hm 1 7200 3600 1209600 300
@@ -37,7 +39,10 @@ $TTL 300
 ns    A     192.0.2.53
 www   A     192.0.2.80
 www   AAAA  2001:db8::80
-""" + "\n".join(f'big TXT "{i:02d}{"z" * 100}"' for i in range(40)) + "\n"
+"""
+    + "\n".join(f'big TXT "{i:02d}{"z" * 100}"' for i in range(40))
+    + "\n"
+)
 
 IDLE = 1  # seconds, for the limited server
 MAX_CONNECTIONS = 3
@@ -79,7 +84,9 @@ def test_dnspython_query(server, host: str, tcp: bool) -> None:
 @pytest.mark.parametrize("host", HOSTS)
 def test_big_answer_truncated_over_udp_whole_over_tcp(server, host: str) -> None:
     q = _query("big.e2e.test.", "TXT")
-    r = dns.query.udp(q, host, port=server.port, timeout=serverkit.IO_TIMEOUT, ignore_trailing=False)
+    r = dns.query.udp(
+        q, host, port=server.port, timeout=serverkit.IO_TIMEOUT, ignore_trailing=False
+    )
     assert r.flags & dns.flags.TC
     r = dns.query.tcp(q, host, port=server.port, timeout=serverkit.IO_TIMEOUT)
     assert not r.flags & dns.flags.TC
@@ -231,6 +238,59 @@ def test_tcp_idle_timeout_counts_from_the_last_query(limited) -> None:
         assert serverkit.closed_within(s, IDLE + 4) is not None
 
 
+@pytest.mark.parametrize("host", HOSTS)
+def test_tcp_half_close_still_gets_every_answer(server, host: str) -> None:
+    # RFC 1035 4.2.2 (kept by RFC 7766 6.1): the server "should delay closing its
+    # end of the connection until all outstanding client requests have been
+    # satisfied".  Clients that shut down their sending side after the last
+    # query (shutdown(SHUT_WR)) must still get every answer, every time.
+    for attempt in range(10):
+        with tcp_connect(host, server.port) as s:
+            s.sendall(b"".join(frame(_query(id=attempt * 10 + j).to_wire()) for j in range(3)))
+            s.shutdown(socket.SHUT_WR)
+            ids = []
+            try:
+                for _ in range(3):
+                    wire = tcp_read_message(s)
+                    if wire is None:
+                        break
+                    ids.append(parse(wire).id)
+            except ConnectionResetError:
+                pass
+        assert ids == [attempt * 10 + j for j in range(3)], f"attempt {attempt}"
+
+
+def test_tcp_idle_timeout_spares_a_connection_still_receiving_answers(limited) -> None:
+    # The idle timeout is for connections with nothing outstanding (RFC 1035
+    # 4.2.2; RFC 7828 3.2.1 defines idle as "no outstanding requests").  A
+    # client that pipelines many queries and reads the answers steadily, but
+    # for longer than the timeout, must not lose the tail to an abort.
+    assert _wait_until_accepted(limited.port, time.monotonic() + IDLE + 5)
+    count = 300
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # before connect: small window
+    s.settimeout(serverkit.IO_TIMEOUT)
+    with s:
+        s.connect((V4, limited.port))
+        s.sendall(
+            b"".join(frame(_query("big.e2e.test.", "TXT", id=i).to_wire()) for i in range(count))
+        )
+        got = 0
+        start = time.monotonic()
+        try:
+            while got < count and time.monotonic() - start < 30:
+                wire = tcp_read_message(s)
+                if wire is None:
+                    break
+                assert parse(wire).id == got
+                got += 1
+                time.sleep(0.01)  # a steady reader, slower than one idle period in total
+        except ConnectionResetError:
+            pass
+    assert time.monotonic() - start > IDLE, "the test must outlast one idle period"
+    assert got == count
+
+
 def _open_counted(port: int, n: int) -> list:
     """*n* connections, each proven accepted by an answered query."""
     conns = []
@@ -357,7 +417,9 @@ def test_sighup_reload(tmp_path: Path) -> None:
 def test_sigterm_exits_zero() -> None:
     srv, _ = serverkit.start({"e2e.test.": ZONE})
     try:
-        assert _wait_for(lambda: serverkit.udp_exchange(V4, srv.port, _query().to_wire()) is not None, 5)
+        assert _wait_for(
+            lambda: serverkit.udp_exchange(V4, srv.port, _query().to_wire()) is not None, 5
+        )
         srv.process.send_signal(signal.SIGTERM)
         assert srv.process.wait(timeout=10) == 0
         assert "stopped" in srv.read_log()

@@ -9,7 +9,8 @@ producer), so its answers cannot pile up without bound.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from twisted.internet import interfaces, protocol
 from twisted.logger import Logger
@@ -45,10 +46,11 @@ class UdpServer(protocol.DatagramProtocol):
         self._on_reply = on_reply
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        reply = _safe_handle(Request(data, addr[0], self._local, Transport.UDP), self._snapshot())
+        request = Request(data, addr[0], self._local, Transport.UDP, time.time())
+        reply = _safe_handle(request, self._snapshot())
         for message in reply.messages:
             self.transport.write(message, addr)  # type: ignore[union-attr]
-        if reply.event is not None:
+        if reply.event is not None or reply.transfer is not None or reply.notify is not None:
             self._on_reply(reply)
 
 
@@ -60,6 +62,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         self._factory = factory
         self._buffer = bytearray()
         self._client = ""
+        self._stream: Iterator[bytes] | None = None  # a zone transfer being sent
+        self._write_paused = False
 
     def connectionMade(self) -> None:  # noqa: N802
         f = self._factory
@@ -81,7 +85,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         buf = self._buffer
         buf += data
         f = self._factory
-        while len(buf) >= 2:
+        while len(buf) >= 2 and self._stream is None:
             length = (buf[0] << 8) | buf[1]
             if length < wire.HEADER_LEN:
                 # RFC 7766 section 8: nothing we can answer; stop listening to garbage.
@@ -91,15 +95,40 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 break
             message = bytes(buf[2 : 2 + length])
             del buf[: 2 + length]
-            reply = _safe_handle(
-                Request(message, self._client, f.local, Transport.TCP), f.snapshot()
-            )
+            request = Request(message, self._client, f.local, Transport.TCP, time.time())
+            reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
-            if reply.event is not None:
+            if reply.event is not None or reply.transfer is not None or reply.notify is not None:
                 f.on_reply(reply)
             if not self.transport or not self.connected:
                 return
+            if reply.stream is not None:
+                # A transfer: stop reading queries until its last message is out,
+                # and send it a message at a time so other clients are served too.
+                self._stream = reply.stream
+                self.transport.pauseProducing()  # type: ignore[union-attr]
+                f.call_later(0, self._pump)
+                return
+
+    def _pump(self) -> None:
+        if self._stream is None or self._write_paused or not self.connected:
+            return
+        try:
+            out = next(self._stream, None)
+        except Exception:
+            log.failure("zone transfer to {client} failed", client=self._client)
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        if out is None:
+            self._stream = None
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+            if self._buffer:
+                self.dataReceived(b"")
+            return
+        self.resetTimeout()
+        self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
+        self._factory.call_later(0, self._pump)
 
     def timeoutConnection(self) -> None:  # noqa: N802
         # abort, not lose: a client that stopped reading would hold a lose open.
@@ -111,13 +140,19 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             self._factory.budget.give_back()
             self._counted = False
         self._buffer = bytearray()
+        self._stream = None
 
     # IPushProducer: called by our transport when its write buffer fills or drains.
     def pauseProducing(self) -> None:  # noqa: N802
+        self._write_paused = True
         self.transport.pauseProducing()  # type: ignore[union-attr]
 
     def resumeProducing(self) -> None:  # noqa: N802
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._write_paused = False
+        if self._stream is not None:
+            self._pump()  # reading stays paused until the transfer is sent
+        else:
+            self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def stopProducing(self) -> None:  # noqa: N802
         pass
@@ -148,7 +183,9 @@ class TcpFactory(protocol.Factory):
         idle_timeout: float,
         budget: ConnectionBudget,
         on_reply: ReplyHook,
+        call_later: Callable[..., object],
     ) -> None:
+        self.call_later = call_later
         self.snapshot = snapshot
         self.local = local
         self.idle_timeout = idle_timeout
