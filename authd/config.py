@@ -344,7 +344,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 raise ConfigError(f"{p}.file", f"no such file: {file_text}")
             if not os.access(file, os.R_OK):
                 raise ConfigError(f"{p}.file", f"not readable: {file_text}")
-        notify_text = m.get("notify", "yes")
+        notify_text = m.get("notify", "explicit")
         if isinstance(notify_text, bool):  # YAML reads a bare yes/no as a boolean
             notify_text = "yes" if notify_text else "no"
         try:

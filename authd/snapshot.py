@@ -205,6 +205,29 @@ def build_snapshot(
     return snapshot, events
 
 
+def with_zone(
+    snapshot: Snapshot,
+    view: str,
+    zone: dns.name.Name,
+    version: ZoneVersion | None,
+    journal: Journal | None,
+    generation: int,
+) -> Snapshot:
+    """*snapshot* with one zone replaced in *view* and every view sharing it (in_view)."""
+    views = []
+    for v in snapshot.views:
+        zc = v.configs.get(zone)
+        if v.name == view or (zc is not None and zc.in_view == view):
+            zones = dict(v.zones)
+            zones[zone] = version
+            journals = dict(v.journals)
+            if journal is not None:
+                journals[zone] = journal
+            v = dataclasses.replace(v, zones=zones, journals=journals)
+        views.append(v)
+    return dataclasses.replace(snapshot, views=tuple(views), generation=generation, cache={})
+
+
 def journal_path(config: Config, view: str, zone: dns.name.Name) -> str:
     label = zone.to_text(omit_final_dot=True) or "root"
     return os.path.join(config.state_dir, view, f"{label}.journal")

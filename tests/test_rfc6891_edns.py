@@ -67,6 +67,7 @@ class Outcome:
     rcode: str
     rdclass: str = "IN"
     opcode: int = dns.opcode.QUERY
+    rcode_tcp: str | None = None  # when TCP differs
 
 
 OUTCOMES = [
@@ -77,9 +78,11 @@ OUTCOMES = [
     Outcome("refused", "www.example.org.", "A", "REFUSED"),
     Outcome("servfail", "www.broken.test.", "A", "SERVFAIL"),
     Outcome("formerr-qtype-opt", "www.edns.test.", "OPT", "FORMERR"),
-    Outcome("refused-axfr", "edns.test.", "AXFR", "REFUSED"),
+    # AXFR needs TCP (NOTIMP over UDP, as NSD); over TCP no ACL allows it.
+    Outcome("axfr", "edns.test.", "AXFR", "NOTIMP", rcode_tcp="REFUSED"),
     Outcome("chaos-refused", "version.bind.", "TXT", "REFUSED", rdclass="CH"),
-    Outcome("notimp-opcode", "www.edns.test.", "A", "NOTIMP", opcode=dns.opcode.NOTIFY),
+    Outcome("notimp-opcode", "www.edns.test.", "A", "NOTIMP", opcode=dns.opcode.STATUS),
+    Outcome("notify-not-ours", "www.example.org.", "SOA", "NOTAUTH", opcode=dns.opcode.NOTIFY),
 ]
 
 
@@ -89,7 +92,9 @@ def test_opt_in_every_response_to_an_edns_query(snapshot, case: Outcome, tcp: bo
     query = make_query(case.qname, case.qtype, case.rdclass, edns=0, payload=4096)
     query.set_opcode(case.opcode)
     msg = _reply(snapshot, query, tcp)
-    assert dns.rcode.to_text(msg.rcode()) == case.rcode
+    assert dns.rcode.to_text(msg.rcode()) == (
+        case.rcode_tcp if tcp and case.rcode_tcp else case.rcode
+    )
     assert msg.edns == 0, msg.to_text()
     assert msg.payload == OUR_PAYLOAD
 
@@ -100,7 +105,9 @@ def test_no_opt_without_edns(snapshot, case: Outcome, tcp: bool) -> None:
     query = make_query(case.qname, case.qtype, case.rdclass)
     query.set_opcode(case.opcode)
     msg = _reply(snapshot, query, tcp)
-    assert dns.rcode.to_text(msg.rcode()) == case.rcode
+    assert dns.rcode.to_text(msg.rcode()) == (
+        case.rcode_tcp if tcp and case.rcode_tcp else case.rcode
+    )
     assert msg.edns == -1, msg.to_text()
 
 
@@ -275,3 +282,35 @@ def test_refused_outside_our_zones_carries_ede_not_authoritative(snapshot, tcp: 
     plain = _reply(snapshot, make_query("www.example.org.", "A"), tcp)
     assert plain.edns == -1
     assert _ede(_reply(snapshot, make_query("www.edns.test.", "A", edns=0), tcp)) == []
+
+
+LONG_QNAME = ".".join(["a" * 63] * 3) + ".edns.test."
+
+
+def _nsid_probe(kind: str) -> dns.message.Message:
+    qname, qtype, version, opcode = {
+        "answer": ("www.edns.test.", "A", 0, dns.opcode.QUERY),
+        "long-qname": (LONG_QNAME, "A", 0, dns.opcode.QUERY),
+        "badvers": ("www.edns.test.", "A", 1, dns.opcode.QUERY),
+        "formerr": ("www.edns.test.", "OPT", 0, dns.opcode.QUERY),
+        "notimp": ("www.edns.test.", "A", 0, dns.opcode.STATUS),
+    }[kind]
+    query = make_query(qname, qtype, edns=version, payload=512, nsid=True)
+    query.set_opcode(opcode)
+    return query
+
+
+@pytest.mark.parametrize("kind", ["answer", "long-qname", "badvers", "formerr", "notimp"])
+@pytest.mark.parametrize("nsid_len", [200, 300, 480, 490, 512])
+def test_long_nsid_fits_the_smallest_udp_payload(nsid_len: int, kind: str) -> None:
+    # options.nsid may be up to 512 bytes; a client may offer only 512 bytes of
+    # UDP payload.  The front door must still return one well-formed response
+    # within 512 bytes (dropping NSID or setting TC), never raise.
+    snap = snapshot_from_texts({"edns.test.": ZONE}, nsid="n" * nsid_len)
+    query = _nsid_probe(kind)
+    wire = exchange(snap, query.to_wire())
+    assert wire is not None
+    assert len(wire) <= 512
+    msg = dns.message.from_wire(wire)
+    assert msg.id == query.id
+    assert msg.edns == 0

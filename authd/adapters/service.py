@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import dns.name
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import (
@@ -24,10 +25,19 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
+from authd.adapters.fleet import Fleet
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.config import Config
 from authd.query import Reply
-from authd.snapshot import LoadOutcome, Snapshot, ZoneLoadEvent, build_snapshot
+from authd.snapshot import (
+    LoadOutcome,
+    Snapshot,
+    ZoneLoadEvent,
+    build_snapshot,
+    record_change,
+    with_zone,
+)
+from authd.zone import ZoneVersion
 
 log = Logger(namespace="authd")
 
@@ -37,6 +47,9 @@ def start_logging(level: LogLevel = LogLevel.info, stream: Any = None) -> None:
     out = stream if stream is not None else sys.stderr
 
     def observer(event: dict[str, Any]) -> None:
+        namespace = event.get("log_namespace", "")
+        if namespace != "authd" and event["log_level"] < LogLevel.warn:
+            return  # Twisted's own chatter ("UdpServer starting on ...")
         text = formatEvent(event)
         failure = event.get("log_failure")
         if failure is not None:
@@ -91,6 +104,15 @@ class Service:
         self._reload_again = False
         self._ports: list[Any] = []
         self._budget = ConnectionBudget(config.options.tcp_max_connections)
+        self.fleet: Fleet | None = None
+
+    def notify_changed(self, events: list[ZoneLoadEvent]) -> None:
+        """RFC 1996: tell the secondaries of every zone whose serial changed."""
+        if self.fleet is None:
+            return
+        for event in events:
+            if event.outcome is LoadOutcome.LOADED:
+                self.fleet.notify_zone(event.view, event.zone)
 
     def current(self) -> Snapshot:
         assert self.snapshot is not None
@@ -103,7 +125,32 @@ class Service:
             log_load_event(event)
         return events
 
+    def publish_zone(self, view: str, zone: dns.name.Name, version: ZoneVersion | None) -> None:
+        """Serve a secondary's new copy (or None once expired): one snapshot swap."""
+        snap = self.current()
+        v = next(x for x in snap.views if x.name == view)
+        old = v.zones.get(zone)
+        journal, note = record_change(self.config, view, zone, old, version, v.journals.get(zone))
+        if note is not None:
+            log.warn("zone {zone}: {note}", zone=zone.to_text(), note=note)
+        self._generation += 1
+        self.snapshot = with_zone(snap, view, zone, version, journal, self._generation)
+
     def _on_reply(self, reply: Reply) -> None:
+        if reply.notify is not None and self.fleet is not None:
+            n = reply.notify
+            self.fleet.notified(n.view, n.zone, n.client)
+        t = reply.transfer
+        if t is not None:
+            log.info(
+                "transfer {zone} (view {view}) to {client} key {key}: {kind}, serial {serial}",
+                zone=t.zone.to_text(),
+                view=t.view,
+                client=t.client,
+                key=t.key.to_text() if t.key is not None else "none",
+                kind=t.kind,
+                serial=t.serial,
+            )
         e = reply.event
         if e is not None:
             log.info(
@@ -123,7 +170,12 @@ class Service:
             udp.noisy = False
             self._ports.append(self._reactor.listenUDP(lc.port, udp, interface=lc.address))
             factory = TcpFactory(
-                self.current, lc.address, opts.tcp_idle_timeout, self._budget, self._on_reply
+                self.current,
+                lc.address,
+                opts.tcp_idle_timeout,
+                self._budget,
+                self._on_reply,
+                self._reactor.callLater,
             )
             factory.noisy = False
             self._ports.append(
@@ -149,6 +201,7 @@ class Service:
             self.snapshot = snapshot  # the single swap every query sees whole
             for event in events:
                 log_load_event(event)
+            self.notify_changed(events)
             log.info("reload done: generation {generation}", generation=snapshot.generation)
 
         def failed(failure: Any) -> None:
@@ -193,6 +246,10 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
         log.critical("cannot listen: {error}", error=str(e))
         return 1
     service.install_signals()
+    reactor.suggestThreadPoolSize(16)  # transfers and NOTIFYs wait in worker threads
+    service.fleet = Fleet(reactor, config, service.current, service.publish_zone)
+    service.fleet.start()
+    service.notify_changed(events)
     log.info(
         "authd ready: {zones} zones ({failed} failed), {sockets} sockets",
         zones=len(events),

@@ -1,0 +1,409 @@
+"""The primary/secondary fleet: NOTIFY out, and secondary zones kept in step.
+
+Owns: sending NOTIFY with retries, the refresh timers of every secondary zone
+(driving the pure ``authd.refresh`` machine), SOA checks and transfers in
+(IXFR with AXFR fallback, through dnspython in worker threads), writing the
+transferred copy atomically, and handing new versions to the service to
+publish.  Invariants: a copy is on disk (temp file, fsync, rename, fsync of
+the folder) before it is served, so after a crash the file is a complete
+old or new version; a failed, timed-out or inconsistent transfer leaves the
+served copy alone and is retried by the state machine.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+import dns.xfr
+import dns.zone
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from authd import notify as notify_mod
+from authd import refresh
+from authd.config import Config, Remote, ZoneConfig, ZoneType
+from authd.refresh import Action, Clamp, RefreshState, SoaTimers
+from authd.snapshot import Snapshot
+from authd.zone import ZoneVersion, compile_zone
+from authd.zonefile import Record
+
+log = Logger(namespace="authd")
+
+SOA_QUERY_TIMEOUT = 3.0
+
+Publish = Callable[[str, dns.name.Name, ZoneVersion | None], None]
+
+
+def _timers(version: ZoneVersion) -> SoaTimers:
+    soa = version.soa[0]
+    return SoaTimers(int(soa.serial), float(soa.refresh), float(soa.retry), float(soa.expire))  # type: ignore[attr-defined]
+
+
+def _keyring(
+    config: Config, remote: Remote
+) -> tuple[dict[dns.name.Name, dns.tsig.Key] | None, dns.name.Name | None]:
+    if remote.key is None:
+        return None, None
+    key = config.keys.get(remote.key)
+    assert key is not None  # the config checked every key reference
+    k = key.to_dnspython()
+    return {k.name: k}, k.name
+
+
+def send_notify(
+    config: Config, target: notify_mod.Target, version: ZoneVersion, label: str
+) -> tuple[bool, str]:
+    """Blocking: send NOTIFY to *target* until acknowledged or out of retries."""
+    opts = config.options
+    key = None
+    if target.key is not None:
+        tk = config.keys.get(target.key)
+        key = tk.to_dnspython() if tk is not None else None
+    timeout = opts.notify_timeout
+    last = "no answer"
+    for attempt in range(opts.notify_retries + 1):
+        msg = notify_mod.message(version, key, opts.tsig_fudge)
+        try:
+            reply = dns.query.udp(msg, target.address, port=target.port, timeout=timeout)
+        except (dns.exception.Timeout, OSError) as e:
+            last = f"attempt {attempt + 1}: {type(e).__name__}"
+            timeout = min(timeout * 2, 60.0)  # back off: a busy secondary gets breathing room
+            continue
+        except dns.exception.DNSException as e:
+            return False, f"bad answer: {e}"
+        rcode = reply.rcode()
+        if rcode == dns.rcode.NOERROR:
+            return True, f"acknowledged after {attempt + 1} attempt(s)"
+        return False, f"answered {dns.rcode.to_text(rcode)}"
+    return False, f"gave up after {opts.notify_retries + 1} attempts ({last})"
+
+
+@dataclass
+class _Secondary:
+    view: str
+    zc: ZoneConfig
+    state: RefreshState
+    timer: Any = None
+    last_primary: str = ""
+
+
+class Fleet:
+    """NOTIFY sender and secondary-zone manager, living on the reactor."""
+
+    def __init__(
+        self, reactor: Any, config: Config, current: Callable[[], Snapshot], publish: Publish
+    ) -> None:
+        self._reactor = reactor
+        self.config = config
+        self._current = current
+        self._publish = publish
+        self._secondaries: dict[tuple[str, dns.name.Name], _Secondary] = {}
+        o = config.options
+        self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
+        self._ack: dict[tuple[str, dns.name.Name], str] = {}
+
+    # -- NOTIFY out ---------------------------------------------------------
+
+    def notify_zone(self, view: str, zone: dns.name.Name) -> None:
+        snap = self._current()
+        v = next((x for x in snap.views if x.name == view), None)
+        if v is None:
+            return
+        zc = v.configs.get(zone)
+        version = v.zones.get(zone)
+        if zc is None or version is None:
+            return
+        ourselves = [(lc.address, lc.port) for lc in self.config.listen]
+        for target in notify_mod.targets(zc, version, v.zones, ourselves):
+            label = f"{target.address}#{target.port}"
+            d = threads.deferToThread(send_notify, self.config, target, version, label)
+
+            def done(
+                result: tuple[bool, str], label: str = label, serial: int = version.serial
+            ) -> None:
+                ok, why = result
+                self._ack[(view, zone)] = f"{label} serial {serial}: {why}"
+                if ok:
+                    log.info(
+                        "notify {zone} serial {serial} to {target}: {why}",
+                        zone=zone.to_text(),
+                        serial=serial,
+                        target=label,
+                        why=why,
+                    )
+                else:
+                    log.warn(
+                        "notify {zone} serial {serial} to {target} failed: {why}",
+                        zone=zone.to_text(),
+                        serial=serial,
+                        target=label,
+                        why=why,
+                    )
+
+            d.addCallback(done)
+            d.addErrback(lambda f: log.failure("notify failed", f))
+
+    # -- secondaries --------------------------------------------------------
+
+    def start(self) -> None:
+        snap = self._current()
+        now = time.monotonic()
+        for vc in self.config.views:
+            view = next(v for v in snap.views if v.name == vc.name)
+            for zc in vc.zones:
+                if zc.type is not ZoneType.SECONDARY or zc.in_view is not None:
+                    continue
+                version = view.zones.get(zc.name)
+                copy = _timers(version) if version is not None else None
+                age = 0.0
+                if version is not None:
+                    try:
+                        age = max(0.0, time.time() - os.path.getmtime(zc.file))
+                    except OSError:
+                        age = 0.0
+                state, actions = refresh.start(now, copy, age, self._clamp)
+                sec = _Secondary(vc.name, zc, state)
+                self._secondaries[(vc.name, zc.name)] = sec
+                log.info(
+                    "secondary zone {zone} (view {view}): primaries {primaries}, "
+                    "copy serial {serial}",
+                    zone=zc.name.to_text(),
+                    view=vc.name,
+                    primaries=", ".join(f"{p.address}#{p.port}" for p in zc.primaries),
+                    serial=copy.serial if copy else "none",
+                )
+                self._act(sec, actions)
+
+    def stop(self) -> None:
+        for sec in self._secondaries.values():
+            if sec.timer is not None and sec.timer.active():
+                sec.timer.cancel()
+
+    def status(self) -> list[str]:
+        lines = []
+        for (view, zone), sec in self._secondaries.items():
+            s = sec.state
+            lines.append(
+                f"{zone} (view {view}): secondary, phase {s.phase.value}, serial "
+                f"{s.timers.serial if s.timers else 'none'}, last result: {s.last_result}"
+            )
+        for (view, zone), ack in self._ack.items():
+            lines.append(f"{zone} (view {view}): last notify {ack}")
+        return lines
+
+    def notified(self, view: str, zone: dns.name.Name, client: str) -> None:
+        """A NOTIFY was accepted for a secondary zone: check the primaries now."""
+        sec = self._secondaries.get((view, zone))
+        if sec is None:
+            return
+        log.info(
+            "notify for {zone} from {client}: checking primaries",
+            zone=zone.to_text(),
+            client=client,
+        )
+        sec.state, actions = refresh.notify(sec.state, time.monotonic())
+        self._act(sec, actions)
+
+    def _schedule(self, sec: _Secondary) -> None:
+        if sec.timer is not None and sec.timer.active():
+            sec.timer.cancel()
+        delay = max(0.0, sec.state.next_check - time.monotonic())
+        if sec.state.expires_at is not None and not sec.state.expired:
+            delay = min(delay, max(0.0, sec.state.expires_at - time.monotonic()))
+        sec.timer = self._reactor.callLater(delay, self._tick, sec)
+
+    def _tick(self, sec: _Secondary) -> None:
+        sec.state, actions = refresh.tick(sec.state, time.monotonic(), self._clamp)
+        self._act(sec, actions)
+
+    def _act(self, sec: _Secondary, actions: list[Action]) -> None:
+        for action in actions:
+            if action is Action.QUERY_SOA:
+                d = threads.deferToThread(self._query_soa, sec.zc)
+                d.addCallback(self._soa_done, sec)
+                d.addErrback(self._soa_failed, sec)
+            elif action is Action.TRANSFER:
+                current = self._version(sec)
+                t = threads.deferToThread(self._transfer, sec.zc, current)
+                t.addCallback(self._transfer_done, sec)
+                t.addErrback(self._transfer_failed, sec)
+            elif action is Action.EXPIRE:
+                log.error(
+                    "zone {zone} expired: answering SERVFAIL until a transfer succeeds",
+                    zone=sec.zc.name.to_text(),
+                )
+                self._publish(sec.view, sec.zc.name, None)
+            elif action is Action.PUBLISH:
+                pass  # done in _transfer_done, which holds the new version
+        self._schedule(sec)
+
+    def _version(self, sec: _Secondary) -> ZoneVersion | None:
+        view = next((v for v in self._current().views if v.name == sec.view), None)
+        return view.zones.get(sec.zc.name) if view is not None else None
+
+    # Blocking work, in worker threads.
+
+    def _query_soa(self, zc: ZoneConfig) -> int | None:
+        errors = []
+        for primary in zc.primaries:
+            keyring, keyname = _keyring(self.config, primary)
+            q = dns.message.make_query(zc.name, dns.rdatatype.SOA)
+            if keyring is not None:
+                q.use_tsig(keyring, keyname=keyname, fudge=self.config.options.tsig_fudge)
+            try:
+                r = dns.query.udp(q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT)
+                if r.flags & dns.flags.TC:
+                    r = dns.query.tcp(
+                        q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT
+                    )
+            except (dns.exception.DNSException, OSError) as e:
+                errors.append(f"{primary.address}#{primary.port}: {type(e).__name__} {e}")
+                continue
+            for rrset in r.answer:
+                if (
+                    rrset.rdtype == dns.rdatatype.SOA
+                    and rrset.name == zc.name
+                    and r.rcode() == dns.rcode.NOERROR
+                ):
+                    return int(rrset[0].serial)
+            rcode = dns.rcode.to_text(r.rcode())
+            errors.append(f"{primary.address}#{primary.port}: answered {rcode} without an SOA")
+        raise RuntimeError("; ".join(errors) or "no primaries")
+
+    def _transfer(self, zc: ZoneConfig, current: ZoneVersion | None) -> tuple[ZoneVersion, str]:
+        errors = []
+        for primary in zc.primaries:
+            keyring, keyname = _keyring(self.config, primary)
+            attempts = ["ixfr", "axfr"] if current is not None else ["axfr"]
+            for kind in attempts:
+                try:
+                    zone = (
+                        _as_dnspython_zone(current)
+                        if kind == "ixfr" and current is not None
+                        else dns.zone.Zone(zc.name, relativize=False)
+                    )
+                    serial = current.serial if kind == "ixfr" and current is not None else None
+                    query, _ = dns.xfr.make_query(
+                        zone, serial=serial, keyring=keyring, keyname=keyname
+                    )
+                    if kind == "axfr":
+                        query = dns.message.make_query(zc.name, dns.rdatatype.AXFR)
+                        if keyring is not None:
+                            query.use_tsig(keyring, keyname=keyname)
+                    dns.query.inbound_xfr(
+                        primary.address,
+                        zone,
+                        query,
+                        port=primary.port,
+                        timeout=self.config.options.transfer_timeout,
+                        lifetime=self.config.options.transfer_timeout,
+                    )
+                    version = _compile_copy(zc, zone)
+                    _write_copy(zc.file, zone)
+                    return version, f"{kind.upper()} from {primary.address}#{primary.port}"
+                except Exception as e:  # any failure: try the next way, then the next primary
+                    errors.append(
+                        f"{kind} from {primary.address}#{primary.port}: {type(e).__name__} {e}"
+                    )
+        raise RuntimeError("; ".join(errors))
+
+    # Results, back on the reactor thread.
+
+    def _soa_done(self, serial: int | None, sec: _Secondary) -> None:
+        sec.state, actions = refresh.soa_answer(
+            sec.state, time.monotonic(), serial, self._clamp, random.random()
+        )
+        if not actions and serial is not None and os.path.exists(sec.zc.file):
+            # Up to date: the refresh restarts the expire clock, on disk too.
+            try:
+                os.utime(sec.zc.file)
+            except OSError:
+                pass
+        self._act(sec, actions)
+
+    def _soa_failed(self, failure: Any, sec: _Secondary) -> None:
+        log.warn(
+            "SOA check for {zone} failed: {why}",
+            zone=sec.zc.name.to_text(),
+            why=failure.getErrorMessage(),
+        )
+        self._soa_done(None, sec)
+
+    def _transfer_done(self, result: tuple[ZoneVersion, str], sec: _Secondary) -> None:
+        version, how = result
+        log.info(
+            "zone {zone} transferred: serial {serial}, {records} records, by {how}",
+            zone=sec.zc.name.to_text(),
+            serial=version.serial,
+            records=version.record_count,
+            how=how,
+        )
+        self._publish(sec.view, sec.zc.name, version)
+        sec.state, actions = refresh.transfer_done(
+            sec.state, time.monotonic(), _timers(version), self._clamp, random.random()
+        )
+        self._act(sec, actions)
+        self.notify_zone(sec.view, sec.zc.name)
+
+    def _transfer_failed(self, failure: Any, sec: _Secondary) -> None:
+        why = failure.getErrorMessage()
+        log.warn(
+            "transfer of {zone} failed, the old copy keeps serving: {why}",
+            zone=sec.zc.name.to_text(),
+            why=why,
+        )
+        sec.state, actions = refresh.transfer_done(
+            sec.state,
+            time.monotonic(),
+            None,
+            self._clamp,
+            random.random(),
+            f"transfer failed: {why}",
+        )
+        self._act(sec, actions)
+
+
+def _as_dnspython_zone(version: ZoneVersion) -> dns.zone.Zone:
+    zone = dns.zone.Zone(version.origin, relativize=False)
+    with zone.writer() as txn:
+        for node in version.nodes.values():
+            for rrset in node.values():
+                txn.add(rrset)
+    return zone
+
+
+def _compile_copy(zc: ZoneConfig, zone: dns.zone.Zone) -> ZoneVersion:
+    records = [Record(name, ttl, rdata, zc.file, 0) for name, ttl, rdata in zone.iterate_rdatas()]
+    result = compile_zone(zc.name, records, zc.file)
+    if result.version is None:
+        raise ValueError(f"transferred zone refused: {result.errors[0]}")
+    return result.version
+
+
+def _write_copy(path: str, zone: dns.zone.Zone) -> None:
+    """Atomically replace the stored copy: temp file, fsync, rename, fsync the folder."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        zone.to_file(f, relativize=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
