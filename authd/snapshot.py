@@ -133,9 +133,9 @@ def load_one(
                 why = "is exactly 2^31 away, which RFC 1982 leaves undefined"
             else:
                 why = "not increased (RFC 1982)"
+            changed = "content unchanged" if new.same_content(old) else "content changed"
             return refused(
-                f"{zc.file}: serial {new.serial} {why}, content changed; "
-                f"keeping serial {old.serial}",
+                f"{zc.file}: serial {new.serial} {why}, {changed}; keeping serial {old.serial}",
                 result.findings,
             )
     event = ZoneLoadEvent(

@@ -192,6 +192,21 @@ def test_malformed_edns_option_does_not_poison_the_cache() -> None:
     assert len(msg.answer) == 1
 
 
+@pytest.mark.parametrize(
+    ("code", "data"),
+    [(8, b"\x00\x09\x00\x00"), (8, b""), (10, b"\x01\x02\x03"), (10, b"\x01" * 41)],
+    ids=["ecs-bad-family", "ecs-empty", "cookie-short", "cookie-long"],
+)
+def test_cache_hit_never_answers_a_malformed_option(code: int, data: bytes) -> None:
+    # Regression: with the good question cached, the same question carrying an
+    # option the full parser refuses got the cached NOERROR instead of FORMERR.
+    snap = _fresh()
+    good = make_query("www.cache.test.", "A", edns=0).to_wire()
+    assert exchange(snap, good) is not None and len(snap.cache) == 1
+    out = exchange(snap, _with_option(good, code, data))
+    assert out is not None and out[3] & 0xF == dns.rcode.FORMERR
+
+
 def test_a_cache_hit_is_the_same_as_a_fresh_answer_for_every_outcome() -> None:
     questions = [
         ("www.cache.test.", "A"),
