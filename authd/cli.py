@@ -13,7 +13,7 @@ import sys
 import dns.exception
 import dns.name
 
-from authd import __version__
+from authd import __version__, lint_cli, views_cli
 from authd.checks import Severity
 from authd.config import Config, default_config, load_config
 from authd.errors import AuthdError, ZoneError
@@ -100,11 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--query-log", action="store_true", help="log every query")
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     serve.set_defaults(func=_cmd_serve)
-    check = sub.add_parser("check", help="check zone files as the server would load them")
-    check.add_argument("files", nargs="+", metavar="ZONEFILE")
-    check.add_argument("--origin", help="zone name (default: from the file name)")
-    check.add_argument("--strict", action="store_true", help="warnings are errors")
-    check.set_defaults(func=_cmd_check)
+    lint_cli.register(sub)
+    views_cli.register(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda args: print(f"authd {__version__}") or 0)
     return parser
