@@ -65,6 +65,9 @@ class Options:
     transfer_timeout: float = 120.0
     notify_retries: int = 5
     notify_timeout: float = 2.0  # first wait for a NOTIFY answer; doubles on each retry
+    control: str | None = None  # control socket; default <state_dir>/authd.ctl
+    watch: bool = True  # reload zone files and the config when they change on disk
+    reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class ZoneConfig:
     notify: NotifyMode = field(default_factory=lambda: NotifyMode.YES)
     also_notify: tuple[Remote, ...] = ()
     in_view: str | None = None  # shared with (loaded by) this earlier view
+    serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -206,6 +210,9 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "transfer_timeout": lambda v, p: _seconds(v, p, 86400.0),
     "notify_retries": lambda v, p: _int_in(v, p, 0, 100),
     "notify_timeout": lambda v, p: _seconds(v, p, 600.0),
+    "control": _opt_str,
+    "watch": lambda v, p: _expect(v, bool, p, "true or false"),
+    "reload_delay": lambda v, p: _seconds(v, p, 60.0),
 }
 
 
@@ -221,6 +228,13 @@ def _parse_options(value: object) -> Options:
 class ZoneType(enum.Enum):
     PRIMARY = "primary"
     SECONDARY = "secondary"
+
+
+class SerialPolicy(enum.Enum):
+    KEEP = "keep"  # the file's serial; a content change without an increase is refused
+    INCREMENT = "increment"  # authd serves old + 1 on each content change
+    UNIXTIME = "unixtime"  # seconds since the epoch (at least old + 1)
+    DATESERIAL = "dateserial"  # YYYYMMDDnn (at least old + 1)
 
 
 class NotifyMode(enum.Enum):
@@ -261,6 +275,7 @@ ZONE_KEYS = {
     "notify",
     "also_notify",
     "in_view",
+    "serial",
 }
 
 
@@ -353,8 +368,19 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             raise ConfigError(
                 f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
             ) from None
+        policy_text = _expect(m.get("serial", "keep"), str, f"{p}.serial", "a serial policy")
+        try:
+            policy = SerialPolicy(policy_text)
+        except ValueError:
+            allowed = ", ".join(x.value for x in SerialPolicy)
+            raise ConfigError(
+                f"{p}.serial", f"expected one of {allowed}, got {policy_text!r}"
+            ) from None
+        if policy is not SerialPolicy.KEEP and ztype is ZoneType.SECONDARY:
+            raise ConfigError(f"{p}.serial", "a secondary serves its primary's serial")
         out.append(
             ZoneConfig(
+                serial=policy,
                 name=name,
                 file=file,
                 key_path=p,
@@ -462,6 +488,8 @@ def config_from_dict(data: object, path: str | None, base: str) -> Config:
         views = (ViewConfig(DEFAULT_VIEW, zones, _acl(None, "zones", ctx, ["any"]), None, ""),)
     else:
         raise ConfigError("zones", "missing: list the zones to serve (or define views)")
+    control = options.control or os.path.join(ctx.state_dir, "authd.ctl")
+    options = dataclasses.replace(options, control=os.path.normpath(os.path.join(base, control)))
     return Config(
         path,
         listen,

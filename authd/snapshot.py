@@ -14,7 +14,8 @@ import contextlib
 import dataclasses
 import enum
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
@@ -24,7 +25,7 @@ import dns.tsig
 from authd.acl import CompiledAcl
 from authd.changeset import diff
 from authd.checks import Finding, Severity
-from authd.config import Config, Options, ZoneConfig, ZoneType
+from authd.config import Config, Options, SerialPolicy, ZoneConfig, ZoneType
 from authd.errors import ZoneError
 from authd.journal import (
     Journal,
@@ -98,10 +99,53 @@ def _serial_increased(old: int, new: int) -> bool:
     return dns.serial.Serial(new) > dns.serial.Serial(old)
 
 
+def policy_serial(policy: SerialPolicy, old: int, now: float) -> int:
+    """The serial authd serves after a content change under *policy*.
+
+    Always an RFC 1982 increase over *old*, so secondaries follow.
+    """
+    if policy is SerialPolicy.UNIXTIME:
+        candidate = int(now) % 2**32
+    elif policy is SerialPolicy.DATESERIAL:
+        t = time.gmtime(now)
+        candidate = (t.tm_year * 10000 + t.tm_mon * 100 + t.tm_mday) * 100
+    else:
+        candidate = old + 1
+    if not _serial_increased(old, candidate % 2**32):
+        candidate = old + 1
+    return candidate % 2**32
+
+
+def _not_increased_reason(old: int, new: int) -> str:
+    step = (new - old) % 2**32
+    if step == 0:
+        return "not increased"
+    if step == 2**31:
+        return (
+            f"is exactly 2^31 away from {old}, which RFC 1982 leaves undefined "
+            "(neither greater nor smaller)"
+        )
+    if new > old:
+        return (
+            f"is {new - old} above {old}: a step of 2^31 or more, which RFC 1982 reads "
+            "as a decrease (serials compare within half the 32-bit space); raise it in "
+            "steps smaller than 2^31, letting secondaries catch up between them"
+        )
+    return f"decreased from {old} (RFC 1982)"
+
+
 def load_one(
-    view: str, zc: ZoneConfig, old: ZoneVersion | None
+    view: str,
+    zc: ZoneConfig,
+    old: ZoneVersion | None,
+    now: float = 0.0,
+    floor: int | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
-    """Load *zc*'s file, keeping *old* when the new content must be refused."""
+    """Load *zc*'s file, keeping *old* when the new content must be refused.
+
+    *now* feeds the unixtime and dateserial policies; *floor* is the last serial
+    served before a restart (from the journal), which those policies never go below.
+    """
 
     def refused(
         reason: str, findings: tuple[Finding, ...] = ()
@@ -122,17 +166,25 @@ def load_one(
     if new is None:
         errors = [f for f in result.findings if f.severity is Severity.ERROR]
         return refused(str(errors[0]), result.findings)
-    if old is not None:
+    managed = zc.serial is not SerialPolicy.KEEP
+    if old is not None and managed:
+        if new.same_content(old):
+            event = ZoneLoadEvent(
+                view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
+            )
+            return old, event
+        new = new.with_serial(policy_serial(zc.serial, old.serial, now))
+    elif old is None and managed and floor is not None and not _serial_increased(floor, new.serial):
+        # After a restart: never serve a serial below what secondaries already have.
+        new = new.with_serial(policy_serial(zc.serial, floor, now))
+    if old is not None and not managed:
         if new.serial == old.serial and new.same_content(old):
             event = ZoneLoadEvent(
                 view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
             )
             return old, event
         if not _serial_increased(old.serial, new.serial):
-            if (new.serial - old.serial) % 2**32 == 2**31:
-                why = "is exactly 2^31 away, which RFC 1982 leaves undefined"
-            else:
-                why = "not increased (RFC 1982)"
+            why = _not_increased_reason(old.serial, new.serial)
             changed = "content unchanged" if new.same_content(old) else "content changed"
             return refused(
                 f"{zc.file}: serial {new.serial} {why}, {changed}; keeping serial {old.serial}",
@@ -152,9 +204,17 @@ def load_one(
 
 
 def build_snapshot(
-    config: Config, previous: Snapshot | None, generation: int
+    config: Config,
+    previous: Snapshot | None,
+    generation: int,
+    now: float = 0.0,
+    only: Collection[tuple[str, dns.name.Name]] | None = None,
 ) -> tuple[Snapshot, list[ZoneLoadEvent]]:
-    """Load every zone of *config*; zones that fail keep *previous*'s version."""
+    """Load every zone of *config*; zones that fail keep *previous*'s version.
+
+    With *only*, just those (view, zone) pairs are read again; the others keep
+    *previous*'s versions untouched.
+    """
     events: list[ZoneLoadEvent] = []
     views = []
     old_views = {v.name: v for v in previous.views} if previous is not None else {}
@@ -173,13 +233,23 @@ def build_snapshot(
                 journals[zc.name] = loaded_journals[(zc.in_view, zc.name)]
                 continue
             old = old_zones.get(zc.name)
+            old_journal = old_journals.get(zc.name)
+            if only is not None and (vc.name, zc.name) not in only and zc.name in old_zones:
+                zones[zc.name] = loaded[(vc.name, zc.name)] = old
+                journals[zc.name] = loaded_journals[(vc.name, zc.name)] = old_journal or Journal()
+                continue
+            first = zc.name not in old_zones
+            if first:
+                # The history the previous run left: IXFR continues across restarts.
+                old_journal = _read_journal(config, vc.name, zc.name)
             if zc.type is ZoneType.SECONDARY:
                 version, event = _secondary_copy(vc.name, zc, old)
             else:
-                version, event = load_one(vc.name, zc, old)
+                floor = old_journal.serial_to if first and old_journal is not None else None
+                version, event = load_one(vc.name, zc, old, now, floor)
             zones[zc.name] = loaded[(vc.name, zc.name)] = version
             journal, note = record_change(
-                config, vc.name, zc.name, old, version, old_journals.get(zc.name)
+                config, vc.name, zc.name, old, version, old_journal, first_load=first
             )
             journals[zc.name] = loaded_journals[(vc.name, zc.name)] = journal
             if note is not None:
@@ -240,6 +310,7 @@ def record_change(
     old: ZoneVersion | None,
     new: ZoneVersion | None,
     journal: Journal | None,
+    first_load: bool = False,
 ) -> tuple[Journal, str | None]:
     """The zone's journal after *old* became *new*, persisted; and a note worth logging.
 
@@ -251,9 +322,10 @@ def record_change(
     path = journal_path(config, view, zone)
     note = None
     try:
-        if journal is None:
+        if journal is None or first_load:
             # First load: pick up the history left by the previous run.
-            journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
+            if journal is None:
+                journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
             if new is not None:
                 journal, note = reconcile(journal, zone, new.serial)
                 if note is not None:
@@ -281,6 +353,16 @@ def record_change(
             with contextlib.suppress(ValueError):
                 empty = empty.append(diff(old, new))
         return empty, f"journal {path}: {e}; IXFR history kept in memory only"
+
+
+def _read_journal(config: Config, view: str, zone: dns.name.Name) -> Journal | None:
+    opts = config.options
+    try:
+        return read_journal(
+            journal_path(config, view, zone), opts.journal_max_entries, opts.journal_max_bytes
+        )
+    except (OSError, JournalError):
+        return None  # record_change reports it
 
 
 def _ensure_dir(path: str) -> None:

@@ -9,6 +9,7 @@ builds a new one and the server swaps a single reference.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class ZoneVersion:
     wildcards: bool  # any ``*`` owner: skip the wildcard probe when there is none
     file: str
     record_count: int
+    files: frozenset[str] = frozenset()  # the zone file and every file it $INCLUDEs
 
     @property
     def serial(self) -> int:
@@ -48,6 +50,21 @@ class ZoneVersion:
     @property
     def _soa_rdata(self) -> dns.rdtypes.ANY.SOA.SOA:
         return self.soa[0]  # type: ignore[no-any-return]
+
+    def with_serial(self, serial: int) -> ZoneVersion:
+        """This version serving *serial* instead (authd's own serial policies)."""
+        soa = self.soa.copy()
+        rdata = soa[0].replace(serial=serial)  # type: ignore[attr-defined]
+        soa.clear()
+        soa.add(rdata)
+        negative = self.negative_soa.copy()
+        negative.clear()
+        negative.add(rdata)
+        nodes = dict(self.nodes)
+        apex = dict(nodes[self.origin])
+        apex[RdataType.SOA] = soa
+        nodes[self.origin] = apex
+        return dataclasses.replace(self, soa=soa, negative_soa=negative, nodes=nodes)
 
     def same_content(self, other: ZoneVersion) -> bool:
         """True when the two versions differ at most in the SOA serial."""
@@ -182,7 +199,13 @@ def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) ->
 
 def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
     """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
-    return compile_zone(origin, parse_zone_file(file, origin), file)
+    records = parse_zone_file(file, origin)
+    result = compile_zone(origin, records, file)
+    if result.version is None:
+        return result
+    # Remember every file read, so a watcher knows which edits concern this zone.
+    files = frozenset({file, *(r.file for r in records)})
+    return dataclasses.replace(result, version=dataclasses.replace(result.version, files=files))
 
 
 __all__ = ["CompileResult", "Node", "ZoneError", "ZoneVersion", "compile_zone", "load_zone"]

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -113,6 +113,14 @@ class Server:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return self.log
+
+    def reload(self) -> None:
+        """SIGHUP: authd, named and knotd all reload their zone files on it."""
+        self.process.send_signal(signal.SIGHUP)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash: nothing is flushed or cleaned)."""
+        _kill_group(self.process)
 
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL the process group; remove the directory."""
@@ -313,26 +321,51 @@ def _start(
     return server
 
 
+KNOT_TEMPLATE = (
+    "    zonefile-sync: -1\n"
+    "    zonefile-load: whole\n"
+    "    journal-content: none\n"
+)
+
+
 def start_knot(
     zones: ZoneFiles,
     port: int | None = None,
     timeout: float = STARTUP_TIMEOUT,
     *,
     extra: str = "",
+    sections: str = "",
+    template: str = KNOT_TEMPLATE,
+    zone_options: Mapping[str, str] | None = None,
+    secondaries: Sequence[str] = (),
+    wait_for: Sequence[str] | None = None,
 ) -> Server:
     """Knot DNS (knotd) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
     *extra* is appended to the ``server:`` section verbatim (indented lines).
+    For transfer tests: *sections* is inserted verbatim at the top level
+    (``key:``, ``remote:``, ``acl:``); *template* replaces the settings of the
+    default template (``zonefile-load: difference`` and ``journal-content:
+    changes`` make a primary serve IXFR after a reload); *zone_options* maps
+    a zone name to lines added to its entry (``    master: primary``);
+    *secondaries* are zones without a file, transferred in.  The start waits
+    until every zone in *wait_for* (default: all of them) answers its SOA.
     """
     knotd = require_binary("knotd")
     port = port or free_port()
     workdir = _workdir("knot")
+    options = {_zone_key(z): text for z, text in (zone_options or {}).items()}
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
         (workdir / "run").mkdir()
         (workdir / "db").mkdir()
         zone_lines = "".join(
-            f'  - domain: "{zone}."\n    file: "{name}"\n' for zone, name in staged.items()
+            f'  - domain: "{zone}."\n    file: "{name}"\n' + options.get(zone, "")
+            for zone, name in staged.items()
+        )
+        zone_lines += "".join(
+            f'  - domain: "{_zone_key(zone)}."\n' + options.get(_zone_key(zone), "")
+            for zone in secondaries
         )
         conf = (
             "server:\n"
@@ -344,21 +377,17 @@ def start_knot(
             f'    storage: "{workdir / "db"}"\n'
             "log:\n"
             "  - target: stderr\n"
-            "    any: info\n"
-            "template:\n"
+            "    any: info\n" + sections + "template:\n"
             "  - id: default\n"
-            f'    storage: "{workdir / "zones"}"\n'
-            "    zonefile-sync: -1\n"
-            "    zonefile-load: whole\n"
-            "    journal-content: none\n"
-            "zone:\n" + zone_lines
+            f'    storage: "{workdir / "zones"}"\n' + template + "zone:\n" + zone_lines
         )
         (workdir / "knot.conf").write_text(conf)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     argv = [knotd, "-c", str(workdir / "knot.conf")]
-    return _start("knot", argv, workdir, port, list(staged), timeout)
+    waits = list(staged) + [_zone_key(z) for z in secondaries] if wait_for is None else wait_for
+    return _start("knot", argv, workdir, port, [_zone_key(z) for z in waits], timeout)
 
 
 def start_nsd(
@@ -411,19 +440,35 @@ def start_bind(
     timeout: float = STARTUP_TIMEOUT,
     *,
     extra: str = "",
+    top: str = "",
+    zone_options: Mapping[str, str] | None = None,
+    secondaries: Sequence[str] = (),
+    wait_for: Sequence[str] | None = None,
 ) -> Server:
     """BIND 9 (named) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
     *extra* is appended to the ``options`` block verbatim (indented lines).
+    For transfer tests: *top* is inserted verbatim after the ``options``
+    block (``key``, ``server`` statements); *zone_options* maps a zone name
+    to the statements of its ``zone`` block after ``type``/``file`` (for a
+    primary they replace the default ``notify no;``; for one of the
+    *secondaries*, zones without a file given here, they are the whole
+    block, ``type secondary; primaries ...; file ...;``).  The start waits
+    until every zone in *wait_for* (default: all of them) answers its SOA.
     """
     named = require_binary("named")
     port = port or free_port()
     workdir = _workdir("bind")
+    options = {_zone_key(z): text for z, text in (zone_options or {}).items()}
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=False)
         zone_lines = "".join(
-            f'zone "{zone}" {{ type primary; file "{name}"; notify no; }};\n'
+            f'zone "{zone}" {{ type primary; file "{name}"; '
+            f"{options.get(zone, 'notify no;')} }};\n"
             for zone, name in staged.items()
+        )
+        zone_lines += "".join(
+            f'zone "{_zone_key(zone)}" {{ {options[_zone_key(zone)]} }};\n' for zone in secondaries
         )
         conf = (
             "options {\n"
@@ -437,14 +482,15 @@ def start_bind(
             "    dnssec-validation no;\n"
             "    allow-query { any; };\n"
             "    notify no;\n" + extra + "};\n"
-            "controls { };\n" + zone_lines
+            "controls { };\n" + top + zone_lines
         )
         (workdir / "named.conf").write_text(conf)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     argv = [named, "-g", "-n", "1", "-c", str(workdir / "named.conf")]
-    return _start("bind", argv, workdir, port, list(staged), timeout)
+    waits = list(staged) + [_zone_key(z) for z in secondaries] if wait_for is None else wait_for
+    return _start("bind", argv, workdir, port, [_zone_key(z) for z in waits], timeout)
 
 
 def authd_config(zones: ZoneFiles, port: int, options: Mapping[str, object] | None = None) -> str:

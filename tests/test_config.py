@@ -8,6 +8,7 @@ relative to the config file's folder, not the working directory; and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -75,18 +76,19 @@ zones:
 def test_good_config(confdir: Path) -> None:
     config = load_config(str(_write(confdir, GOOD)))
     assert [(lc.address, lc.port) for lc in config.listen] == [("127.0.0.1", 5353), ("::1", 5353)]
-    assert config.options == Options(
-        udp_payload_max=1400,
-        tcp_idle_timeout=2.5,
-        tcp_max_connections=7,
-        minimal_responses=True,
-        minimal_any=False,
-        nsid="ns-a",
-        version="authd test",
-        identity="ns-a.example",
-        query_log=True,
-        answer_cache_entries=0,
-    )
+    expected = {
+        "udp_payload_max": 1400,
+        "tcp_idle_timeout": 2.5,
+        "tcp_max_connections": 7,
+        "minimal_responses": True,
+        "minimal_any": False,
+        "nsid": "ns-a",
+        "version": "authd test",
+        "identity": "ns-a.example",
+        "query_log": True,
+        "answer_cache_entries": 0,
+    }
+    assert {k: getattr(config.options, k) for k in expected} == expected
     [view] = config.views
     assert [z.name for z in view.zones] == [
         dns.name.from_text("a.test"),
@@ -102,7 +104,10 @@ def test_good_config(confdir: Path) -> None:
 
 def test_defaults(confdir: Path) -> None:
     config = load_config(str(_write(confdir, "zones:\n  - {name: a.test, file: zones/a.zone}\n")))
-    assert config.options == Options()
+    defaults = Options()
+    for field in dataclasses.fields(Options):
+        if field.name != "control":  # a path next to the config file
+            assert getattr(config.options, field.name) == getattr(defaults, field.name)
     assert config.options.udp_payload_max == DEFAULT_UDP_PAYLOAD_MAX
     assert {(lc.address, lc.port) for lc in config.listen} == {
         ("127.0.0.1", DEFAULT_PORT),

@@ -62,18 +62,21 @@ STEPS = [
     Step("unchanged", 1, zone(1), LoadOutcome.UNCHANGED, 1),
     Step("unchanged-only-comments-differ", 1, zone(1, comment="edited"), LoadOutcome.UNCHANGED, 1),
     Step("changed-same-serial", 1, zone(1, "192.0.2.2"), LoadOutcome.KEPT_OLD, 1,
-         "{file}: serial 1 not increased (RFC 1982), content changed; keeping serial 1"),
+         "{file}: serial 1 not increased, content changed; keeping serial 1"),
     Step("changed-serial-decreased", 5, zone(4, "192.0.2.2"), LoadOutcome.KEPT_OLD, 5,
-         "{file}: serial 4 not increased (RFC 1982), content changed; keeping serial 5"),
+         "{file}: serial 4 decreased from 5 (RFC 1982), content changed; keeping serial 5"),
     Step("wrap-around-is-an-increase", 4294967295, zone(1, "192.0.2.2"), LoadOutcome.LOADED, 1),
     Step("wrap-around-from-zero", 4294967295, zone(0, "192.0.2.2"), LoadOutcome.LOADED, 0),
     Step("largest-increase", 1, zone(2**31, "192.0.2.2"), LoadOutcome.LOADED, 2**31),
     Step("exactly-2^31-away", 1, zone(2**31 + 1, "192.0.2.2"), LoadOutcome.KEPT_OLD, 1,
-         "{file}: serial 2147483649 is exactly 2^31 away, which RFC 1982 leaves undefined, "
-         "content changed; keeping serial 1"),
+         "{file}: serial 2147483649 is exactly 2^31 away from 1, which RFC 1982 leaves "
+         "undefined (neither greater nor smaller), content changed; keeping serial 1"),
     Step("more-than-2^31-is-a-decrease", 10, zone(2**31 + 20, "192.0.2.2"),
          LoadOutcome.KEPT_OLD, 10,
-         "{file}: serial 2147483668 not increased (RFC 1982), content changed; keeping serial 10"),
+         "{file}: serial 2147483668 is 2147483658 above 10: a step of 2^31 or more, which "
+         "RFC 1982 reads as a decrease (serials compare within half the 32-bit space); raise "
+         "it in steps smaller than 2^31, letting secondaries catch up between them, content "
+         "changed; keeping serial 10"),
     Step("syntax-error", 1, zone(2) + "www A not-an-address\n", LoadOutcome.KEPT_OLD, 1),
     Step("check-error", 1, zone(2) + "www CNAME ns\n", LoadOutcome.KEPT_OLD, 1),
 ]  # fmt: skip

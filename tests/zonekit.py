@@ -3,7 +3,7 @@
 Owns: the small steps every table-driven test repeats - compile zone text
 into a ``ZoneVersion``, wrap versions into a ``Snapshot``, send a question
 through ``authd.query.handle`` and read the reply back as dnspython text.
-Nothing here opens a socket; the end-to-end tests have ``tests/conftest.py``.
+Nothing here opens a socket; the end-to-end tests use ``tests/serverkit.py``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ runs at a time (a request during one is remembered and run after it).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +29,9 @@ from twisted.logger import (
 
 from authd.adapters.fleet import Fleet
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
-from authd.config import Config
+from authd.adapters.watch import Watcher
+from authd.config import Config, ZoneType, load_config
+from authd.errors import AuthdError
 from authd.query import Reply
 from authd.snapshot import (
     LoadOutcome,
@@ -40,6 +44,29 @@ from authd.snapshot import (
 from authd.zone import ZoneVersion
 
 log = Logger(namespace="authd")
+
+
+def _names(pairs: set[tuple[str, dns.name.Name]]) -> str:
+    return ", ".join(sorted(f"{zone.to_text()} (view {view})" for view, zone in pairs))
+
+
+def _keep_secondaries(new: Snapshot, current: Snapshot, config: Config) -> Snapshot:
+    """*new* with every secondary zone's version and journal as *current* serves them."""
+    for vc in config.views:
+        cur = next((v for v in current.views if v.name == vc.name), None)
+        if cur is None:
+            continue
+        for zc in vc.zones:
+            if zc.type is ZoneType.SECONDARY and zc.in_view is None and zc.name in cur.zones:
+                new = with_zone(
+                    new,
+                    vc.name,
+                    zc.name,
+                    cur.zones[zc.name],
+                    cur.journals.get(zc.name),
+                    new.generation,
+                )
+    return new
 
 
 def start_logging(level: LogLevel = LogLevel.info, stream: Any = None) -> None:
@@ -101,7 +128,10 @@ class Service:
         self.snapshot: Snapshot | None = None
         self._generation = 0
         self._reloading = False
-        self._reload_again = False
+        self._reload_next: set[tuple[str, dns.name.Name]] | None = None
+        self._reload_next_all = False
+        self._reload_next_config = False
+        self.watcher: Watcher | None = None
         self._ports: list[Any] = []
         self._budget = ConnectionBudget(config.options.tcp_max_connections)
         self.fleet: Fleet | None = None
@@ -186,40 +216,124 @@ class Service:
                 "listening on {address} port {port} (UDP, TCP)", address=lc.address, port=lc.port
             )
 
-    def reload(self) -> defer.Deferred[None]:
-        """Reload every zone file off the reactor thread, then publish at once."""
+    def reload(
+        self, only: set[tuple[str, dns.name.Name]] | None = None, config: bool = False
+    ) -> defer.Deferred[None]:
+        """Reload zone files (all, or *only* some) and with *config* the config too.
+
+        Parsing happens in a worker thread; publishing is one assignment here.
+        Requests during a reload are merged and run when it ends.
+        """
         if self._reloading:
-            self._reload_again = True
+            self._reload_next_config |= config
+            if only is None:
+                self._reload_next_all = True
+            else:
+                self._reload_next = (self._reload_next or set()) | only
             return defer.succeed(None)
         self._reloading = True
         self._generation += 1
-        log.info("reloading zones")
-        d = threads.deferToThread(build_snapshot, self.config, self.snapshot, self._generation)
+        generation = self._generation
+        what = "config and zones" if config else "zones" if only is None else _names(only)
+        log.info("reloading {what}", what=what)
 
-        def publish(result: tuple[Snapshot, list[ZoneLoadEvent]]) -> None:
-            snapshot, events = result
+        def work() -> tuple[Config, Snapshot, list[ZoneLoadEvent]]:
+            new_config = self.config
+            if config and self.config.path is not None:
+                new_config = load_config(self.config.path)  # raises: keep the old one
+            snapshot, events = build_snapshot(
+                new_config, self.snapshot, generation, time.time(), None if config else only
+            )
+            return new_config, snapshot, events
+
+        d = threads.deferToThread(work)
+
+        def publish(result: tuple[Config, Snapshot, list[ZoneLoadEvent]]) -> None:
+            new_config, snapshot, events = result
+            # Secondary copies published while we parsed must not be rolled back.
+            snapshot = _keep_secondaries(snapshot, self.current(), new_config)
             self.snapshot = snapshot  # the single swap every query sees whole
+            if new_config is not self.config:
+                self._config_changed(new_config)
             for event in events:
-                log_load_event(event)
+                if only is None or (event.view, event.zone) in only or config:
+                    log_load_event(event)
             self.notify_changed(events)
+            self._watch_files()
             log.info("reload done: generation {generation}", generation=snapshot.generation)
 
         def failed(failure: Any) -> None:
-            log.failure("reload failed; the old zones keep serving", failure)
+            if failure.check(AuthdError):
+                log.error(
+                    "config {path} refused, the running one stays: {error}",
+                    path=self.config.path,
+                    error=failure.getErrorMessage(),
+                )
+            else:
+                log.failure("reload failed; the old zones keep serving", failure)
 
         def done(_: object) -> None:
             self._reloading = False
-            if self._reload_again:
-                self._reload_again = False
-                self.reload()
+            if self._reload_next_all or self._reload_next or self._reload_next_config:
+                next_only = None if self._reload_next_all else self._reload_next
+                next_config = self._reload_next_config
+                self._reload_next, self._reload_next_all = None, False
+                self._reload_next_config = False
+                self.reload(next_only, next_config)
 
         d.addCallbacks(publish, failed)
         d.addBoth(done)
         return d
 
+    def _config_changed(self, new: Config) -> None:
+        old = self.config
+        self.config = new
+        if new.listen != old.listen:
+            log.warn("listen addresses changed in the config: they take effect at restart")
+        self._budget.limit = new.options.tcp_max_connections
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = Fleet(self._reactor, new, self.current, self.publish_zone)
+            self.fleet.start()
+        log.info("config {path} reloaded", path=new.path)
+
+    def _watch_files(self) -> None:
+        """Point the watcher at every zone file, every $INCLUDE, and the config."""
+        if self.watcher is None:
+            return
+        files = set()
+        if self.config.path is not None:
+            files.add(self.config.path)
+        for view in self.current().views:
+            for name, zc in view.configs.items():
+                if zc.type is ZoneType.SECONDARY:
+                    continue  # written by us, not by the operator
+                files.add(zc.file)
+                version = view.zones.get(name)
+                if version is not None:
+                    files |= version.files
+        self.watcher.watch(files)
+
+    def files_changed(self, paths: set[str]) -> None:
+        """The watcher's debounced callback: reload what those files feed."""
+        if self.config.path is not None and os.path.abspath(self.config.path) in paths:
+            self.reload(config=True)
+            return
+        only: set[tuple[str, dns.name.Name]] = set()
+        for view in self.current().views:
+            for name, zc in view.configs.items():
+                if zc.in_view is not None or zc.type is ZoneType.SECONDARY:
+                    continue
+                version = view.zones.get(name)
+                files = version.files if version is not None else frozenset({zc.file})
+                if files & paths or zc.file in paths:
+                    only.add((view.name, name))
+        if only:
+            self.reload(only)
+
     def install_signals(self) -> None:
         def on_hup(signum: int, frame: object) -> None:
-            self._reactor.callFromThread(self.reload)
+            self._reactor.callFromThread(self.reload, None, True)
 
         def on_stop(signum: int, frame: object) -> None:
             log.info("signal {signum}: stopping", signum=signum)
@@ -250,6 +364,9 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     service.fleet = Fleet(reactor, config, service.current, service.publish_zone)
     service.fleet.start()
     service.notify_changed(events)
+    if config.options.watch:
+        service.watcher = Watcher(reactor, config.options.reload_delay, service.files_changed)
+        service._watch_files()
     log.info(
         "authd ready: {zones} zones ({failed} failed), {sockets} sockets",
         zones=len(events),

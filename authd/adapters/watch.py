@@ -1,0 +1,94 @@
+"""Watching zone files and the config with watchdog, debounced onto the reactor.
+
+Owns: the watchdog observer, the set of watched files, and turning bursts of
+file-system events into one reload request.  Editors save by writing a temp
+file, renaming it over the original and writing again; every event re-arms a
+short timer, so a burst becomes a single reload of the files it touched.
+Invariant: watchdog's thread never touches the service; it only hands paths
+to the reactor thread with ``callFromThread``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.logger import Logger
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = Logger(namespace="authd")
+
+OnChange = Callable[[set[str]], None]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        for path in paths:
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if path:
+                self._watcher.seen(os.path.normpath(os.path.abspath(path)))
+
+
+class Watcher:
+    """Calls *on_change* with the changed files, after *delay* seconds of quiet."""
+
+    def __init__(self, reactor: Any, delay: float, on_change: OnChange) -> None:
+        self._reactor = reactor
+        self._delay = delay
+        self._on_change = on_change
+        self._files: frozenset[str] = frozenset()
+        self._pending: set[str] = set()
+        self._timer: Any = None
+        self._observer: Any = None
+        self._folders: set[str] = set()
+
+    def watch(self, files: Iterable[str]) -> None:
+        """Replace the set of watched files (their folders are what watchdog sees)."""
+        self._files = frozenset(os.path.normpath(os.path.abspath(f)) for f in files)
+        folders = {os.path.dirname(f) for f in self._files}
+        if folders == self._folders and self._observer is not None:
+            return
+        self.stop()
+        observer = Observer()
+        handler = _Handler(self)
+        for folder in sorted(folders):
+            if os.path.isdir(folder):
+                observer.schedule(handler, folder, recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        self._folders = folders
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+            self._observer = None
+            self._folders = set()
+
+    def seen(self, path: str) -> None:
+        """From watchdog's thread."""
+        if path in self._files:
+            self._reactor.callFromThread(self._arm, path)
+
+    def _arm(self, path: str) -> None:
+        self._pending.add(path)
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self._delay)
+        else:
+            self._timer = self._reactor.callLater(self._delay, self._fire)
+
+    def _fire(self) -> None:
+        changed, self._pending = self._pending, set()
+        self._timer = None
+        if changed:
+            self._on_change(changed)
