@@ -13,7 +13,7 @@ import sys
 import dns.exception
 import dns.name
 
-from authd import __version__, lint_cli, views_cli
+from authd import __version__, ctl_cli, lint_cli, views_cli
 from authd.checks import Severity
 from authd.config import Config, default_config, load_config
 from authd.errors import AuthdError, ZoneError
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     serve.set_defaults(func=_cmd_serve)
     lint_cli.register(sub)
+    ctl_cli.register(sub)
     views_cli.register(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda args: print(f"authd {__version__}") or 0)

@@ -113,6 +113,8 @@ class Config:
     keys: KeySet = field(default_factory=KeySet)
     state_dir: str = "state"
     warnings: tuple[str, ...] = field(default=())
+    # EDNS Client Subnet (RFC 7871): the sources whose ECS chooses the view; None: off.
+    client_subnet: acl.CompiledAcl | None = None
 
     def zone_files(self) -> dict[tuple[str, dns.name.Name], ZoneConfig]:
         """Every zone keyed by (view name, zone name)."""
@@ -443,11 +445,43 @@ def _parse_views(value: object, ctx: _Context) -> tuple[ViewConfig, ...]:
     return tuple(ctx.views.values())
 
 
-TOP_LEVEL_KEYS = {"listen", "options", "zones", "views", "keys", "acls"}
+TOP_LEVEL_KEYS = {"listen", "options", "zones", "views", "keys", "acls", "client_subnet"}
 
 
-def config_from_dict(data: object, path: str | None, base: str) -> Config:
-    """Validate parsed YAML *data*; relative paths are resolved against *base*."""
+# ----------------------------------------------- client_subnet and host facts
+
+
+def _parse_client_subnet(value: object, ctx: _Context) -> acl.CompiledAcl | None:
+    """``client_subnet: {trusted: [elements]}``; absent or null: ECS is off."""
+    if value is None:
+        return None
+    m = _mapping(value, "client_subnet", {"trusted"})
+    if "trusted" not in m:
+        raise ConfigError("client_subnet.trusted", "missing: list the resolvers whose ECS is used")
+    return _acl(m["trusted"], "client_subnet.trusted", ctx, [])
+
+
+def _host_info(gathered: acl.HostInfo | None, listen: tuple[ListenConfig, ...]) -> acl.HostInfo:
+    """What ``localhost``/``localnets`` mean: *gathered* from the host's interfaces
+    by an adapter, plus the listen addresses; without it, the listen addresses."""
+    listening = tuple(ipaddress.ip_address(lc.address) for lc in listen)
+    if gathered is None:
+        return acl.HostInfo(local_addresses=listening)
+    extra = tuple(a for a in listening if a not in gathered.local_addresses)
+    return dataclasses.replace(gathered, local_addresses=gathered.local_addresses + extra)
+
+
+# ---------------------------------------------------------------- the whole
+
+
+def config_from_dict(
+    data: object, path: str | None, base: str, host: acl.HostInfo | None = None
+) -> Config:
+    """Validate parsed YAML *data*; relative paths are resolved against *base*.
+
+    *host* is the host's interface addresses and networks (``localhost``,
+    ``localnets``), gathered by the caller; None: the listen addresses only.
+    """
     if data is None:
         data = {}
     m = _mapping(data, "", TOP_LEVEL_KEYS)
@@ -461,12 +495,11 @@ def config_from_dict(data: object, path: str | None, base: str) -> Config:
         ),
         "listen",
     )
-    options = _parse_options(m.get("options", {}))
+    # An ``options:`` whose entries are all commented out reads as null: no options.
+    options = _parse_options(m.get("options") or {})
     keys = parse_keys(m.get("keys"), "keys", base)
     acl_defs = acl.parse_acl_config(m.get("acls"), "acls", known_keys=keys.names())
-    host = acl.HostInfo(
-        local_addresses=tuple(ipaddress.ip_address(lc.address) for lc in listen),
-    )
+    host = _host_info(host, listen)
     ctx = _Context(
         base=base,
         keys=keys,
@@ -488,6 +521,7 @@ def config_from_dict(data: object, path: str | None, base: str) -> Config:
         views = (ViewConfig(DEFAULT_VIEW, zones, _acl(None, "zones", ctx, ["any"]), None, ""),)
     else:
         raise ConfigError("zones", "missing: list the zones to serve (or define views)")
+    client_subnet = _parse_client_subnet(m.get("client_subnet"), ctx)
     control = options.control or os.path.join(ctx.state_dir, "authd.ctl")
     options = dataclasses.replace(options, control=os.path.normpath(os.path.join(base, control)))
     return Config(
@@ -498,11 +532,12 @@ def config_from_dict(data: object, path: str | None, base: str) -> Config:
         keys=keys,
         state_dir=ctx.state_dir,
         warnings=tuple(ctx.warnings),
+        client_subnet=client_subnet,
     )
 
 
-def load_config(path: str) -> Config:
-    """Read and validate the YAML config file at *path*."""
+def load_config(path: str, host: acl.HostInfo | None = None) -> Config:
+    """Read and validate the YAML config file at *path* (*host*: see config_from_dict)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -512,7 +547,9 @@ def load_config(path: str) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         raise ConfigError("", f"{where}: not valid YAML: {e}") from None
-    return config_from_dict(data, os.path.abspath(path), os.path.dirname(os.path.abspath(path)))
+    return config_from_dict(
+        data, os.path.abspath(path), os.path.dirname(os.path.abspath(path)), host
+    )
 
 
 def bundled_root() -> str:
@@ -520,7 +557,7 @@ def bundled_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def default_config() -> Config:
+def default_config(host: acl.HostInfo | None = None) -> Config:
     """The bundled default: every example zone in ``zones/`` on loopback port 5300.
 
     ``etc/authd.yaml`` is looked for in the current folder, then in the source
@@ -532,5 +569,5 @@ def default_config() -> Config:
     ]
     for path in candidates:
         if os.path.isfile(path):
-            return load_config(path)
+            return load_config(path, host)
     raise ConfigError("", f"no bundled config at {' or '.join(candidates)}; pass -c CONFIG")

@@ -187,8 +187,17 @@ class _Context:
     def sign(self, out: bytes) -> bytes:
         return tsig.sign(out, self.signer) if self.signer is not None else out
 
+    @property
+    def limit(self) -> int:
+        payload = self.msg.payload if self.msg.edns >= 0 else None
+        return _limit(self.request.transport, payload, self.snapshot.options.udp_payload_max)
+
     def simple(self, rcode: dns.rcode.Rcode, aa: bool = False) -> Reply:
-        return Reply((self.sign(_simple(self.msg, rcode, self.edns, aa)),))
+        reserve = 0
+        if self.signer is not None:
+            reserve = tsig.reserve_size(self.signer.key.name, self.signer.key.algorithm)
+        out = _simple(self.msg, rcode, self.edns, aa, max(self.limit - reserve, 512))
+        return Reply((self.sign(out),))
 
 
 def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
@@ -221,7 +230,9 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
         verified = tsig.verify(data, msg, snapshot.keyring, now, options.tsig_fudge)
         if isinstance(verified, tsig.Refused):
             # RFC 8945 5.2: NOTAUTH, with the TSIG error in the TSIG record.
-            out = _simple(msg, dns.rcode.NOTAUTH, edns)
+            payload = msg.payload if msg.edns >= 0 else None
+            limit = _limit(request.transport, payload, options.udp_payload_max)
+            out = _simple(msg, dns.rcode.NOTAUTH, edns, limit=limit)
             return Reply((tsig.error_response(out, verified, now),)), False
         msg, signer = verified
     ctx = _Context(request, snapshot, msg, edns, signer, now)
@@ -359,8 +370,36 @@ def _simple(
     rcode: dns.rcode.Rcode,
     edns: EdnsReply | None = None,
     aa: bool = False,
+    limit: int = NO_EDNS_UDP_LIMIT,
 ) -> bytes:
-    """A response with no data, echoing the question when there is exactly one."""
+    """A response with no data, echoing the question when there is exactly one.
+
+    It fits *limit* (the UDP size the client can take): an NSID that would not
+    fit is left out, and so, as a last resort, is the question.
+    """
+    # dnspython says TooBig, or ValueError when the OPT alone exceeds the limit.
+    try:
+        return _simple_wire(msg, rcode, edns, aa, limit)
+    except (dns.exception.TooBig, ValueError):
+        pass
+    if edns is not None and edns.nsid is not None:
+        edns = dataclasses.replace(edns, nsid=None)
+        try:
+            return _simple_wire(msg, rcode, edns, aa, limit)
+        except (dns.exception.TooBig, ValueError):
+            pass
+    bare = dns.message.Message(msg.id)
+    bare.flags = msg.flags
+    return _simple_wire(bare, rcode, edns, aa, limit)
+
+
+def _simple_wire(
+    msg: dns.message.Message,
+    rcode: dns.rcode.Rcode,
+    edns: EdnsReply | None,
+    aa: bool,
+    limit: int,
+) -> bytes:
     flags = dns.flags.QR | (msg.flags & (dns.flags.RD | dns.flags.CD)) | (rcode & 0xF)
     flags |= dns.opcode.to_flags(msg.opcode())
     if aa:
@@ -377,7 +416,7 @@ def _simple(
             options=[dns.edns.NSIDOption(edns.nsid)] if edns.nsid is not None else None,
         )
         response.set_rcode(rcode)
-    return response.to_wire(max_size=TCP_LIMIT)  # type: ignore[no-any-return]
+    return response.to_wire(max_size=limit)  # type: ignore[no-any-return]
 
 
 def _chaos(qname: dns.name.Name, qtype: int, snapshot: Snapshot) -> Answer:

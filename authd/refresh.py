@@ -82,7 +82,9 @@ def start(
 ) -> tuple[RefreshState, list[Action]]:
     """State at start-up; *copy* is the stored copy's SOA, *copy_age* its age in seconds."""
     if copy is None:
-        return RefreshState(next_check=now), [Action.QUERY_SOA]
+        # CHECKING, as below: the SOA query is in flight, so the timer the
+        # adapter arms for next_check (now) must not start a second one.
+        return RefreshState(phase=Phase.CHECKING, next_check=now), [Action.QUERY_SOA]
     remaining = copy.expire - copy_age
     if remaining <= 0:
         state = RefreshState(timers=copy, next_check=now, expired=True, last_result="expired")

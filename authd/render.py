@@ -10,6 +10,7 @@ front so it always fits.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import dns.edns
@@ -25,6 +26,7 @@ import dns.rrset
 from authd.engine import Answer
 
 OPT_FIXED_SIZE = 11  # root owner, type, class, TTL, RDLENGTH
+HEADER_SIZE = 12
 EDNS_DO = 0x8000
 
 
@@ -37,15 +39,23 @@ class EdnsReply:
     nsid: bytes | None = None
     ext_rcode: int = 0  # the upper 8 bits of a 12-bit rcode (BADVERS = 16 -> 1)
     ede: int | None = None  # Extended DNS Error (RFC 8914), no extra text
+    ecs: dns.edns.ECSOption | None = None  # EDNS Client Subnet echo (RFC 7871 s7.2.1)
 
 
-def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
+def edns_options(edns: EdnsReply) -> list[dns.edns.Option]:
+    """The options of a response's OPT record, in a fixed order."""
     options: list[dns.edns.Option] = []
     if edns.nsid is not None:
         options.append(dns.edns.NSIDOption(edns.nsid))
+    if edns.ecs is not None:
+        options.append(edns.ecs)
     if edns.ede is not None:
         options.append(dns.edns.EDEOption(dns.edns.EDECode.make(edns.ede)))
-    rdata = dns.rdtypes.ANY.OPT.OPT(edns.payload, dns.rdatatype.OPT, options)
+    return options
+
+
+def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
+    rdata = dns.rdtypes.ANY.OPT.OPT(edns.payload, dns.rdatatype.OPT, edns_options(edns))
     rrset = dns.rrset.RRset(
         dns.name.root, dns.rdataclass.RdataClass(edns.payload), dns.rdatatype.OPT
     )
@@ -56,6 +66,8 @@ def _opt_rrset(edns: EdnsReply) -> dns.rrset.RRset:
 
 def _opt_size(edns: EdnsReply) -> int:
     size = OPT_FIXED_SIZE + (4 + len(edns.nsid) if edns.nsid is not None else 0)
+    if edns.ecs is not None:
+        size += 4 + 4 + len(edns.ecs.addrdata)  # code, length; family, prefixes, address
     return size + (6 if edns.ede is not None else 0)
 
 
@@ -79,8 +91,13 @@ def render(
         flags |= dns.flags.AA
     ext_rcode = answer.rcode >> 4
     if edns is not None and (ext_rcode or answer.ede is not None):
-        edns = EdnsReply(edns.payload, edns.do, edns.nsid, ext_rcode, answer.ede)
+        edns = dataclasses.replace(edns, ext_rcode=ext_rcode, ede=answer.ede)
     r = dns.renderer.Renderer(query_id, flags, limit)
+    question_size = HEADER_SIZE + len(qname.to_wire() or b"") + 4
+    if edns is not None and edns.nsid is not None:
+        if question_size + _opt_size(edns) + reserve > limit:
+            # NSID is informative: drop it rather than exceed the client's size.
+            edns = dataclasses.replace(edns, nsid=None)
     if edns is not None:
         r.reserve(_opt_size(edns))
     if reserve:

@@ -15,6 +15,16 @@ def test_start_without_copy_checks_at_once() -> None:
     assert state.timers is None
 
 
+def test_start_without_copy_does_not_check_twice() -> None:
+    # Regression: the first state was IDLE with next_check=now, so the timer
+    # the adapter arms at once fired a second SOA query and a second AXFR
+    # ran beside the first; the two writes raced on the copy's temp file.
+    state, _ = refresh.start(0.0, None, 0.0, CLAMP)
+    assert state.phase is Phase.CHECKING
+    state, actions = refresh.tick(state, 0.0, CLAMP)
+    assert actions == []
+
+
 def test_start_with_expired_copy_expires_and_checks() -> None:
     state, actions = refresh.start(0.0, SOA, copy_age=1001.0, clamp=CLAMP)
     assert actions == [Action.EXPIRE, Action.QUERY_SOA]

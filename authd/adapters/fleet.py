@@ -12,6 +12,7 @@ served copy alone and is retried by the state machine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -96,7 +97,7 @@ class _Secondary:
     zc: ZoneConfig
     state: RefreshState
     timer: Any = None
-    last_primary: str = ""
+    force_full: bool = False
 
 
 class Fleet:
@@ -112,9 +113,37 @@ class Fleet:
         self._secondaries: dict[tuple[str, dns.name.Name], _Secondary] = {}
         o = config.options
         self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
-        self._ack: dict[tuple[str, dns.name.Name], str] = {}
+        self._ack: dict[tuple[str, dns.name.Name], dict[str, str]] = {}
 
     # -- NOTIFY out ---------------------------------------------------------
+
+    def zone_status(self, view: str, zone: dns.name.Name) -> dict[str, Any]:
+        """What ``authd ctl status`` shows of this zone's fleet side."""
+        out: dict[str, Any] = {}
+        sec = self._secondaries.get((view, zone))
+        if sec is not None:
+            s = sec.state
+            out["refresh"] = {
+                "phase": s.phase.value,
+                "last_result": s.last_result,
+                "failures": s.failures,
+                "expired": s.expired,
+                "next_check_in": max(0.0, s.next_check - time.monotonic()),
+            }
+        acks = self._ack.get((view, zone))
+        if acks:
+            out["secondaries_last_ack"] = acks
+        return out
+
+    def retransfer(self, view: str, zone: dns.name.Name) -> bool:
+        """Force a full transfer of a secondary zone now (``authd ctl retransfer``)."""
+        sec = self._secondaries.get((view, zone))
+        if sec is None:
+            return False
+        sec.force_full = True
+        sec.state = dataclasses.replace(sec.state, phase=refresh.Phase.TRANSFERRING)
+        self._act(sec, [Action.TRANSFER])
+        return True
 
     def notify_zone(self, view: str, zone: dns.name.Name) -> None:
         snap = self._current()
@@ -134,7 +163,7 @@ class Fleet:
                 result: tuple[bool, str], label: str = label, serial: int = version.serial
             ) -> None:
                 ok, why = result
-                self._ack[(view, zone)] = f"{label} serial {serial}: {why}"
+                self._ack.setdefault((view, zone), {})[label] = f"serial {serial}: {why}"
                 if ok:
                     log.info(
                         "notify {zone} serial {serial} to {target}: {why}",
@@ -191,18 +220,6 @@ class Fleet:
             if sec.timer is not None and sec.timer.active():
                 sec.timer.cancel()
 
-    def status(self) -> list[str]:
-        lines = []
-        for (view, zone), sec in self._secondaries.items():
-            s = sec.state
-            lines.append(
-                f"{zone} (view {view}): secondary, phase {s.phase.value}, serial "
-                f"{s.timers.serial if s.timers else 'none'}, last result: {s.last_result}"
-            )
-        for (view, zone), ack in self._ack.items():
-            lines.append(f"{zone} (view {view}): last notify {ack}")
-        return lines
-
     def notified(self, view: str, zone: dns.name.Name, client: str) -> None:
         """A NOTIFY was accepted for a secondary zone: check the primaries now."""
         sec = self._secondaries.get((view, zone))
@@ -235,7 +252,8 @@ class Fleet:
                 d.addCallback(self._soa_done, sec)
                 d.addErrback(self._soa_failed, sec)
             elif action is Action.TRANSFER:
-                current = self._version(sec)
+                current = None if sec.force_full else self._version(sec)
+                sec.force_full = False
                 t = threads.deferToThread(self._transfer, sec.zc, current)
                 t.addCallback(self._transfer_done, sec)
                 t.addErrback(self._transfer_failed, sec)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import dns.exception
 import dns.name
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
@@ -27,6 +28,7 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
+from authd.adapters import control
 from authd.adapters.fleet import Fleet
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
@@ -132,6 +134,8 @@ class Service:
         self._reload_next_all = False
         self._reload_next_config = False
         self.watcher: Watcher | None = None
+        self.zone_status: dict[tuple[str, dns.name.Name], dict[str, Any]] = {}
+        self.started = time.time()
         self._ports: list[Any] = []
         self._budget = ConnectionBudget(config.options.tcp_max_connections)
         self.fleet: Fleet | None = None
@@ -255,6 +259,7 @@ class Service:
             self.snapshot = snapshot  # the single swap every query sees whole
             if new_config is not self.config:
                 self._config_changed(new_config)
+            self.record_events(events)
             for event in events:
                 if only is None or (event.view, event.zone) in only or config:
                     log_load_event(event)
@@ -331,6 +336,105 @@ class Service:
         if only:
             self.reload(only)
 
+    # -- status and the control channel ------------------------------------
+
+    def record_events(self, events: list[ZoneLoadEvent]) -> None:
+        now = time.time()
+        for e in events:
+            entry = self.zone_status.setdefault((e.view, e.zone), {})
+            entry["last_load"] = {
+                "at": now,
+                "outcome": e.outcome.value,
+                "reason": e.reason,
+                "serial": e.serial,
+            }
+            if e.outcome is LoadOutcome.LOADED:
+                entry["loaded_at"] = now
+
+    def status(self) -> dict[str, Any]:
+        snap = self.current()
+        zones = []
+        for vc in self.config.views:
+            view = next((v for v in snap.views if v.name == vc.name), None)
+            if view is None:
+                continue
+            for zc in vc.zones:
+                version = view.zones.get(zc.name)
+                journal = view.journals.get(zc.name)
+                entry = self.zone_status.get((vc.name, zc.name), {})
+                fleet = self.fleet.zone_status(vc.name, zc.name) if self.fleet else {}
+                zones.append(
+                    {
+                        "view": vc.name,
+                        "zone": zc.name.to_text(),
+                        "role": zc.type.value,
+                        "file": zc.file,
+                        "serial": version.serial if version is not None else None,
+                        "records": version.record_count if version is not None else 0,
+                        "serving": version is not None,
+                        "loaded_at": entry.get("loaded_at"),
+                        "last_load": entry.get("last_load"),
+                        "journal": None
+                        if journal is None or not journal.entries
+                        else {
+                            "from": journal.serial_from,
+                            "to": journal.serial_to,
+                            "entries": len(journal.entries),
+                            "bytes": journal.total_bytes,
+                        },
+                        "primaries": [f"{p.address}#{p.port}" for p in zc.primaries],
+                        "also_notify": [f"{r.address}#{r.port}" for r in zc.also_notify],
+                        **fleet,
+                    }
+                )
+        return {
+            "ok": True,
+            "generation": snap.generation,
+            "uptime": time.time() - self.started,
+            "config": self.config.path,
+            "zones": zones,
+        }
+
+    def control(self, request: dict[str, Any]) -> Any:
+        """One ``authd ctl`` request; the reply is a JSON-able dict (or its Deferred)."""
+        command = request["command"]
+        zone_text = request.get("zone")
+        targets: list[tuple[str, dns.name.Name]] = []
+        if zone_text is not None:
+            try:
+                zone = dns.name.from_text(str(zone_text))
+            except dns.exception.DNSException as e:
+                return {"ok": False, "error": f"bad zone name {zone_text!r}: {e}"}
+            targets = [(v.name, zone) for v in self.current().views if zone in v.zones]
+            if not targets:
+                return {"ok": False, "error": f"no such zone: {zone.to_text()}"}
+        if command == "status":
+            return self.status()
+        if command == "reload":
+            d = self.reload(set(targets) if targets else None, config=not targets)
+            return d.addCallback(lambda _: {"ok": True, "message": "reloaded"})
+        if command == "notify" and targets:
+            for view, zone in targets:
+                if self.fleet is not None:
+                    self.fleet.notify_zone(view, zone)
+            return {"ok": True, "message": f"notify sent for {zone_text}"}
+        if command == "retransfer" and targets:
+            started = [
+                f"{zone.to_text()} (view {view})"
+                for view, zone in targets
+                if self.fleet is not None and self.fleet.retransfer(view, zone)
+            ]
+            if not started:
+                return {"ok": False, "error": f"{zone_text} is not a secondary zone"}
+            return {"ok": True, "message": "full transfer started: " + ", ".join(started)}
+        if command == "stop":
+            log.info("stop requested on the control channel")
+            self._reactor.callLater(0.1, self._reactor.stop)
+            return {"ok": True, "message": "stopping"}
+        if command in ("notify", "retransfer"):
+            return {"ok": False, "error": f"{command} needs a zone"}
+        return {"ok": False, "error": f"unknown command {command!r}"}
+
     def install_signals(self) -> None:
         def on_hup(signum: int, frame: object) -> None:
             self._reactor.callFromThread(self.reload, None, True)
@@ -364,6 +468,13 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     service.fleet = Fleet(reactor, config, service.current, service.publish_zone)
     service.fleet.start()
     service.notify_changed(events)
+    service.record_events(events)
+    if config.options.control:
+        try:
+            control.listen(reactor, config.options.control, service.control)
+            log.info("control socket {path}", path=config.options.control)
+        except Exception as e:
+            log.error("no control socket: {error}", error=str(e))
     if config.options.watch:
         service.watcher = Watcher(reactor, config.options.reload_delay, service.files_changed)
         service._watch_files()

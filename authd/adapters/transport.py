@@ -9,6 +9,9 @@ producer), so its answers cannot pile up without bound.
 
 from __future__ import annotations
 
+import fcntl
+import struct
+import termios
 import time
 from collections.abc import Callable, Iterator
 
@@ -54,7 +57,19 @@ class UdpServer(protocol.DatagramProtocol):
             self._on_reply(reply)
 
 
-@implementer(interfaces.IPushProducer)
+def _unsent(transport: object) -> int:
+    """Bytes not yet delivered to the peer: Twisted's buffer plus the kernel's send queue."""
+    queued = len(getattr(transport, "dataBuffer", b"")) + getattr(transport, "_tempDataLen", 0)
+    try:
+        fd = transport.fileno()  # type: ignore[attr-defined]
+        raw = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on Linux
+        queued += struct.unpack("i", raw)[0]
+    except (AttributeError, OSError, ValueError):
+        pass
+    return queued
+
+
+@implementer(interfaces.IPushProducer, interfaces.IHalfCloseableProtocol)
 class TcpConnection(protocol.Protocol, TimeoutMixin):
     """One client connection: length-prefixed queries, answered in arrival order."""
 
@@ -64,6 +79,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         self._client = ""
         self._stream: Iterator[bytes] | None = None  # a zone transfer being sent
         self._write_paused = False
+        self._read_closed = False  # the client half-closed: answer, then close
+        self._unsent_at_timeout = -1
 
     def connectionMade(self) -> None:  # noqa: N802
         f = self._factory
@@ -122,6 +139,12 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             return
         if out is None:
             self._stream = None
+            if self._read_closed:
+                if self._buffer:
+                    self.dataReceived(b"")
+                if self._stream is None:
+                    self.transport.loseConnection()  # type: ignore[union-attr]
+                return
             self.transport.resumeProducing()  # type: ignore[union-attr]
             if self._buffer:
                 self.dataReceived(b"")
@@ -131,8 +154,25 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         self._factory.call_later(0, self._pump)
 
     def timeoutConnection(self) -> None:  # noqa: N802
+        # RFC 7828 3.2.1: idle means nothing outstanding.  Answers still being
+        # delivered keep the connection, as long as the client keeps reading.
+        unsent = _unsent(self.transport)
+        if (unsent or self._stream is not None) and unsent != self._unsent_at_timeout:
+            self._unsent_at_timeout = unsent
+            self.setTimeout(self._factory.idle_timeout)  # the mixin's timer has fired: re-arm
+            return
         # abort, not lose: a client that stopped reading would hold a lose open.
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+    # IHalfCloseableProtocol: a client may send its queries, then shut down its
+    # side; RFC 1035 4.2.2 wants its answers delivered before we close.
+    def readConnectionLost(self) -> None:  # noqa: N802
+        self._read_closed = True
+        if self._stream is None:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:  # noqa: N802
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: object = None) -> None:  # noqa: N802
         self.setTimeout(None)
@@ -149,6 +189,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
 
     def resumeProducing(self) -> None:  # noqa: N802
         self._write_paused = False
+        self.resetTimeout()  # the client is reading: not idle
         if self._stream is not None:
             self._pump()  # reading stays paused until the transfer is sent
         else:

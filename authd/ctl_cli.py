@@ -1,0 +1,126 @@
+"""``authd ctl``: talk to a running server over its control socket.
+
+Owns: the client side of the control channel (one JSON request line, one
+JSON reply line) and turning replies into text for people or ``--json``.
+Exit codes: 0 done, 1 the server said no, 2 no server to talk to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+from authd.config import default_config, load_config
+from authd.errors import AuthdError
+
+TIMEOUT = 30.0
+
+
+def request(path: str, payload: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
+    """Send one request to the control socket at *path*; its reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(json.dumps(payload).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    reply = json.loads(buf)
+    if not isinstance(reply, dict):
+        raise ValueError("the server's reply is not an object")
+    return reply
+
+
+def _ago(t: float | None) -> str:
+    if t is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def format_status(reply: dict[str, Any]) -> str:
+    lines = [
+        f"config {reply.get('config')}, generation {reply.get('generation')}, "
+        f"up {reply.get('uptime', 0):.0f}s"
+    ]
+    for z in reply.get("zones", []):
+        serial = z["serial"] if z["serial"] is not None else "-"
+        state = "serving" if z["serving"] else "NOT SERVING (SERVFAIL)"
+        lines.append(
+            f"{z['zone']} view {z['view']}: {z['role']}, serial {serial}, {z['records']} records, "
+            f"{state}"
+        )
+        last = z.get("last_load") or {}
+        if last:
+            why = f" ({last['reason']})" if last.get("reason") else ""
+            lines.append(
+                f"    loaded at {_ago(z.get('loaded_at'))}; last load: {last['outcome']}{why}"
+            )
+        j = z.get("journal")
+        lines.append(
+            f"    journal: serials {j['from']}..{j['to']}, {j['entries']} changes, "
+            f"{j['bytes']} bytes"
+            if j
+            else "    journal: empty"
+        )
+        if z.get("primaries"):
+            lines.append(f"    primaries: {', '.join(z['primaries'])}")
+        r = z.get("refresh")
+        if r:
+            lines.append(
+                f"    refresh: {r['phase']}, last result: {r['last_result']}, "
+                f"next check in {r['next_check_in']:.0f}s{', EXPIRED' if r['expired'] else ''}"
+            )
+        for target, ack in (z.get("secondaries_last_ack") or {}).items():
+            lines.append(f"    notify {target}: {ack}")
+    return "\n".join(lines)
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    if args.socket:
+        return str(args.socket)
+    config = load_config(args.config) if args.config else default_config()
+    assert config.options.control is not None
+    return config.options.control
+
+
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    try:
+        path = _socket_path(args)
+    except AuthdError as e:
+        print(f"authd ctl: {e}", file=sys.stderr)
+        return 2
+    payload: dict[str, Any] = {"command": args.action}
+    if args.zone:
+        payload["zone"] = args.zone
+    try:
+        reply = request(path, payload)
+    except (OSError, ValueError) as e:
+        print(f"authd ctl: cannot talk to the server at {path}: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(reply, indent=2, sort_keys=True))
+    elif not reply.get("ok"):
+        print(f"authd ctl: {reply.get('error')}", file=sys.stderr)
+    elif args.action == "status":
+        print(format_status(reply))
+    else:
+        print(reply.get("message", "ok"))
+    return 0 if reply.get("ok") else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``ctl`` subcommand to *sub*."""
+    ctl = sub.add_parser("ctl", help="control a running server (status, reload, notify...)")
+    ctl.add_argument("action", choices=["status", "reload", "notify", "retransfer", "stop"])
+    ctl.add_argument("zone", nargs="?", help="zone name (reload: optional; notify, retransfer)")
+    ctl.add_argument("-c", "--config", help="the server's config (to find its control socket)")
+    ctl.add_argument("--socket", help="control socket path (overrides the config)")
+    ctl.add_argument("--json", action="store_true", help="print the server's JSON reply")
+    ctl.set_defaults(func=_cmd_ctl)
