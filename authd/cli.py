@@ -18,11 +18,16 @@ from authd.checks import Severity
 from authd.config import Config, default_config, load_config
 from authd.errors import AuthdError, ZoneError
 from authd.snapshot import LoadOutcome, build_snapshot
+from authd.views import shadowed_views
 from authd.zone import load_zone
 
 
 def _load_config(path: str | None) -> Config:
-    return load_config(path) if path is not None else default_config()
+    # localhost/localnets mean this host's interfaces (read locally, no traffic).
+    from authd.adapters.hostinfo import gather_host_info
+
+    host = gather_host_info()
+    return load_config(path, host) if path is not None else default_config(host)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -32,6 +37,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"authd: config refused: {e}", file=sys.stderr)
         return 1
     if args.check_config:
+        for warning in (*config.warnings, *shadowed_views(config.views)):
+            print(f"authd: warning: {warning}", file=sys.stderr)
         _, events = build_snapshot(config, None, 0)
         bad = 0
         for event in events:

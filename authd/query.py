@@ -25,11 +25,11 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import tsig, wire, xfr
+from authd import ecs, tsig, views, wire, xfr
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
-from authd.render import EdnsReply, render
+from authd.render import EdnsReply, edns_options, render
 from authd.snapshot import Snapshot, View
 
 RdataType = dns.rdatatype.RdataType
@@ -247,7 +247,14 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     q = msg.question[0]
     if opcode == dns.opcode.QUERY and (msg.answer or msg.authority and q.rdtype != RdataType.IXFR):
         return ctx.simple(dns.rcode.FORMERR), False
-    view = snapshot.select_view(request.client, request.local, ctx.keyname)
+    try:
+        subnet = ecs.find(msg.options, request.client, ctx.keyname, snapshot.client_subnet)
+    except ecs.Malformed:
+        return ctx.simple(dns.rcode.FORMERR), False  # RFC 7871 section 7.2.1
+    if subnet is not None and (opcode != dns.opcode.QUERY or q.rdtype in _QTYPE_TRANSFER):
+        subnet = dataclasses.replace(subnet, trusted=False)  # ECS chooses answers, not zones
+    view = _select_view(ctx, subnet)
+    edns = ctx.edns
     if opcode == dns.opcode.NOTIFY:
         return _notify(ctx, view), False
     if q.rdtype in _QTYPE_FORMERR:
@@ -279,7 +286,20 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
             dnssec=edns is not None and edns.do,
         )
     out = render(msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, limit, reserve)
-    return Reply((ctx.sign(out),)), signer is None
+    # An ECS answer echoes the client's prefix, so it is never shared through the cache.
+    return Reply((ctx.sign(out),)), signer is None and subnet is None
+
+
+def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:
+    """The client's view; with ECS, also set the option the response carries."""
+    request, snapshot = ctx.request, ctx.snapshot
+    if subnet is None:
+        return snapshot.select_view(request.client, request.local, ctx.keyname)
+    client = subnet.address if subnet.steers else request.client
+    chosen = views.select(snapshot.views, client, request.local, ctx.keyname)
+    if ctx.edns is not None:  # always so: ECS travels in the OPT record
+        ctx.edns = dataclasses.replace(ctx.edns, ecs=subnet.reply(chosen.scope))
+    return chosen.view
 
 
 def _query_allowed(
@@ -413,7 +433,7 @@ def _simple_wire(
             0,
             dns.flags.DO if edns.do else 0,
             edns.payload,
-            options=[dns.edns.NSIDOption(edns.nsid)] if edns.nsid is not None else None,
+            options=edns_options(edns) or None,
         )
         response.set_rcode(rcode)
     return response.to_wire(max_size=limit)  # type: ignore[no-any-return]

@@ -66,6 +66,8 @@ class Snapshot:
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
     # Rendered responses keyed by question shape; dropped with the snapshot.
     cache: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
+    client_subnet: CompiledAcl | None = None
 
     def select_view(self, client: str, local: str, key: dns.name.Name | None = None) -> View | None:
         """The first view that matches (BIND order); None: REFUSED."""
@@ -271,7 +273,13 @@ def build_snapshot(
                 restricted=restricted,
             )
         )
-    snapshot = Snapshot(tuple(views), config.options, generation, config.keys.keyring())
+    snapshot = Snapshot(
+        tuple(views),
+        config.options,
+        generation,
+        config.keys.keyring(),
+        client_subnet=config.client_subnet,
+    )
     return snapshot, events
 
 

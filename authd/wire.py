@@ -23,6 +23,7 @@ FLAG_CD = 0x0010
 TYPE_OPT = 41
 EDNS_DO = 0x8000
 OPTION_NSID = 3
+OPTION_ECS = 8
 OPTION_COOKIE = 10
 OPTION_PADDING = 12
 MAX_NAME_WIRE = 255  # RFC 1035 section 3.1
@@ -95,6 +96,10 @@ def question_key(wire: bytes) -> QuestionKey | None:
             olen = (wire[pos + 2] << 8) | wire[pos + 3]
             if code == OPTION_NSID:
                 nsid = True
+            elif code == OPTION_ECS:
+                # RFC 7871: the answer may depend on the client's subnet and echoes
+                # it, so the cache (keyed without it) must never serve it.
+                return None
             elif code == OPTION_COOKIE:
                 # RFC 7873 section 4: a client cookie of 8 bytes, a server one of 8-32.
                 if olen != 8 and not 16 <= olen <= 40:

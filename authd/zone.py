@@ -96,15 +96,36 @@ class CompileResult:
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
 
-def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) -> CompileResult:
-    """Group, check and compile *records* into a zone version for *origin*."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Grouping:
+    """A zone's records grouped into RRsets, each with the line it starts on.
+
+    What ``check_zone`` reads and what the linter (``authd.lint``) reads too,
+    so both see the same data with its ``file:line``.
+    """
+
+    origin: dns.name.Name
+    file: str
+    rrsets: dict[dns.name.Name, dict[RdataType, tuple[list[object], Origin]]]
+    ttls: dict[tuple[dns.name.Name, RdataType], int]  # the smaller on a mismatch
+    cuts: frozenset[dns.name.Name]  # owners of NS below the apex
+    count: int  # records kept (out-of-zone ones are dropped)
+    findings: tuple[Finding, ...]  # out-of-zone, ttl-mismatch
+
+
+def group_records(origin: dns.name.Name, records: Iterable[Record], file: str) -> Grouping:
+    """Group *records* into RRsets for *origin*, dropping out-of-zone data."""
     findings: list[Finding] = []
     grouped: dict[dns.name.Name, dict[RdataType, tuple[list[object], Origin]]] = {}
     ttls: dict[tuple[dns.name.Name, RdataType], int] = {}
     count = 0
+    olen = len(origin.labels)
+    origin_labels = origin.labels
     for rec in records:
         name = rec.name
-        if not name.is_subdomain(origin):
+        # Owners the parser made from this origin end in its very labels: a
+        # tuple compare; anything else gets dnspython's case-insensitive test.
+        if name.labels[-olen:] != origin_labels and not name.is_subdomain(origin):
             findings.append(
                 Finding(
                     "out-of-zone",
@@ -140,8 +161,26 @@ def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) ->
                 ttls[key] = min(ttls[key], rec.ttl)
         count += 1
 
-    cuts = frozenset(n for n, types in grouped.items() if n != origin and RdataType.NS in types)
-    findings.extend(check_zone(origin, grouped, cuts, file))
+    cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
+    return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings))
+
+
+def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) -> CompileResult:
+    """Group, check and compile *records* into a zone version for *origin*."""
+    return compile_grouping(group_records(origin, records, file))
+
+
+def compile_grouping(grouping: Grouping) -> CompileResult:
+    """Check and compile *grouping* into a zone version."""
+    origin, file, grouped, ttls, cuts, count = (
+        grouping.origin,
+        grouping.file,
+        grouping.rrsets,
+        grouping.ttls,
+        grouping.cuts,
+        grouping.count,
+    )
+    findings = [*grouping.findings, *check_zone(origin, grouped, cuts, file)]
     if any(f.severity is Severity.ERROR for f in findings):
         return CompileResult(None, tuple(findings))
 
@@ -152,9 +191,12 @@ def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) ->
         node: Node = {}
         for rdtype, (rdatas, where) in types.items():
             rrset = dns.rrset.RRset(name, IN, rdtype)
-            rrset.update_ttl(ttls[(name, rdtype)])
-            for rd in rdatas:
-                rrset.add(rd)  # type: ignore[arg-type]
+            rrset.ttl = ttls[(name, rdtype)]
+            # Filling the ordered set directly hashes each rdata once (RRset.add
+            # hashes twice, and an rdata's hash renders it to wire: the bulk of
+            # a big zone's load time).  The rdatas come from the parser, so they
+            # already have this RRset's class and type.
+            rrset.items = dict.fromkeys(rdatas)
             if len(rrset) != len(rdatas):
                 findings.append(
                     Finding(
@@ -208,4 +250,14 @@ def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
     return dataclasses.replace(result, version=dataclasses.replace(result.version, files=files))
 
 
-__all__ = ["CompileResult", "Node", "ZoneError", "ZoneVersion", "compile_zone", "load_zone"]
+__all__ = [
+    "CompileResult",
+    "Grouping",
+    "Node",
+    "ZoneError",
+    "ZoneVersion",
+    "compile_grouping",
+    "compile_zone",
+    "group_records",
+    "load_zone",
+]

@@ -34,6 +34,7 @@ from twisted.logger import Logger
 
 from authd import notify as notify_mod
 from authd import refresh
+from authd.adapters.gcpause import gc_paused
 from authd.config import Config, Remote, ZoneConfig, ZoneType
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
 from authd.snapshot import Snapshot
@@ -328,7 +329,8 @@ class Fleet:
                         timeout=self.config.options.transfer_timeout,
                         lifetime=self.config.options.transfer_timeout,
                     )
-                    version = _compile_copy(zc, zone)
+                    with gc_paused():
+                        version = _compile_copy(zc, zone)
                     _write_copy(zc.file, zone)
                     return version, f"{kind.upper()} from {primary.address}#{primary.port}"
                 except Exception as e:  # any failure: try the next way, then the next primary

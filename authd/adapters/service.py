@@ -30,6 +30,7 @@ from twisted.logger import (
 
 from authd.adapters import control
 from authd.adapters.fleet import Fleet
+from authd.adapters.gcpause import gc_paused
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.config import Config, ZoneType, load_config
@@ -43,9 +44,83 @@ from authd.snapshot import (
     record_change,
     with_zone,
 )
+from authd.views import shadowed_views
 from authd.zone import ZoneVersion
 
 log = Logger(namespace="authd")
+
+
+RETIRE_THRESHOLD = 10_000  # records; smaller versions are freed at once, harmlessly
+RETIRE_DELAY = 1.0  # seconds after a swap before the old versions are taken apart
+
+
+class StallMonitor:
+    """Measures how late the reactor runs a 10 ms tick: the longest time queries waited."""
+
+    TICK = 0.01
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self.worst = 0.0
+        self._expected = time.monotonic() + self.TICK
+        self._call: Any = reactor.callLater(self.TICK, self._tick)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.worst = max(self.worst, now - self._expected)
+        self._expected = now + self.TICK
+        self._call = self._reactor.callLater(self.TICK, self._tick)
+
+    def stop(self) -> float:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        return self.worst
+
+
+def _dismantle(versions: list[ZoneVersion]) -> None:
+    """Free big zone versions a node at a time (in a worker thread).
+
+    Dropping a million-record version in one go is one long deallocation that
+    holds the GIL for half a second; popping its nodes one by one frees the
+    same memory in small steps that let the reactor thread run in between.
+    """
+    for version in versions:
+        nodes = version.nodes
+        while nodes:
+            nodes.popitem()
+
+
+def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
+    """Take apart, in a worker, the big zone versions only *old* held.
+
+    It runs a moment later, once the publishing code has let go of *old*.  A
+    version still referenced elsewhere then (a zone transfer streaming it) is
+    left to reference counting: taking it apart would corrupt the transfer.
+    """
+    live = {id(v) for view in new.views for v in view.zones.values() if v is not None}
+    doomed = list(
+        {
+            id(v): v
+            for view in old.views
+            for v in view.zones.values()
+            if v is not None and id(v) not in live and v.record_count >= RETIRE_THRESHOLD
+        }.values()
+    )
+    if doomed:
+        reactor.callLater(RETIRE_DELAY, _retire_later, doomed)
+
+
+def _retire_later(doomed: list[ZoneVersion]) -> None:
+    versions = []
+    while doomed:
+        version = doomed.pop()
+        # Two references: ``version`` here and getrefcount's own argument.
+        if sys.getrefcount(version) <= 2:
+            versions.append(version)
+        del version
+    if versions:
+        threads.deferToThread(_dismantle, versions)
 
 
 def _names(pairs: set[tuple[str, dns.name.Name]]) -> str:
@@ -136,6 +211,7 @@ class Service:
         self.watcher: Watcher | None = None
         self.zone_status: dict[tuple[str, dns.name.Name], dict[str, Any]] = {}
         self.started = time.time()
+        self.last_reload_stall: float | None = None
         self._ports: list[Any] = []
         self._budget = ConnectionBudget(config.options.tcp_max_connections)
         self.fleet: Fleet | None = None
@@ -154,7 +230,8 @@ class Service:
 
     def load(self) -> list[ZoneLoadEvent]:
         """The first load, before any socket opens."""
-        self.snapshot, events = build_snapshot(self.config, None, 0)
+        with gc_paused():
+            self.snapshot, events = build_snapshot(self.config, None, 0, time.time())
         for event in events:
             log_load_event(event)
         return events
@@ -245,18 +322,23 @@ class Service:
             new_config = self.config
             if config and self.config.path is not None:
                 new_config = load_config(self.config.path)  # raises: keep the old one
-            snapshot, events = build_snapshot(
-                new_config, self.snapshot, generation, time.time(), None if config else only
-            )
+            with gc_paused():
+                snapshot, events = build_snapshot(
+                    new_config, self.snapshot, generation, time.time(), None if config else only
+                )
             return new_config, snapshot, events
 
+        stall = StallMonitor(self._reactor)
         d = threads.deferToThread(work)
 
         def publish(result: tuple[Config, Snapshot, list[ZoneLoadEvent]]) -> None:
             new_config, snapshot, events = result
             # Secondary copies published while we parsed must not be rolled back.
             snapshot = _keep_secondaries(snapshot, self.current(), new_config)
+            old = self.current()
             self.snapshot = snapshot  # the single swap every query sees whole
+            retire(self._reactor, old, snapshot)
+            del old
             if new_config is not self.config:
                 self._config_changed(new_config)
             self.record_events(events)
@@ -265,7 +347,12 @@ class Service:
                     log_load_event(event)
             self.notify_changed(events)
             self._watch_files()
-            log.info("reload done: generation {generation}", generation=snapshot.generation)
+            self.last_reload_stall = stall.stop()
+            log.info(
+                "reload done: generation {generation}, longest reactor stall {stall:.1f} ms",
+                generation=snapshot.generation,
+                stall=self.last_reload_stall * 1000,
+            )
 
         def failed(failure: Any) -> None:
             if failure.check(AuthdError):
@@ -278,6 +365,7 @@ class Service:
                 log.failure("reload failed; the old zones keep serving", failure)
 
         def done(_: object) -> None:
+            stall.stop()
             self._reloading = False
             if self._reload_next_all or self._reload_next or self._reload_next_config:
                 next_only = None if self._reload_next_all else self._reload_next
@@ -392,6 +480,9 @@ class Service:
             "generation": snap.generation,
             "uptime": time.time() - self.started,
             "config": self.config.path,
+            "last_reload_reactor_stall_ms": None
+            if self.last_reload_stall is None
+            else round(self.last_reload_stall * 1000, 1),
             "zones": zones,
         }
 
@@ -456,6 +547,8 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
         reactor = default_reactor
     assert IReactorCore.providedBy(reactor)
     service = Service(reactor, config)
+    for warning in (*config.warnings, *shadowed_views(config.views)):
+        log.warn("config: {warning}", warning=warning)
     events = service.load()
     failed = sum(1 for e in events if e.outcome is LoadOutcome.FAILED)
     try:

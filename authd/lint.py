@@ -1,0 +1,1300 @@
+"""The zone linter's own checks: the warnings ``authd check`` adds to the loader's.
+
+Owns: the catalogue of every check id (``RULES``: the loader's errors and
+warnings from ``authd.checks`` and ``authd.zone``, and the warnings made here),
+the per-zone warnings, the cross-zone checks run when several zones are checked
+together, and the serial comparison behind ``--against``.
+
+Invariant: nothing here makes a zone an error.  A zone's errors are exactly the
+findings of ``authd.checks.check_zone`` on the same ``Grouping`` the loader
+builds (``authd.zone.group_records``), plus the parser's syntax error, so
+``authd check`` fails exactly when ``authd serve`` would refuse the zone.  The
+one error made here, ``serial-not-increased``, is the refusal of a reload
+(``authd.snapshot.load_one``) and needs a previous version to compare with.
+
+Pure: records and groupings in, findings out; no files, no clock.  The warning
+checks run only here, never on the server's load path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdatatype
+import dns.rdtypes.ANY.MX
+import dns.rdtypes.ANY.SOA
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.SRV
+import dns.rdtypes.nsbase
+import dns.reversename
+import dns.serial
+
+from authd.checks import Finding, Origin, Severity, check_zone
+from authd.engine import MAX_CHAIN
+from authd.errors import ZoneError
+from authd.zone import Grouping, group_records
+from authd.zonefile import Record
+
+RdataType = dns.rdatatype.RdataType
+Name = dns.name.Name
+ERROR, WARNING = Severity.ERROR, Severity.WARNING
+
+# --- limits (each a named constant; docs/linting.md explains the choices) -----
+
+#: TTLs above one week are suspicious: resolvers cap them (BIND max-cache-ttl).
+TTL_LONG = 7 * 86400
+#: RFC 2181 section 8: a TTL above 2^31 - 1 is treated as zero.
+TTL_MAX = 2**31 - 1
+#: RFC 1912 section 2.2: refresh between 20 minutes and 12 hours.
+SOA_REFRESH_RANGE = (1200, 43200)
+#: Retry below refresh (RFC 1912 section 2.2); below a minute is a hammering.
+SOA_RETRY_MIN = 60
+#: RFC 1912 section 2.2 suggests 2-4 weeks; RIPE-203 recommends 1000 hours.
+SOA_EXPIRE_RANGE = (14 * 86400, 1000 * 3600)
+#: The negative-caching TTL (RFC 2308 section 5: 1-3 hours work well, more than
+#: a day is problematic); below a minute a miss is hardly cached at all.
+SOA_MINIMUM_RANGE = (60, 86400)
+#: A CNAME chain longer than this is warned about (resolvers restart a query
+#: about 8-16 times; authd itself follows at most ``engine.MAX_CHAIN`` links).
+CNAME_CHAIN_WARN = 8
+#: Near the RFC 1035 section 2.3.4 limits of 63 octets a label, 255 a name.
+LABEL_NEAR_LIMIT = 60
+NAME_NEAR_LIMIT = 240
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One check id: its default severity, what it means, and why."""
+
+    id: str
+    severity: Severity
+    summary: str
+    reference: str = ""
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    return {r.id: r for r in rules}
+
+
+RULES: Mapping[str, Rule] = _rules(
+    # Input: the server cannot read it either.
+    Rule("unreadable", ERROR, "The zone file cannot be read."),
+    Rule("config", ERROR, "The configuration is refused (authd serve would not start)."),
+    Rule("syntax", ERROR, "The zone file does not parse.", "RFC 1035 section 5"),
+    # The loader's refusals (authd.checks).
+    Rule("soa-missing", ERROR, "No SOA record at the zone apex.", "RFC 1035 section 5.2"),
+    Rule("soa-multiple", ERROR, "More than one SOA record at the apex.", "RFC 1035 section 5.2"),
+    Rule("soa-not-at-apex", ERROR, "An SOA record below the apex.", "RFC 1035 section 5.2"),
+    Rule("ns-missing", ERROR, "No NS records at the zone apex.", "RFC 1035 section 5.2"),
+    Rule(
+        "cname-and-other-data",
+        ERROR,
+        "A CNAME beside other data at the same name.",
+        "RFC 2181 section 10.1",
+    ),
+    Rule("cname-multiple", ERROR, "More than one CNAME at a name.", "RFC 2181 section 10.1"),
+    Rule("dname-multiple", ERROR, "More than one DNAME at a name.", "RFC 6672 section 2.4"),
+    Rule("dname-children", ERROR, "Names below a DNAME owner.", "RFC 6672 section 2.3"),
+    Rule(
+        "ns-target-no-address",
+        ERROR,
+        "An apex NS target inside the zone has no A or AAAA.",
+        "RFC 1034 section 4.2.1",
+    ),
+    Rule(
+        "glue-missing",
+        ERROR,
+        "A delegation's NS target below the cut has no glue address.",
+        "RFC 9471",
+    ),
+    Rule(
+        "serial-not-increased",
+        ERROR,
+        "The zone changed since the reference version but its serial did not increase.",
+        "RFC 1982, RFC 1996",
+    ),
+    # The loader's warnings (authd.zone).
+    Rule("out-of-zone", WARNING, "A record outside the zone; ignored.", "RFC 1035 section 5.2"),
+    Rule("ttl-mismatch", WARNING, "Records of one RRset with different TTLs.", "RFC 2181 5.2"),
+    Rule("duplicate-record", WARNING, "The same record listed twice.", "RFC 2181 section 5"),
+    # The linter's warnings.
+    Rule("ns-target-cname", WARNING, "An NS target is an alias.", "RFC 2181 section 10.3"),
+    Rule("mx-target-cname", WARNING, "An MX exchange is an alias.", "RFC 2181 section 10.3"),
+    Rule("srv-target-cname", WARNING, "An SRV target is an alias.", "RFC 2782"),
+    Rule(
+        "mx-target-no-address",
+        WARNING,
+        "An MX exchange in a checked zone has no A or AAAA.",
+        "RFC 5321 section 5.1",
+    ),
+    Rule(
+        "srv-target-no-address",
+        WARNING,
+        "An SRV target in a checked zone has no A or AAAA.",
+        "RFC 2782",
+    ),
+    Rule(
+        "ns-target-unresolvable",
+        WARNING,
+        "A delegation's NS target in a checked zone (not glue the loader requires) has "
+        "no A or AAAA.",
+        "RFC 1034 section 4.2.2",
+    ),
+    Rule(
+        "target-is-address",
+        WARNING,
+        "An NS, MX or SRV target that looks like an IP address.",
+        "RFC 1035 section 3.3.9",
+    ),
+    Rule(
+        "target-root",
+        WARNING,
+        "An NS, MX or SRV target of '.' where it is not allowed.",
+        "RFC 7505, RFC 2782",
+    ),
+    Rule(
+        "cname-target-missing",
+        WARNING,
+        "A CNAME points to a name that does not exist in a checked zone.",
+        "RFC 1034 section 3.6.2",
+    ),
+    Rule("cname-chain-long", WARNING, "A long CNAME chain.", "RFC 1034 section 3.6.2"),
+    Rule("cname-loop", WARNING, "CNAMEs (or DNAMEs) that loop.", "RFC 1034 section 3.6.2"),
+    Rule(
+        "glue-unused",
+        WARNING,
+        "Address records below a delegation that no NS record names.",
+        "RFC 1034 section 4.2.1",
+    ),
+    Rule(
+        "occluded-data",
+        WARNING,
+        "Data at or below a delegation point that is never served.",
+        "RFC 1034 section 4.2.1",
+    ),
+    Rule("ttl-zero", WARNING, "A TTL of 0: never cached.", "RFC 1035 section 3.2.1"),
+    Rule("ttl-long", WARNING, "A TTL longer than a week.", "RFC 1912 section 2.2"),
+    Rule("ttl-over-max", WARNING, "A TTL above 2^31 - 1, read as 0.", "RFC 2181 section 8"),
+    Rule("soa-refresh", WARNING, "SOA refresh outside 20 minutes .. 12 hours.", "RFC 1912 2.2"),
+    Rule("soa-retry", WARNING, "SOA retry not below refresh, or under a minute.", "RFC 1912 2.2"),
+    Rule("soa-expire", WARNING, "SOA expire outside 2 weeks .. 1000 hours.", "RFC 1912 2.2"),
+    Rule("soa-minimum", WARNING, "SOA minimum outside 1 minute .. 1 day.", "RFC 2308 section 5"),
+    Rule("label-near-limit", WARNING, "A label of 60 octets or more (limit 63).", "RFC 1035 2.3.4"),
+    Rule("name-near-limit", WARNING, "A name of 240 octets or more (limit 255).", "RFC 1035 2.3.4"),
+    Rule("wildcard-ns", WARNING, "A wildcard owning NS records.", "RFC 4592 section 4.2"),
+    Rule("wildcard-dname", WARNING, "A wildcard owning a DNAME.", "RFC 4592 section 4.4"),
+    Rule(
+        "wildcard-non-terminal",
+        WARNING,
+        "A '*' label that is not the first one: not a wildcard.",
+        "RFC 4592 section 2.1.1",
+    ),
+    Rule("dname-and-ns", WARNING, "A DNAME beside NS below the apex.", "RFC 6672 section 2.3"),
+    Rule(
+        "ds-not-at-delegation",
+        WARNING,
+        "A DS record that is not at a delegation point.",
+        "RFC 4035 section 2.4",
+    ),
+    Rule(
+        "hostname-syntax",
+        WARNING,
+        "A host name (A/AAAA owner, NS/MX/SRV target, SOA MNAME) that is not "
+        "letters, digits and hyphens.",
+        "RFC 952, RFC 1123 section 2.1",
+    ),
+    # Across the zones checked together.
+    Rule(
+        "delegation-ns-mismatch",
+        WARNING,
+        "The parent's NS records for a child differ from the child's apex NS.",
+        "RFC 1034 section 4.2.2",
+    ),
+    Rule(
+        "delegation-glue-mismatch",
+        WARNING,
+        "The parent's glue differs from the child's addresses for the same name.",
+        "RFC 1034 section 4.2.2",
+    ),
+    Rule(
+        "delegation-missing",
+        WARNING,
+        "A checked zone is inside another checked zone that does not delegate it.",
+        "RFC 1034 section 4.2.2",
+    ),
+    Rule(
+        "ptr-no-forward",
+        WARNING,
+        "A PTR whose target, in a checked zone, has no A/AAAA with that address.",
+        "RFC 1912 section 2.1",
+    ),
+)
+
+#: The ids the server refuses a zone for, and which ``--disable`` cannot hide.
+ERROR_IDS = frozenset(r.id for r in RULES.values() if r.severity is ERROR)
+
+
+def _finding(id: str, where: Origin, message: str) -> Finding:
+    return Finding(id, RULES[id].severity, where.file, where.line, message)
+
+
+def _key(name: Name) -> tuple[bytes, ...]:
+    """*name*'s labels in lower case: a cheap set key (``Name.__hash__`` is slow)."""
+    return tuple(map(bytes.lower, name.labels))
+
+
+_A, _AAAA, _NS, _CNAME, _DNAME, _SOA = (
+    RdataType.A,
+    RdataType.AAAA,
+    RdataType.NS,
+    RdataType.CNAME,
+    RdataType.DNAME,
+    RdataType.SOA,
+)
+_MX, _SRV, _DS, _PTR = RdataType.MX, RdataType.SRV, RdataType.DS, RdataType.PTR
+_ADDRESS = (_A, _AAAA)
+# What may sit at a delegation point besides NS (RFC 4035 section 2.4 / 3.1.4).
+_AT_CUT = frozenset({_NS, _DS, RdataType.NSEC, RdataType.RRSIG, _A, _AAAA})
+_SINGLETONS = frozenset(RdataType(t) for t in dns.rdatatype._singletons)
+_LDH = re.compile(rb"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?").fullmatch
+_DECIMAL = re.compile(rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])").fullmatch
+
+RRsets = Mapping[Name, Mapping[RdataType, tuple[list[object], Origin]]]
+
+
+def _target(rd: object) -> Name:
+    """The domain name an NS, CNAME, DNAME or PTR record points to."""
+    return cast(dns.rdtypes.nsbase.NSBase, rd).target
+
+
+# --- one zone's results ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """A name one zone's data points at, for checks in the zone that holds it."""
+
+    kind: RdataType  # NS, MX, SRV, CNAME
+    owner: Name
+    target: Name
+    where: Origin
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ZoneLint:
+    """What ``authd check`` found in one zone, and what cross-zone checks need."""
+
+    origin: Name
+    file: str
+    grouping: Grouping | None  # None when the file did not parse
+    findings: tuple[Finding, ...]
+    refs: tuple[_Ref, ...] = ()  # targets outside the zone or below its cuts
+    ptrs: tuple[tuple[Name, Name, Origin], ...] = ()  # (owner, target, where)
+    resolver: _Resolver | None = field(default=None, repr=False)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is ERROR]
+
+    @property
+    def serial(self) -> int | None:
+        if self.grouping is None:
+            return None
+        return _serial(self.grouping)
+
+
+def _serial(g: Grouping) -> int | None:
+    apex = g.rrsets.get(g.origin)
+    if apex is None or _SOA not in apex:
+        return None
+    return int(cast(dns.rdtypes.ANY.SOA.SOA, apex[_SOA][0][0]).serial)
+
+
+def syntax_failure(origin: Name, error: ZoneError) -> ZoneLint:
+    """The result for a zone file that does not parse: one ``syntax`` error."""
+    where = Origin(error.file, error.line)
+    return ZoneLint(origin, error.file, None, (_finding("syntax", where, error.reason),))
+
+
+def lint_records(origin: Name, records: Iterable[Record], file: str) -> ZoneLint:
+    """Every finding for the zone *origin* made of *records*: the loader's errors
+    and warnings (the same code the server runs) and the linter's warnings."""
+    g = group_records(origin, records, file)
+    findings = [*g.findings, *check_zone(origin, g.rrsets, g.cuts, file)]
+    scan = _Scan(g)
+    findings.extend(scan.findings)
+    findings.sort(key=lambda f: (f.file, f.line))
+    return ZoneLint(
+        origin, file, g, tuple(findings), tuple(scan.refs), tuple(scan.ptrs), scan.resolver
+    )
+
+
+# --- lookups inside one zone -------------------------------------------------
+
+
+class _Kind:
+    """Where a name lands in a zone, as the server's lookup would see it."""
+
+    OUT = "out"  # not in the zone
+    CUT = "cut"  # at or below a delegation point
+    DNAME = "dname"  # strictly below a DNAME owner
+    FOUND = "found"  # the name has records
+    ENT = "ent"  # an empty non-terminal
+    WILDCARD = "wildcard"  # synthesised from a wildcard
+    NX = "nx"  # does not exist
+
+
+_Lookup = tuple[str, Name | None, Mapping[RdataType, tuple[list[object], Origin]] | None]
+
+
+class _Resolver:
+    """Name lookups in one grouped zone: delegations, DNAMEs, wildcards (RFC 4592)."""
+
+    def __init__(self, g: Grouping, dnames: Iterable[Name], wildcards: bool) -> None:
+        self.g = g
+        self.rrsets: RRsets = g.rrsets
+        self.origin_key = _key(g.origin)
+        self.depth = len(self.origin_key)
+        self.cut_keys = {_key(c): c for c in g.cuts}
+        self.dname_keys = {_key(d): d for d in dnames}
+        self.apex_dname = self.origin_key in self.dname_keys
+        self.wildcards = wildcards
+        self._ents: set[tuple[bytes, ...]] | None = None
+        self._memo: dict[Name, _Lookup] = {}
+
+    def contains(self, key: tuple[bytes, ...]) -> bool:
+        d = self.depth
+        return len(key) >= d and key[len(key) - d :] == self.origin_key
+
+    def above(self, key: tuple[bytes, ...], table: Mapping[tuple[bytes, ...], Name]) -> Name | None:
+        """The highest name of *table* at or above *key* (strictly below the apex)."""
+        for i in range(len(key) - self.depth - 1, -1, -1):
+            found = table.get(key[i:])
+            if found is not None:
+                return found
+        return None
+
+    def ents(self) -> set[tuple[bytes, ...]]:
+        if self._ents is None:
+            d = self.depth + 1
+            ents: set[tuple[bytes, ...]] = set()
+            for name in self.rrsets:
+                if len(name.labels) > d:
+                    key = _key(name)
+                    ents.update(key[i:] for i in range(1, len(key) - self.depth))
+            self._ents = ents
+        return self._ents
+
+    def lookup(self, name: Name) -> _Lookup:
+        hit = self._memo.get(name)
+        if hit is None:
+            hit = self._memo[name] = self._lookup(name)
+        return hit
+
+    def _lookup(self, name: Name) -> _Lookup:
+        key = _key(name)
+        if not self.contains(key):
+            return _Kind.OUT, None, None
+        if len(key) > self.depth:
+            if self.apex_dname:
+                return _Kind.DNAME, self.g.origin, None
+            # Top-down, as the server descends: the first cut or DNAME wins.
+            for i in range(len(key) - self.depth - 1, -1, -1):
+                suffix = key[i:]
+                cut = self.cut_keys.get(suffix)
+                if cut is not None:
+                    return _Kind.CUT, cut, None
+                if i > 0:
+                    owner = self.dname_keys.get(suffix)
+                    if owner is not None:
+                        return _Kind.DNAME, owner, None
+        types = self.rrsets.get(name)
+        if types is not None:
+            return _Kind.FOUND, name, types
+        if key in self.ents():
+            return _Kind.ENT, name, None
+        if not self.wildcards:
+            return _Kind.NX, None, None
+        # RFC 4592 section 3.3.1: the closest encloser's wildcard child, if any.
+        labels = name.labels
+        for i in range(1, len(key) - self.depth + 1):
+            if i < len(key) - self.depth:
+                encloser = Name(labels[i:])
+                if encloser not in self.rrsets and key[i:] not in self.ents():
+                    continue
+            wild = self.rrsets.get(Name((b"*", *labels[i:])))
+            if wild is not None:
+                return _Kind.WILDCARD, name, wild
+            return _Kind.NX, None, None
+        return _Kind.NX, None, None  # pragma: no cover - the apex always encloses
+
+    def next_link(self, name: Name) -> tuple[Name, Origin] | None:
+        """Where a CNAME or DNAME in this zone sends *name*, if one does."""
+        kind, at, types = self.lookup(name)
+        if types is not None and _CNAME in types:
+            rdatas, where = types[_CNAME]
+            return _target(rdatas[0]), where
+        if kind == _Kind.DNAME and at is not None:
+            rdatas, where = self.rrsets[at][_DNAME]
+            try:
+                return name.relativize(at).concatenate(_target(rdatas[0])), where
+            except dns.name.NameTooLong:
+                return None  # YXDOMAIN (RFC 6672 section 2.2)
+        return None
+
+
+def _address_problem(lookup: _Lookup) -> str | None:
+    """Why a host name found by *lookup* gives no address, or None if it does
+    (or if the answer lives in another zone)."""
+    kind, _, types = lookup
+    if kind in (_Kind.OUT, _Kind.CUT):
+        return None
+    if kind == _Kind.DNAME:
+        return "alias"
+    if kind == _Kind.NX:
+        return "does not exist"
+    if kind == _Kind.ENT or types is None:
+        return "has no A or AAAA record (an empty non-terminal)"
+    if _CNAME in types:
+        return "alias"
+    if _A in types or _AAAA in types:
+        return None
+    return "has no A or AAAA record"
+
+
+def _looks_like_address(name: Name, origin_key: tuple[bytes, ...]) -> bool:
+    """True for ``192.0.2.1.`` or ``192.0.2.1.<origin>`` (a relative address
+    written as a name), and for a first label that is an IPv6 address."""
+    labels = name.labels
+    if not labels or not labels[0]:
+        return False
+    first = labels[0]
+    if b":" in first:
+        try:
+            ipaddress.IPv6Address(first.decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return True
+    if not first[:1].isdigit() or len(labels) < 5:
+        return False
+    if not all(_DECIMAL(label) for label in labels[:4]):
+        return False
+    rest = tuple(map(bytes.lower, labels[4:]))
+    return rest == (b"",) or rest == origin_key
+
+
+def _is_hostname(labels: Sequence[bytes]) -> bool:
+    return all(map(_LDH, labels))
+
+
+# Per type, a key with the same equality as the rdata itself but cheaper to
+# hash (dnspython hashes rdata through its wire form).
+def _dup_key(rdtype: RdataType) -> Callable[[object], Hashable]:
+    if rdtype in _ADDRESS:
+        return lambda rd: cast(dns.rdtypes.IN.A.A, rd).address
+    if rdtype in (_NS, RdataType.PTR):
+        return _target
+    if rdtype == _MX:
+        return lambda rd: (
+            cast(dns.rdtypes.ANY.MX.MX, rd).preference,
+            cast(dns.rdtypes.ANY.MX.MX, rd).exchange,
+        )
+    return lambda rd: rd
+
+
+class _Scan:
+    """One pass over a grouped zone collecting the linter's warnings."""
+
+    def __init__(self, g: Grouping) -> None:
+        self.g = g
+        self.findings: list[Finding] = []
+        self.refs: list[_Ref] = []
+        self.ptrs: list[tuple[Name, Name, Origin]] = []
+        origin = g.origin
+        okey = _key(origin)
+        depth = len(okey)
+        self.origin_key = okey
+        cut_keys = {_key(c) for c in g.cuts}
+        reverse = okey[-2:] == (b"arpa", b"")  # in-addr.arpa, ip6.arpa
+        add = self.findings.append
+        targets: list[tuple[RdataType, Name, Name, Origin, int]] = []  # kind, owner, target
+        ns_targets: set[Name] = set()
+        cnames: list[tuple[Name, Name, Origin]] = []
+        dnames: list[Name] = []
+        at_cuts: list[tuple[Name, Mapping[RdataType, tuple[list[object], Origin]]]] = []
+        wildcards = False
+        for name, types in g.rrsets.items():
+            labels = name.labels
+            n = len(labels)
+            # RFC 1035 section 2.3.4 limits: the parser refuses what exceeds them.
+            wire = sum(map(len, labels)) + n
+            if wire >= LABEL_NEAR_LIMIT:
+                first_where = _first(types)
+                longest = max(map(len, labels))
+                if longest >= LABEL_NEAR_LIMIT:
+                    add(
+                        _finding(
+                            "label-near-limit",
+                            first_where,
+                            f"{name} has a label of {longest} octets (the limit is 63)",
+                        )
+                    )
+                if wire >= NAME_NEAR_LIMIT:
+                    add(
+                        _finding(
+                            "name-near-limit",
+                            first_where,
+                            f"{name} is {wire} octets long (the limit is 255): "
+                            "no room for longer names built from it",
+                        )
+                    )
+            if labels[0] == b"*":
+                wildcards = True
+                if _NS in types:
+                    add(
+                        _finding(
+                            "wildcard-ns",
+                            types[_NS][1],
+                            f"wildcard {name} owns NS records: a wildcard delegation "
+                            "is undefined (RFC 4592 section 4.2)",
+                        )
+                    )
+                if _DNAME in types:
+                    add(
+                        _finding(
+                            "wildcard-dname",
+                            types[_DNAME][1],
+                            f"wildcard {name} owns a DNAME: not synthesised as one "
+                            "(RFC 4592 section 4.4)",
+                        )
+                    )
+            if n > depth + 1 and b"*" in labels[1 : n - depth]:
+                add(
+                    _finding(
+                        "wildcard-non-terminal",
+                        _first(types),
+                        f"{name} has '*' as an inner label: it is a plain name, "
+                        "not a wildcard (RFC 4592 section 2.1.1)",
+                    )
+                )
+            if cut_keys and (n > depth + 1 or (_NS in types and n > depth)):
+                at_cuts.append((name, types))
+            hostname_checked = False
+            for rdtype, (rdatas, where) in types.items():
+                if len(rdatas) > 1:
+                    self._duplicates(name, rdtype, rdatas, where)
+                if rdtype in _ADDRESS:
+                    if not hostname_checked:
+                        hostname_checked = True
+                        rel = labels[: n - depth]
+                        if rel and rel[0] == b"*":
+                            rel = rel[1:]
+                        if rel and not _is_hostname(rel):
+                            add(
+                                _finding(
+                                    "hostname-syntax",
+                                    where,
+                                    f"{name} owns an address record but is not a valid host "
+                                    "name (letters, digits, hyphens; RFC 952, RFC 1123)",
+                                )
+                            )
+                elif rdtype == _CNAME:
+                    cnames.append((name, _target(rdatas[0]), where))
+                elif rdtype == _MX:
+                    for rd in rdatas:
+                        mx = cast(dns.rdtypes.ANY.MX.MX, rd)
+                        if mx.exchange == dns.name.root:
+                            # RFC 7505: a null MX is the only MX, preference 0.
+                            if len(rdatas) > 1 or mx.preference != 0:
+                                add(
+                                    _finding(
+                                        "target-root",
+                                        where,
+                                        f"{name} MX {mx.preference} . is a null MX, which "
+                                        "must be the only MX at its name, with preference "
+                                        "0 (RFC 7505 section 3)",
+                                    )
+                                )
+                            continue
+                        targets.append((_MX, name, mx.exchange, where, 0))
+                elif rdtype == _SRV:
+                    for rd in rdatas:
+                        srv = cast(dns.rdtypes.IN.SRV.SRV, rd)
+                        if srv.target == dns.name.root:
+                            # RFC 2782: "." means "decidedly not available", alone.
+                            if len(rdatas) > 1:
+                                add(
+                                    _finding(
+                                        "target-root",
+                                        where,
+                                        f"{name} SRV target '.' (service not available) "
+                                        "beside other SRV records (RFC 2782)",
+                                    )
+                                )
+                            continue
+                        targets.append((_SRV, name, srv.target, where, 0))
+                elif rdtype == _NS:
+                    for rd in rdatas:
+                        target = _target(rd)
+                        if target == dns.name.root:
+                            add(
+                                _finding(
+                                    "target-root",
+                                    where,
+                                    f"{name} NS '.': the root is not a name server",
+                                )
+                            )
+                            continue
+                        ns_targets.add(target)
+                        targets.append((_NS, name, target, where, n))
+                    if _DNAME in types and n > depth:
+                        add(
+                            _finding(
+                                "dname-and-ns",
+                                where,
+                                f"{name} has both NS and DNAME: below the apex the "
+                                "delegation hides the DNAME (RFC 6672 section 2.3)",
+                            )
+                        )
+                elif rdtype == _DNAME:
+                    dnames.append(name)
+                elif rdtype == _DS:
+                    if _NS not in types or n == depth:
+                        add(
+                            _finding(
+                                "ds-not-at-delegation",
+                                where,
+                                f"DS at {name}, which is not a delegation point: it "
+                                "belongs in the parent zone, beside the NS of the cut "
+                                "(RFC 4035 section 2.4)",
+                            )
+                        )
+                elif rdtype == _PTR:
+                    if reverse:
+                        self.ptrs.extend((name, _target(rd), where) for rd in rdatas)
+                elif rdtype == _SOA and n == depth:
+                    self._soa(cast(dns.rdtypes.ANY.SOA.SOA, rdatas[0]), where)
+        self._ttls()
+        self.resolver = _Resolver(g, dnames, wildcards)
+        if at_cuts:
+            self._below_cuts(at_cuts, ns_targets)
+        self._targets(targets)
+        self._cnames(cnames)
+
+    # --- record-level checks ------------------------------------------------
+
+    def _duplicates(
+        self, name: Name, rdtype: RdataType, rdatas: list[object], where: Origin
+    ) -> None:
+        # The loader's rule (authd.zone.compile_grouping): an RRset holds each
+        # record once, and a singleton type holds one record.
+        if rdtype not in _SINGLETONS and len(set(map(_dup_key(rdtype), rdatas))) == len(rdatas):
+            return
+        self.findings.append(
+            Finding(
+                "duplicate-record",
+                WARNING,
+                where.file,
+                where.line,
+                f"{name} {dns.rdatatype.to_text(rdtype)} lists the same record "
+                "more than once; duplicates ignored",
+            )
+        )
+
+    def _ttls(self) -> None:
+        rrsets = self.g.rrsets
+        for (name, rdtype), ttl in self.g.ttls.items():
+            if 0 < ttl <= TTL_LONG:
+                continue
+            where = rrsets[name][rdtype][1]
+            what = f"{name} {dns.rdatatype.to_text(rdtype)}"
+            if ttl == 0:
+                self.findings.append(
+                    _finding("ttl-zero", where, f"{what} has TTL 0: it is never cached")
+                )
+            elif ttl > TTL_MAX:
+                self.findings.append(
+                    _finding(
+                        "ttl-over-max",
+                        where,
+                        f"{what} has TTL {ttl}, above 2^31 - 1: resolvers read it as 0 "
+                        "(RFC 2181 section 8)",
+                    )
+                )
+            else:
+                self.findings.append(
+                    _finding(
+                        "ttl-long",
+                        where,
+                        f"{what} has TTL {ttl} ({ttl / 86400:g} days), more than a week: "
+                        "a mistake takes that long to undo",
+                    )
+                )
+
+    def _soa(self, soa: dns.rdtypes.ANY.SOA.SOA, where: Origin) -> None:
+        add = self.findings.append
+        refresh, retry, expire, minimum = (
+            int(soa.refresh),
+            int(soa.retry),
+            int(soa.expire),
+            int(soa.minimum),
+        )
+        lo, hi = SOA_REFRESH_RANGE
+        if not lo <= refresh <= hi:
+            add(
+                _finding(
+                    "soa-refresh",
+                    where,
+                    f"SOA refresh {refresh} is outside {lo}..{hi} seconds "
+                    "(20 minutes to 12 hours, RFC 1912 section 2.2)",
+                )
+            )
+        if retry >= refresh or retry < SOA_RETRY_MIN:
+            why = f"not below refresh {refresh}" if retry >= refresh else "under a minute"
+            add(
+                _finding(
+                    "soa-retry",
+                    where,
+                    f"SOA retry {retry} is {why} (RFC 1912 section 2.2)",
+                )
+            )
+        lo, hi = SOA_EXPIRE_RANGE
+        if not lo <= expire <= hi or expire <= refresh + retry:
+            why = (
+                f"not above refresh + retry ({refresh + retry})"
+                if expire <= refresh + retry
+                else f"outside {lo}..{hi} seconds (2 weeks, RFC 1912 section 2.2, to "
+                "1000 hours, RIPE-203)"
+            )
+            add(_finding("soa-expire", where, f"SOA expire {expire} is {why}"))
+        lo, hi = SOA_MINIMUM_RANGE
+        if not lo <= minimum <= hi:
+            add(
+                _finding(
+                    "soa-minimum",
+                    where,
+                    f"SOA minimum (negative-caching TTL) {minimum} is outside {lo}..{hi} "
+                    "seconds (RFC 2308 section 5: 1-3 hours work well, over a day is "
+                    "problematic)",
+                )
+            )
+        mname = soa.mname
+        if mname != dns.name.root and not _is_hostname(mname.labels[:-1]):
+            add(
+                _finding(
+                    "hostname-syntax",
+                    where,
+                    f"SOA MNAME {mname} is not a valid host name (RFC 1123 section 2.1)",
+                )
+            )
+
+    # --- delegations --------------------------------------------------------
+
+    def _below_cuts(
+        self,
+        names: list[tuple[Name, Mapping[RdataType, tuple[list[object], Origin]]]],
+        ns_targets: set[Name],
+    ) -> None:
+        """Occluded data and unused glue at and below delegation points."""
+        resolver_cuts = {_key(c): c for c in self.g.cuts}
+        depth = len(self.origin_key)
+        add = self.findings.append
+        for name, types in names:
+            key = _key(name)
+            # The highest cut strictly above the name, then the name itself.
+            cut = None
+            for i in range(len(key) - depth - 1, 0, -1):
+                cut = resolver_cuts.get(key[i:])
+                if cut is not None:
+                    break
+            if cut is None:
+                if _NS not in types:
+                    continue
+                cut = name  # at a delegation point: only NS, DS, glue and DNSSEC
+                hidden = [t for t in types if t not in _AT_CUT]
+            else:
+                hidden = [t for t in types if t not in _ADDRESS]
+            if hidden:
+                first = min((types[t][1] for t in hidden), key=_line)
+                where = "at the delegation point" if cut is name else f"below the delegation {cut}"
+                shown = " ".join(sorted(dns.rdatatype.to_text(t) for t in hidden))
+                add(
+                    _finding(
+                        "occluded-data",
+                        first,
+                        f"{name} {shown} is {where}: it is not authoritative and never served",
+                    )
+                )
+            if (_A in types or _AAAA in types) and name not in ns_targets:
+                glue = min((types[t][1] for t in _ADDRESS if t in types), key=_line)
+                where = "at the delegation point" if cut is name else f"below the delegation {cut}"
+                add(
+                    _finding(
+                        "glue-unused",
+                        glue,
+                        f"{name} has address records {where} but no NS record names it: "
+                        "stray glue, never served",
+                    )
+                )
+
+    # --- targets of NS, MX, SRV ---------------------------------------------
+
+    def _targets(self, targets: list[tuple[RdataType, Name, Name, Origin, int]]) -> None:
+        resolver = self.resolver
+        add = self.findings.append
+        checked: dict[Name, bool] = {}  # host-name syntax, by target
+        depth = len(self.origin_key)
+        for kind, owner, target, where, owner_labels in targets:
+            label = dns.rdatatype.to_text(kind)
+            if _looks_like_address(target, self.origin_key):
+                add(
+                    _finding(
+                        "target-is-address",
+                        where,
+                        f"{owner} {label} target {target} looks like an IP address; "
+                        f"{label} records need a host name",
+                    )
+                )
+                continue
+            ok = checked.get(target)
+            if ok is None:
+                ok = checked[target] = _is_hostname(target.labels[:-1])
+            if not ok:
+                add(
+                    _finding(
+                        "hostname-syntax",
+                        where,
+                        f"{owner} {label} target {target} is not a valid host name "
+                        "(letters, digits, hyphens; RFC 1123 section 2.1)",
+                    )
+                )
+            found = resolver.lookup(target)
+            if found[0] in (_Kind.OUT, _Kind.CUT):
+                self.refs.append(_Ref(kind, owner, target, where))
+                if kind != _NS or found[0] == _Kind.OUT:
+                    continue
+            if kind == _NS:
+                self._ns_target(owner, owner_labels == depth, target, where, found)
+                continue
+            problem = _address_problem(found)
+            if problem is not None:
+                add(_target_finding(kind, owner, target, where, problem, None))
+
+    def _ns_target(
+        self, owner: Name, at_apex: bool, target: Name, where: Origin, found: _Lookup
+    ) -> None:
+        problem = _address_problem(found)
+        if problem == "alias":
+            self.findings.append(_target_finding(_NS, owner, target, where, "alias", None))
+            return
+        # The loader refuses an apex NS target in authoritative data without an
+        # address (ns-target-no-address) and a delegation's own glue
+        # (glue-missing); a target below another cut resolves through that
+        # delegation (sibling glue is optional, RFC 9471 section 3).
+        if problem is None or at_apex or found[0] == _Kind.CUT:
+            return
+        self.findings.append(
+            _finding(
+                "ns-target-unresolvable",
+                where,
+                f"{owner} NS {target}: the target is in this zone but {problem}",
+            )
+        )
+
+    # --- CNAME chains -------------------------------------------------------
+
+    def _cnames(self, cnames: list[tuple[Name, Name, Origin]]) -> None:
+        resolver = self.resolver
+        add = self.findings.append
+        for owner, target, where in cnames:
+            kind = resolver.lookup(target)[0]
+            if kind == _Kind.NX:
+                add(
+                    _finding(
+                        "cname-target-missing",
+                        where,
+                        f"{owner} CNAME {target}: the target does not exist in this zone",
+                    )
+                )
+            elif kind in (_Kind.OUT, _Kind.CUT):
+                self.refs.append(_Ref(_CNAME, owner, target, where))
+        # Chain lengths by memo; -1 marks a loop or a chain into one.
+        memo: dict[Name, int] = {}
+        reached: set[Name] = set()
+        reported: set[frozenset[Name]] = set()
+        for start, _, _ in cnames:
+            if start in memo:
+                continue
+            path: list[Name] = []
+            wheres: list[Origin] = []
+            index: dict[Name, int] = {}
+            n = start
+            while True:
+                known = memo.get(n)
+                if known is not None:
+                    result = known
+                    break
+                if n in index:
+                    cycle = path[index[n] :]
+                    members = frozenset(cycle)
+                    if members not in reported:
+                        reported.add(members)
+                        first = min(wheres[index[n] :], key=_line)
+                        shown = " -> ".join(str(c) for c in [*cycle, n])
+                        add(
+                            _finding(
+                                "cname-loop",
+                                first,
+                                f"CNAME loop: {shown} (answers end in SERVFAIL)",
+                            )
+                        )
+                    result = -1
+                    break
+                link = resolver.next_link(n)
+                if link is None:
+                    result = 0
+                    break
+                index[n] = len(path)
+                path.append(n)
+                wheres.append(link[1])
+                n = link[0]
+                reached.add(n)
+            for k in range(len(path) - 1, -1, -1):
+                result = -1 if result < 0 else result + 1
+                memo[path[k]] = result
+        for start, _, where in cnames:
+            length = memo.get(start, 0)
+            if length > CNAME_CHAIN_WARN and start not in reached:
+                beyond = f"; authd follows at most {MAX_CHAIN}" if length > MAX_CHAIN else ""
+                add(
+                    _finding(
+                        "cname-chain-long",
+                        where,
+                        f"CNAME chain of {length} links from {start} (more than "
+                        f"{CNAME_CHAIN_WARN}: resolvers may give up{beyond})",
+                    )
+                )
+
+
+def _line(where: Origin) -> tuple[str, int]:
+    return where.file, where.line
+
+
+def _first(types: Mapping[RdataType, tuple[list[object], Origin]]) -> Origin:
+    """Where a name's first RRset starts."""
+    return min((where for _, where in types.values()), key=_line)
+
+
+_TARGET_IDS = {
+    (_NS, "alias"): "ns-target-cname",
+    (_MX, "alias"): "mx-target-cname",
+    (_SRV, "alias"): "srv-target-cname",
+    (_MX, None): "mx-target-no-address",
+    (_SRV, None): "srv-target-no-address",
+}
+
+
+def _target_finding(
+    kind: RdataType, owner: Name, target: Name, where: Origin, problem: str, zone: str | None
+) -> Finding:
+    label = dns.rdatatype.to_text(kind)
+    alias = problem == "alias"
+    id = _TARGET_IDS[(kind, "alias" if alias else None)]
+    place = f" (in {zone})" if zone else ""
+    if alias:
+        why = "is an alias (CNAME or below a DNAME)"
+        rule = "RFC 2782" if kind == _SRV else "RFC 2181 section 10.3"
+        message = f"{owner} {label} {target}: the target{place} {why}; {label} needs a host name"
+        return _finding(id, where, f"{message} ({rule})")
+    return _finding(id, where, f"{owner} {label} {target}: the target{place} {problem}")
+
+
+# --- across zones ---------------------------------------------------------------
+
+
+def lint_together(zones: Sequence[ZoneLint]) -> list[Finding]:
+    """Checks across zones checked together: delegations between them, targets
+    one zone has in another, and reverse (PTR) against forward (A/AAAA) data."""
+    by_key: dict[tuple[bytes, ...], ZoneLint] = {}
+    for z in zones:
+        if z.grouping is not None and z.resolver is not None:
+            by_key.setdefault(_key(z.origin), z)
+    if len(by_key) < 2:
+        return []
+
+    def enclosing(name: Name, strict: bool = False) -> ZoneLint | None:
+        key = _key(name)
+        for i in range(1 if strict else 0, len(key)):
+            z = by_key.get(key[i:])
+            if z is not None:
+                return z
+        return None
+
+    findings: list[Finding] = []
+    for z in by_key.values():
+        findings.extend(_delegations(z, by_key))
+        parent = enclosing(z.origin, strict=True)
+        if parent is not None:
+            findings.extend(_delegated(parent, z))
+        for ref in z.refs:
+            other = enclosing(ref.target)
+            if other is None or other is z:
+                continue
+            findings.extend(_ref_in(ref, other))
+        for owner, target, where in z.ptrs:
+            other = enclosing(target)
+            if other is not None:
+                findings.extend(_ptr(owner, target, where, other))
+    return findings
+
+
+def _zone_file(z: ZoneLint) -> str:
+    return f"{z.origin} in {z.file}"
+
+
+def _ref_in(ref: _Ref, z: ZoneLint) -> list[Finding]:
+    assert z.resolver is not None
+    found = z.resolver.lookup(ref.target)
+    if ref.kind == _CNAME:
+        if found[0] == _Kind.NX:
+            return [
+                _finding(
+                    "cname-target-missing",
+                    ref.where,
+                    f"{ref.owner} CNAME {ref.target}: the target does not exist in {_zone_file(z)}",
+                )
+            ]
+        return []
+    problem = _address_problem(found)
+    if problem is None:
+        return []
+    if ref.kind == _NS and problem != "alias":
+        return [
+            _finding(
+                "ns-target-unresolvable",
+                ref.where,
+                f"{ref.owner} NS {ref.target}: the target (in {_zone_file(z)}) {problem}",
+            )
+        ]
+    return [_target_finding(ref.kind, ref.owner, ref.target, ref.where, problem, _zone_file(z))]
+
+
+def _ns_set(g: Grouping, name: Name) -> tuple[set[Name], Origin] | None:
+    types = g.rrsets.get(name)
+    if types is None or _NS not in types:
+        return None
+    rdatas, where = types[_NS]
+    return {_target(rd) for rd in rdatas}, where
+
+
+def _addresses(g: Grouping, name: Name) -> tuple[set[str], Origin | None]:
+    types = g.rrsets.get(name)
+    out: set[str] = set()
+    where = None
+    if types is not None:
+        for t in _ADDRESS:
+            if t in types:
+                rdatas, w = types[t]
+                out.update(cast(dns.rdtypes.IN.A.A, rd).address for rd in rdatas)
+                where = w if where is None or w.line < where.line else where
+    return out, where
+
+
+def _names(names: Iterable[Name]) -> str:
+    return ", ".join(sorted(str(n) for n in names)) or "none"
+
+
+def _delegations(parent: ZoneLint, by_key: Mapping[tuple[bytes, ...], ZoneLint]) -> list[Finding]:
+    """Parent-side NS and glue against the child zone's apex, for children given too."""
+    g = parent.grouping
+    assert g is not None
+    findings = []
+    for cut in g.cuts:
+        child = by_key.get(_key(cut))
+        if child is None or child.grouping is None:
+            continue
+        cg = child.grouping
+        ours = _ns_set(g, cut)
+        theirs = _ns_set(cg, cg.origin)
+        if ours is None or theirs is None:
+            continue
+        if ours[0] != theirs[0]:
+            where = theirs[1]
+            findings.append(
+                _finding(
+                    "delegation-ns-mismatch",
+                    ours[1],
+                    f"NS for {cut} here ({_names(ours[0])}) differ from the child zone's "
+                    f"apex NS ({_names(theirs[0])}) at {where.file}:{where.line}; "
+                    f"only here: {_names(ours[0] - theirs[0])}; "
+                    f"only in the child: {_names(theirs[0] - ours[0])}",
+                )
+            )
+        for target in sorted(ours[0]):
+            if not target.is_subdomain(cut):
+                continue
+            glue, glue_where = _addresses(g, target)
+            if glue_where is None:
+                continue  # glue-missing, a loader error, already says so
+            child_addresses, child_where = _addresses(cg, target)
+            if glue != child_addresses:
+                theirs_text = ", ".join(sorted(child_addresses)) or "none"
+                there = (
+                    f"{child_where.file}:{child_where.line}"
+                    if child_where is not None
+                    else child.file
+                )
+                findings.append(
+                    _finding(
+                        "delegation-glue-mismatch",
+                        glue_where,
+                        f"glue for {target} here ({', '.join(sorted(glue))}) differs from "
+                        f"the child zone's addresses ({theirs_text}) at {there}",
+                    )
+                )
+    return findings
+
+
+def _delegated(parent: ZoneLint, child: ZoneLint) -> list[Finding]:
+    """A child zone given with its parent must be delegated from it."""
+    assert parent.resolver is not None and parent.grouping is not None
+    kind, at, _ = parent.resolver.lookup(child.origin)
+    if kind in (_Kind.CUT, _Kind.DNAME):
+        return []  # delegated here, or through a zone between the two
+    apex = parent.grouping.rrsets.get(parent.origin, {})
+    where = apex[_SOA][1] if _SOA in apex else Origin(parent.file, 0)
+    return [
+        _finding(
+            "delegation-missing",
+            where,
+            f"{child.origin} is checked as a zone ({child.file}) but {parent.origin} has no "
+            f"NS records for it: resolvers never get referred there",
+        )
+    ]
+
+
+def _ptr(owner: Name, target: Name, where: Origin, z: ZoneLint) -> list[Finding]:
+    try:
+        address = ipaddress.ip_address(dns.reversename.to_address(owner))
+    except (dns.exception.DNSException, ValueError):
+        return []  # not a full address (RFC 2317 classless names, partial ones)
+    assert z.resolver is not None
+    kind, _, types = z.resolver.lookup(target)
+    if kind in (_Kind.CUT, _Kind.OUT):
+        return []
+    want = _A if address.version == 4 else _AAAA
+    have: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    if types is not None and want in types:
+        have = {ipaddress.ip_address(cast(dns.rdtypes.IN.A.A, rd).address) for rd in types[want][0]}
+    if address in have:
+        return []
+    label = dns.rdatatype.to_text(want)
+    problem = "does not exist" if kind == _Kind.NX else f"has no {label} {address}"
+    return [
+        _finding(
+            "ptr-no-forward",
+            where,
+            f"{owner} PTR {target}, but {target} {problem} in {_zone_file(z)}",
+        )
+    ]
+
+
+# --- serials: --against -----------------------------------------------------------
+
+
+def same_data(a: Grouping, b: Grouping) -> bool:
+    """True when *a* and *b* hold the same records, the SOA serial aside
+    (what ``ZoneVersion.same_content`` compares, without compiling)."""
+    if a.origin != b.origin or a.rrsets.keys() != b.rrsets.keys():
+        return False
+    for name, types in a.rrsets.items():
+        other = b.rrsets[name]
+        if types.keys() != other.keys():
+            return False
+        for rdtype, (rdatas, _) in types.items():
+            if a.ttls[(name, rdtype)] != b.ttls[(name, rdtype)]:
+                return False
+            theirs = other[rdtype][0]
+            if rdtype == _SOA:
+                rdatas = [cast(dns.rdata.Rdata, rd).replace(serial=0) for rd in rdatas]
+                theirs = [cast(dns.rdata.Rdata, rd).replace(serial=0) for rd in theirs]
+            if rdatas != theirs:
+                key = _dup_key(rdtype)
+                if set(map(key, rdatas)) != set(map(key, theirs)):
+                    return False
+    return True
+
+
+def serial_step_problem(old: int, new: int) -> str | None:
+    """Why going from serial *old* to *new* is not an RFC 1982 increase, or None."""
+    if dns.serial.Serial(new) > dns.serial.Serial(old):
+        return None
+    step = (new - old) % 2**32
+    if step == 0:
+        return f"stayed {new}"
+    if step == 2**31:
+        return (
+            f"went from {old} to {new}, exactly 2^31 away, which RFC 1982 leaves "
+            "undefined (neither greater nor smaller)"
+        )
+    if new > old:
+        return (
+            f"went from {old} to {new}, a step of {new - old}: 2^31 or more, which "
+            "RFC 1982 reads as a decrease (serials compare within half the 32-bit "
+            "space); raise it in steps smaller than 2^31, letting secondaries load "
+            "each one"
+        )
+    return f"went down from {old} to {new} (RFC 1982)"
+
+
+def compare_with(old: Grouping, new: Grouping, ref: str) -> Finding | None:
+    """The ``serial-not-increased`` error when *new* changed since *old* (the
+    version at *ref*) without a serial increase; None when the server would
+    take *new* as a reload of *old*."""
+    old_serial, new_serial = _serial(old), _serial(new)
+    if old_serial is None or new_serial is None:
+        return None
+    problem = serial_step_problem(old_serial, new_serial)
+    if problem is None:
+        return None
+    if old_serial == new_serial and same_data(old, new):
+        return None
+    changed = "content unchanged" if same_data(old, new) else "content changed"
+    apex = new.rrsets[new.origin]
+    return _finding(
+        "serial-not-increased",
+        apex[_SOA][1],
+        f"serial {problem} since {ref}, {changed}: secondaries would not transfer it "
+        "and authd would keep serving the old version",
+    )
+
+
+def strict(findings: Iterable[Finding]) -> list[Finding]:
+    """*findings* with every warning made an error (``--strict``)."""
+    return [
+        f if f.severity is ERROR else Finding(f.id, ERROR, f.file, f.line, f.message)
+        for f in findings
+    ]
+
+
+__all__ = [
+    "CNAME_CHAIN_WARN",
+    "ERROR_IDS",
+    "RULES",
+    "Rule",
+    "ZoneLint",
+    "compare_with",
+    "lint_records",
+    "lint_together",
+    "same_data",
+    "serial_step_problem",
+    "strict",
+    "syntax_failure",
+]
