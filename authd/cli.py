@@ -7,19 +7,14 @@ Exit codes: 0 fine, 1 findings or a refused config/zone, 2 usage.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-import dns.exception
-import dns.name
 
 from authd import __version__, ctl_cli, lint_cli, views_cli
-from authd.checks import Severity
 from authd.config import Config, default_config, load_config
-from authd.errors import AuthdError, ZoneError
+from authd.errors import AuthdError
 from authd.snapshot import LoadOutcome, build_snapshot
 from authd.views import shadowed_views
-from authd.zone import load_zone
 
 
 def _load_config(path: str | None) -> Config:
@@ -62,40 +57,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             config, options=dataclasses.replace(config.options, query_log=True)
         )
     return run(config)
-
-
-def _origin_from_filename(path: str) -> str:
-    base = os.path.basename(path)
-    for suffix in (".zone", ".db"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    if base.startswith("db."):
-        base = base[3:]
-    return base
-
-
-def _cmd_check(args: argparse.Namespace) -> int:
-    worst = 0
-    for path in args.files:
-        if not os.path.isfile(path):
-            print(f"{path}: error: no such file", file=sys.stderr)
-            return 2
-        try:
-            origin = dns.name.from_text(args.origin or _origin_from_filename(path))
-        except dns.exception.DNSException as e:
-            print(f"{path}: error: cannot use the origin: {e}", file=sys.stderr)
-            return 2
-        try:
-            result = load_zone(origin, path)
-        except ZoneError as e:
-            print(f"{e.file}:{e.line}: error: {e.reason} [syntax]")
-            worst = 1
-            continue
-        for finding in result.findings:
-            print(str(finding))
-            if finding.severity is Severity.ERROR or args.strict:
-                worst = 1
-    return worst
 
 
 def build_parser() -> argparse.ArgumentParser:

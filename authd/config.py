@@ -293,8 +293,10 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
     defs = acl.parse_acl_list(
         default if value is None else value, path, ctx.acl_defs, known_keys=ctx.keys.names()
     )
-    ctx.warnings.extend(defs.warnings)
-    return acl.compile_acl(defs, ctx.acls, ctx.host)
+    compiled = acl.compile_acl(defs, ctx.acls, ctx.host)
+    # The definition's warnings plus the compiler's (elements that never decide).
+    ctx.warnings.extend(compiled.warnings)
+    return compiled
 
 
 @dataclass(slots=True)

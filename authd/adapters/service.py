@@ -246,6 +246,7 @@ class Service:
             log.warn("zone {zone}: {note}", zone=zone.to_text(), note=note)
         self._generation += 1
         self.snapshot = with_zone(snap, view, zone, version, journal, self._generation)
+        retire(self._reactor, snap, self.snapshot)
 
     def _on_reply(self, reply: Reply) -> None:
         if reply.notify is not None and self.fleet is not None:
