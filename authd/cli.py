@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 from authd import __version__, ctl_cli, lint_cli, views_cli
 from authd.config import Config, default_config, load_config
 from authd.errors import AuthdError

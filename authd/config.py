@@ -294,8 +294,9 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
         default if value is None else value, path, ctx.acl_defs, known_keys=ctx.keys.names()
     )
     compiled = acl.compile_acl(defs, ctx.acls, ctx.host)
-    # The definition's warnings plus the compiler's (elements that never decide).
-    ctx.warnings.extend(compiled.warnings)
+    # The definition's warnings plus the compiler's (elements that never decide);
+    # not for our own defaults (two primaries on one address are no mistake).
+    ctx.warnings.extend(compiled.warnings if value is not None else defs.warnings)
     return compiled
 
 
@@ -502,14 +503,16 @@ def config_from_dict(
     keys = parse_keys(m.get("keys"), "keys", base)
     acl_defs = acl.parse_acl_config(m.get("acls"), "acls", known_keys=keys.names())
     host = _host_info(host, listen)
+    acls = acl.compile_acls(acl_defs, host)
     ctx = _Context(
         base=base,
         keys=keys,
         acl_defs=acl_defs,
-        acls=acl.compile_acls(acl_defs, host),
+        acls=acls,
         host=host,
         state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
-        warnings=[*keys.warnings, *(w for d in acl_defs.values() for w in d.warnings)],
+        # Compiled warnings: the definitions' plus elements that never decide.
+        warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],
         views={},
     )
     if "views" in m and "zones" in m:

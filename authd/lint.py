@@ -259,10 +259,11 @@ _A, _AAAA, _NS, _CNAME, _DNAME, _SOA = (
     RdataType.SOA,
 )
 _MX, _SRV, _DS, _PTR = RdataType.MX, RdataType.SRV, RdataType.DS, RdataType.PTR
+_ROOT = dns.name.root.labels
+_TYPE_TEXT = {t: dns.rdatatype.to_text(t) for t in (_NS, _MX, _SRV, _CNAME)}
 _ADDRESS = (_A, _AAAA)
 # What may sit at a delegation point besides NS (RFC 4035 section 2.4 / 3.1.4).
 _AT_CUT = frozenset({_NS, _DS, RdataType.NSEC, RdataType.RRSIG, _A, _AAAA})
-_SINGLETONS = frozenset(RdataType(t) for t in dns.rdatatype._singletons)
 _LDH = re.compile(rb"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?").fullmatch
 _DECIMAL = re.compile(rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])").fullmatch
 
@@ -367,7 +368,7 @@ class _Resolver:
         self.apex_dname = self.origin_key in self.dname_keys
         self.wildcards = wildcards
         self._ents: set[tuple[bytes, ...]] | None = None
-        self._memo: dict[Name, _Lookup] = {}
+        self._memo: dict[tuple[bytes, ...], _Lookup] = {}  # by _key: cheaper than Name
 
     def contains(self, key: tuple[bytes, ...]) -> bool:
         d = self.depth
@@ -392,14 +393,16 @@ class _Resolver:
             self._ents = ents
         return self._ents
 
-    def lookup(self, name: Name) -> _Lookup:
-        hit = self._memo.get(name)
+    def lookup(self, name: Name, key: tuple[bytes, ...] | None = None) -> _Lookup:
+        """Where *name* (whose ``_key`` is *key*) lands in this zone."""
+        if key is None:
+            key = _key(name)
+        hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[name] = self._lookup(name)
+            hit = self._memo[key] = self._lookup(name, key)
         return hit
 
-    def _lookup(self, name: Name) -> _Lookup:
-        key = _key(name)
+    def _lookup(self, name: Name, key: tuple[bytes, ...]) -> _Lookup:
         if not self.contains(key):
             return _Kind.OUT, None, None
         if len(key) > self.depth:
@@ -435,9 +438,9 @@ class _Resolver:
             return _Kind.NX, None, None
         return _Kind.NX, None, None  # pragma: no cover - the apex always encloses
 
-    def next_link(self, name: Name) -> tuple[Name, Origin] | None:
+    def next_link(self, name: Name, key: tuple[bytes, ...]) -> tuple[Name, Origin] | None:
         """Where a CNAME or DNAME in this zone sends *name*, if one does."""
-        kind, at, types = self.lookup(name)
+        kind, at, types = self.lookup(name, key)
         if types is not None and _CNAME in types:
             rdatas, where = types[_CNAME]
             return _target(rdatas[0]), where
@@ -610,7 +613,7 @@ class _Scan:
                 elif rdtype == _MX:
                     for rd in rdatas:
                         mx = cast(dns.rdtypes.ANY.MX.MX, rd)
-                        if mx.exchange == dns.name.root:
+                        if mx.exchange.labels == _ROOT:
                             # RFC 7505: a null MX is the only MX, preference 0.
                             if len(rdatas) > 1 or mx.preference != 0:
                                 add(
@@ -627,7 +630,7 @@ class _Scan:
                 elif rdtype == _SRV:
                     for rd in rdatas:
                         srv = cast(dns.rdtypes.IN.SRV.SRV, rd)
-                        if srv.target == dns.name.root:
+                        if srv.target.labels == _ROOT:
                             # RFC 2782: "." means "decidedly not available", alone.
                             if len(rdatas) > 1:
                                 add(
@@ -643,7 +646,7 @@ class _Scan:
                 elif rdtype == _NS:
                     for rd in rdatas:
                         target = _target(rd)
-                        if target == dns.name.root:
+                        if target.labels == _ROOT:
                             add(
                                 _finding(
                                     "target-root",
@@ -694,8 +697,8 @@ class _Scan:
         self, name: Name, rdtype: RdataType, rdatas: list[object], where: Origin
     ) -> None:
         # The loader's rule (authd.zone.compile_grouping): an RRset holds each
-        # record once, and a singleton type holds one record.
-        if rdtype not in _SINGLETONS and len(set(map(_dup_key(rdtype), rdatas))) == len(rdatas):
+        # record once.
+        if len(set(map(_dup_key(rdtype), rdatas))) == len(rdatas):
             return
         self.findings.append(
             Finding(
@@ -786,7 +789,7 @@ class _Scan:
                 )
             )
         mname = soa.mname
-        if mname != dns.name.root and not _is_hostname(mname.labels[:-1]):
+        if mname.labels != _ROOT and not _is_hostname(mname.labels[:-1]):
             add(
                 _finding(
                     "hostname-syntax",
@@ -849,24 +852,30 @@ class _Scan:
     def _targets(self, targets: list[tuple[RdataType, Name, Name, Origin, int]]) -> None:
         resolver = self.resolver
         add = self.findings.append
-        checked: dict[Name, bool] = {}  # host-name syntax, by target
+        # By _key: "" a host name, "address" looks like an IP address, "syntax" neither.
+        verdicts: dict[tuple[bytes, ...], str] = {}
         depth = len(self.origin_key)
         for kind, owner, target, where, owner_labels in targets:
-            label = dns.rdatatype.to_text(kind)
-            if _looks_like_address(target, self.origin_key):
-                add(
-                    _finding(
-                        "target-is-address",
-                        where,
-                        f"{owner} {label} target {target} looks like an IP address; "
-                        f"{label} records need a host name",
+            tkey = _key(target)
+            verdict = verdicts.get(tkey)
+            if verdict is None:
+                if _looks_like_address(target, self.origin_key):
+                    verdict = "address"
+                else:
+                    verdict = "" if _is_hostname(target.labels[:-1]) else "syntax"
+                verdicts[tkey] = verdict
+            if verdict:
+                label = _TYPE_TEXT[kind]
+                if verdict == "address":
+                    add(
+                        _finding(
+                            "target-is-address",
+                            where,
+                            f"{owner} {label} target {target} looks like an IP address; "
+                            f"{label} records need a host name",
+                        )
                     )
-                )
-                continue
-            ok = checked.get(target)
-            if ok is None:
-                ok = checked[target] = _is_hostname(target.labels[:-1])
-            if not ok:
+                    continue
                 add(
                     _finding(
                         "hostname-syntax",
@@ -875,7 +884,7 @@ class _Scan:
                         "(letters, digits, hyphens; RFC 1123 section 2.1)",
                     )
                 )
-            found = resolver.lookup(target)
+            found = resolver.lookup(target, tkey)
             if found[0] in (_Kind.OUT, _Kind.CUT):
                 self.refs.append(_Ref(kind, owner, target, where))
                 if kind != _NS or found[0] == _Kind.OUT:
@@ -925,53 +934,52 @@ class _Scan:
                 )
             elif kind in (_Kind.OUT, _Kind.CUT):
                 self.refs.append(_Ref(_CNAME, owner, target, where))
-        # Chain lengths by memo; -1 marks a loop or a chain into one.
-        memo: dict[Name, int] = {}
-        reached: set[Name] = set()
-        reported: set[frozenset[Name]] = set()
-        for start, _, _ in cnames:
-            if start in memo:
+        # Chain lengths by memo, names by _key; -1 marks a loop or a chain into one.
+        Key = tuple[bytes, ...]
+        memo: dict[Key, int] = {}
+        reached: set[Key] = set()  # names some link leads to: not chain heads
+        reported: set[frozenset[Key]] = set()
+        starts = [(_key(start), start, where) for start, _, where in cnames]
+        for skey, start, _ in starts:
+            if skey in memo:
                 continue
-            path: list[Name] = []
+            path: list[Key] = []
+            shown: list[Name] = []
             wheres: list[Origin] = []
-            index: dict[Name, int] = {}
-            n = start
+            index: dict[Key, int] = {}
+            n, nkey = start, skey
             while True:
-                known = memo.get(n)
+                known = memo.get(nkey)
                 if known is not None:
                     result = known
                     break
-                if n in index:
-                    cycle = path[index[n] :]
-                    members = frozenset(cycle)
+                if nkey in index:
+                    at = index[nkey]
+                    members = frozenset(path[at:])
                     if members not in reported:
                         reported.add(members)
-                        first = min(wheres[index[n] :], key=_line)
-                        shown = " -> ".join(str(c) for c in [*cycle, n])
-                        add(
-                            _finding(
-                                "cname-loop",
-                                first,
-                                f"CNAME loop: {shown} (answers end in SERVFAIL)",
-                            )
-                        )
+                        first = min(wheres[at:], key=_line)
+                        loop = " -> ".join(str(c) for c in [*shown[at:], n])
+                        add(_finding("cname-loop", first, f"CNAME loop: {loop} (never answered)"))
                     result = -1
                     break
-                link = resolver.next_link(n)
+                link = resolver.next_link(n, nkey)
                 if link is None:
                     result = 0
                     break
-                index[n] = len(path)
-                path.append(n)
+                index[nkey] = len(path)
+                path.append(nkey)
+                shown.append(n)
                 wheres.append(link[1])
                 n = link[0]
-                reached.add(n)
+                nkey = _key(n)
+                reached.add(nkey)
             for k in range(len(path) - 1, -1, -1):
                 result = -1 if result < 0 else result + 1
                 memo[path[k]] = result
-        for start, _, where in cnames:
-            length = memo.get(start, 0)
-            if length > CNAME_CHAIN_WARN and start not in reached:
+        for skey, start, where in starts:
+            length = memo.get(skey, 0)
+            if length > CNAME_CHAIN_WARN and skey not in reached:
                 beyond = f"; authd follows at most {MAX_CHAIN}" if length > MAX_CHAIN else ""
                 add(
                     _finding(

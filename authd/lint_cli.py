@@ -165,7 +165,8 @@ def _plan_config(p: Plan, path: str) -> None:
                 )
                 continue
             managed = zc.serial is not SerialPolicy.KEEP
-            group.append(Target(zc.name, zc.file, check_serial=not managed))
+            file = _display(zc.file, os.getcwd())  # as the messages will show it
+            group.append(Target(zc.name, file, check_serial=not managed))
         if group:
             p.groups.append(group)
 

@@ -560,6 +560,18 @@ def test_client_subnet_config_errors(tmp_path: Path, value: object, path: str) -
     assert info.value.path == path
 
 
+def test_dead_acl_elements_are_config_warnings(tmp_path: Path) -> None:
+    """Regression: the compiler's "never decides" warnings were dropped by the config."""
+    cfg = config(
+        tmp_path,
+        [view("a", ["office", "10.0.0.0/8", "10.1.0.0/16"]), view("b", ["any"])],
+        acls={"office": ["10.0.0.0/8", "!10.66.0.0/16"]},
+    )
+    assert "acls.office[1]: '!10.66.0.0/16' never decides" in " ".join(cfg.warnings)
+    assert any(w.startswith("views[0].match_clients[2]: '10.1.0.0/16'") for w in cfg.warnings)
+    assert len(cfg.warnings) == 2, cfg.warnings  # nothing about our own defaults
+
+
 def test_client_subnet_is_off_by_default(tmp_path: Path) -> None:
     assert config(tmp_path, [view("a", ["any"])]).client_subnet is None
     cfg = config(tmp_path, [view("a", ["any"])], client_subnet={"trusted": ["localnets"]})

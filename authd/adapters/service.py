@@ -123,6 +123,11 @@ def _retire_later(doomed: list[ZoneVersion]) -> None:
         threads.deferToThread(_dismantle, versions)
 
 
+def _normalised(path: str) -> str:
+    """*path* as the watcher reports it: absolute, without ``..`` or ``.``."""
+    return os.path.normpath(os.path.abspath(path))
+
+
 def _names(pairs: set[tuple[str, dns.name.Name]]) -> str:
     return ", ".join(sorted(f"{zone.to_text()} (view {view})" for view, zone in pairs))
 
@@ -173,6 +178,9 @@ def log_load_event(event: ZoneLoadEvent) -> None:
     for finding in event.findings:
         if finding.severity.value == "warning":
             log.warn("{zone}: {finding}", zone=zone, finding=str(finding))
+    if event.journal_note is not None:
+        # A discarded or memory-only IXFR history: secondaries will need AXFR.
+        log.warn("zone {zone}: {note}", zone=zone, note=event.journal_note)
     if event.outcome is LoadOutcome.LOADED:
         log.info(
             "zone {zone} loaded: serial {serial}, {records} records from {file}",
@@ -410,7 +418,7 @@ class Service:
 
     def files_changed(self, paths: set[str]) -> None:
         """The watcher's debounced callback: reload what those files feed."""
-        if self.config.path is not None and os.path.abspath(self.config.path) in paths:
+        if self.config.path is not None and _normalised(self.config.path) in paths:
             self.reload(config=True)
             return
         only: set[tuple[str, dns.name.Name]] = set()
@@ -419,8 +427,10 @@ class Service:
                 if zc.in_view is not None or zc.type is ZoneType.SECONDARY:
                     continue
                 version = view.zones.get(name)
-                files = version.files if version is not None else frozenset({zc.file})
-                if files & paths or zc.file in paths:
+                files = {zc.file, *(version.files if version is not None else ())}
+                # The watcher reports normalised absolute paths; an $INCLUDE of
+                # ``../inc/x`` is recorded as written (``zones/../inc/x``).
+                if {_normalised(f) for f in files} & paths:
                     only.add((view.name, name))
         if only:
             self.reload(only)
