@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
 from typing import Any
+
+import yaml
 
 from authd.config import default_config, load_config
 from authd.errors import AuthdError
@@ -85,9 +88,44 @@ def format_status(reply: dict[str, Any]) -> str:
 def _socket_path(args: argparse.Namespace) -> str:
     if args.socket:
         return str(args.socket)
-    config = load_config(args.config) if args.config else default_config()
+    if not args.config:
+        config = default_config()
+    else:
+        try:
+            config = load_config(args.config)
+        except AuthdError as e:
+            # A broken config edit is refused by the server, which keeps running
+            # on the old one: that is when ``ctl status`` matters most.  Only
+            # the socket's place is needed, so read just those options.
+            path = _control_from_options(args.config)
+            if path is None:
+                raise
+            print(f"authd ctl: note: the config does not load ({e}); using {path}", file=sys.stderr)
+            return path
     assert config.options.control is not None
     return config.options.control
+
+
+def _control_from_options(config_path: str) -> str | None:
+    """The control socket named by *config_path*'s options alone, as ``load_config``
+    resolves it (``options.control``, default ``<state_dir>/authd.ctl``, both
+    relative to the config's folder); None when even that cannot be read."""
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    options = data.get("options") if isinstance(data, dict) else None
+    options = options or {}
+    if not isinstance(options, dict):
+        return None
+    state_dir = options.get("state_dir", "state")
+    control = options.get("control")
+    if not isinstance(state_dir, str) or not isinstance(control, str | None):
+        return None
+    base = os.path.dirname(os.path.abspath(config_path))
+    state = os.path.normpath(os.path.join(base, state_dir))
+    return os.path.normpath(os.path.join(base, control or os.path.join(state, "authd.ctl")))
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:

@@ -66,6 +66,9 @@ class Snapshot:
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
     # Rendered responses keyed by question shape; dropped with the snapshot.
     cache: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # Responses (less their ID) keyed by the exact query bytes (less the ID):
+    # only when one view answers everybody alike and nothing is logged per query.
+    front: dict[tuple[bytes, bool], bytes] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
 
@@ -280,7 +283,23 @@ def build_snapshot(
         config.keys.keyring(),
         client_subnet=config.client_subnet,
     )
-    return snapshot, events
+    return with_fresh_caches(snapshot), events
+
+
+def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
+    """*snapshot* with empty answer caches (a front cache only where it is safe)."""
+    opts = snapshot.options
+    only = snapshot.views[0] if len(snapshot.views) == 1 else None
+    open_view = (
+        only is not None
+        and not only.restricted
+        and only.match_destinations is None
+        and (only.match_clients is None or _allows_all(only.match_clients))
+    )
+    front: dict[tuple[bytes, bool], bytes] | None = None
+    if open_view and not opts.query_log and opts.answer_cache_entries:
+        front = {}
+    return dataclasses.replace(snapshot, cache={}, front=front)
 
 
 def with_zone(
@@ -303,7 +322,9 @@ def with_zone(
                 journals[zone] = journal
             v = dataclasses.replace(v, zones=zones, journals=journals)
         views.append(v)
-    return dataclasses.replace(snapshot, views=tuple(views), generation=generation, cache={})
+    return with_fresh_caches(
+        dataclasses.replace(snapshot, views=tuple(views), generation=generation)
+    )
 
 
 def journal_path(config: Config, view: str, zone: dns.name.Name) -> str:

@@ -29,7 +29,6 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
-import pytest
 import yaml
 from peers import HOST, REPO_ROOT, Server, free_port, start_authd
 
@@ -95,7 +94,9 @@ class Lab:
         self.servers.append((label, server))
         return server
 
-    def start_config(self, label: str, config: Mapping[str, Any], port: int | None = None) -> Server:
+    def start_config(
+        self, label: str, config: Mapping[str, Any], port: int | None = None
+    ) -> Server:
         """authd with a whole config (a mapping; its ``listen`` is set here)."""
         port = port or free_port()
         text = yaml.safe_dump({"listen": [{"address": HOST, "port": port}], **config})
@@ -168,8 +169,8 @@ class Lab:
         return time.monotonic() - start
 
 
-@pytest.fixture
-def lab() -> Iterator[Lab]:
+def running_lab() -> Iterator[Lab]:
+    """The body of each test module's ``lab`` fixture: ``yield from running_lab()``."""
     lab = Lab()
     try:
         yield lab

@@ -39,10 +39,10 @@ from reloadkit import (
     config_path,
     control_path,
     ctl,
-    lab,  # noqa: F401  (the fixture)
     lines,
     log_length,
     rcode,
+    running_lab,
     soa_serial,
     zone_text,
 )
@@ -54,6 +54,12 @@ LOGGED_WITHIN = 10.0  # seconds for a log line caused by a command
 TRANSFER_WITHIN = 15.0  # seconds for a secondary to hold the zone
 STOP_WITHIN = 10.0  # seconds for the server to exit after ``ctl stop``
 IO_TIMEOUT = 5.0  # seconds for one read on the raw control socket
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from running_lab()
+
 
 FLEET_OPTIONS: dict[str, Any] = {
     "watch": False,  # only the commands under test reload anything
@@ -283,9 +289,7 @@ def test_retransfer_on_the_secondary_is_an_axfr(pair: Pair) -> None:
     mark, pmark = log_length(secondary), log_length(primary)
     done = ctl("retransfer", A, "-c", config_path(secondary))
     _ok(lab, done, "ctl retransfer")
-    lab.check(
-        done.stdout.strip() == "full transfer started: a.test. (view default)", done.stdout
-    )
+    lab.check(done.stdout.strip() == "full transfer started: a.test. (view default)", done.stdout)
     lab.wait_log(
         secondary,
         rf"zone a\.test\. transferred: serial 1, 4 records, by AXFR from {HOST}#{primary.port}",
@@ -353,18 +357,36 @@ def test_reload_says_when_the_config_was_refused(lab: Lab) -> None:
     lab.check(done.returncode == 1, f"exit {done.returncode}: {done.stdout} {done.stderr}")
     lab.check("zones[1].file: no such file" in done.stderr, done.stderr)
     lab.check(soa_serial(server.port, A) == 1, "the running zones keep answering")
+    # ctl itself still finds the socket through the broken config, so status works.
+    done = ctl("status", "-c", config_path(server))
+    _ok(lab, done, "ctl status with a broken config file")
+    lab.check("a.test. view default: primary, serial 1" in done.stdout, done.stdout)
+    lab.check("authd ctl: note: the config does not load" in done.stderr, done.stderr)
 
 
-def test_reload_reports_a_refused_zone(lab: Lab) -> None:
+def test_reload_of_a_refused_zone_exits_1_with_the_reason(lab: Lab) -> None:
     a = lab.write("a.zone", zone_text(A, 1))
-    server = lab.start("authd", [{"name": A, "file": str(a)}], {"watch": False})
-    a.write_text(zone_text(A, 1, www="192.0.2.9"))  # serial not raised
-    done = ctl("reload", A, "-c", config_path(server))
-    lab.check(done.returncode == 0, f"exit {done.returncode}: {done.stderr}")
-    lab.check(
-        "a.test." in done.stdout and "serial 1 not increased, content changed" in done.stdout,
-        f"the refusal is reported: {done.stdout!r}",
+    b = lab.write("b.zone", zone_text(B, 1))
+    server = lab.start(
+        "authd", [{"name": A, "file": str(a)}, {"name": B, "file": str(b)}], {"watch": False}
     )
+    a.write_text(zone_text(A, 1, www="192.0.2.9"))  # serial not raised
+    reason = f"{a}: serial 1 not increased, content changed; keeping serial 1"
+    done = ctl("reload", A, "-c", config_path(server))
+    lab.check(done.returncode == 1, f"exit {done.returncode}: {done.stdout} {done.stderr}")
+    lab.check(
+        done.stderr.strip() == f"authd ctl: zone a.test. (view default) not reloaded: {reason}",
+        f"the refusal is reported: {done.stderr!r}",
+    )
+    # Reloading everything reports the refused zone too, and reloads the others.
+    b.write_text(zone_text(B, 2))
+    done = ctl("reload", "-c", config_path(server))
+    lab.check(done.returncode == 1 and reason in done.stderr, done.stderr)
+    lab.check(soa_serial(server.port, B) == 2, "b.test was reloaded all the same")
+    lab.check(soa_serial(server.port, A) == 1, "a.test keeps serving serial 1")
+    # Once fixed, reload answers ok.
+    a.write_text(zone_text(A, 2, www="192.0.2.9"))
+    _ok(lab, ctl("reload", A, "-c", config_path(server)), "ctl reload after the fix")
 
 
 def test_concurrent_reloads_each_answer_after_their_reload(lab: Lab) -> None:

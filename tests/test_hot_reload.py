@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 import dns.rcode
 import pytest
@@ -30,11 +31,11 @@ from reloadkit import (
     add_zone,
     addresses,
     config_path,
-    lab,  # noqa: F401  (the fixture)
     lines,
     log_length,
     rcode,
     remove_zone,
+    running_lab,
     soa_serial,
     zone_text,
 )
@@ -46,6 +47,11 @@ SETTLE = 1.5  # seconds to wait for something that must NOT happen (> reload_del
 LOGGED_WITHIN = 5.0  # seconds for a log line that must appear
 
 A, B = "a.test", "b.test"
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from running_lab()
 
 
 def _reloads(server) -> int:  # type: ignore[no-untyped-def]

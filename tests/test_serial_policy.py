@@ -15,19 +15,25 @@ with a real server restarted on the same state folder.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dns.name
 import dns.serial
 import pytest
-from reloadkit import Lab, addresses, lab, soa_serial, zone_text  # noqa: F401
+from reloadkit import Lab, addresses, running_lab, soa_serial, zone_text
 
 from authd.config import SerialPolicy, ZoneConfig
 from authd.snapshot import LoadOutcome, load_one, policy_serial
 
 INC, UNIX, DATE = SerialPolicy.INCREMENT, SerialPolicy.UNIXTIME, SerialPolicy.DATESERIAL
 MAX = 2**32 - 1
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from running_lab()
 
 
 def at(year: int, month: int, day: int, hour: int = 12) -> float:
@@ -132,7 +138,9 @@ def test_load_one_content_change_serves_the_policy_serial(tmp_path: Path, policy
 
     # Same content again (even with another file serial): unchanged, same object.
     for file_serial in (1, 100, 0):
-        third, event = _load(path, policy, zone_text("p.test", file_serial, www="192.0.2.2"), second)
+        third, event = _load(
+            path, policy, zone_text("p.test", file_serial, www="192.0.2.2"), second
+        )
         assert event.outcome is LoadOutcome.UNCHANGED
         assert third is second and event.serial == second.serial
 

@@ -27,6 +27,7 @@ from twisted.logger import (
     formatEvent,
     globalLogBeginner,
 )
+from twisted.python.failure import Failure
 
 from authd.adapters import control
 from authd.adapters.fleet import Fleet
@@ -73,6 +74,9 @@ class StallMonitor:
 
     def stop(self) -> float:
         if self._call is not None and self._call.active():
+            # The tick still pending may be overdue: the caller's own work on the
+            # reactor thread (publishing) delayed it, and that is a stall too.
+            self.worst = max(self.worst, time.monotonic() - self._expected)
             self._call.cancel()
         self._call = None
         return self.worst
@@ -216,6 +220,7 @@ class Service:
         self._reload_next: set[tuple[str, dns.name.Name]] | None = None
         self._reload_next_all = False
         self._reload_next_config = False
+        self._reload_waiters: list[defer.Deferred[list[str]]] = []
         self.watcher: Watcher | None = None
         self.zone_status: dict[tuple[str, dns.name.Name], dict[str, Any]] = {}
         self.started = time.time()
@@ -308,11 +313,13 @@ class Service:
 
     def reload(
         self, only: set[tuple[str, dns.name.Name]] | None = None, config: bool = False
-    ) -> defer.Deferred[None]:
+    ) -> defer.Deferred[list[str]]:
         """Reload zone files (all, or *only* some) and with *config* the config too.
 
         Parsing happens in a worker thread; publishing is one assignment here.
-        Requests during a reload are merged and run when it ends.
+        Requests during a reload are merged and run when it ends.  The Deferred
+        fires once the reload that covers this request is done, with what was
+        refused (the config, zones kept old or failed): empty when all went well.
         """
         if self._reloading:
             self._reload_next_config |= config
@@ -320,7 +327,9 @@ class Service:
                 self._reload_next_all = True
             else:
                 self._reload_next = (self._reload_next or set()) | only
-            return defer.succeed(None)
+            waiter: defer.Deferred[list[str]] = defer.Deferred()
+            self._reload_waiters.append(waiter)
+            return waiter
         self._reloading = True
         self._generation += 1
         generation = self._generation
@@ -340,7 +349,7 @@ class Service:
         stall = StallMonitor(self._reactor)
         d = threads.deferToThread(work)
 
-        def publish(result: tuple[Config, Snapshot, list[ZoneLoadEvent]]) -> None:
+        def publish(result: tuple[Config, Snapshot, list[ZoneLoadEvent]]) -> list[str]:
             new_config, snapshot, events = result
             # Secondary copies published while we parsed must not be rolled back.
             snapshot = _keep_secondaries(snapshot, self.current(), new_config)
@@ -351,9 +360,20 @@ class Service:
             if new_config is not self.config:
                 self._config_changed(new_config)
             self.record_events(events)
+            refused = []
             for event in events:
                 if only is None or (event.view, event.zone) in only or config:
                     log_load_event(event)
+                    if event.outcome in (LoadOutcome.KEPT_OLD, LoadOutcome.FAILED):
+                        what = (
+                            "not reloaded"
+                            if event.outcome is LoadOutcome.KEPT_OLD
+                            else "failed to load"
+                        )
+                        refused.append(
+                            f"zone {event.zone.to_text()} (view {event.view}) {what}: "
+                            f"{event.reason}"
+                        )
             self.notify_changed(events)
             self._watch_files()
             self.last_reload_stall = stall.stop()
@@ -362,18 +382,26 @@ class Service:
                 generation=snapshot.generation,
                 stall=self.last_reload_stall * 1000,
             )
+            return refused
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Any) -> list[str]:
             if failure.check(AuthdError):
                 log.error(
                     "config {path} refused, the running one stays: {error}",
                     path=self.config.path,
                     error=failure.getErrorMessage(),
                 )
-            else:
-                log.failure("reload failed; the old zones keep serving", failure)
+                return [
+                    f"config {self.config.path} refused, the running one stays: "
+                    f"{failure.getErrorMessage()}"
+                ]
+            log.failure("reload failed; the old zones keep serving", failure)
+            return [f"reload failed: {failure.getErrorMessage()}"]
 
-        def done(_: object) -> None:
+        def done(result: object) -> list[str]:
+            if isinstance(result, Failure):  # publish itself raised
+                log.failure("reload failed while publishing", result)
+                result = [f"reload failed: {result.getErrorMessage()}"]
             stall.stop()
             self._reloading = False
             if self._reload_next_all or self._reload_next or self._reload_next_config:
@@ -381,7 +409,16 @@ class Service:
                 next_config = self._reload_next_config
                 self._reload_next, self._reload_next_all = None, False
                 self._reload_next_config = False
-                self.reload(next_only, next_config)
+                # Those who asked during this reload are answered by the next one.
+                waiters, self._reload_waiters = self._reload_waiters, []
+
+                def answer(problems: list[str]) -> list[str]:
+                    for waiter in waiters:
+                        waiter.callback(problems)
+                    return problems
+
+                self.reload(next_only, next_config).addCallback(answer)
+            return result  # type: ignore[return-value]
 
         d.addCallbacks(publish, failed)
         d.addBoth(done)
@@ -460,7 +497,8 @@ class Service:
             for zc in vc.zones:
                 version = view.zones.get(zc.name)
                 journal = view.journals.get(zc.name)
-                entry = self.zone_status.get((vc.name, zc.name), {})
+                # A zone shared from an earlier view (in_view) is loaded there.
+                entry = self.zone_status.get((zc.in_view or vc.name, zc.name), {})
                 fleet = self.fleet.zone_status(vc.name, zc.name) if self.fleet else {}
                 zones.append(
                     {
@@ -514,7 +552,13 @@ class Service:
             return self.status()
         if command == "reload":
             d = self.reload(set(targets) if targets else None, config=not targets)
-            return d.addCallback(lambda _: {"ok": True, "message": "reloaded"})
+
+            def reloaded(problems: list[str]) -> dict[str, Any]:
+                if problems:
+                    return {"ok": False, "error": "; ".join(problems)}
+                return {"ok": True, "message": "reloaded"}
+
+            return d.addCallback(reloaded)
         if command == "notify" and targets:
             for view, zone in targets:
                 if self.fleet is not None:
