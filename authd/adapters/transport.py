@@ -51,8 +51,14 @@ class UdpServer(protocol.DatagramProtocol):
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
         request = Request(data, addr[0], self._local, Transport.UDP, time.time())
         reply = _safe_handle(request, self._snapshot())
+        sock = self.transport.socket  # type: ignore[union-attr]
         for message in reply.messages:
-            self.transport.write(message, addr)  # type: ignore[union-attr]
+            # Straight to the socket: the address came from recvfrom, so
+            # Twisted's per-write address checks would only cost time.
+            try:
+                sock.sendto(message, addr)
+            except OSError:
+                pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
         if reply.event is not None or reply.transfer is not None or reply.notify is not None:
             self._on_reply(reply)
 
