@@ -58,6 +58,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run(config)
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from authd.keys import generate_key
+
+    try:
+        yaml_text, bind_text = generate_key(args.name, args.algorithm)
+    except AuthdError as e:
+        print(f"authd keygen: {e}", file=sys.stderr)
+        return 2
+    print("# authd config (under keys:)")
+    print(yaml_text.rstrip())
+    print()
+    print("# BIND / the peer's named.conf")
+    print(bind_text.rstrip())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authd", description="An authoritative DNS server.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     lint_cli.register(sub)
     ctl_cli.register(sub)
     views_cli.register(sub)
+    keygen = sub.add_parser("keygen", help="print a new TSIG key (authd config and BIND forms)")
+    keygen.add_argument("name", help="key name, e.g. xfr.example.com")
+    keygen.add_argument("--algorithm", default="hmac-sha256", help="default: hmac-sha256")
+    keygen.set_defaults(func=_cmd_keygen)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda args: print(f"authd {__version__}") or 0)
     return parser

@@ -391,3 +391,34 @@ def test_bind_accepts_the_generated_snippet(tmp_path: Path) -> None:
 def test_generate_key_refuses_bad_input(name: str, algorithm: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         generate_key(name, algorithm)
+
+
+def test_keygen_command_prints_a_usable_key(tmp_path) -> None:
+    """`authd keygen` output is a config snippet the config loader accepts."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "authd", "keygen", "xfr.example.com"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    yaml_part = out.split("# BIND")[0]
+    zone = tmp_path / "z.zone"
+    zone.write_text("@ 300 IN SOA ns hm 1 2 3 4 5\n@ 300 IN NS ns\nns 300 IN A 192.0.2.1\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml_part + f"zones:\n  - {{name: z.test, file: {zone}}}\n")
+    from authd.config import load_config
+
+    loaded = load_config(str(config))
+    assert [k.name.to_text() for k in loaded.keys.keys] == ["xfr.example.com."]
+    assert 'key "xfr.example.com" {' in out
+    bad = subprocess.run(
+        [sys.executable, "-m", "authd", "keygen", "x", "--algorithm", "foo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "unsupported algorithm" in bad.stderr
