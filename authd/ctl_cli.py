@@ -20,7 +20,8 @@ import yaml
 from authd.config import default_config, load_config
 from authd.errors import AuthdError
 
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # seconds for an answer
+RELOAD_TIMEOUT = 900.0  # reload answers when done: a million-record zone takes ~40 s
 
 
 def request(path: str, payload: dict[str, Any], timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -137,8 +138,9 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"command": args.action}
     if args.zone:
         payload["zone"] = args.zone
+    timeout = args.timeout or (RELOAD_TIMEOUT if args.action == "reload" else TIMEOUT)
     try:
-        reply = request(path, payload)
+        reply = request(path, payload, timeout)
     except (OSError, ValueError) as e:
         print(f"authd ctl: cannot talk to the server at {path}: {e}", file=sys.stderr)
         return 2
@@ -161,4 +163,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ctl.add_argument("-c", "--config", help="the server's config (to find its control socket)")
     ctl.add_argument("--socket", help="control socket path (overrides the config)")
     ctl.add_argument("--json", action="store_true", help="print the server's JSON reply")
+    ctl.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds to wait for the answer (default {TIMEOUT:g}; reload {RELOAD_TIMEOUT:g})",
+    )
     ctl.set_defaults(func=_cmd_ctl)

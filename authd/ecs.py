@@ -23,6 +23,8 @@ Semantics (RFC 7871 section 7.2.1 unless noted):
   echoed with SCOPE PREFIX-LENGTH 0: the answer does not depend on ADDRESS;
 - SOURCE PREFIX-LENGTH 0 means the client asked that no address be used
   (section 7.1.2): the transport source chooses the view and the scope is 0;
+- ECS chooses answers, never access: ``allow_query``, ``allow_transfer`` and
+  NOTIFY checks use the transport source, and transfers and NOTIFY ignore ECS;
 - a malformed option is FORMERR ("A query with a wrongly formatted option
   (e.g., an unknown FAMILY) MUST be rejected").  dnspython's parser already
   refuses an unknown FAMILY, a prefix longer than the family, too few or too

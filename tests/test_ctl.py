@@ -542,3 +542,14 @@ def test_a_second_server_does_not_take_over_a_live_socket(lab: Lab) -> None:
     reply = _status(lab, third)
     lab.check(reply["config"] == config_path(third), f"the third server took it: {reply}")
     lab.check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, "mode 0600 again")
+
+
+def test_a_plain_file_at_the_control_path_is_never_removed(lab: Lab) -> None:
+    # Connecting to a regular file is refused just like a stale socket; a
+    # mistyped ``options.control`` must not delete the file it names.
+    a = lab.write("a.zone", zone_text(A, 1))
+    precious = lab.write("precious.txt", "keep me\n")
+    server = lab.start("authd", [{"name": A, "file": str(a)}], {"control": str(precious)})
+    lab.wait_log(server, rf"{precious}: exists and is not a socket; not replaced", 5.0)
+    lab.check(precious.read_text() == "keep me\n", "the file is untouched")
+    lab.check(soa_serial(server.port, A) == 1, "the server serves without a control socket")

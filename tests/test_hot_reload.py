@@ -31,6 +31,7 @@ from reloadkit import (
     add_zone,
     addresses,
     config_path,
+    edit_config,
     lines,
     log_length,
     rcode,
@@ -311,3 +312,75 @@ def test_fixing_the_include_that_failed_the_first_load_serves_the_zone(lab: Lab)
     lab.wait_log(server, rf"failed to load: {inc}:1: ", LOGGED_WITHIN)
     inc.write_text("www2 A 192.0.2.2\n")
     lab.wait_serial(server, A, 1, SERVED_WITHIN)
+
+
+# -- other ways files change ----------------------------------------------------------------
+
+
+def test_a_deleted_zone_file_keeps_serving_and_its_return_is_loaded(lab: Lab) -> None:
+    path = lab.write("a.zone", zone_text(A, 1))
+    server = lab.start("authd", [{"name": A, "file": str(path)}])
+    path.unlink()
+    line = lab.wait_log(server, r"zone a\.test\. not reloaded: ", LOGGED_WITHIN)
+    lab.check(str(path) in line and "serial 1 keeps serving" in line, line)
+    lab.check(soa_serial(server.port, A) == 1, "the old version keeps serving")
+    path.write_text(zone_text(A, 2))
+    lab.wait_serial(server, A, 2, SERVED_WITHIN)
+
+
+def test_a_file_moved_in_from_another_folder_is_loaded(lab: Lab) -> None:
+    path = lab.write("zones/a.zone", zone_text(A, 1))
+    server = lab.start("authd", [{"name": A, "file": str(path)}])
+    staged = lab.write("staging/a.zone", zone_text(A, 2, www="192.0.2.2"))
+    os.replace(staged, path)
+    lab.wait_serial(server, A, 2, SERVED_WITHIN)
+    lab.check(addresses(server.port, f"www.{A}") == ["192.0.2.2"], "the moved-in content")
+
+
+def test_an_edit_through_a_symlink_target_in_another_folder_is_seen(lab: Lab) -> None:
+    real = lab.write("real/a.zone", zone_text(A, 1))
+    (lab.dir / "zones").mkdir()
+    link = lab.dir / "zones" / "a.zone"
+    link.symlink_to(real)
+    server = lab.start("authd", [{"name": A, "file": str(link)}])
+    real.write_text(zone_text(A, 2, www="192.0.2.2"))
+    lab.wait_serial(server, A, 2, SERVED_WITHIN)
+
+
+def test_a_kubernetes_configmap_style_symlink_swap_is_seen(lab: Lab) -> None:
+    # A ConfigMap volume: zones/a.zone -> ..data/a.zone, ..data -> ..v1; an update
+    # writes ..v2, points ..data_tmp at it and renames ..data_tmp over ..data.
+    zones = lab.dir / "zones"
+    lab.write("zones/..v1/a.zone", zone_text(A, 1))
+    (zones / "..data").symlink_to("..v1")
+    (zones / "a.zone").symlink_to("..data/a.zone")
+    server = lab.start("authd", [{"name": A, "file": str(zones / "a.zone")}])
+
+    lab.write("zones/..v2/a.zone", zone_text(A, 2, www="192.0.2.2"))
+    (zones / "..data_tmp").symlink_to("..v2")
+    os.replace(zones / "..data_tmp", zones / "..data")
+    lab.wait_serial(server, A, 2, SERVED_WITHIN)
+
+    # And the next swap too (the folders watched follow the link).
+    lab.write("zones/..v3/a.zone", zone_text(A, 3, www="192.0.2.3"))
+    (zones / "..data_tmp").symlink_to("..v3")
+    os.replace(zones / "..data_tmp", zones / "..data")
+    lab.wait_serial(server, A, 3, SERVED_WITHIN)
+
+
+def test_watch_turned_off_and_on_by_a_config_edit(lab: Lab) -> None:
+    a = lab.write("a.zone", zone_text(A, 1))
+    server = lab.start("authd", [{"name": A, "file": str(a)}])
+    edit_config(server, lambda c: c.setdefault("options", {}).update(watch=False))
+    lab.wait_log(server, r"file watching off", LOGGED_WITHIN)
+    a.write_text(zone_text(A, 2))
+    time.sleep(SETTLE)
+    lab.check(soa_serial(server.port, A) == 1, "not watched any more")
+    edit_config(server, lambda c: c["options"].update(watch=True, reload_delay=0.1))
+    time.sleep(SETTLE)
+    lab.check(soa_serial(server.port, A) == 1, "a config edit while unwatched needs a signal")
+    server.reload()
+    lab.wait_serial(server, A, 2, SERVED_WITHIN)
+    lab.wait_log(server, r"file watching on, reload_delay 0\.1s", LOGGED_WITHIN)
+    a.write_text(zone_text(A, 3))
+    lab.wait_serial(server, A, 3, SERVED_WITHIN)

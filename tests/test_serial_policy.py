@@ -22,7 +22,7 @@ from pathlib import Path
 import dns.name
 import dns.serial
 import pytest
-from reloadkit import Lab, addresses, running_lab, soa_serial, zone_text
+from reloadkit import Lab, addresses, lines, running_lab, soa_serial, zone_text
 
 from authd.config import SerialPolicy, ZoneConfig
 from authd.snapshot import LoadOutcome, load_one, policy_serial
@@ -229,3 +229,26 @@ def test_increment_end_to_end_survives_a_restart(lab: Lab) -> None:
     path.write_text(zone_text("p.test", 1, www="192.0.2.4"))
     assert served is not None
     lab.wait_serial(second, "p.test", (served + 1) % 2**32, 2.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a managed serial moves on at every restart and the IXFR journal is discarded",
+)
+def test_a_restart_without_changes_keeps_the_serial_and_the_journal(lab: Lab) -> None:
+    # With ``serial: increment`` the file keeps its own serial (1) while authd
+    # served 2, 3...; after a restart with the file unchanged, the last served
+    # serial would be the right one to serve again (the secondaries have it and
+    # the journal leads to it).  Today the floor rule serves floor + 1, and the
+    # journal, which ends at the floor, is discarded ("journal ends at serial 3
+    # but the zone is at 4"): every restart forces AXFR on the secondaries.
+    path = lab.write("p.zone", zone_text("p.test", 1))
+    zones = [{"name": "p.test", "file": str(path), "serial": "increment"}]
+    options = {"state_dir": str(lab.dir / "state")}
+    first = lab.start("authd first run", zones, options)
+    path.write_text(zone_text("p.test", 1, www="192.0.2.2"))
+    lab.wait_serial(first, "p.test", 2, 2.0)
+    first.stop()
+    second = lab.start("authd second run", zones, options)
+    lab.check(not lines(second, r"journal .* discarded"), "the journal is kept")
+    lab.check(soa_serial(second.port, "p.test") == 2, "serial 2 again")

@@ -395,6 +395,19 @@ def test_ecs_does_not_steer_transfers_or_notify(tmp_path: Path) -> None:
     assert reply.transfer is not None and reply.transfer.view == "external"
 
 
+def test_ecs_never_grants_access(tmp_path: Path) -> None:
+    # allow_query is checked against the transport source, not the ECS address.
+    snap = snapshot(
+        tmp_path,
+        [view("only", ["any"], zone={"allow_query": ["127.0.0.1"]})],
+        client_subnet={"trusted": ["any"]},
+    )
+    inside = [dns.edns.ECSOption("127.0.0.1", 32)]
+    outside = [dns.edns.ECSOption("192.0.2.0", 24)]
+    assert served_by(ask(snap, "127.0.0.1", options=outside)) == "only"
+    assert served_by(ask(snap, "127.0.0.2", options=inside)) == "REFUSED"
+
+
 def test_ecs_survives_truncation(tmp_path: Path) -> None:
     big = "".join(f'big TXT "{i:03d}{"x" * 200}"\n' for i in range(20))
     (tmp_path / "internal.zone").write_text(zone_text("internal", extra=big))

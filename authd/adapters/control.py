@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -71,12 +72,20 @@ class ControlFactory(protocol.Factory):
 def listen(reactor: Any, path: str, handler: Handler) -> Any:
     """Listen on the Unix socket *path* (mode 0600), replacing a stale one."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.exists(path):
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            # Connecting to a plain file is refused like a stale socket; removing
+            # it would delete whatever a mistyped ``options.control`` names.
+            raise RuntimeError(f"{path}: exists and is not a socket; not replaced")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(path)
-        except OSError:
-            os.unlink(path)  # a socket left by a killed server
+        except ConnectionRefusedError:
+            os.unlink(path)  # a socket left by a killed server: nobody accepts on it
+        except OSError as e:
+            # EAGAIN (a live server's backlog is full), EACCES (another user's
+            # server), ENOTSOCK...: not provably stale, so never removed.
+            raise RuntimeError(f"{path}: exists and cannot be probed ({e}); not replaced") from e
         else:
             raise RuntimeError(f"{path}: another authd is listening on this control socket")
         finally:

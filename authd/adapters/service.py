@@ -429,7 +429,23 @@ class Service:
         self.config = new
         if new.listen != old.listen:
             log.warn("listen addresses changed in the config: they take effect at restart")
+        if new.options.control != old.options.control:
+            log.warn("options.control changed in the config: it takes effect at restart")
         self._budget.limit = new.options.tcp_max_connections
+        watching = (new.options.watch, new.options.reload_delay)
+        if watching != (old.options.watch, old.options.reload_delay):
+            # publish() points the new watcher at the files right after this.
+            if self.watcher is not None:
+                self.watcher.stop()
+                self.watcher = None
+            if new.options.watch:
+                self.watcher = Watcher(self._reactor, new.options.reload_delay, self.files_changed)
+            log.info(
+                "file watching {state}",
+                state=f"on, reload_delay {new.options.reload_delay:g}s"
+                if new.options.watch
+                else "off: reload with SIGHUP or authd ctl reload",
+            )
         if self.fleet is not None:
             self.fleet.stop()
             self.fleet = Fleet(self._reactor, new, self.current, self.publish_zone)

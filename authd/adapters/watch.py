@@ -50,11 +50,31 @@ class Watcher:
         self._timer: Any = None
         self._observer: Any = None
         self._folders: set[str] = set()
+        self._targets: dict[str, frozenset[str]] = {}  # symlink target -> watched names
+        self._linked: dict[str, dict[str, str]] = {}  # folder -> linked file -> its target
 
     def watch(self, files: Iterable[str]) -> None:
-        """Replace the set of watched files (their folders are what watchdog sees)."""
+        """Replace the set of watched files (their folders are what watchdog sees).
+
+        A file reached through symlinks (``ln -s``, a Kubernetes ConfigMap's
+        ``a.zone -> ..data/a.zone``, ``..data -> ..v1``) changes where no event
+        names it: in its target's folder, or by a link swapped beside it.  So
+        the target's folder is watched too, and an event on an unwatched name
+        in a folder holding linked files re-checks where they lead.
+        """
         self._files = frozenset(os.path.normpath(os.path.abspath(f)) for f in files)
-        folders = {os.path.dirname(f) for f in self._files}
+        targets: dict[str, set[str]] = {}
+        linked: dict[str, dict[str, str]] = {}
+        for f in self._files:
+            real = os.path.realpath(f)
+            if real != f:
+                targets.setdefault(real, set()).add(f)
+                linked.setdefault(os.path.dirname(f), {})[f] = real
+        self._targets = {real: frozenset(fs) for real, fs in targets.items()}
+        self._linked = linked
+        folders = {os.path.dirname(f) for f in self._files} | {
+            os.path.dirname(real) for real in targets
+        }
         if folders == self._folders and self._observer is not None:
             return
         self.stop()
@@ -79,6 +99,14 @@ class Watcher:
         """From watchdog's thread."""
         if path in self._files:
             self._reactor.callFromThread(self._arm, path)
+        for alias in self._targets.get(path, ()):
+            self._reactor.callFromThread(self._arm, alias)
+        # A link swapped in a folder of linked files: did any of them move?
+        for f, real in list(self._linked.get(os.path.dirname(path), {}).items()):
+            now = os.path.realpath(f)
+            if now != real:
+                self._linked[os.path.dirname(path)][f] = now
+                self._reactor.callFromThread(self._arm, f)
 
     def _arm(self, path: str) -> None:
         self._pending.add(path)

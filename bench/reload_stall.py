@@ -1,0 +1,318 @@
+"""Reload stall benchmark: what a hot reload of a 1,000,000-record zone costs queries.
+
+Owns: generating the zone (``zonegen.py``), starting authd on 127.0.0.1 with
+the file watcher on (the default ``reload_delay`` of 0.3 s), editing the zone
+the way an editor saves (write a temp file, rename it over the original:
+serial + 1 and one changed record), and measuring, for each edit:
+
+(a) ``server_stall_ms``: the longest reactor stall authd itself reports in
+    its ``reload done: generation N, longest reactor stall X ms`` line;
+(b) ``client_worst_ms``: the worst latency a client sees that sends a query
+    every 10 ms (on a fixed schedule, answers matched by ID, so one slow
+    answer does not delay the next question) from the edit until 3 s after
+    the new serial is served (this covers the old version being taken apart
+    1 s after the swap); unanswered queries are counted, not averaged in;
+(c) ``edit_to_served_s``: seconds from the rename to the first answer with
+    the new serial (includes the 0.3 s debounce).
+
+The queries alternate between the apex SOA (answered from the answer cache
+once warm; it shows the serial) and a random absent name (NXDOMAIN, never
+cached: a full lookup each time).  The same client runs for 2 s before the
+first edit to give an idle baseline.
+
+Usage: python bench/reload_stall.py [--records 1000000] [--edits 2] [--json OUT]
+Slow: generating and loading the zone takes a minute or two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+sys.path.insert(0, str(_HERE.parent / "tests"))
+
+import zonegen  # noqa: E402
+from peers import HOST, Server, free_port, start_authd  # noqa: E402
+
+ORIGIN = "bench.test"
+SERIAL = 2024010101
+SERIAL_LINE = f"\t\t{SERIAL} ; serial"
+CHANGED_FROM = "www\tIN\tA\t192.0.2.80"
+
+INTERVAL = 0.010  # seconds between two client queries
+LOST_AFTER = 2.0  # seconds without an answer: the query counts as lost
+BASELINE = 2.0  # seconds of idle measurement before the first edit
+AFTER_SERVED = 3.0  # seconds measured after the new serial is served
+START_TIMEOUT = 600.0  # seconds for authd to load the zone and say it is ready
+SERVED_TIMEOUT = 120.0  # seconds from an edit to the new serial, at most
+
+
+@dataclass
+class Sample:
+    sent: float  # monotonic
+    kind: str  # "soa" or "miss"
+    latency: float | None = None  # seconds; None: no answer (yet)
+    serial: int | None = None
+
+
+@dataclass
+class Prober:
+    """Sends a query every INTERVAL seconds and matches answers by ID."""
+
+    port: int
+    samples: dict[int, Sample] = field(default_factory=dict)
+    stop_at: float = float("inf")
+    _sock: socket.socket = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.settimeout(0.1)
+        self._sock.connect((HOST, self.port))
+
+    def start(self) -> None:
+        self._threads = [
+            threading.Thread(target=self._send, daemon=True),
+            threading.Thread(target=self._receive, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stop_at = time.monotonic()
+        time.sleep(LOST_AFTER)  # late answers still count
+        self._done.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._sock.close()
+
+    def _send(self) -> None:
+        rng = random.Random(7)
+        seq = 0
+        next_at = time.monotonic()
+        while not self._done.is_set() and time.monotonic() < self.stop_at:
+            kind = "soa" if seq % 2 == 0 else "miss"
+            name = ORIGIN if kind == "soa" else f"absent-{rng.randrange(10**9)}.{ORIGIN}"
+            rdtype = dns.rdatatype.SOA if kind == "soa" else dns.rdatatype.A
+            q = dns.message.make_query(name, rdtype)
+            q.id = seq & 0xFFFF
+            wire = q.to_wire()
+            with self._lock:
+                self.samples[q.id] = Sample(time.monotonic(), kind)
+            try:
+                self._sock.send(wire)
+            except OSError:
+                pass
+            seq += 1
+            next_at += INTERVAL
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def _receive(self) -> None:
+        while not self._done.is_set():
+            try:
+                data = self._sock.recv(65535)
+            except (TimeoutError, OSError):
+                continue
+            now = time.monotonic()
+            try:
+                reply = dns.message.from_wire(data)
+            except Exception:
+                continue
+            with self._lock:
+                sample = self.samples.get(reply.id)
+                if sample is None or sample.latency is not None:
+                    continue
+                sample.latency = now - sample.sent
+                for rrset in reply.answer:
+                    if rrset.rdtype == dns.rdatatype.SOA:
+                        sample.serial = int(rrset[0].serial)
+
+    def window(self, start: float, end: float) -> list[Sample]:
+        """Samples sent in [start, end), oldest first.  IDs wrap after 65536 queries
+        (11 minutes at 100 q/s), longer than any run here."""
+        with self._lock:
+            return sorted(
+                (s for s in self.samples.values() if start <= s.sent < end), key=lambda s: s.sent
+            )
+
+    def first_serial_at(self, serial: int, after: float) -> float | None:
+        """When the first answer showing *serial* arrived (monotonic)."""
+        with self._lock:
+            times = [
+                s.sent + s.latency
+                for s in self.samples.values()
+                if s.serial == serial and s.latency is not None and s.sent >= after
+            ]
+        return min(times) if times else None
+
+
+def summarize(samples: list[Sample]) -> dict[str, Any]:
+    answered = sorted(s.latency for s in samples if s.latency is not None)
+    lost = sum(1 for s in samples if s.latency is None)
+
+    def pct(p: float) -> float | None:
+        if not answered:
+            return None
+        return round(answered[min(len(answered) - 1, int(p * len(answered)))] * 1000, 2)
+
+    worst = {
+        kind: round(max((s.latency for s in samples if s.kind == kind and s.latency), default=0)
+                    * 1000, 2)
+        for kind in ("soa", "miss")
+    }  # fmt: skip
+    return {
+        "queries": len(samples),
+        "lost": lost,
+        "median_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "worst_ms": round(answered[-1] * 1000, 2) if answered else None,
+        "worst_ms_by_kind": worst,
+        "over_50ms": sum(1 for x in answered if x > 0.05),
+        "over_100ms": sum(1 for x in answered if x > 0.1),
+    }
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def edit(path: Path, serial: int, www: str) -> float:
+    """Save the zone with *serial* and www's address changed, as an editor does;
+    the monotonic time of the rename."""
+    text = path.read_text()
+    text = re.sub(r"^\t\t\d+ ; serial$", f"\t\t{serial} ; serial", text, count=1, flags=re.M)
+    text = re.sub(r"^www\tIN\tA\t\S+$", f"www\tIN\tA\t{www}", text, count=1, flags=re.M)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return time.monotonic()
+
+
+def reload_lines(server: Server) -> list[str]:
+    return [x for x in server.read_log().splitlines() if "reload done:" in x]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--edits", type=int, default=2)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    folder = Path(tempfile.mkdtemp(prefix="authd-reload-stall-"))
+    zone = folder / f"{ORIGIN}.zone"
+    t0 = time.perf_counter()
+    zonegen.write_zone(str(zone), args.records, ORIGIN)
+    generated_s = time.perf_counter() - t0
+    size_mib = zone.stat().st_size / 2**20
+    print(f"zone: {args.records} records, {size_mib:.1f} MiB, generated in {generated_s:.1f}s")
+    if SERIAL_LINE not in zone.read_text() or CHANGED_FROM not in zone.read_text():
+        raise SystemExit("zonegen output changed: no serial line or www record to edit")
+
+    port = free_port()
+    config = (
+        f"listen:\n  - {{address: {HOST}, port: {port}}}\n"
+        f"zones:\n  - {{name: {ORIGIN}, file: {zone}}}\n"
+    )
+    t0 = time.perf_counter()
+    server = start_authd(config, port=port, timeout=START_TIMEOUT)
+    load_s = time.perf_counter() - t0
+    results: dict[str, Any] = {
+        "records": args.records,
+        "zone_mib": round(size_mib, 1),
+        "start_to_ready_s": round(load_s, 1),
+        "rss_after_load_mib": rss_mib(server.process.pid),
+        "edits": [],
+    }
+    print(f"authd ready in {load_s:.1f}s, RSS {results['rss_after_load_mib']} MiB")
+    prober = Prober(port)
+    try:
+        prober.start()
+        began = time.monotonic()
+        time.sleep(BASELINE)
+        results["baseline"] = summarize(prober.window(began, time.monotonic()))
+        print(f"idle baseline: {results['baseline']}")
+        serial = SERIAL
+        for n in range(1, args.edits + 1):
+            serial += 1
+            done_before = len(reload_lines(server))
+            edited = edit(zone, serial, f"192.0.2.{100 + n}")
+            deadline = edited + SERVED_TIMEOUT
+            served_at = None
+            while time.monotonic() < deadline:
+                served_at = prober.first_serial_at(serial, edited)
+                if served_at is not None:
+                    break
+                if server.process.poll() is not None:
+                    raise SystemExit(f"authd exited:\n{server.read_log()[-3000:]}")
+                time.sleep(0.05)
+            if served_at is None:
+                raise SystemExit(f"serial {serial} not served:\n{server.read_log()[-3000:]}")
+            time.sleep(AFTER_SERVED)
+            lines = reload_lines(server)[done_before:]
+            stall = None
+            if lines:
+                found = re.search(r"longest reactor stall ([\d.]+) ms", lines[-1])
+                stall = float(found.group(1)) if found else None
+            window = summarize(prober.window(edited, served_at + AFTER_SERVED))
+            entry = {
+                "serial": serial,
+                "server_stall_ms": stall,
+                "client_worst_ms": window["worst_ms"],
+                "edit_to_served_s": round(served_at - edited, 3),
+                "client": window,
+                "reload_done_lines": lines,
+                "rss_mib": rss_mib(server.process.pid),
+            }
+            results["edits"].append(entry)
+            print(
+                f"edit {n}: (a) server stall {stall} ms, (b) client worst "
+                f"{window['worst_ms']} ms (p99 {window['p99_ms']} ms, lost {window['lost']}, "
+                f">50ms {window['over_50ms']}, >100ms {window['over_100ms']} of "
+                f"{window['queries']}), (c) edit to served {entry['edit_to_served_s']} s, "
+                f"RSS {entry['rss_mib']} MiB"
+            )
+    finally:
+        prober.stop()
+        log = server.read_log()
+        server.stop()
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
+    results["server_log_tail"] = log.splitlines()[-20:]
+    print(json.dumps(results, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
