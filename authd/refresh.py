@@ -121,7 +121,9 @@ def soa_answer(
     if primary_serial is None:
         return _failed(state, now, clamp, jitter, "soa query failed")
     ours = state.timers.serial if state.timers is not None else None
-    if ours is None or dns.serial.Serial(primary_serial) > dns.serial.Serial(ours):
+    # An expired copy is no longer served (EXPIRE dropped it), so even at the
+    # same serial only a transfer brings the zone back, as BIND does.
+    if ours is None or state.expired or dns.serial.Serial(primary_serial) > dns.serial.Serial(ours):
         return dataclasses.replace(state, phase=Phase.TRANSFERRING), [Action.TRANSFER]
     # Up to date: the refresh counts as success and restarts the expire clock.
     assert state.timers is not None

@@ -172,9 +172,7 @@ def measure(records: int, workdir: Path) -> dict[str, Any]:
         "zones:\n"
         f"  - {{name: {ORIGIN}, file: {authd_zone}, allow_transfer: [{HOST}], notify: no}}\n"
     )
-    knot_sections = (
-        f"acl:\n  - id: transfer\n    address: {HOST}\n    action: transfer\n"
-    )
+    knot_sections = f"acl:\n  - id: transfer\n    address: {HOST}\n    action: transfer\n"
     knot_template = (
         "    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\n"
     )
@@ -202,7 +200,9 @@ def measure(records: int, workdir: Path) -> dict[str, Any]:
                     figures["axfr_dnspython_seconds"] = dnspython_axfr(server.port, records)
                 except Exception as e:
                     tail = "\n".join(server.read_log().splitlines()[-20:])
-                    raise RuntimeError(f"AXFR from {name}: {e!r}\n--- {name} log ---\n{tail}") from e
+                    raise RuntimeError(
+                        f"AXFR from {name}: {e!r}\n--- {name} log ---\n{tail}"
+                    ) from e
                 result[name] = figures
             # One record changed, serial bumped, reloaded by SIGHUP on both.
             authd_zone.write_text(changed)

@@ -321,11 +321,7 @@ def _start(
     return server
 
 
-KNOT_TEMPLATE = (
-    "    zonefile-sync: -1\n"
-    "    zonefile-load: whole\n"
-    "    journal-content: none\n"
-)
+KNOT_TEMPLATE = "    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n"
 
 
 def start_knot(
@@ -463,8 +459,7 @@ def start_bind(
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=False)
         zone_lines = "".join(
-            f'zone "{zone}" {{ type primary; file "{name}"; '
-            f"{options.get(zone, 'notify no;')} }};\n"
+            f'zone "{zone}" {{ type primary; file "{name}"; {options.get(zone, "notify no;")} }};\n'
             for zone, name in staged.items()
         )
         zone_lines += "".join(

@@ -36,7 +36,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import re
 import shutil
 import socket
@@ -75,7 +74,7 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 import xfr as xfr_bench  # noqa: E402  (bench/xfr.py)
 import zonegen  # noqa: E402  (bench/zonegen.py)
 
-# -- keys and zones -------------------------------------------------------------
+# -- keys and zones --------------------------------------------------------------------------------
 
 KEY_NAME = "xfr"
 SECRET = base64.b64encode(b"authd-fleet-test-key-32-bytes-!!").decode()
@@ -104,11 +103,14 @@ AUTHD_OPTIONS: dict[str, Any] = {
 }
 
 
-def small_zone(origin: str, serial: int, www: str = "192.0.2.1") -> str:
+def small_zone(
+    origin: str, serial: int, www: str = "192.0.2.1", timers: str = "7200 3600 1209600"
+) -> str:
+    """A ten-record zone; *timers* are the SOA's refresh, retry and expire."""
     return (
         f"$ORIGIN {origin}.\n"
         "$TTL 300\n"
-        f"@ SOA ns1 hostmaster {serial} 7200 3600 1209600 300\n"
+        f"@ SOA ns1 hostmaster {serial} {timers} 300\n"
         "@ NS ns1\n"
         "@ NS ns2\n"
         "ns1 A 192.0.2.53\n"
@@ -149,7 +151,7 @@ def remote(port: int) -> dict[str, Any]:
     return {"address": HOST, "port": port, "key": KEY_NAME}
 
 
-# -- the lab: servers, logs, bounded waits ------------------------------------------
+# -- the lab: servers, logs, bounded waits ---------------------------------------------------------
 
 
 class Lab:
@@ -190,10 +192,8 @@ class Lab:
         self.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
     def stop_all(self) -> None:
-        for label, server in reversed(self.servers):
-            t = time.monotonic()
+        for _, server in reversed(self.servers):
             server.stop()
-            print(f"DEBUG stop {label}: {time.monotonic() - t:.2f}s")
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def figures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         print(text)
 
 
-# -- DNS helpers ---------------------------------------------------------------------
+# -- DNS helpers -----------------------------------------------------------------------------------
 
 
 def soa_serial(port: int, zone: str) -> int | None:
@@ -260,7 +260,9 @@ def answer(port: int, name: str, rdtype: str) -> list[str]:
 def wait_serial(lab: Lab, port: int, zone: str, serial: int, timeout: float, who: str) -> float:
     """Seconds until the server on *port* answers *serial* for *zone*."""
     start = time.monotonic()
-    lab.wait(f"{who} to serve {zone} serial {serial}", lambda: soa_serial(port, zone) == serial, timeout)
+    lab.wait(
+        f"{who} to serve {zone} serial {serial}", lambda: soa_serial(port, zone) == serial, timeout
+    )
     return time.monotonic() - start
 
 
@@ -295,7 +297,7 @@ def authd_transfer_line(zone: str, key: str, kind: str, serial: int) -> str:
     )
 
 
-# -- peers configured for transfers ----------------------------------------------------
+# -- peers configured for transfers ----------------------------------------------------------------
 
 KNOT_KEY = f"key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n"
 BIND_KEY = f'key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{SECRET}"; }};\n'
@@ -351,28 +353,30 @@ def knot_primary(lab: Lab, zone: str, file: Path, notify_port: int) -> Server:
     return lab.add("knot primary", server)
 
 
-def bind_primary(lab: Lab, zone: str, file: Path, notify_port: int) -> Server:
+def bind_primary(
+    lab: Lab, zone: str, file: Path, notify_port: int, max_ixfr_ratio: str = "unlimited"
+) -> Server:
     options = (
         "notify explicit; "
         f'also-notify port {notify_port} {{ {HOST} key "{KEY_NAME}"; }}; '
         f'allow-transfer {{ key "{KEY_NAME}"; }}; '
         # Journal each reload's differences; send IXFR however small the zone
-        # is (BIND falls back to AXFR when a delta exceeds max-ixfr-ratio of
-        # the zone, which a one-record change in a ten-record zone does);
-        # notify at once rather than after notify-delay.
-        "ixfr-from-differences yes; max-ixfr-ratio unlimited; notify-delay 0;"
+        # is (BIND answers AXFR-style when a delta exceeds max-ixfr-ratio of
+        # the zone, default 100%, which a one-record change in a ten-record
+        # zone does); notify at once rather than after notify-delay.
+        f"ixfr-from-differences yes; max-ixfr-ratio {max_ixfr_ratio}; notify-delay 0;"
     )
     server = start_bind({zone: file}, top=BIND_KEY, zone_options={zone: options})
     return lab.add("bind primary", server)
 
 
 def edit_peer_zone(server: Server, file_name: str, text: str, started: float) -> None:
-    """Rewrite a peer's zone file, newer than its load by the clock's grain (BIND compares mtimes)."""
+    """Rewrite a peer's zone file at least 1.1 s after its start (BIND compares mtimes)."""
     time.sleep(max(0.0, started + 1.1 - time.monotonic()))
     (server.workdir / "zones" / file_name).write_text(text)
 
 
-# -- 1. authd primary -> Knot / BIND secondaries -----------------------------------------------
+# -- 1. authd primary -> Knot / BIND secondaries ---------------------------------------------------
 
 
 @pytest.mark.parametrize("peer", ["knot", "bind"])
@@ -442,7 +446,7 @@ def test_authd_primary_to_peer_secondary_axfr_then_notify_and_ixfr(
     print(f"authd primary -> {peer}: SIGHUP to serial {S2} served in {elapsed:.3f}s")
 
 
-# -- 2. who may transfer ------------------------------------------------------------------------------
+# -- 2. who may transfer ---------------------------------------------------------------------------
 
 
 def test_transfer_access_refused_notauth_and_signed(lab: Lab, tmp_path: Path) -> None:
@@ -467,7 +471,9 @@ def test_transfer_access_refused_notauth_and_signed(lab: Lab, tmp_path: Path) ->
     def ask(name: str, rdtype: str, key: dns.tsig.Key | None) -> dns.message.Message:
         query = dns.message.make_query(name, rdtype)
         if rdtype == "IXFR":
-            soa = dns.rrset.from_text(f"{name}.", 0, "IN", "SOA", f"ns1.{name}. h. {S1 - 1} 1 1 1 1")
+            soa = dns.rrset.from_text(
+                f"{name}.", 0, "IN", "SOA", f"ns1.{name}. h. {S1 - 1} 1 1 1 1"
+            )
             query.authority.append(soa)
         if key is not None:
             query.use_tsig({key.name: key}, keyname=key.name)
@@ -538,7 +544,7 @@ def test_transfer_access_refused_notauth_and_signed(lab: Lab, tmp_path: Path) ->
     lab.check(zone_lines(copy) == zone_lines(expected), "signed AXFR: wrong content")
 
 
-# -- 3. Knot / BIND primary -> authd secondary ---------------------------------------------------------
+# -- 3. Knot / BIND primary -> authd secondary -----------------------------------------------------
 
 
 @pytest.mark.parametrize("peer", ["bind", "knot"])
@@ -610,12 +616,102 @@ def test_peer_primary_to_authd_secondary_ixfr_on_notify_and_copy_survives_restar
     lab.check(soa_serial(port, zone) == S2, "restarted authd does not serve the stored copy")
     lab.check(answer(port, f"www.{zone}", "A") == [WWW2], "restarted authd: wrong www")
     lab.check(
-        log_lines(again, rf"zone {zone}\. loaded: serial {S2}, 9 records from {re.escape(str(copy))}"),
+        log_lines(
+            again, rf"zone {zone}\. loaded: serial {S2}, 9 records from {re.escape(str(copy))}"
+        ),
         "restarted authd did not load its copy",
     )
 
 
-# -- 4. authd -> authd -> Knot ---------------------------------------------------------------------------
+def test_ixfr_answered_with_the_full_zone_is_not_logged_as_a_delta(
+    lab: Lab, tmp_path: Path
+) -> None:
+    # Regression: authd logged "by IXFR" for whatever answered its IXFR
+    # request, also a full zone (RFC 1995 section 4), which BIND sends when
+    # the delta is larger than max-ixfr-ratio of the zone (here 1%).
+    zone = "example.org"
+    source = tmp_path / "example.org.zone"
+    source.write_text(small_zone(zone, S1, WWW1))
+    port = free_port()
+    started = time.monotonic()
+    primary = bind_primary(lab, zone, source, port, max_ixfr_ratio="1%")
+    config = authd_yaml(
+        port,
+        tmp_path / "state",
+        [{"name": zone, "type": "secondary", "primaries": [remote(primary.port)]}],
+    )
+    authd = lab.add("authd secondary", start_authd(config, port=port))
+    wait_serial(lab, port, zone, S1, TRANSFER_WITHIN, "authd")
+    edit_peer_zone(primary, source.name, small_zone(zone, S2, WWW2), started)
+    primary.reload()
+    wait_serial(lab, port, zone, S2, SERVED_WITHIN, "authd")
+    lab.check(answer(port, f"www.{zone}", "A") == [WWW2], "authd: www not changed")
+    lab.check(log_lines(primary, r"AXFR-style IXFR ended"), "BIND sent a delta after all")
+    lab.check(
+        log_lines(authd, rf"serial {S2}, 9 records, by IXFR \(answered with the full zone\) from"),
+        "authd did not say the IXFR came as a full zone",
+    )
+
+
+def test_secondary_expires_to_servfail_and_serves_again_when_the_primary_returns(
+    lab: Lab, tmp_path: Path
+) -> None:
+    zone = "example.org"
+    source = tmp_path / "example.org.zone"
+    # refresh 1 s, retry 1 s, expire 4 s.
+    source.write_text(small_zone(zone, S1, WWW1, timers="1 1 4"))
+    first, port = free_port(), free_port()
+    primary_config = authd_yaml(
+        first,
+        tmp_path / "state-primary",
+        [
+            {
+                "name": zone,
+                "file": str(source),
+                "allow_transfer": [f"key {KEY_NAME}"],
+                "also_notify": [remote(port)],
+            }
+        ],
+    )
+    primary = lab.add("authd primary", start_authd(primary_config, port=first))
+    config = authd_yaml(
+        port,
+        tmp_path / "state",
+        [
+            {
+                "name": zone,
+                "type": "secondary",
+                "primaries": [remote(first)],
+                "allow_notify": [f"key {KEY_NAME}"],
+            }
+        ],
+        options={"min_refresh": 1, "min_retry": 1},
+    )
+    secondary = lab.add("authd secondary", start_authd(config, port=port))
+    wait_serial(lab, port, zone, S1, TRANSFER_WITHIN, "the secondary")
+    # Refreshes keep the copy alive well past its expire time.
+    time.sleep(5)
+    lab.check(soa_serial(port, zone) == S1, "the copy expired while the primary answered")
+
+    primary.stop()
+    lab.wait(
+        "SERVFAIL once the copy expired",
+        lambda: rcode_of(port, f"www.{zone}", "A") == dns.rcode.SERVFAIL,
+        4 + 3,
+    )
+    lab.check(log_lines(secondary, rf"zone {zone}\. expired"), "no expiry in the log")
+
+    # A restart does not bring the expired copy back: it is older than expire.
+    secondary.stop()
+    secondary = lab.add("authd secondary, restarted", start_authd(config, port=port))
+    lab.check(rcode_of(port, f"www.{zone}", "A") == dns.rcode.SERVFAIL, "expired copy served")
+
+    # The primary returns with the same serial: the secondary serves again.
+    lab.add("authd primary, restarted", start_authd(primary_config, port=first))
+    wait_serial(lab, port, zone, S1, SERVED_WITHIN, "the secondary after the primary returned")
+
+
+# -- 4. authd -> authd -> Knot ---------------------------------------------------------------------
 
 
 def test_chain_authd_primary_authd_secondary_knot(
@@ -680,12 +776,12 @@ def test_chain_authd_primary_authd_secondary_knot(
         lambda: log_lines(secondary, authd_transfer_line(zone, KEY_NAME, "ixfr-incremental", S2)),
         SERVED_WITHIN,
     )
-    lab.check(log_lines(knot, rf"IXFR, incoming, .* finished"), "Knot: no IXFR in")
+    lab.check(log_lines(knot, r"IXFR, incoming, .* finished"), "Knot: no IXFR in")
     FIGURES.setdefault("sighup_to_served_seconds", {})["authd->authd->knot"] = round(elapsed, 3)
     print(f"authd -> authd -> knot: SIGHUP to serial {S2} at Knot in {elapsed:.3f}s")
 
 
-# -- 5. kill -9 -------------------------------------------------------------------------------------------
+# -- 5. kill -9 ------------------------------------------------------------------------------------
 
 
 def zone_lines(zone: dns.zone.Zone) -> set[str]:
@@ -736,6 +832,7 @@ PLAIN_HOST = re.compile(r"^[a-z]+\d+$")
 
 
 def _serial_of(zone: dns.zone.Zone) -> int:
+    assert zone.origin is not None
     soa = zone.get_rdataset(zone.origin, dns.rdatatype.SOA)
     assert soa is not None
     return int(soa[0].serial)
@@ -805,7 +902,8 @@ def check_served_version(
         lab.fail(f"{what}: serial {serial}, not one of {[v.serial for v in allowed]}")
     assert version is not None
     loaded = log_lines(
-        server, rf"zone {re.escape(big.origin)}\. (loaded|transferred): serial {serial}, \d+ records"
+        server,
+        rf"zone {re.escape(big.origin)}\. (loaded|transferred): serial {serial}, \d+ records",
     )
     lab.check(loaded, f"{what}: no load line for serial {serial}")
     count = int(re.search(r"(\d+) records", loaded[-1]).group(1))  # type: ignore[union-attr]
@@ -886,7 +984,9 @@ def test_secondary_killed_mid_transfer_restarts_with_a_whole_copy(
         """Kill -9 on *trigger*: a delay after ready, or the temp copy appearing / renamed."""
         tmp = Path(f"{copy}.tmp")
         if trigger == "tmp-written":
-            lab.wait("the temp copy", lambda: tmp.exists() and tmp.stat().st_size > 0, TRANSFER_WITHIN)
+            lab.wait(
+                "the temp copy", lambda: tmp.exists() and tmp.stat().st_size > 0, TRANSFER_WITHIN
+            )
         elif trigger == "renamed":
             lab.wait("the temp copy", tmp.exists, TRANSFER_WITHIN)
             lab.wait("the rename", lambda: not tmp.exists(), TRANSFER_WITHIN)
@@ -966,6 +1066,13 @@ def test_primary_killed_mid_reload_serves_the_file_and_never_a_wrong_delta(
     # Kill moments: early in the parse, later in it, just after the journal
     # append (before the new version is published), and after the reload.
     triggers = ["0.05", "1.0", "journal-grew", "reload-done"]
+
+    def journal_grew(size: int) -> Callable[[], bool]:
+        return lambda: journal.exists() and journal.stat().st_size > size
+
+    def loaded(server: Server, serial: int) -> Callable[[], list[str]]:
+        return lambda: log_lines(server, rf"loaded: serial {serial}")
+
     outcomes = []
     for k, trigger in enumerate(triggers, start=2):
         old, new = big.versions[k - 2], big.versions[k - 1]
@@ -973,17 +1080,9 @@ def test_primary_killed_mid_reload_serves_the_file_and_never_a_wrong_delta(
         shutil.copyfile(new.file, zone_file)
         server.reload()
         if trigger == "journal-grew":
-            lab.wait(
-                "the journal to grow",
-                lambda: journal.exists() and journal.stat().st_size > size,
-                TRANSFER_WITHIN,
-            )
+            lab.wait("the journal to grow", journal_grew(size), TRANSFER_WITHIN)
         elif trigger == "reload-done":
-            lab.wait(
-                "the reload",
-                lambda: log_lines(server, rf"loaded: serial {new.serial}"),
-                TRANSFER_WITHIN,
-            )
+            lab.wait("the reload", loaded(server, new.serial), TRANSFER_WITHIN)
         else:
             time.sleep(float(trigger))
         server.kill()
@@ -1002,8 +1101,10 @@ def test_primary_killed_mid_reload_serves_the_file_and_never_a_wrong_delta(
         if got != new.lines:
             extra = sorted(got - new.lines)[:10]
             missing = sorted(new.lines - got)[:10]
-            lab.fail(f"{label}: IXFR ({kind}) from {old.serial} gave a wrong zone: "
-                     f"extra {extra}, missing {missing}")
+            lab.fail(
+                f"{label}: IXFR ({kind}) from {old.serial} gave a wrong zone: "
+                f"extra {extra}, missing {missing}"
+            )
         if trigger == "reload-done":
             # The journal was on disk before the new version was served.
             lab.check(kind == "ixfr-incremental", f"{label}: the journal entry was lost")
@@ -1018,7 +1119,7 @@ def test_primary_killed_mid_reload_serves_the_file_and_never_a_wrong_delta(
     FIGURES["primary_kill_rounds"] = outcomes
 
 
-# -- 6. figures ---------------------------------------------------------------------------------------------
+# -- 6. figures ------------------------------------------------------------------------------------
 
 
 def test_figures_ixfr_vs_axfr_bytes_and_axfr_time_authd_vs_knot(

@@ -82,6 +82,19 @@ def test_expire_after_failures_past_expire() -> None:
     assert actions == [Action.PUBLISH] and not state.expired
 
 
+def test_expired_zone_transfers_again_at_the_same_serial() -> None:
+    # Regression: once expired (the copy no longer served), an SOA answer
+    # with our own serial counted as "up to date" and cleared the expired
+    # flag without a transfer, so the zone answered SERVFAIL until the
+    # primary's serial went up.
+    state, _ = refresh.start(0.0, SOA, copy_age=1001.0, clamp=CLAMP)
+    assert state.expired
+    state, actions = refresh.soa_answer(state, 1.0, SOA.serial, CLAMP, jitter=0.0)
+    assert actions == [Action.TRANSFER] and state.phase is Phase.TRANSFERRING
+    state, actions = refresh.transfer_done(state, 2.0, SOA, CLAMP, 0.0)
+    assert actions == [Action.PUBLISH] and not state.expired
+
+
 def test_notify_during_transfer_is_remembered() -> None:
     state, _ = refresh.start(0.0, SOA, 0.0, CLAMP)
     state, _ = refresh.soa_answer(state, 1.0, 11, CLAMP, jitter=0.0)

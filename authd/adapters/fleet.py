@@ -311,7 +311,7 @@ class Fleet:
                     zone = (
                         _as_dnspython_zone(current)
                         if kind == "ixfr" and current is not None
-                        else dns.zone.Zone(zc.name, relativize=False)
+                        else _Received(zc.name, relativize=False)
                     )
                     serial = current.serial if kind == "ixfr" and current is not None else None
                     query, _ = dns.xfr.make_query(
@@ -332,7 +332,10 @@ class Fleet:
                     with gc_paused():
                         version = _compile_copy(zc, zone)
                     _write_copy(zc.file, zone)
-                    return version, f"{kind.upper()} from {primary.address}#{primary.port}"
+                    how = kind.upper()
+                    if kind == "ixfr" and zone.replaced:
+                        how = "IXFR (answered with the full zone)"  # RFC 1995 section 4
+                    return version, f"{how} from {primary.address}#{primary.port}"
                 except Exception as e:  # any failure: try the next way, then the next primary
                     errors.append(
                         f"{kind} from {primary.address}#{primary.port}: {type(e).__name__} {e}"
@@ -395,8 +398,23 @@ class Fleet:
         self._act(sec, actions)
 
 
-def _as_dnspython_zone(version: ZoneVersion) -> dns.zone.Zone:
-    zone = dns.zone.Zone(version.origin, relativize=False)
+class _Received(dns.zone.Zone):
+    """A zone being transferred in; notes whether the transfer replaced it whole.
+
+    ``dns.xfr.Inbound`` asks for a replacing writer for an AXFR and for an
+    IXFR answered AXFR-style, so the log can say which one really came.
+    """
+
+    replaced = False
+
+    def writer(self, replacement: bool = False) -> dns.zone.Transaction:
+        if replacement:
+            self.replaced = True
+        return super().writer(replacement)
+
+
+def _as_dnspython_zone(version: ZoneVersion) -> _Received:
+    zone = _Received(version.origin, relativize=False)
     with zone.writer() as txn:
         for node in version.nodes.values():
             for rrset in node.values():

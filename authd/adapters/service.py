@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from authd.adapters import control
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
+from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.config import Config, ZoneType, load_config
@@ -339,7 +340,8 @@ class Service:
         def work() -> tuple[Config, Snapshot, list[ZoneLoadEvent]]:
             new_config = self.config
             if config and self.config.path is not None:
-                new_config = load_config(self.config.path)  # raises: keep the old one
+                # raises on a bad config: the old one keeps running
+                new_config = load_config(self.config.path, gather_host_info())
             with gc_paused():
                 snapshot, events = build_snapshot(
                     new_config, self.snapshot, generation, time.time(), None if config else only
@@ -427,6 +429,8 @@ class Service:
     def _config_changed(self, new: Config) -> None:
         old = self.config
         self.config = new
+        for warning in (*new.warnings, *shadowed_views(new.views)):
+            log.warn("config: {warning}", warning=warning)
         if new.listen != old.listen:
             log.warn("listen addresses changed in the config: they take effect at restart")
         if new.options.control != old.options.control:
