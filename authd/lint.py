@@ -101,8 +101,8 @@ RULES: Mapping[str, Rule] = _rules(
         "RFC 2181 section 10.1",
     ),
     Rule("cname-multiple", ERROR, "More than one CNAME at a name.", "RFC 2181 section 10.1"),
-    Rule("dname-multiple", ERROR, "More than one DNAME at a name.", "RFC 6672 section 2.4"),
-    Rule("dname-children", ERROR, "Names below a DNAME owner.", "RFC 6672 section 2.3"),
+    Rule("dname-multiple", ERROR, "More than one DNAME at a name.", "RFC 6672"),
+    Rule("dname-children", ERROR, "Names below a DNAME owner.", "RFC 6672"),
     Rule(
         "ns-target-no-address",
         ERROR,
@@ -149,6 +149,12 @@ RULES: Mapping[str, Rule] = _rules(
         "RFC 1034 section 4.2.2",
     ),
     Rule(
+        "sibling-glue-missing",
+        WARNING,
+        "An NS target below another delegation in the zone has no glue.",
+        "RFC 9471",
+    ),
+    Rule(
         "target-is-address",
         WARNING,
         "An NS, MX or SRV target that looks like an IP address.",
@@ -166,8 +172,8 @@ RULES: Mapping[str, Rule] = _rules(
         "A CNAME points to a name that does not exist in a checked zone.",
         "RFC 1034 section 3.6.2",
     ),
-    Rule("cname-chain-long", WARNING, "A long CNAME chain.", "RFC 1034 section 3.6.2"),
-    Rule("cname-loop", WARNING, "CNAMEs (or DNAMEs) that loop.", "RFC 1034 section 3.6.2"),
+    Rule("cname-chain-long", WARNING, "A long CNAME chain.", "RFC 1912 section 2.4"),
+    Rule("cname-loop", WARNING, "CNAMEs (or DNAMEs) that loop.", "RFC 1912 section 2.4"),
     Rule(
         "glue-unused",
         WARNING,
@@ -181,7 +187,7 @@ RULES: Mapping[str, Rule] = _rules(
         "RFC 1034 section 4.2.1",
     ),
     Rule("ttl-zero", WARNING, "A TTL of 0: never cached.", "RFC 1035 section 3.2.1"),
-    Rule("ttl-long", WARNING, "A TTL longer than a week.", "RFC 1912 section 2.2"),
+    Rule("ttl-long", WARNING, "A TTL longer than a week.", "resolvers cap TTLs"),
     Rule("ttl-over-max", WARNING, "A TTL above 2^31 - 1, read as 0.", "RFC 2181 section 8"),
     Rule("soa-refresh", WARNING, "SOA refresh outside 20 minutes .. 12 hours.", "RFC 1912 2.2"),
     Rule("soa-retry", WARNING, "SOA retry not below refresh, or under a minute.", "RFC 1912 2.2"),
@@ -197,7 +203,7 @@ RULES: Mapping[str, Rule] = _rules(
         "A '*' label that is not the first one: not a wildcard.",
         "RFC 4592 section 2.1.1",
     ),
-    Rule("dname-and-ns", WARNING, "A DNAME beside NS below the apex.", "RFC 6672 section 2.3"),
+    Rule("dname-and-ns", WARNING, "A DNAME beside NS below the apex.", "RFC 6672"),
     Rule(
         "ds-not-at-delegation",
         WARNING,
@@ -458,7 +464,7 @@ class _Resolver:
             try:
                 return name.relativize(at).concatenate(_target(rdatas[0])), where
             except dns.name.NameTooLong:
-                return None  # YXDOMAIN (RFC 6672 section 2.2)
+                return None  # too long: YXDOMAIN (RFC 6672)
         return None
 
 
@@ -672,7 +678,7 @@ class _Scan:
                                 "dname-and-ns",
                                 where,
                                 f"{name} has both NS and DNAME: below the apex the "
-                                "delegation hides the DNAME (RFC 6672 section 2.3)",
+                                "delegation hides the DNAME (RFC 6672)",
                             )
                         )
                 elif rdtype == _DNAME:
@@ -908,6 +914,25 @@ class _Scan:
     def _ns_target(
         self, owner: Name, at_apex: bool, target: Name, where: Origin, found: _Lookup
     ) -> None:
+        if found[0] == _Kind.CUT:
+            # Below a delegation the address is glue: exact names only.  A
+            # delegation's own glue is the loader's (glue-missing); glue for a
+            # target below another delegation is "sibling glue": optional (RFC
+            # 9471), but without it resolvers must first resolve
+            # the target through that delegation.
+            types = self.g.rrsets.get(target)
+            has_address = types is not None and (_A in types or _AAAA in types)
+            if not has_address and (at_apex or not target.is_subdomain(owner)):
+                self.findings.append(
+                    _finding(
+                        "sibling-glue-missing",
+                        where,
+                        f"{owner} NS {target}: the target is below the delegation "
+                        f"{found[1]} and has no glue here; resolvers must look it up "
+                        "there first (RFC 9471)",
+                    )
+                )
+            return
         problem = _address_problem(found)
         if problem == "alias":
             self.findings.append(_target_finding(_NS, owner, target, where, "alias", None))
@@ -915,8 +940,8 @@ class _Scan:
         # The loader refuses an apex NS target in authoritative data without an
         # address (ns-target-no-address) and a delegation's own glue
         # (glue-missing); a target below another cut resolves through that
-        # delegation (sibling glue is optional, RFC 9471 section 3).
-        if problem is None or at_apex or found[0] == _Kind.CUT:
+        # delegation (sibling glue is optional, RFC 9471).
+        if problem is None or at_apex:
             return
         self.findings.append(
             _finding(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import dns.name
 import dns.rdataclass
@@ -242,12 +243,25 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
 def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
     """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
     records = parse_zone_file(file, origin)
-    result = compile_zone(origin, records, file)
-    if result.version is None:
-        return result
+    grouping = group_records(origin, records, file)
+    result = compile_grouping(grouping)
     # Remember every file read, so a watcher knows which edits concern this zone.
     files = frozenset({file, *(r.file for r in records)})
+    # The scaffolding of a big zone is millions of objects; freeing it in one
+    # go is one long deallocation that holds the GIL (stalling the thread that
+    # answers queries).  Taking it apart piece by piece lets that thread run.
+    _take_apart(grouping.rrsets)
+    _take_apart(grouping.ttls)
+    while records:  # their names and rdatas live on in the version
+        del records[-10_000:]
+    if result.version is None:
+        return result
     return dataclasses.replace(result, version=dataclasses.replace(result.version, files=files))
+
+
+def _take_apart(d: dict[Any, Any]) -> None:
+    while d:
+        d.popitem()
 
 
 __all__ = [
