@@ -18,6 +18,7 @@ checks run only here, never on the server's load path.
 
 from __future__ import annotations
 
+import enum
 import gc
 import ipaddress
 import re
@@ -355,7 +356,7 @@ def lint_records(origin: Name, records: Iterable[Record], file: str) -> ZoneLint
 # --- lookups inside one zone -------------------------------------------------
 
 
-class _Kind:
+class _Kind(enum.Enum):
     """Where a name lands in a zone, as the server's lookup would see it."""
 
     OUT = "out"  # not in the zone
@@ -367,7 +368,7 @@ class _Kind:
     NX = "nx"  # does not exist
 
 
-_Lookup = tuple[str, Name | None, Mapping[RdataType, tuple[list[object], Origin]] | None]
+_Lookup = tuple[_Kind, Name | None, Mapping[RdataType, tuple[list[object], Origin]] | None]
 
 
 class _Resolver:

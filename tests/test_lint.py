@@ -322,7 +322,14 @@ def test_server_refuses_iff_check_errors_files(path: Path, origin: str) -> None:
 
 
 def _texts() -> list[tuple[str, str]]:
-    out = []
+    """Every single-zone text of this table and of tests/test_zone_checks.py."""
+    import test_zone_checks
+
+    out = [
+        (f"zone-checks-{c.id}-{which}", test_zone_checks.HEAD + body)
+        for c in test_zone_checks.CHECKS
+        for which, body in (("bad", c.bad), ("good", c.good))
+    ]
     for case in CASES:
         for which, zones in (("bad", case.bad), ("good", case.good)):
             if isinstance(zones, str):
