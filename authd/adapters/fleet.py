@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import dns.xfr
 import dns.zone
 from twisted.internet import threads
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
 from authd import notify as notify_mod
 from authd import refresh
@@ -46,6 +48,29 @@ log = Logger(namespace="authd")
 SOA_QUERY_TIMEOUT = 3.0
 
 Publish = Callable[[str, dns.name.Name, ZoneVersion | None], None]
+
+_POOL: ThreadPool | None = None
+POOL_THREADS = 16
+
+
+def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
+    return threading.Thread(*args, daemon=True, **kwargs)
+
+
+def _pool(reactor: Any) -> ThreadPool:
+    """Worker threads for NOTIFY, SOA checks and transfers.
+
+    Daemon threads in a pool of their own: a NOTIFY retrying against a dead
+    secondary or a slow transfer must not hold up SIGTERM (the reactor's own
+    pool is joined at shutdown).  Killing them mid-transfer is safe: a copy
+    only replaces the old one by an atomic rename.
+    """
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPool(0, POOL_THREADS, "authd-fleet")
+        _POOL.threadFactory = _daemon_thread  # type: ignore[assignment]
+        _POOL.start()
+    return _POOL
 
 
 def _timers(version: ZoneVersion) -> SoaTimers:
@@ -116,6 +141,9 @@ class Fleet:
         self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
         self._ack: dict[tuple[str, dns.name.Name], dict[str, str]] = {}
 
+    def _in_thread(self, f: Callable[..., Any], *args: Any) -> Any:
+        return threads.deferToThreadPool(self._reactor, _pool(self._reactor), f, *args)
+
     # -- NOTIFY out ---------------------------------------------------------
 
     def zone_status(self, view: str, zone: dns.name.Name) -> dict[str, Any]:
@@ -158,7 +186,7 @@ class Fleet:
         ourselves = [(lc.address, lc.port) for lc in self.config.listen]
         for target in notify_mod.targets(zc, version, v.zones, ourselves):
             label = f"{target.address}#{target.port}"
-            d = threads.deferToThread(send_notify, self.config, target, version, label)
+            d = self._in_thread(send_notify, self.config, target, version, label)
 
             def done(
                 result: tuple[bool, str], label: str = label, serial: int = version.serial
@@ -249,13 +277,13 @@ class Fleet:
     def _act(self, sec: _Secondary, actions: list[Action]) -> None:
         for action in actions:
             if action is Action.QUERY_SOA:
-                d = threads.deferToThread(self._query_soa, sec.zc)
+                d = self._in_thread(self._query_soa, sec.zc)
                 d.addCallback(self._soa_done, sec)
                 d.addErrback(self._soa_failed, sec)
             elif action is Action.TRANSFER:
                 current = None if sec.force_full else self._version(sec)
                 sec.force_full = False
-                t = threads.deferToThread(self._transfer, sec.zc, current)
+                t = self._in_thread(self._transfer, sec.zc, current)
                 t.addCallback(self._transfer_done, sec)
                 t.addErrback(self._transfer_failed, sec)
             elif action is Action.EXPIRE:
