@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import hashlib
+import json
 import os
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
@@ -72,6 +74,13 @@ class Snapshot:
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
 
+    def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
+        """The version *view* serves for *zone*, if any."""
+        for v in self.views:
+            if v.name == view:
+                return v.zones.get(zone)
+        return None
+
     def select_view(self, client: str, local: str, key: dns.name.Name | None = None) -> View | None:
         """The first view that matches (BIND order); None: REFUSED."""
         for view in self.views:
@@ -98,6 +107,7 @@ class ZoneLoadEvent:
     reason: str | None = None  # why the file was refused
     findings: tuple[Finding, ...] = ()
     journal_note: str | None = None  # what happened to the IXFR journal, when notable
+    files: frozenset[str] = frozenset()  # every file this load read, the failing one too
 
 
 def _serial_increased(old: int, new: int) -> bool:
@@ -145,6 +155,7 @@ def load_one(
     old: ZoneVersion | None,
     now: float = 0.0,
     floor: int | None = None,
+    remembered: tuple[str, int] | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """Load *zc*'s file, keeping *old* when the new content must be refused.
 
@@ -152,21 +163,28 @@ def load_one(
     served before a restart (from the journal), which those policies never go below.
     """
 
+    read: frozenset[str] = frozenset({zc.file})
+
     def refused(
         reason: str, findings: tuple[Finding, ...] = ()
     ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
         outcome = LoadOutcome.KEPT_OLD if old is not None else LoadOutcome.FAILED
         serial = old.serial if old is not None else None
         records = old.record_count if old is not None else 0
-        event = ZoneLoadEvent(view, zc.name, zc.file, outcome, serial, records, reason, findings)
+        event = ZoneLoadEvent(
+            view, zc.name, zc.file, outcome, serial, records, reason, findings, files=read
+        )
         return old, event
 
     try:
         result = load_zone(zc.name, zc.file)
     except ZoneError as e:
+        # Watch the file that failed too ($INCLUDE): fixing it must reload the zone.
+        read = read | {os.path.normpath(e.file)}
         return refused(str(e))
     except OSError as e:
         return refused(f"{zc.file}: {e.strerror}")
+    read = read | result.files
     new = result.version
     if new is None:
         errors = [f for f in result.findings if f.severity is Severity.ERROR]
@@ -175,17 +193,37 @@ def load_one(
     if old is not None and managed:
         if new.same_content(old):
             event = ZoneLoadEvent(
-                view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
+                view,
+                zc.name,
+                zc.file,
+                LoadOutcome.UNCHANGED,
+                old.serial,
+                old.record_count,
+                files=read,
             )
             return old, event
         new = new.with_serial(policy_serial(zc.serial, old.serial, now))
+    elif (
+        old is None
+        and managed
+        and remembered is not None
+        and remembered[0] == content_digest(new.files)
+    ):
+        # After a restart with the files as they were: the serial served before.
+        new = new.with_serial(remembered[1])
     elif old is None and managed and floor is not None and not _serial_increased(floor, new.serial):
         # After a restart: never serve a serial below what secondaries already have.
         new = new.with_serial(policy_serial(zc.serial, floor, now))
     if old is not None and not managed:
         if new.serial == old.serial and new.same_content(old):
             event = ZoneLoadEvent(
-                view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
+                view,
+                zc.name,
+                zc.file,
+                LoadOutcome.UNCHANGED,
+                old.serial,
+                old.record_count,
+                files=read,
             )
             return old, event
         if not _serial_increased(old.serial, new.serial):
@@ -204,8 +242,50 @@ def load_one(
         new.record_count,
         None,
         result.findings,
+        files=read,
     )
     return new, event
+
+
+def content_digest(files: Iterable[str]) -> str:
+    """A digest of the bytes of *files*: whether a zone's source changed across restarts."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0")
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            h.update(b"\0missing")
+    return h.hexdigest()
+
+
+def served_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    label = zone.to_text(omit_final_dot=True) or "root"
+    return os.path.join(config.state_dir, view, f"{label}.serial")
+
+
+def read_served(config: Config, view: str, zone: dns.name.Name) -> tuple[str, int] | None:
+    """The (source digest, serial) a managed-serial zone last served, if recorded."""
+    try:
+        with open(served_path(config, view, zone), encoding="utf-8") as f:
+            data = json.load(f)
+        return str(data["digest"]), int(data["serial"]) % 2**32
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_served(config: Config, view: str, zone: dns.name.Name, version: ZoneVersion) -> None:
+    """Record what a managed-serial zone serves, atomically, for the next start."""
+    path = served_path(config, view, zone)
+    _ensure_dir(path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"digest": content_digest(version.files), "serial": version.serial}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def build_snapshot(
@@ -251,7 +331,16 @@ def build_snapshot(
                 version, event = _secondary_copy(vc.name, zc, old)
             else:
                 floor = old_journal.serial_to if first and old_journal is not None else None
-                version, event = load_one(vc.name, zc, old, now, floor)
+                managed = zc.serial is not SerialPolicy.KEEP
+                remembered = read_served(config, vc.name, zc.name) if first and managed else None
+                version, event = load_one(vc.name, zc, old, now, floor, remembered)
+                if managed and version is not None and version is not old:
+                    try:
+                        write_served(config, vc.name, zc.name, version)
+                    except OSError as e:
+                        event = dataclasses.replace(
+                            event, journal_note=f"cannot record the served serial: {e}"
+                        )
             zones[zc.name] = loaded[(vc.name, zc.name)] = version
             journal, note = record_change(
                 config, vc.name, zc.name, old, version, old_journal, first_load=first

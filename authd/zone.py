@@ -91,6 +91,7 @@ class ZoneVersion:
 class CompileResult:
     version: ZoneVersion | None  # None when an error finding refused the zone
     findings: tuple[Finding, ...]
+    files: frozenset[str] = frozenset()  # every file read (set by load_zone)
 
     @property
     def errors(self) -> list[Finding]:
@@ -255,8 +256,9 @@ def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
     while records:  # their names and rdatas live on in the version
         del records[-10_000:]
     if result.version is None:
-        return result
-    return dataclasses.replace(result, version=dataclasses.replace(result.version, files=files))
+        return dataclasses.replace(result, files=files)
+    version = dataclasses.replace(result.version, files=files)
+    return dataclasses.replace(result, version=version, files=files)
 
 
 def _take_apart(d: dict[Any, Any]) -> None:

@@ -21,8 +21,9 @@ log.  What is guarded:
 
 Regressions guarded: an ``$INCLUDE ../inc/x`` was recorded as
 ``zones/../inc/x`` while the watcher reports normalised paths, so edits to it
-were ignored (``test_a_change_to_an_included_file_reloads_its_zone``).  Known
-gaps are strict xfails at the end (files read by a refused load are unwatched).
+were ignored (``test_a_change_to_an_included_file_reloads_its_zone``); the
+files a refused or failed load read were not watched, so fixing a broken
+$INCLUDE did nothing (the two ``test_fixing_...`` tests).
 
 Every wait is bounded; a failure prints every server's log (``reloadkit.Lab``).
 """
@@ -292,17 +293,12 @@ def test_a_broken_config_edit_is_refused_and_the_old_zones_keep_answering(lab: L
     lab.check(server.process.poll() is None, "the server kept running throughout")
 
 
-# -- known gaps: files the watcher does not know about ----------------------------------
+# -- files only a refused or failed load read ---------------------------------------------
 #
-# A zone's watched files are those its last *served* version was read from
-# (``ZoneVersion.files``).  A load that fails never reports which files it read,
-# so a file first $INCLUDEd by a refused edit, or by a zone that failed its
-# first load, is not watched: fixing it changes nothing until the main file is
-# touched or SIGHUP arrives.  The fix belongs in the loader (the load event
-# should carry every file it read, the failing one included).
+# The watcher follows the files the served version was read from and those the
+# last load read, the failing one included (ZoneLoadEvent.files).
 
 
-@pytest.mark.xfail(strict=True, reason="files read by a refused load are not watched")
 def test_fixing_a_newly_included_file_that_broke_a_reload_reloads_the_zone(lab: Lab) -> None:
     main = lab.write("a.zone", zone_text(A, 1))
     server = lab.start("authd", [{"name": A, "file": str(main)}])
@@ -313,7 +309,6 @@ def test_fixing_a_newly_included_file_that_broke_a_reload_reloads_the_zone(lab: 
     lab.wait_serial(server, A, 2, SERVED_WITHIN)
 
 
-@pytest.mark.xfail(strict=True, reason="files read by a failed first load are not watched")
 def test_fixing_the_include_that_failed_the_first_load_serves_the_zone(lab: Lab) -> None:
     inc = lab.write("hosts.inc", "www2 A not-an-address\n")
     main = lab.write("a.zone", zone_text(A, 1) + "$INCLUDE hosts.inc\n")

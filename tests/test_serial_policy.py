@@ -231,10 +231,6 @@ def test_increment_end_to_end_survives_a_restart(lab: Lab) -> None:
     lab.wait_serial(second, "p.test", (served + 1) % 2**32, 2.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a managed serial moves on at every restart and the IXFR journal is discarded",
-)
 def test_a_restart_without_changes_keeps_the_serial_and_the_journal(lab: Lab) -> None:
     # With ``serial: increment`` the file keeps its own serial (1) while authd
     # served 2, 3...; after a restart with the file unchanged, the last served

@@ -467,11 +467,21 @@ class Service:
             for name, zc in view.configs.items():
                 if zc.type is ZoneType.SECONDARY:
                     continue  # written by us, not by the operator
-                files.add(zc.file)
-                version = view.zones.get(name)
-                if version is not None:
-                    files |= version.files
+                files |= self._zone_files(view.name, name, zc.file)
         self.watcher.watch(files)
+
+    def _zone_files(self, view: str, zone: dns.name.Name, main: str) -> set[str]:
+        """The files a zone is read from: those its served version and its last load read.
+
+        The last load counts too: a refused edit may have $INCLUDEd a new, broken
+        file, and fixing that file must bring the zone back.
+        """
+        files = {main}
+        version = self.current().view_zone(view, zone)
+        if version is not None:
+            files |= version.files
+        files |= self.zone_status.get((view, zone), {}).get("files", frozenset())
+        return files
 
     def files_changed(self, paths: set[str]) -> None:
         """The watcher's debounced callback: reload what those files feed."""
@@ -483,8 +493,7 @@ class Service:
             for name, zc in view.configs.items():
                 if zc.in_view is not None or zc.type is ZoneType.SECONDARY:
                     continue
-                version = view.zones.get(name)
-                files = {zc.file, *(version.files if version is not None else ())}
+                files = self._zone_files(view.name, name, zc.file)
                 # The watcher reports normalised absolute paths; an $INCLUDE of
                 # ``../inc/x`` is recorded as written (``zones/../inc/x``).
                 if {_normalised(f) for f in files} & paths:
@@ -506,6 +515,7 @@ class Service:
             }
             if e.outcome is LoadOutcome.LOADED:
                 entry["loaded_at"] = now
+            entry["files"] = e.files
 
     def status(self) -> dict[str, Any]:
         snap = self.current()
