@@ -235,9 +235,9 @@ def test_a_restart_without_changes_keeps_the_serial_and_the_journal(lab: Lab) ->
     # With ``serial: increment`` the file keeps its own serial (1) while authd
     # served 2, 3...; after a restart with the file unchanged, the last served
     # serial would be the right one to serve again (the secondaries have it and
-    # the journal leads to it).  Today the floor rule serves floor + 1, and the
-    # journal, which ends at the floor, is discarded ("journal ends at serial 3
-    # but the zone is at 4"): every restart forces AXFR on the secondaries.
+    # the journal leads to it).  Regression: the floor rule served floor + 1 and
+    # the journal, ending at the floor, was discarded ("journal ends at serial 3
+    # but the zone is at 4"), so every restart forced AXFR on the secondaries.
     path = lab.write("p.zone", zone_text("p.test", 1))
     zones = [{"name": "p.test", "file": str(path), "serial": "increment"}]
     options = {"state_dir": str(lab.dir / "state")}
