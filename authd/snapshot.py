@@ -176,6 +176,12 @@ def load_one(
         )
         return old, event
 
+    def unchanged(old: ZoneVersion) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+        outcome = LoadOutcome.UNCHANGED
+        return old, ZoneLoadEvent(
+            view, zc.name, zc.file, outcome, old.serial, old.record_count, files=read
+        )
+
     try:
         result = load_zone(zc.name, zc.file)
     except ZoneError as e:
@@ -192,16 +198,7 @@ def load_one(
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
         if new.same_content(old):
-            event = ZoneLoadEvent(
-                view,
-                zc.name,
-                zc.file,
-                LoadOutcome.UNCHANGED,
-                old.serial,
-                old.record_count,
-                files=read,
-            )
-            return old, event
+            return unchanged(old)
         new = new.with_serial(policy_serial(zc.serial, old.serial, now))
     elif (
         old is None
@@ -216,16 +213,7 @@ def load_one(
         new = new.with_serial(policy_serial(zc.serial, floor, now))
     if old is not None and not managed:
         if new.serial == old.serial and new.same_content(old):
-            event = ZoneLoadEvent(
-                view,
-                zc.name,
-                zc.file,
-                LoadOutcome.UNCHANGED,
-                old.serial,
-                old.record_count,
-                files=read,
-            )
-            return old, event
+            return unchanged(old)
         if not _serial_increased(old.serial, new.serial):
             why = _not_increased_reason(old.serial, new.serial)
             changed = "content unchanged" if new.same_content(old) else "content changed"

@@ -28,7 +28,6 @@ Invariants:
 from __future__ import annotations
 
 import enum
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -48,6 +47,7 @@ import dns.tsig
 
 from authd.changeset import RR, Changeset, condense
 from authd.journal import Journal
+from authd.tsig import append_tsig
 from authd.zone import ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
@@ -283,7 +283,7 @@ class _Packer:
             tsig, self.tsig_ctx = _sign(
                 wire, self.signer, self.tsig_rdata, self.query.mac or b"", self.tsig_ctx
             )
-            wire = _with_tsig(wire, self.signer.key.name, tsig)
+            wire = append_tsig(wire, self.signer.key.name, tsig)
         self.closed += 1
         self.ready.append(wire)
 
@@ -324,20 +324,6 @@ class _Packer:
         self._close()
         ready, self.ready = self.ready, []
         return ready
-
-
-def _with_tsig(wire: bytes, keyname: dns.name.Name, tsig: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
-    """*wire* with the TSIG record appended; its owner is never compressed (RFC 8945 4.2)."""
-    rdata = _wire(tsig)
-    (arcount,) = struct.unpack_from("!H", wire, 10)
-    return (
-        wire[:10]
-        + struct.pack("!H", arcount + 1)
-        + wire[12:]
-        + _wire(keyname)
-        + struct.pack("!HHIH", RdataType.TSIG, dns.rdataclass.ANY, 0, len(rdata))
-        + rdata
-    )
 
 
 def _packed(packer: _Packer, rrsets: Iterable[dns.rrset.RRset]) -> Iterator[bytes]:
