@@ -565,6 +565,33 @@ class Service:
             "zones": zones,
         }
 
+    def log_summary(self) -> None:
+        """One start-up line per zone: role, serial, journal span, peers, refresh state."""
+        for z in self.status()["zones"]:
+            j = z["journal"]
+            journal = (
+                f"journal {j['from']}..{j['to']} ({j['entries']} changes)"
+                if j
+                else ("journal empty")
+            )
+            peers = (
+                f"primaries {', '.join(z['primaries'])}"
+                if z["primaries"]
+                else f"also-notify {', '.join(z['also_notify']) or 'none'}"
+            )
+            refresh = z.get("refresh")
+            last = f", last transfer: {refresh['last_result']}" if refresh else ""
+            log.info(
+                "zone {zone} (view {view}): {role}, serial {serial}, {journal}, {peers}{last}",
+                zone=z["zone"],
+                view=z["view"],
+                role=z["role"],
+                serial=z["serial"] if z["serial"] is not None else "none (SERVFAIL)",
+                journal=journal,
+                peers=peers,
+                last=last,
+            )
+
     def control(self, request: dict[str, Any]) -> Any:
         """One ``authd ctl`` request; the reply is a JSON-able dict (or its Deferred)."""
         command = request["command"]
@@ -647,6 +674,7 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     service.fleet.start()
     service.notify_changed(events)
     service.record_events(events)
+    service.log_summary()
     if config.options.control:
         try:
             control.listen(reactor, config.options.control, service.control)
