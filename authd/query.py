@@ -217,11 +217,16 @@ class _Context:
         payload = self.msg.payload if self.msg.edns >= 0 else None
         return _limit(self.request.transport, payload, self.snapshot.options.udp_payload_max)
 
+    @property
+    def tsig_reserve(self) -> int:
+        """Room kept at the end of a response for the TSIG record we append."""
+        if self.signer is None:
+            return 0
+        return tsig.reserve_size(self.signer.key.name, self.signer.key.algorithm)
+
     def simple(self, rcode: dns.rcode.Rcode, aa: bool = False) -> Reply:
-        reserve = 0
-        if self.signer is not None:
-            reserve = tsig.reserve_size(self.signer.key.name, self.signer.key.algorithm)
-        out = _simple(self.msg, rcode, self.edns, aa, max(self.limit - reserve, 512))
+        limit = max(self.limit - self.tsig_reserve, NO_EDNS_UDP_LIMIT)
+        out = _simple(self.msg, rcode, self.edns, aa, limit)
         return Reply((self.sign(out),))
 
 
@@ -288,10 +293,6 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
         return ctx.simple(dns.rcode.NOTIMP), False
     if q.rdtype in _QTYPE_TRANSFER and q.rdclass == dns.rdataclass.IN:
         return _transfer(ctx, view), False
-    limit = _limit(
-        request.transport, msg.payload if msg.edns >= 0 else None, options.udp_payload_max
-    )
-    reserve = 0 if signer is None else tsig.reserve_size(signer.key.name, signer.key.algorithm)
     if q.rdclass == dns.rdataclass.CH:
         result = _chaos(q.name, q.rdtype, snapshot)
     elif view is None:
@@ -310,7 +311,9 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
             minimal_any=options.minimal_any and request.transport is Transport.UDP,
             dnssec=edns is not None and edns.do,
         )
-    out = render(msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, limit, reserve)
+    out = render(
+        msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, ctx.limit, ctx.tsig_reserve
+    )
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
     return Reply((ctx.sign(out),)), signer is None and subnet is None
 
@@ -396,13 +399,8 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
             return refused(dns.rcode.FORMERR, "ixfr-without-soa")
         journal = view.journals.get(q.name) or Journal(())
         udp = request.transport is Transport.UDP
-        limit = _limit(
-            request.transport,
-            msg.payload if msg.edns >= 0 else None,
-            ctx.snapshot.options.udp_payload_max,
-        )
         ixfr_kind, messages = xfr.iter_ixfr_messages(
-            msg, version, journal, max_size=limit, udp=udp, tsig=signer, edns_payload=payload
+            msg, version, journal, max_size=ctx.limit, udp=udp, tsig=signer, edns_payload=payload
         )
         kind = f"ixfr-{ixfr_kind.value}"
     first = next(messages, None)
