@@ -301,19 +301,37 @@ def apply(version: ZoneVersion, changeset: Changeset) -> CompileResult:
         raise ValueError(
             f"changeset starts at serial {changeset.serial_from}, the zone is at {version.serial}"
         )
-    current: dict[tuple[dns.name.Name, dns.rdata.Rdata], int] = {
-        (name, rd): ttl for name, ttl, rd in records(version)
-    }
-    del current[(version.origin, version.soa[0])]
-    for name, _ttl, rd in changeset.removed:
-        if current.pop((name, rd), None) is None:
-            raise ValueError(f"changeset removes {name} {rd.rdtype.name} {rd} which is not there")
-    for name, ttl, rd in changeset.added:
-        current[(name, rd)] = ttl
-    soa = changeset.new_soa
+    # Only the owners the changeset names are looked at closely: a dict of
+    # every record would be a million-entry table grown in single long steps
+    # (stalling the reactor thread) and a slow rdata hash per record.
+    nodes = version.nodes
+    removed = dict.fromkeys((name, rd) for name, _ttl, rd in changeset.removed)
+    added = {(name, rd): ttl for name, ttl, rd in changeset.added}
+    touched = {id(node) for name, _ in [*removed, *added] if (node := nodes.get(name)) is not None}
     file = version.file
+    soa = changeset.new_soa
     recs = [Record(soa.name, soa.ttl, soa.rdata, file, 0)]
-    recs.extend(Record(name, ttl, rd, file, 0) for (name, rd), ttl in current.items())
+    found = set()
+    origin = version.origin
+    for name, node in nodes.items():
+        check = id(node) in touched
+        for rdtype, rrset in node.items():
+            if rdtype == _SOA and name == origin:
+                continue  # the old SOA: the new one is first in recs
+            ttl = rrset.ttl
+            for rd in rrset:
+                if check:
+                    key = (name, rd)
+                    if key in removed:
+                        found.add(key)
+                        continue
+                    if key in added:
+                        continue  # added again (a new TTL): the changeset's copy wins
+                recs.append(Record(name, ttl, rd, file, 0))
+    for name, rd in removed:
+        if (name, rd) not in found:
+            raise ValueError(f"changeset removes {name} {rd.rdtype.name} {rd} which is not there")
+    recs.extend(Record(name, ttl, rd, file, 0) for (name, rd), ttl in added.items())
     return compile_zone(version.origin, recs, file)
 
 

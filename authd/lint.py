@@ -729,33 +729,35 @@ class _Scan:
 
     def _ttls(self) -> None:
         rrsets = self.g.rrsets
-        for (name, rdtype), ttl in self.g.ttls.items():
-            if 0 < ttl <= TTL_LONG:
-                continue
-            where = rrsets[name][rdtype][1]
-            what = f"{name} {dns.rdatatype.to_text(rdtype)}"
-            if ttl == 0:
-                self.findings.append(
-                    _finding("ttl-zero", where, f"{what} has TTL 0: it is never cached")
+        for name, type_ttls in self.g.ttls.items():
+            for rdtype, ttl in type_ttls.items():
+                if not 0 < ttl <= TTL_LONG:
+                    self._ttl(name, rdtype, ttl, rrsets[name][rdtype][1])
+
+    def _ttl(self, name: Name, rdtype: RdataType, ttl: int, where: Origin) -> None:
+        what = f"{name} {dns.rdatatype.to_text(rdtype)}"
+        if ttl == 0:
+            self.findings.append(
+                _finding("ttl-zero", where, f"{what} has TTL 0: it is never cached")
+            )
+        elif ttl > TTL_MAX:
+            self.findings.append(
+                _finding(
+                    "ttl-over-max",
+                    where,
+                    f"{what} has TTL {ttl}, above 2^31 - 1: resolvers read it as 0 "
+                    "(RFC 2181 section 8)",
                 )
-            elif ttl > TTL_MAX:
-                self.findings.append(
-                    _finding(
-                        "ttl-over-max",
-                        where,
-                        f"{what} has TTL {ttl}, above 2^31 - 1: resolvers read it as 0 "
-                        "(RFC 2181 section 8)",
-                    )
+            )
+        else:
+            self.findings.append(
+                _finding(
+                    "ttl-long",
+                    where,
+                    f"{what} has TTL {ttl} ({ttl / 86400:g} days), more than a week: "
+                    "a mistake takes that long to undo",
                 )
-            else:
-                self.findings.append(
-                    _finding(
-                        "ttl-long",
-                        where,
-                        f"{what} has TTL {ttl} ({ttl / 86400:g} days), more than a week: "
-                        "a mistake takes that long to undo",
-                    )
-                )
+            )
 
     def _soa(self, soa: dns.rdtypes.ANY.SOA.SOA, where: Origin) -> None:
         add = self.findings.append
@@ -1255,14 +1257,16 @@ def _ptr(owner: Name, target: Name, where: Origin, z: ZoneLint) -> list[Finding]
 def same_data(a: Grouping, b: Grouping) -> bool:
     """True when *a* and *b* hold the same records, the SOA serial aside
     (what ``ZoneVersion.same_content`` compares, without compiling)."""
-    if a.origin != b.origin or a.rrsets.keys() != b.rrsets.keys():
+    if a.origin != b.origin or len(a.rrsets) != len(b.rrsets):
         return False
     for name, types in a.rrsets.items():
-        other = b.rrsets[name]
-        if types.keys() != other.keys():
+        # Equal sizes and every name found: the same names.
+        other = b.rrsets.get(name)
+        if other is None or types.keys() != other.keys():
             return False
+        a_ttls, b_ttls = a.ttls[name], b.ttls[name]
         for rdtype, (rdatas, _) in types.items():
-            if a.ttls[(name, rdtype)] != b.ttls[(name, rdtype)]:
+            if a_ttls[rdtype] != b_ttls[rdtype]:
                 return False
             theirs = other[rdtype][0]
             if rdtype == _SOA:

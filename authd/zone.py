@@ -10,7 +10,7 @@ builds a new one and the server swaps a single reference.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import dns.rrset
 
 from authd.checks import Finding, Origin, Severity, check_zone
 from authd.errors import ZoneError
+from authd.namedict import NameMap, name_dict, replaced
 from authd.zonefile import Record, parse_zone_file
 
 RdataType = dns.rdatatype.RdataType
@@ -36,7 +37,7 @@ class ZoneVersion:
     origin: dns.name.Name
     soa: dns.rrset.RRset
     negative_soa: dns.rrset.RRset  # the SOA as negative answers carry it (RFC 2308 s5)
-    nodes: dict[dns.name.Name, Node]  # every name in the zone, ENTs included
+    nodes: NameMap[Node]  # every name in the zone, ENTs included
     cuts: frozenset[dns.name.Name]  # owners of NS below the apex
     dnames: frozenset[dns.name.Name]  # owners of DNAME (the apex may be one)
     wildcards: bool  # any ``*`` owner: skip the wildcard probe when there is none
@@ -61,19 +62,20 @@ class ZoneVersion:
         negative = self.negative_soa.copy()
         negative.clear()
         negative.add(rdata)
-        nodes = dict(self.nodes)
-        apex = dict(nodes[self.origin])
+        apex = dict(self.nodes[self.origin])
         apex[RdataType.SOA] = soa
-        nodes[self.origin] = apex
+        nodes = replaced(self.nodes, self.origin, apex)
         return dataclasses.replace(self, soa=soa, negative_soa=negative, nodes=nodes)
 
     def same_content(self, other: ZoneVersion) -> bool:
         """True when the two versions differ at most in the SOA serial."""
-        if self.origin != other.origin or self.nodes.keys() != other.nodes.keys():
+        if self.origin != other.origin or len(self.nodes) != len(other.nodes):
             return False
+        onodes = other.nodes
         for name, node in self.nodes.items():
-            onode = other.nodes[name]
-            if node.keys() != onode.keys():
+            # Equal sizes and every name found: the same names.
+            onode = onodes.get(name)
+            if onode is None or node.keys() != onode.keys():
                 return False
             for rdtype, rrset in node.items():
                 orrset = onode[rdtype]
@@ -108,8 +110,8 @@ class Grouping:
 
     origin: dns.name.Name
     file: str
-    rrsets: dict[dns.name.Name, dict[RdataType, tuple[list[object], Origin]]]
-    ttls: dict[tuple[dns.name.Name, RdataType], int]  # the smaller on a mismatch
+    rrsets: NameMap[dict[RdataType, tuple[list[object], Origin]]]
+    ttls: NameMap[dict[RdataType, int]]  # owner -> type -> TTL, the smaller on a mismatch
     cuts: frozenset[dns.name.Name]  # owners of NS below the apex
     count: int  # records kept (out-of-zone ones are dropped)
     findings: tuple[Finding, ...]  # out-of-zone, ttl-mismatch
@@ -118,8 +120,10 @@ class Grouping:
 def group_records(origin: dns.name.Name, records: Iterable[Record], file: str) -> Grouping:
     """Group *records* into RRsets for *origin*, dropping out-of-zone data."""
     findings: list[Finding] = []
-    grouped: dict[dns.name.Name, dict[RdataType, tuple[list[object], Origin]]] = {}
-    ttls: dict[tuple[dns.name.Name, RdataType], int] = {}
+    # Sized by the record count: owners are at most that many.
+    expected = len(records) if isinstance(records, Sized) else 0
+    grouped: NameMap[dict[RdataType, tuple[list[object], Origin]]] = name_dict(expected)
+    ttls: NameMap[dict[RdataType, int]] = name_dict(expected)
     count = 0
     olen = len(origin.labels)
     origin_labels = origin.labels
@@ -142,25 +146,28 @@ def group_records(origin: dns.name.Name, records: Iterable[Record], file: str) -
         types = grouped.get(name)
         if types is None:
             types = grouped[name] = {}
+            type_ttls = ttls[name] = {}
+        else:
+            type_ttls = ttls[name]
         entry = types.get(rdtype)
         if entry is None:
             types[rdtype] = ([rec.rdata], Origin(rec.file, rec.line))
-            ttls[(name, rdtype)] = rec.ttl
+            type_ttls[rdtype] = rec.ttl
         else:
             entry[0].append(rec.rdata)
-            key = (name, rdtype)
-            if rec.ttl != ttls[key]:
+            old_ttl = type_ttls[rdtype]
+            if rec.ttl != old_ttl:
                 findings.append(
                     Finding(
                         "ttl-mismatch",
                         Severity.WARNING,
                         rec.file,
                         rec.line,
-                        f"TTL {rec.ttl} differs from {ttls[key]} in the {name} "
+                        f"TTL {rec.ttl} differs from {old_ttl} in the {name} "
                         f"{dns.rdatatype.to_text(rdtype)} RRset; using the smaller",
                     )
                 )
-                ttls[key] = min(ttls[key], rec.ttl)
+                type_ttls[rdtype] = min(old_ttl, rec.ttl)
         count += 1
 
     cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
@@ -186,14 +193,15 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
     if any(f.severity is Severity.ERROR for f in findings):
         return CompileResult(None, tuple(findings))
 
-    nodes: dict[dns.name.Name, Node] = {}
+    nodes: NameMap[Node] = name_dict(len(grouped))
     dnames = []
     wildcards = False
     for name, types in grouped.items():
         node: Node = {}
+        type_ttls = ttls[name]
         for rdtype, (rdatas, where) in types.items():
             rrset = dns.rrset.RRset(name, IN, rdtype)
-            rrset.ttl = ttls[(name, rdtype)]
+            rrset.ttl = type_ttls[rdtype]
             # Filling the ordered set directly hashes each rdata once (RRset.add
             # hashes twice, and an rdata's hash renders it to wire: the bulk of
             # a big zone's load time).  The rdatas come from the parser, so they
@@ -261,7 +269,7 @@ def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
     return dataclasses.replace(result, version=version, files=files)
 
 
-def _take_apart(d: dict[Any, Any]) -> None:
+def _take_apart(d: MutableMapping[Any, Any]) -> None:
     while d:
         d.popitem()
 

@@ -9,11 +9,15 @@ serial + 1 and one changed record), and measuring, for each edit:
     its ``reload done: generation N, longest reactor stall X ms`` line;
 (b) ``client_worst_ms``: the worst latency a client sees that sends a query
     every 10 ms (on a fixed schedule, answers matched by ID, so one slow
-    answer does not delay the next question) from the edit until 3 s after
-    the new serial is served (this covers the old version being taken apart
-    1 s after the swap); unanswered queries are counted, not averaged in;
+    answer does not delay the next question) from the edit until the server
+    has freed the old version (at least 3 s after the new serial is served),
+    so taking the old version apart is measured too; unanswered queries are
+    counted, not averaged in;
 (c) ``edit_to_served_s``: seconds from the rename to the first answer with
-    the new serial (includes the 0.3 s debounce).
+    the new serial (includes the 0.3 s debounce);
+(d) ``rss_after_freeing_mib``: the server's resident memory once it logs that
+    the replaced version is freed (it takes old versions apart in a worker,
+    starting 1 s after the swap), to show memory does not grow edit by edit.
 
 The queries alternate between the apex SOA (answered from the answer cache
 once warm; it shows the serial) and a random absent name (NXDOMAIN, never
@@ -62,6 +66,7 @@ BASELINE = 2.0  # seconds of idle measurement before the first edit
 AFTER_SERVED = 3.0  # seconds measured after the new serial is served
 START_TIMEOUT = 600.0  # seconds for authd to load the zone and say it is ready
 SERVED_TIMEOUT = 120.0  # seconds from an edit to the new serial, at most
+FREED_TIMEOUT = 120.0  # seconds for the server to free the version an edit replaced
 
 
 @dataclass
@@ -189,6 +194,11 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
         "worst_ms_by_kind": worst,
         "over_50ms": sum(1 for x in answered if x > 0.05),
         "over_100ms": sum(1 for x in answered if x > 0.1),
+        # When the slowest answers were asked, in seconds from the window's start.
+        "slowest": [
+            (round(s.sent - samples[0].sent, 2), round((s.latency or 0) * 1000, 1))
+            for s in sorted(samples, key=lambda s: -(s.latency or 0))[:8]
+        ],
     }
 
 
@@ -217,6 +227,21 @@ def edit(path: Path, serial: int, www: str) -> float:
 
 def reload_lines(server: Server) -> list[str]:
     return [x for x in server.read_log().splitlines() if "reload done:" in x]
+
+
+def freed_lines(server: Server) -> list[str]:
+    return [x for x in server.read_log().splitlines() if "entries of old zone versions" in x]
+
+
+def wait_freed(server: Server, before: int) -> str | None:
+    """The server's line saying the replaced version is freed (None: not within FREED_TIMEOUT)."""
+    deadline = time.monotonic() + FREED_TIMEOUT
+    while time.monotonic() < deadline:
+        lines = freed_lines(server)
+        if len(lines) > before:
+            return lines[-1]
+        time.sleep(0.2)
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -263,6 +288,7 @@ def main(argv: list[str]) -> int:
         for n in range(1, args.edits + 1):
             serial += 1
             done_before = len(reload_lines(server))
+            freed_before = len(freed_lines(server))
             edited = edit(zone, serial, f"192.0.2.{100 + n}")
             deadline = edited + SERVED_TIMEOUT
             served_at = None
@@ -281,7 +307,10 @@ def main(argv: list[str]) -> int:
             if lines:
                 found = re.search(r"longest reactor stall ([\d.]+) ms", lines[-1])
                 stall = float(found.group(1)) if found else None
-            window = summarize(prober.window(edited, served_at + AFTER_SERVED))
+            freed = wait_freed(server, freed_before)
+            until = time.monotonic()
+            time.sleep(LOST_AFTER)  # the queries sent until then are answered or lost
+            window = summarize(prober.window(edited, until))
             entry = {
                 "serial": serial,
                 "server_stall_ms": stall,
@@ -290,6 +319,8 @@ def main(argv: list[str]) -> int:
                 "client": window,
                 "reload_done_lines": lines,
                 "rss_mib": rss_mib(server.process.pid),
+                "freed_line": freed,
+                "rss_after_freeing_mib": rss_mib(server.process.pid) if freed else None,
             }
             results["edits"].append(entry)
             print(
@@ -297,7 +328,8 @@ def main(argv: list[str]) -> int:
                 f"{window['worst_ms']} ms (p99 {window['p99_ms']} ms, lost {window['lost']}, "
                 f">50ms {window['over_50ms']}, >100ms {window['over_100ms']} of "
                 f"{window['queries']}), (c) edit to served {entry['edit_to_served_s']} s, "
-                f"RSS {entry['rss_mib']} MiB"
+                f"RSS {entry['rss_mib']} MiB, {entry['rss_after_freeing_mib']} MiB once the "
+                "old version is freed"
             )
     finally:
         prober.stop()

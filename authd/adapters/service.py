@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import dns.exception
@@ -53,7 +53,7 @@ log = Logger(namespace="authd")
 
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
-RETIRE_THRESHOLD = 10_000  # records; smaller versions are freed at once, harmlessly
+RETIRE_THRESHOLD = 10_000  # records or cache entries; smaller tables are freed at once, harmlessly
 RETIRE_DELAY = 1.0  # seconds after a swap before the old versions are taken apart
 
 
@@ -84,25 +84,28 @@ class StallMonitor:
         return self.worst
 
 
-def _dismantle(versions: list[ZoneVersion]) -> None:
-    """Free big zone versions a node at a time (in a worker thread).
+def _dismantle(tables: list[MutableMapping[Any, Any]]) -> int:
+    """Empty big tables an entry at a time (in a worker thread); how many entries.
 
-    Dropping a million-record version in one go is one long deallocation that
-    holds the GIL for half a second; popping its nodes one by one frees the
-    same memory in small steps that let the reactor thread run in between.
+    Dropping a million-record zone version in one go is one long deallocation
+    that holds the GIL for half a second; popping its nodes one by one frees
+    the same memory in small steps that let the reactor thread run in between.
     """
-    for version in versions:
-        nodes = version.nodes
-        while nodes:
-            nodes.popitem()
+    count = 0
+    for table in tables:
+        while table:
+            table.popitem()
+            count += 1
+    return count
 
 
 def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
-    """Take apart, in a worker, the big zone versions only *old* held.
+    """Take apart, in a worker, the big zone versions and caches only *old* held.
 
     It runs a moment later, once the publishing code has let go of *old*.  A
     version still referenced elsewhere then (a zone transfer streaming it) is
     left to reference counting: taking it apart would corrupt the transfer.
+    Answer caches are only ever read through their snapshot, so they go anyway.
     """
     live = {id(v) for view in new.views for v in view.zones.values() if v is not None}
     doomed = list(
@@ -113,20 +116,36 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
             if v is not None and id(v) not in live and v.record_count >= RETIRE_THRESHOLD
         }.values()
     )
-    if doomed:
-        reactor.callLater(RETIRE_DELAY, _retire_later, doomed)
+    caches: list[MutableMapping[Any, Any]] = [
+        cache
+        for cache in (old.cache, old.front)
+        if cache is not None
+        and cache is not new.cache
+        and cache is not new.front
+        and len(cache) >= RETIRE_THRESHOLD
+    ]
+    if doomed or caches:
+        reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches)
 
 
-def _retire_later(doomed: list[ZoneVersion]) -> None:
-    versions = []
+def _retire_later(doomed: list[ZoneVersion], caches: list[MutableMapping[Any, Any]]) -> None:
+    tables = caches
     while doomed:
         version = doomed.pop()
         # Two references: ``version`` here and getrefcount's own argument.
         if sys.getrefcount(version) <= 2:
-            versions.append(version)
+            tables.append(version.nodes)
         del version
-    if versions:
-        threads.deferToThread(_dismantle, versions)
+    if tables:
+        began = time.monotonic()
+        d = threads.deferToThread(_dismantle, tables)
+        d.addCallback(
+            lambda count: log.info(
+                "freed {count} entries of old zone versions and caches in {seconds:.1f} s",
+                count=count,
+                seconds=time.monotonic() - began,
+            )
+        )
 
 
 def _normalised(path: str) -> str:
