@@ -53,7 +53,7 @@ log = Logger(namespace="authd")
 
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
-RETIRE_THRESHOLD = 10_000  # records or cache entries; smaller tables are freed at once, harmlessly
+RETIRE_THRESHOLD = 10_000  # records; smaller zone versions are freed at once, harmlessly
 RETIRE_DELAY = 1.0  # seconds after a swap before the old versions are taken apart
 
 
@@ -105,7 +105,11 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
     It runs a moment later, once the publishing code has let go of *old*.  A
     version still referenced elsewhere then (a zone transfer streaming it) is
     left to reference counting: taking it apart would corrupt the transfer.
-    Answer caches are only ever read through their snapshot, so they go anyway.
+    Answer caches are only ever read through their snapshot, so they go
+    anyway, whatever their size: entries cached while a big zone was being
+    built can be the last tenants of the allocator's arenas, and freeing
+    them all at once here (returning each arena to the OS) measured 27 ms for
+    1,500 entries.
     """
     live = {id(v) for view in new.views for v in view.zones.values() if v is not None}
     doomed = list(
@@ -119,10 +123,7 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
     caches: list[MutableMapping[Any, Any]] = [
         cache
         for cache in (old.cache, old.front)
-        if cache is not None
-        and cache is not new.cache
-        and cache is not new.front
-        and len(cache) >= RETIRE_THRESHOLD
+        if cache and cache is not new.cache and cache is not new.front
     ]
     if doomed or caches:
         reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches)
@@ -372,6 +373,7 @@ class Service:
         d = threads.deferToThread(work)
 
         def publish(result: tuple[Config, Snapshot, list[ZoneLoadEvent]]) -> list[str]:
+            began = time.perf_counter()
             new_config, snapshot, events = result
             # Secondary copies published while we parsed must not be rolled back.
             snapshot = _keep_secondaries(snapshot, self.current(), new_config)
@@ -400,8 +402,10 @@ class Service:
             self._watch_files()
             self.last_reload_stall = stall.stop()
             log.info(
-                "reload done: generation {generation}, longest reactor stall {stall:.1f} ms",
+                "reload done: generation {generation}, published in {publish:.1f} ms, "
+                "longest reactor stall {stall:.1f} ms",
                 generation=snapshot.generation,
+                publish=(time.perf_counter() - began) * 1000,
                 stall=self.last_reload_stall * 1000,
             )
             return refused
