@@ -7,9 +7,10 @@ Why: CPython grows a dict by rebuilding its whole table in one C call, with
 the GIL held.  At a million names that call takes 50-130 ms, and a reload
 building such a table in a worker thread stalls the reactor thread (every
 query) for that long.  Spread over shards of at most ``SHARD_SIZE`` entries,
-the longest rebuild is a couple of milliseconds.  A shard is picked from the
+each rebuild takes about a millisecond.  A shard is picked from the
 case-folded name, so names that compare equal (DNS names are case-insensitive)
-land in the same shard.
+land in the same shard.  The number of shards is fixed when the table is
+made, from the number of entries expected.
 
 Small tables stay plain dicts: on the query path a dict lookup is cheaper
 than any wrapper, and below ``SHARD_SIZE`` entries their growth is harmless.

@@ -311,3 +311,31 @@ def test_records_yields_the_soa_first_and_every_record_once() -> None:
     out = list(records(v))
     assert out[0].rdata.rdtype == dns.rdatatype.SOA
     assert len(out) == len(set(out)) == v.record_count
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("www A 192.0.2.1", "www A 192.0.2.1", True),
+        ("www A 192.0.2.1", "www A 192.0.2.2", False),
+        ("www A 192.0.2.1", "www AAAA 2001:db8::1", False),
+        ("www A 192.0.2.1", "www 600 A 192.0.2.1", False),
+        ("www A 192.0.2.1\nwww A 192.0.2.2", "www A 192.0.2.2\nwww A 192.0.2.1", True),
+        ("www A 192.0.2.1\nwww A 192.0.2.2", "www A 192.0.2.1", False),
+        ("mx MX 10 mail.other.", "mx MX 10 mail.other.", True),
+        ("mx MX 10 mail.other.", "mx MX 20 mail.other.", False),
+        ("mx MX 10 mail.other.", "mx MX 10 mail2.other.", False),
+        # Letter case: the fields differ, dnspython's canonical form decides.
+        ("mx MX 10 mail.other.", "mx MX 10 MAIL.other.", True),
+        ('t TXT "a" "b"', 't TXT "a" "b"', True),
+        ('t TXT "a" "b"', 't TXT "ab"', False),
+        ("c CNAME www.other.", "c CNAME www2.other.", False),
+    ],
+)
+def test_same_content_compares_records_as_dns_does(a: str, b: str, same: bool) -> None:
+    """``same_content`` takes a fast path through rdata fields; its verdict
+    must be the one dnspython's wire-form comparison gives."""
+    old, new = zone(a + "\n"), zone(b + "\n", serial=2)
+    assert old.same_content(new) is same
+    assert new.same_content(old) is same
+    assert (not diff(old, new).removed and not diff(old, new).added) is same
