@@ -340,7 +340,7 @@ def lint_records(origin: Name, records: Iterable[Record], file: str) -> ZoneLint
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        g = group_records(origin, records, file)
+        g = group_records(origin, records, file, sharded=False)
         findings = [*g.findings, *check_zone(origin, g.rrsets, g.cuts, file)]
         scan = _Scan(g)
     finally:

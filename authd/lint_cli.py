@@ -271,7 +271,7 @@ def old_grouping(zone: lint.ZoneLint, ref: str) -> Grouping | None:
             records = parse_zone_file(top_copy, zone.origin)
         except ZoneError:
             return None
-        return group_records(zone.origin, records, zone.file)
+        return group_records(zone.origin, records, zone.file, sharded=False)
 
 
 # --- the command -----------------------------------------------------------------
