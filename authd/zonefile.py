@@ -382,9 +382,10 @@ else:  # pragma: no cover - a dnspython that lays its objects out differently
     _direct, _direct_name = _construct, dns.name.Name
 
 
-# Entries per cache: enough for the targets a zone repeats (name servers, mail
-# hosts), and small enough that growing or freeing a cache is a short step for
-# the GIL (a million-entry dict takes 50-130 ms to grow, stalling every thread).
+# Entries per cache: the first ones seen stay, which catches the targets a
+# zone repeats (name servers, mail hosts); a bound keeps growing or freeing a
+# cache a short step for the GIL (a million-entry dict takes 50-130 ms to
+# grow, stalling every thread).
 _CACHE_LIMIT = 1 << 13
 
 
@@ -406,9 +407,9 @@ class _Origin:
     def name(self, text: str) -> dns.name.Name:
         name = self.names.get(text)
         if name is None:
-            if len(self.names) >= _CACHE_LIMIT:
-                self.names.clear()
-            name = self.names[text] = self.make_name(text)
+            name = self.make_name(text)
+            if len(self.names) < _CACHE_LIMIT:
+                self.names[text] = name
         return name
 
     def make_name(self, text: str) -> dns.name.Name:
@@ -579,9 +580,8 @@ def _rdata(
             rd = dns.rdata.from_text(_IN, t, key[1], origin=o.origin, relativize=False)
         except (dns.exception.DNSException, ValueError) as e:
             raise _Bad(f"bad {t.name} rdata '{key[1]}': {e}") from None
-    if len(o.rdata) >= _CACHE_LIMIT:
-        o.rdata.clear()
-    o.rdata[key] = rd
+    if len(o.rdata) < _CACHE_LIMIT:
+        o.rdata[key] = rd
     return rd
 
 
