@@ -28,15 +28,14 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.tsig
-import dns.xfr
-import dns.zone
 from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from authd import changeset, refresh, xfr_in
 from authd import notify as notify_mod
-from authd import refresh
 from authd.adapters.gcpause import gc_paused
+from authd.changeset import RR
 from authd.config import Config, Remote, ZoneConfig, ZoneType
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
 from authd.snapshot import Snapshot
@@ -332,36 +331,21 @@ class Fleet:
     def _transfer(self, zc: ZoneConfig, current: ZoneVersion | None) -> tuple[ZoneVersion, str]:
         errors = []
         for primary in zc.primaries:
-            keyring, keyname = _keyring(self.config, primary)
+            tsig = _keyring(self.config, primary)
             attempts = ["ixfr", "axfr"] if current is not None else ["axfr"]
             for kind in attempts:
                 try:
-                    zone = (
-                        _as_dnspython_zone(current)
-                        if kind == "ixfr" and current is not None
-                        else _Received(zc.name, relativize=False)
+                    serial = current.serial if kind == "ixfr" and current is not None else 0
+                    rrs = _fetch(
+                        zc, primary, kind, serial, self.config.options.transfer_timeout, tsig
                     )
-                    serial = current.serial if kind == "ixfr" and current is not None else None
-                    query, _ = dns.xfr.make_query(
-                        zone, serial=serial, keyring=keyring, keyname=keyname
-                    )
-                    if kind == "axfr":
-                        query = dns.message.make_query(zc.name, dns.rdatatype.AXFR)
-                        if keyring is not None:
-                            query.use_tsig(keyring, keyname=keyname)
-                    dns.query.inbound_xfr(
-                        primary.address,
-                        zone,
-                        query,
-                        port=primary.port,
-                        timeout=self.config.options.transfer_timeout,
-                        lifetime=self.config.options.transfer_timeout,
-                    )
+                    received = xfr_in.read_transfer(zc.name, rrs)
+                    del rrs
                     with gc_paused():
-                        version = _compile_copy(zc, zone)
-                    _write_copy(zc.file, zone)
+                        version = _apply_received(zc, current, received)
+                    _write_copy(zc.file, version)
                     how = kind.upper()
-                    if kind == "ixfr" and zone.replaced:
+                    if kind == "ixfr" and received.full is not None:
                         how = "IXFR (answered with the full zone)"  # RFC 1995 section 4
                     return version, f"{how} from {primary.address}#{primary.port}"
                 except Exception as e:  # any failure: try the next way, then the next primary
@@ -426,45 +410,72 @@ class Fleet:
         self._act(sec, actions)
 
 
-class _Received(dns.zone.Zone):
-    """A zone being transferred in; notes whether the transfer replaced it whole.
+def _fetch(
+    zc: ZoneConfig,
+    primary: Remote,
+    kind: str,
+    serial: int,
+    timeout: float,
+    tsig: tuple[dict[dns.name.Name, dns.tsig.Key] | None, dns.name.Name | None],
+) -> list[RR]:
+    """Every record of one AXFR or IXFR response from *primary*, in order.
 
-    ``dns.xfr.Inbound`` asks for a replacing writer for an AXFR and for an
-    IXFR answered AXFR-style, so the log can say which one really came.
+    dnspython's ``xfr`` reads the messages, checks TSIG on each and knows
+    where a transfer ends; what they hold is read by ``authd.xfr_in``.
     """
+    keyring, keyname = tsig
+    rrs: list[RR] = []
+    for message in dns.query.xfr(
+        primary.address,
+        zc.name,
+        rdtype=dns.rdatatype.IXFR if kind == "ixfr" else dns.rdatatype.AXFR,
+        port=primary.port,
+        keyring=keyring,
+        keyname=keyname,
+        relativize=False,
+        timeout=timeout,
+        lifetime=timeout,
+        serial=serial,
+    ):
+        for rrset in message.answer:
+            ttl = rrset.ttl
+            rrs.extend(RR(rrset.name, ttl, rd) for rd in rrset)
+    return rrs
 
-    replaced = False
 
-    def writer(self, replacement: bool = False) -> dns.zone.Transaction:
-        if replacement:
-            self.replaced = True
-        return super().writer(replacement)
-
-
-def _as_dnspython_zone(version: ZoneVersion) -> _Received:
-    zone = _Received(version.origin, relativize=False)
-    with zone.writer() as txn:
-        for node in version.nodes.values():
-            for rrset in node.values():
-                txn.add(rrset)
-    return zone
-
-
-def _compile_copy(zc: ZoneConfig, zone: dns.zone.Zone) -> ZoneVersion:
-    records = [Record(name, ttl, rdata, zc.file, 0) for name, ttl, rdata in zone.iterate_rdatas()]
-    result = compile_zone(zc.name, records, zc.file)
+def _apply_received(
+    zc: ZoneConfig, current: ZoneVersion | None, received: xfr_in.Received
+) -> ZoneVersion:
+    """The version a transfer leads to from *current*; raises when it is refused."""
+    if received.full is not None:
+        records = [Record(name, ttl, rd, zc.file, 0) for name, ttl, rd in received.full]
+        result = compile_zone(zc.name, records, zc.file)
+    elif received.changesets:
+        if current is None:
+            raise ValueError("an incremental transfer with no zone to apply it to")
+        version = current
+        for cs in received.changesets:
+            # ValueError when a step does not fit: the caller falls back to AXFR.
+            result = changeset.apply(version, cs)
+            if result.version is None:
+                break
+            version = result.version
+    else:
+        if current is None:
+            raise ValueError("an empty transfer with no zone to keep")
+        return current
     if result.version is None:
         raise ValueError(f"transferred zone refused: {result.errors[0]}")
     return result.version
 
 
-def _write_copy(path: str, zone: dns.zone.Zone) -> None:
+def _write_copy(path: str, version: ZoneVersion) -> None:
     """Atomically replace the stored copy: temp file, fsync, rename, fsync the folder."""
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        zone.to_file(f, relativize=False)
+        f.writelines(xfr_in.zone_text(version))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
