@@ -440,6 +440,13 @@ def record_change(
             return journal, note
         if old is None or new is None or new is old:
             return journal, None
+        if not _serial_increased(old.serial, new.serial):
+            # A forced full transfer at the same serial: no changeset can say
+            # what changed, so the history starts again (IXFR falls back to AXFR).
+            journal = journal.empty()
+            _ensure_dir(path)
+            write_journal(path, journal)
+            return journal, f"journal restarted: serial {new.serial} did not increase"
         change = diff(old, new)
         try:
             journal = journal.append(change)

@@ -33,7 +33,9 @@ class TransferFormatError(ValueError):
 class Received:
     """What a transfer brought: the whole zone, or changesets, or nothing new."""
 
-    full: tuple[RR, ...] | None  # every record, the SOA first (AXFR, or IXFR answered so)
+    # Every record, the SOA first (AXFR, or IXFR answered so); a list, so that
+    # the caller can free a million of them a slice at a time.
+    full: list[RR] | None
     changesets: tuple[Changeset, ...] = ()  # IXFR: in order, from the serial asked for
 
     @property
@@ -66,7 +68,7 @@ def read_transfer(origin: dns.name.Name, rrs: Sequence[RR]) -> Received:
         body = rrs[1:-1]
         if any(_is_soa(rr) for rr in body):
             raise TransferFormatError("an SOA record inside a full zone transfer")
-        return Received((first, *body))
+        return Received([first, *body])
     changesets = []
     pos = 1
     end = len(rrs) - 1

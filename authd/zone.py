@@ -216,8 +216,17 @@ def group_records(
 
 
 def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) -> CompileResult:
-    """Group, check and compile *records* into a zone version for *origin*."""
-    return compile_grouping(group_records(origin, records, file))
+    """Group, check and compile *records* into a zone version for *origin*.
+
+    A list of *records* is emptied: their names and rdatas live on in the
+    version, and freeing a million records is done in small steps here.
+    """
+    grouping = group_records(origin, records, file)
+    result = compile_grouping(grouping)
+    release_grouping(grouping)
+    if isinstance(records, list):
+        release(records)
+    return result
 
 
 def compile_grouping(grouping: Grouping) -> CompileResult:
@@ -297,17 +306,29 @@ def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
     result = compile_grouping(grouping)
     # Remember every file read, so a watcher knows which edits concern this zone.
     files = frozenset({file, *(r.file for r in records)})
-    # The scaffolding of a big zone is millions of objects; freeing it in one
-    # go is one long deallocation that holds the GIL (stalling the thread that
-    # answers queries).  Taking it apart piece by piece lets that thread run.
-    _take_apart(grouping.rrsets)
-    _take_apart(grouping.ttls)
-    while records:  # their names and rdatas live on in the version
-        del records[-10_000:]
+    release_grouping(grouping)
+    release(records)  # their names and rdatas live on in the version
     if result.version is None:
         return dataclasses.replace(result, files=files)
     version = dataclasses.replace(result.version, files=files)
     return dataclasses.replace(result, version=version, files=files)
+
+
+def release_grouping(grouping: Grouping) -> None:
+    """Empty *grouping*'s tables an entry at a time.
+
+    The scaffolding of a big zone is millions of objects; freeing it in one
+    go is one long deallocation that holds the GIL (stalling the thread that
+    answers queries).  Taken apart piece by piece, that thread runs between.
+    """
+    _take_apart(grouping.rrsets)
+    _take_apart(grouping.ttls)
+
+
+def release(items: list[Any]) -> None:
+    """Empty a big list a slice at a time (see ``release_grouping``)."""
+    while items:
+        del items[-10_000:]
 
 
 def _take_apart(d: MutableMapping[Any, Any]) -> None:
@@ -325,4 +346,6 @@ __all__ = [
     "compile_zone",
     "group_records",
     "load_zone",
+    "release",
+    "release_grouping",
 ]

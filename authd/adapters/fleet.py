@@ -37,16 +37,20 @@ from authd import notify as notify_mod
 from authd.adapters.gcpause import gc_paused
 from authd.changeset import RR
 from authd.config import Config, Remote, ZoneConfig, ZoneType
+from authd.journal import Journal
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
-from authd.snapshot import Snapshot
-from authd.zone import ZoneVersion, compile_zone
+from authd.snapshot import Snapshot, record_change
+from authd.zone import ZoneVersion, compile_zone, release
 from authd.zonefile import Record
 
 log = Logger(namespace="authd")
 
+JournalChange = tuple[Journal, str | None]  # a zone's journal after a change, and a note
+
 SOA_QUERY_TIMEOUT = 3.0
 
-Publish = Callable[[str, dns.name.Name, ZoneVersion | None], None]
+# (view, zone, version or None when expired, the journal already updated for it)
+Publish = Callable[[str, dns.name.Name, ZoneVersion | None, JournalChange | None], None]
 
 _POOL: ThreadPool | None = None
 POOL_THREADS = 16
@@ -280,9 +284,12 @@ class Fleet:
                 d.addCallback(self._soa_done, sec)
                 d.addErrback(self._soa_failed, sec)
             elif action is Action.TRANSFER:
-                current = None if sec.force_full else self._version(sec)
+                served = self._version(sec)
+                current = None if sec.force_full else served
                 sec.force_full = False
-                t = self._in_thread(self._transfer, sec.zc, current)
+                view = next(v for v in self._current().views if v.name == sec.view)
+                journal = view.journals.get(sec.zc.name)
+                t = self._in_thread(self._transfer_and_record, sec, current, served, journal)
                 t.addCallback(self._transfer_done, sec)
                 t.addErrback(self._transfer_failed, sec)
             elif action is Action.EXPIRE:
@@ -290,7 +297,7 @@ class Fleet:
                     "zone {zone} expired: answering SERVFAIL until a transfer succeeds",
                     zone=sec.zc.name.to_text(),
                 )
-                self._publish(sec.view, sec.zc.name, None)
+                self._publish(sec.view, sec.zc.name, None, None)
             elif action is Action.PUBLISH:
                 pass  # done in _transfer_done, which holds the new version
         self._schedule(sec)
@@ -328,6 +335,19 @@ class Fleet:
             errors.append(f"{primary.address}#{primary.port}: answered {rcode} without an SOA")
         raise RuntimeError("; ".join(errors) or "no primaries")
 
+    def _transfer_and_record(
+        self,
+        sec: _Secondary,
+        current: ZoneVersion | None,
+        served: ZoneVersion | None,
+        journal: Journal | None,
+    ) -> tuple[ZoneVersion, str, JournalChange]:
+        """Transfer, then update the IXFR journal here too: diffing two big
+        versions on the reactor thread would stall every query for seconds."""
+        version, how = self._transfer(sec.zc, current)
+        change = record_change(self.config, sec.view, sec.zc.name, served, version, journal)
+        return version, how, change
+
     def _transfer(self, zc: ZoneConfig, current: ZoneVersion | None) -> tuple[ZoneVersion, str]:
         errors = []
         for primary in zc.primaries:
@@ -336,16 +356,21 @@ class Fleet:
             for kind in attempts:
                 try:
                     serial = current.serial if kind == "ixfr" and current is not None else 0
-                    rrs = _fetch(
-                        zc, primary, kind, serial, self.config.options.transfer_timeout, tsig
-                    )
-                    received = xfr_in.read_transfer(zc.name, rrs)
-                    del rrs
+                    # The GC paused for the whole transfer: a big zone is
+                    # millions of new objects, and full collections over them
+                    # hold the GIL for seconds.
                     with gc_paused():
+                        rrs = _fetch(
+                            zc, primary, kind, serial, self.config.options.transfer_timeout, tsig
+                        )
+                        received = xfr_in.read_transfer(zc.name, rrs)
+                        release(rrs)
+                        full = received.full is not None
                         version = _apply_received(zc, current, received)
+                        del received
                     _write_copy(zc.file, version)
                     how = kind.upper()
-                    if kind == "ixfr" and received.full is not None:
+                    if kind == "ixfr" and full:
                         how = "IXFR (answered with the full zone)"  # RFC 1995 section 4
                     return version, f"{how} from {primary.address}#{primary.port}"
                 except Exception as e:  # any failure: try the next way, then the next primary
@@ -376,8 +401,10 @@ class Fleet:
         )
         self._soa_done(None, sec)
 
-    def _transfer_done(self, result: tuple[ZoneVersion, str], sec: _Secondary) -> None:
-        version, how = result
+    def _transfer_done(
+        self, result: tuple[ZoneVersion, str, JournalChange], sec: _Secondary
+    ) -> None:
+        version, how, change = result
         log.info(
             "zone {zone} transferred: serial {serial}, {records} records, by {how}",
             zone=sec.zc.name.to_text(),
@@ -385,7 +412,7 @@ class Fleet:
             records=version.record_count,
             how=how,
         )
-        self._publish(sec.view, sec.zc.name, version)
+        self._publish(sec.view, sec.zc.name, version, change)
         sec.state, actions = refresh.transfer_done(
             sec.state, time.monotonic(), _timers(version), self._clamp, random.random()
         )
@@ -449,7 +476,8 @@ def _apply_received(
     """The version a transfer leads to from *current*; raises when it is refused."""
     if received.full is not None:
         records = [Record(name, ttl, rd, zc.file, 0) for name, ttl, rd in received.full]
-        result = compile_zone(zc.name, records, zc.file)
+        release(received.full)
+        result = compile_zone(zc.name, records, zc.file)  # empties records too
     elif received.changesets:
         if current is None:
             raise ValueError("an incremental transfer with no zone to apply it to")

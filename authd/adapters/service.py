@@ -37,6 +37,7 @@ from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.config import Config, ZoneType, load_config
 from authd.errors import AuthdError
+from authd.journal import Journal
 from authd.query import Reply
 from authd.snapshot import (
     LoadOutcome,
@@ -271,12 +272,24 @@ class Service:
             log_load_event(event)
         return events
 
-    def publish_zone(self, view: str, zone: dns.name.Name, version: ZoneVersion | None) -> None:
-        """Serve a secondary's new copy (or None once expired): one snapshot swap."""
+    def publish_zone(
+        self,
+        view: str,
+        zone: dns.name.Name,
+        version: ZoneVersion | None,
+        change: tuple[Journal, str | None] | None = None,
+    ) -> None:
+        """Serve a secondary's new copy (or None once expired): one snapshot swap.
+
+        *change* is the zone's journal already updated for *version* (the fleet
+        diffs in its worker); without it the journal is updated here.
+        """
         snap = self.current()
         v = next(x for x in snap.views if x.name == view)
-        old = v.zones.get(zone)
-        journal, note = record_change(self.config, view, zone, old, version, v.journals.get(zone))
+        if change is None:
+            old = v.zones.get(zone)
+            change = record_change(self.config, view, zone, old, version, v.journals.get(zone))
+        journal, note = change
         if note is not None:
             log.warn("zone {zone}: {note}", zone=zone.to_text(), note=note)
         self._generation += 1
