@@ -409,6 +409,10 @@ def journal_path(config: Config, view: str, zone: dns.name.Name) -> str:
     return os.path.join(config.state_dir, view, f"{label}.journal")
 
 
+# A zone's journal after a change, and a note worth logging (or None).
+JournalChange = tuple[Journal, str | None]
+
+
 def record_change(
     config: Config,
     view: str,
@@ -417,7 +421,7 @@ def record_change(
     new: ZoneVersion | None,
     journal: Journal | None,
     first_load: bool = False,
-) -> tuple[Journal, str | None]:
+) -> JournalChange:
     """The zone's journal after *old* became *new*, persisted; and a note worth logging.
 
     The journal on disk is appended to before the new version is published, so

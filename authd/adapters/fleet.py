@@ -39,13 +39,11 @@ from authd.changeset import RR
 from authd.config import Config, Remote, ZoneConfig, ZoneType
 from authd.journal import Journal
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
-from authd.snapshot import Snapshot, record_change
+from authd.snapshot import JournalChange, Snapshot, record_change
 from authd.zone import ZoneVersion, compile_zone, release
 from authd.zonefile import Record
 
 log = Logger(namespace="authd")
-
-JournalChange = tuple[Journal, str | None]  # a zone's journal after a change, and a note
 
 SOA_QUERY_TIMEOUT = 3.0
 
@@ -284,11 +282,9 @@ class Fleet:
                 d.addCallback(self._soa_done, sec)
                 d.addErrback(self._soa_failed, sec)
             elif action is Action.TRANSFER:
-                served = self._version(sec)
+                served, journal = self._served(sec)
                 current = None if sec.force_full else served
                 sec.force_full = False
-                view = next(v for v in self._current().views if v.name == sec.view)
-                journal = view.journals.get(sec.zc.name)
                 t = self._in_thread(self._transfer_and_record, sec, current, served, journal)
                 t.addCallback(self._transfer_done, sec)
                 t.addErrback(self._transfer_failed, sec)
@@ -302,9 +298,12 @@ class Fleet:
                 pass  # done in _transfer_done, which holds the new version
         self._schedule(sec)
 
-    def _version(self, sec: _Secondary) -> ZoneVersion | None:
+    def _served(self, sec: _Secondary) -> tuple[ZoneVersion | None, Journal | None]:
+        """The version of *sec*'s zone being served, and its IXFR journal."""
         view = next((v for v in self._current().views if v.name == sec.view), None)
-        return view.zones.get(sec.zc.name) if view is not None else None
+        if view is None:
+            return None, None
+        return view.zones.get(sec.zc.name), view.journals.get(sec.zc.name)
 
     # Blocking work, in worker threads.
 

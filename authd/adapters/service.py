@@ -37,9 +37,9 @@ from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.config import Config, ZoneType, load_config
 from authd.errors import AuthdError
-from authd.journal import Journal
 from authd.query import Reply
 from authd.snapshot import (
+    JournalChange,
     LoadOutcome,
     Snapshot,
     ZoneLoadEvent,
@@ -277,7 +277,7 @@ class Service:
         view: str,
         zone: dns.name.Name,
         version: ZoneVersion | None,
-        change: tuple[Journal, str | None] | None = None,
+        change: JournalChange | None = None,
     ) -> None:
         """Serve a secondary's new copy (or None once expired): one snapshot swap.
 
