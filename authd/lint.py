@@ -36,11 +36,11 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.SRV
 import dns.rdtypes.nsbase
 import dns.reversename
-import dns.serial
 
 from authd.checks import Finding, Origin, Severity, check_zone
 from authd.engine import MAX_CHAIN
 from authd.errors import ZoneError
+from authd.serial import step_problem as serial_step_problem
 from authd.zone import Grouping, group_records
 from authd.zonefile import Record
 
@@ -1279,28 +1279,6 @@ def same_data(a: Grouping, b: Grouping) -> bool:
     return True
 
 
-def serial_step_problem(old: int, new: int) -> str | None:
-    """Why going from serial *old* to *new* is not an RFC 1982 increase, or None."""
-    if dns.serial.Serial(new) > dns.serial.Serial(old):
-        return None
-    step = (new - old) % 2**32
-    if step == 0:
-        return f"stayed {new}"
-    if step == 2**31:
-        return (
-            f"went from {old} to {new}, exactly 2^31 away, which RFC 1982 leaves "
-            "undefined (neither greater nor smaller)"
-        )
-    if new > old:
-        return (
-            f"went from {old} to {new}, a step of {new - old}: 2^31 or more, which "
-            "RFC 1982 reads as a decrease (serials compare within half the 32-bit "
-            "space); raise it in steps smaller than 2^31, letting secondaries load "
-            "each one"
-        )
-    return f"went down from {old} to {new} (RFC 1982)"
-
-
 def compare_with(old: Grouping, new: Grouping, ref: str) -> Finding | None:
     """The ``serial-not-increased`` error when *new* changed since *old* (the
     version at *ref*) without a serial increase; None when the server would
@@ -1318,7 +1296,7 @@ def compare_with(old: Grouping, new: Grouping, ref: str) -> Finding | None:
     return _finding(
         "serial-not-increased",
         apex[_SOA][1],
-        f"serial {problem} since {ref}, {changed}: secondaries would not transfer it "
+        f"serial {new_serial} {problem} since {ref}, {changed}: secondaries would not transfer it "
         "and authd would keep serving the old version",
     )
 
@@ -1341,7 +1319,6 @@ __all__ = [
     "lint_records",
     "lint_together",
     "same_data",
-    "serial_step_problem",
     "strict",
     "syntax_failure",
 ]

@@ -16,12 +16,10 @@ import enum
 import hashlib
 import json
 import os
-import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
-import dns.serial
 import dns.tsig
 
 from authd.acl import CompiledAcl
@@ -37,6 +35,8 @@ from authd.journal import (
     reconcile,
     write_journal,
 )
+from authd.serial import increased as serial_increased
+from authd.serial import policy_serial, step_problem
 from authd.zone import ZoneVersion, load_zone
 
 
@@ -110,45 +110,6 @@ class ZoneLoadEvent:
     files: frozenset[str] = frozenset()  # every file this load read, the failing one too
 
 
-def _serial_increased(old: int, new: int) -> bool:
-    return dns.serial.Serial(new) > dns.serial.Serial(old)
-
-
-def policy_serial(policy: SerialPolicy, old: int, now: float) -> int:
-    """The serial authd serves after a content change under *policy*.
-
-    Always an RFC 1982 increase over *old*, so secondaries follow.
-    """
-    if policy is SerialPolicy.UNIXTIME:
-        candidate = int(now) % 2**32
-    elif policy is SerialPolicy.DATESERIAL:
-        t = time.gmtime(now)
-        candidate = (t.tm_year * 10000 + t.tm_mon * 100 + t.tm_mday) * 100
-    else:
-        candidate = old + 1
-    if not _serial_increased(old, candidate % 2**32):
-        candidate = old + 1
-    return candidate % 2**32
-
-
-def _not_increased_reason(old: int, new: int) -> str:
-    step = (new - old) % 2**32
-    if step == 0:
-        return "not increased"
-    if step == 2**31:
-        return (
-            f"is exactly 2^31 away from {old}, which RFC 1982 leaves undefined "
-            "(neither greater nor smaller)"
-        )
-    if new > old:
-        return (
-            f"is {new - old} above {old}: a step of 2^31 or more, which RFC 1982 reads "
-            "as a decrease (serials compare within half the 32-bit space); raise it in "
-            "steps smaller than 2^31, letting secondaries catch up between them"
-        )
-    return f"decreased from {old} (RFC 1982)"
-
-
 def load_one(
     view: str,
     zc: ZoneConfig,
@@ -208,14 +169,14 @@ def load_one(
     ):
         # After a restart with the files as they were: the serial served before.
         new = new.with_serial(remembered[1])
-    elif old is None and managed and floor is not None and not _serial_increased(floor, new.serial):
+    elif old is None and managed and floor is not None and not serial_increased(floor, new.serial):
         # After a restart: never serve a serial below what secondaries already have.
         new = new.with_serial(policy_serial(zc.serial, floor, now))
     if old is not None and not managed:
         if new.serial == old.serial and new.same_content(old):
             return unchanged(old)
-        if not _serial_increased(old.serial, new.serial):
-            why = _not_increased_reason(old.serial, new.serial)
+        if not serial_increased(old.serial, new.serial):
+            why = step_problem(old.serial, new.serial)
             changed = "content unchanged" if new.same_content(old) else "content changed"
             return refused(
                 f"{zc.file}: serial {new.serial} {why}, {changed}; keeping serial {old.serial}",
@@ -444,7 +405,7 @@ def record_change(
             return journal, note
         if old is None or new is None or new is old:
             return journal, None
-        if not _serial_increased(old.serial, new.serial):
+        if not serial_increased(old.serial, new.serial):
             # A forced full transfer at the same serial: no changeset can say
             # what changed, so the history starts again (IXFR falls back to AXFR).
             journal = journal.empty()

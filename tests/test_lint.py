@@ -23,7 +23,7 @@ import dns.name
 import pytest
 import yaml
 
-from authd import lint
+from authd import lint, serial
 from authd.checks import Finding, Severity
 from authd.cli import main
 from authd.errors import ZoneError
@@ -700,15 +700,15 @@ EDITS = [
     Edit("content-and-serial", zone_text(2024060102, "192.0.2.81"), 0),
     Edit("serial-only", zone_text(2024060102), 0),
     Edit("content-not-serial", zone_text(2024060101, "192.0.2.81"), 1,
-         "serial stayed 2024060101 since HEAD, content changed"),
+         "serial 2024060101 not increased since HEAD, content changed"),
     Edit("serial-decreased", zone_text(2024060100, "192.0.2.81"), 1,
-         "went down from 2024060101 to 2024060100"),
+         "serial 2024060100 decreased from 2024060101 (RFC 1982)"),
     Edit("serial-decreased-same-content", zone_text(2024060100), 1, "content unchanged"),
     Edit("step-over-2^31", zone_text(2024060101 + 2**31 + 5, "192.0.2.81"), 1,
          "2^31 or more, which RFC 1982 reads as a decrease"),
     Edit("step-exactly-2^31", zone_text(2024060101 + 2**31, "192.0.2.81"), 1,
-         "exactly 2^31 away, which RFC 1982 leaves undefined"),
-    Edit("wraps-around", zone_text(5, "192.0.2.81"), 1, "went down"),
+         "exactly 2^31 away from 2024060101, which RFC 1982 leaves undefined"),
+    Edit("wraps-around", zone_text(5, "192.0.2.81"), 1, "decreased from 2024060101"),
 ]  # fmt: skip
 
 
@@ -775,12 +775,12 @@ def test_against_outside_git_exits_2(
 
 
 def test_serial_step_explanations() -> None:
-    assert lint.serial_step_problem(1, 2) is None
-    assert lint.serial_step_problem(2**32 - 1, 0) is None
-    assert lint.serial_step_problem(5, 5) == "stayed 5"
-    assert "exactly 2^31" in (lint.serial_step_problem(0, 2**31) or "")
-    assert "2^31 or more" in (lint.serial_step_problem(0, 2**31 + 1) or "")
-    assert "went down" in (lint.serial_step_problem(7, 6) or "")
+    assert serial.step_problem(1, 2) is None
+    assert serial.step_problem(2**32 - 1, 0) is None
+    assert serial.step_problem(5, 5) == "not increased"
+    assert "exactly 2^31" in (serial.step_problem(0, 2**31) or "")
+    assert "2^31 or more" in (serial.step_problem(0, 2**31 + 1) or "")
+    assert "decreased from 7" in (serial.step_problem(7, 6) or "")
 
 
 # --- shipping: the console script, pre-commit, the README ---------------------------

@@ -25,7 +25,8 @@ import pytest
 from reloadkit import Lab, addresses, lines, running_lab, soa_serial, zone_text
 
 from authd.config import SerialPolicy, ZoneConfig
-from authd.snapshot import LoadOutcome, load_one, policy_serial
+from authd.serial import policy_serial
+from authd.snapshot import LoadOutcome, load_one
 
 INC, UNIX, DATE = SerialPolicy.INCREMENT, SerialPolicy.UNIXTIME, SerialPolicy.DATESERIAL
 MAX = 2**32 - 1
