@@ -224,10 +224,24 @@ class _Context:
             return 0
         return tsig.reserve_size(self.signer.key.name, self.signer.key.algorithm)
 
-    def simple(self, rcode: dns.rcode.Rcode, aa: bool = False) -> Reply:
+    def simple(
+        self, rcode: dns.rcode.Rcode, aa: bool = False, echo: dns.message.Message | None = None
+    ) -> Reply:
+        """A response with no data; *echo* is what it copies (default: the request)."""
         limit = max(self.limit - self.tsig_reserve, NO_EDNS_UDP_LIMIT)
-        out = _simple(self.msg, rcode, self.edns, aa, limit)
+        out = _simple(self.msg if echo is None else echo, rcode, self.edns, aa, limit)
         return Reply((self.sign(out),))
+
+    def unknown_opcode(self) -> Reply:
+        """NOTIMP echoing only the ID and the opcode, as BIND does.
+
+        The sections and flags of an opcode we do not implement mean nothing to
+        us, so none is copied: no question, RD and CD clear (RFC 1035 defines the
+        copy for QUERY only; genreport's opcodeflg test expects them clear).
+        """
+        bare = dns.message.Message(self.msg.id)
+        bare.set_opcode(self.msg.opcode())
+        return self.simple(dns.rcode.NOTIMP, echo=bare)
 
 
 def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
@@ -271,7 +285,7 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
         return ctx.simple(dns.rcode.BADVERS), False
     opcode = msg.opcode()
     if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
-        return ctx.simple(dns.rcode.NOTIMP), False
+        return ctx.unknown_opcode(), False
     if len(msg.question) != 1:
         return ctx.simple(dns.rcode.FORMERR), False
     q = msg.question[0]

@@ -1,6 +1,8 @@
 """The DNS header (RFC 1035 section 4.1.1) and what the front door does with it.
 
-Opcodes other than QUERY are NOTIMP (opcode echoed); QDCOUNT other than 1 is
+Opcodes other than QUERY and NOTIFY are NOTIMP echoing only the ID and the
+opcode (no question, RD and CD clear, as BIND answers genreport's opcodeflg
+test); QDCOUNT other than 1 is
 FORMERR; a message with QR set is a response and is never answered; RA is
 never set by an authoritative-only server; RD and CD are copied (RFC 1035,
 RFC 4035 3.1.6); the ID and the question's letter case are echoed, also on a
@@ -59,8 +61,26 @@ def test_opcodes_other_than_query_are_notimp(snapshot, opcode: int) -> None:
     assert msg.opcode() == opcode
     assert msg.id == query.id
     assert msg.flags & dns.flags.QR
-    assert msg.flags & dns.flags.RD
     assert not msg.answer
+
+
+def test_notimp_for_unknown_opcode_clears_rd_and_cd(snapshot) -> None:
+    """genreport's opcodeflg: opcode 15 with every header flag set (BIND clears them)."""
+    every_flag = dns.flags.AA | dns.flags.TC | dns.flags.RD | dns.flags.RA | dns.flags.AD
+    query = make_query("www.hdr.test.", "A", flags=every_flag | dns.flags.CD)
+    query.set_opcode(15)
+    for edns in (False, True):
+        query.use_edns(0 if edns else False)
+        wire = bytearray(query.to_wire())
+        wire[3] |= 0x40  # the Z bit too
+        out = exchange(snapshot, bytes(wire))
+        assert out is not None
+        msg = dns.message.from_wire(out)
+        assert msg.opcode() == 15 and msg.rcode() == dns.rcode.NOTIMP
+        assert msg.flags & ~0xF == dns.flags.QR | dns.opcode.to_flags(15)
+        assert out[3] & 0x70 == 0  # Z, AD, CD
+        assert msg.question == []
+        assert (msg.edns == 0) is edns
 
 
 def _header(qid: int, flags: int, qd: int, an: int = 0, ns: int = 0, ar: int = 0) -> bytes:
