@@ -31,6 +31,8 @@ DEFAULT_PORT = 5300
 DEFAULT_UDP_PAYLOAD_MAX = 1232  # the DNS flag day 2020 value: no IP fragmentation
 DEFAULT_TCP_IDLE_TIMEOUT = 10.0
 DEFAULT_TCP_MAX_CONNECTIONS = 1000
+DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT = 100  # an IPv4 address or an IPv6 /64
+DEFAULT_TCP_IO_TIMEOUT = 0.5  # a whole message, from its first byte (Knot's tcp-io-timeout)
 DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
 MIN_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: smaller values are treated as 512
 DEFAULT_VIEW = "default"
@@ -47,6 +49,8 @@ class Options:
     udp_payload_max: int = DEFAULT_UDP_PAYLOAD_MAX
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
     tcp_max_connections: int = DEFAULT_TCP_MAX_CONNECTIONS
+    tcp_max_connections_per_client: int = DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT
+    tcp_io_timeout: float = DEFAULT_TCP_IO_TIMEOUT
     minimal_responses: bool = False
     minimal_any: bool = True
     nsid: str | None = None
@@ -194,6 +198,8 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "udp_payload_max": lambda v, p: _int_in(v, p, MIN_UDP_PAYLOAD, 65535),
     "tcp_idle_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "tcp_max_connections": lambda v, p: _int_in(v, p, 1, 1_000_000),
+    "tcp_max_connections_per_client": lambda v, p: _int_in(v, p, 1, 1_000_000),
+    "tcp_io_timeout": lambda v, p: _seconds(v, p, 60.0),
     "minimal_responses": lambda v, p: _expect(v, bool, p, "true or false"),
     "minimal_any": lambda v, p: _expect(v, bool, p, "true or false"),
     "nsid": _opt_str,

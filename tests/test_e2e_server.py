@@ -45,7 +45,9 @@ www   AAAA  2001:db8::80
 )
 
 IDLE = 1  # seconds, for the limited server
+IO_TIMEOUT = 0.5  # seconds for a whole TCP message, from its first byte
 MAX_CONNECTIONS = 3
+V4_OTHER = "127.0.0.2"  # a second loopback client address (all of 127/8 is local)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +59,19 @@ def server():
 
 @pytest.fixture(scope="module")
 def limited():
-    options = {"tcp_idle_timeout": IDLE, "tcp_max_connections": MAX_CONNECTIONS}
+    options = {
+        "tcp_idle_timeout": IDLE,
+        "tcp_max_connections": MAX_CONNECTIONS,
+        "tcp_io_timeout": IO_TIMEOUT,
+    }
     srv, _ = serverkit.start({"e2e.test.": ZONE}, options)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def per_client():
+    srv, _ = serverkit.start({"e2e.test.": ZONE}, {"tcp_max_connections_per_client": 2})
     yield srv
     srv.stop()
 
@@ -329,22 +342,85 @@ def _over_the_limit_answer(port: int) -> bytes | None:
         return None
 
 
-def test_tcp_connection_limit(limited) -> None:
+def test_tcp_connection_limit_closes_the_longest_idle_for_a_new_client(limited) -> None:
     # Earlier tests' connections must be gone first (they close within IDLE).
     assert _wait_until_accepted(limited.port, time.monotonic() + IDLE + 5)
     time.sleep(0.2)
     conns = _open_counted(limited.port, MAX_CONNECTIONS)
     try:
-        assert _over_the_limit_answer(limited.port) is None, "the 4th connection was answered"
-        # The three still work.
-        for i, s in enumerate(conns):
+        # All three are idle: the oldest gives way, and the newcomer is answered.
+        with tcp_connect(V4, limited.port) as extra:
+            extra.sendall(frame(_query(id=0x4444).to_wire()))
+            assert parse(tcp_read_message(extra)).id == 0x4444
+        assert serverkit.closed_within(conns[0], 5) is not None, "the longest idle stayed"
+        for i, s in enumerate(conns[1:], 1):
             s.sendall(frame(_query(id=300 + i).to_wire()))
             assert parse(tcp_read_message(s)).id == 300 + i
-        # Closing one frees a slot.
-        conns.pop().close()
+    finally:
+        for s in conns:
+            s.close()
+
+
+def test_tcp_connection_limit_refuses_when_every_connection_is_busy(limited) -> None:
+    assert _wait_until_accepted(limited.port, time.monotonic() + IDLE + 5)
+    time.sleep(0.2)
+    conns = _open_counted(limited.port, MAX_CONNECTIONS)
+    try:
+        for s in conns:
+            s.sendall(b"\x00")  # half a length prefix: busy until tcp_io_timeout
+        time.sleep(0.05)
+        assert _over_the_limit_answer(limited.port) is None, "a busy connection gave way"
+        # The half-sent messages miss their deadline, which frees the slots.
+        for s in conns:
+            assert serverkit.closed_within(s, IO_TIMEOUT + 4) is not None
         assert _wait_until_accepted(limited.port, time.monotonic() + 5)
     finally:
         for s in conns:
+            s.close()
+
+
+def test_slowloris_byte_per_interval_is_cut_at_the_message_deadline(limited) -> None:
+    """A query sent a byte at a time slower than tcp_io_timeout never holds the slot."""
+    assert _wait_until_accepted(limited.port, time.monotonic() + IDLE + 5)
+    wire = frame(_query(id=0x5A5A).to_wire())
+    with tcp_connect(V4, limited.port) as s:
+        start = time.monotonic()
+        closed = False
+        try:
+            for i in range(len(wire)):
+                s.sendall(wire[i : i + 1])
+                time.sleep(IO_TIMEOUT * 0.6)  # each byte resets no timer
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        if not closed:
+            closed = serverkit.closed_within(s, IO_TIMEOUT + 4) is not None
+        assert closed
+        assert time.monotonic() - start < len(wire) * IO_TIMEOUT * 0.6 + 4
+
+
+def test_tcp_per_client_limit_leaves_other_clients_in(per_client) -> None:
+    held = [
+        socket.create_connection((V4, per_client.port), timeout=5, source_address=(V4_OTHER, 0))
+        for _ in range(2)
+    ]
+    try:
+        # held[] are idle but it is the per-client limit that refuses: no eviction.
+        for s in held:
+            s.sendall(frame(_query(id=0x6161).to_wire()))
+            assert parse(tcp_read_message(s)).id == 0x6161
+        third = socket.create_connection(
+            (V4, per_client.port), timeout=5, source_address=(V4_OTHER, 0)
+        )
+        with third:
+            try:
+                third.sendall(frame(_query(id=0x6262).to_wire()))
+                assert tcp_read_message(third) is None
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+        r = parse(serverkit.tcp_exchange(V4, per_client.port, _query(id=0x6363).to_wire()))
+        assert r.id == 0x6363
+    finally:
+        for s in held:
             s.close()
 
 

@@ -33,9 +33,11 @@ from authd.adapters import control
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
-from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
+from authd.adapters.ratelog import RateLimitedLog
+from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.config import Config, ZoneType, load_config
+from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.query import Reply
 from authd.snapshot import (
@@ -249,7 +251,10 @@ class Service:
         self.started = time.time()
         self.last_reload_stall: float | None = None
         self._ports: list[Any] = []
-        self._budget = ConnectionBudget(config.options.tcp_max_connections)
+        self._connections = ConnectionTable(
+            config.options.tcp_max_connections, config.options.tcp_max_connections_per_client
+        )
+        self._limit_log = RateLimitedLog(log, reactor.seconds, reactor.callLater)
         self.fleet: Fleet | None = None
 
     def notify_changed(self, events: list[ZoneLoadEvent]) -> None:
@@ -333,9 +338,11 @@ class Service:
                 self.current,
                 lc.address,
                 opts.tcp_idle_timeout,
-                self._budget,
+                opts.tcp_io_timeout,
+                self._connections,
                 self._on_reply,
                 self._reactor.callLater,
+                self._limit_log,
             )
             factory.noisy = False
             self._ports.append(
@@ -472,7 +479,8 @@ class Service:
             log.warn("listen addresses changed in the config: they take effect at restart")
         if new.options.control != old.options.control:
             log.warn("options.control changed in the config: it takes effect at restart")
-        self._budget.limit = new.options.tcp_max_connections
+        self._connections.limit = new.options.tcp_max_connections
+        self._connections.per_client = new.options.tcp_max_connections_per_client
         watching = (new.options.watch, new.options.reload_delay)
         if watching != (old.options.watch, old.options.reload_delay):
             # publish() points the new watcher at the files right after this.

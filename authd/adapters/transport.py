@@ -1,10 +1,13 @@
 """UDP and TCP transports (RFC 1035 section 4.2, RFC 7766) for the core.
 
-Owns: datagrams and TCP framing, pipelining, the idle timeout, the connection
-limit, and back-pressure.  Invariants: a TCP connection holds at most one
-partial message (2 + 65,535 bytes) plus what a single read delivered; when a
-client stops reading, we stop reading from it (the transport pauses us as a
-producer), so its answers cannot pile up without bound.
+Owns: datagrams and TCP framing, pipelining, the idle timeout, the message
+deadline, the connection limits (policy in ``authd.connections``), and
+back-pressure.  Invariants: a TCP connection holds at most one partial message
+(2 + 65,535 bytes) plus what a single read delivered, and a partial message
+must complete within ``tcp_io_timeout`` of its first byte, so a client sending
+a byte at a time cannot hold a connection (slowloris); when a client stops
+reading, we stop reading from it (the transport pauses us as a producer), so
+its answers cannot pile up without bound.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import struct
 import termios
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from twisted.internet import interfaces, protocol
 from twisted.logger import Logger
@@ -21,6 +25,8 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from authd import wire
+from authd.adapters.ratelog import RateLimitedLog
+from authd.connections import ConnectionTable, Verdict
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
 
@@ -87,17 +93,36 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         self._write_paused = False
         self._read_closed = False  # the client half-closed: answer, then close
         self._unsent_at_timeout = -1
+        self._deadline: Any = None  # the pending message's tcp_io_timeout call
 
     def connectionMade(self) -> None:  # noqa: N802
         f = self._factory
-        self._counted = f.budget.take()
-        if not self._counted:
-            log.warn(
-                "TCP connection limit {limit} reached; closing a new one", limit=f.budget.limit
+        self._client = self.transport.getPeer().host  # type: ignore[union-attr]
+        admission = f.connections.admit(self, self._client)
+        if admission.evicted is not None:
+            # The longest idle connection gives way, so a new client gets in.
+            f.limit_log.emit(
+                "tcp-evicted",
+                "TCP connection limit {limit} reached: closed an idle connection "
+                "from {victim} for one from {client}",
+                limit=f.connections.limit,
+                victim=admission.evicted._client,  # type: ignore[attr-defined]
+                client=self._client,
+            )
+            admission.evicted.transport.abortConnection()  # type: ignore[attr-defined]
+        if admission.verdict is not Verdict.ADMITTED:
+            f.limit_log.emit(
+                f"tcp-{admission.verdict.value}",
+                "TCP connection from {client} refused: {why}",
+                client=self._client,
+                why=(
+                    f"it already holds {f.connections.per_client} connections"
+                    if admission.verdict is Verdict.CLIENT_LIMIT
+                    else f"all {f.connections.limit} connections are busy"
+                ),
             )
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
-        self._client = self.transport.getPeer().host  # type: ignore[union-attr]
         self.setTimeout(f.idle_timeout)
         # Registering as the producer of our own transport lets it pause us
         # when the client does not read its answers (see pauseProducing).
@@ -108,6 +133,10 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         buf = self._buffer
         buf += data
         f = self._factory
+        self._answer_complete_messages(buf, f)
+        self._settle()
+
+    def _answer_complete_messages(self, buf: bytearray, f: TcpFactory) -> None:
         while len(buf) >= 2 and self._stream is None:
             length = (buf[0] << 8) | buf[1]
             if length < wire.HEADER_LEN:
@@ -118,6 +147,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 break
             message = bytes(buf[2 : 2 + length])
             del buf[: 2 + length]
+            self._cancel_deadline()  # this message is complete; the next has its own
             request = Request(message, self._client, f.local, Transport.TCP, time.time())
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
@@ -133,6 +163,40 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 self.transport.pauseProducing()  # type: ignore[union-attr]
                 f.call_later(0, self._pump)
                 return
+
+    def _settle(self) -> None:
+        """After reading: start the message deadline, and tell the table if we are idle."""
+        if not self.connected or not self._factory.connections.holds(self):
+            return
+        reading = self._stream is None and not self._write_paused
+        if self._buffer and reading:
+            if self._deadline is None:
+                f = self._factory
+                self._deadline = f.call_later(f.io_timeout, self._too_slow)
+        else:
+            self._cancel_deadline()
+        if self._buffer or self._stream is not None or self._write_paused:
+            self._factory.connections.busy(self)
+        else:
+            self._factory.connections.idle(self)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        f = self._factory
+        f.limit_log.emit(
+            "tcp-io-timeout",
+            "TCP message from {client} not complete within {timeout:g} s of its first byte; "
+            "closing",
+            client=self._client,
+            timeout=f.io_timeout,
+        )
+        self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _pump(self) -> None:
         if self._stream is None or self._write_paused or not self.connected:
@@ -154,6 +218,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             self.transport.resumeProducing()  # type: ignore[union-attr]
             if self._buffer:
                 self.dataReceived(b"")
+            else:
+                self._settle()
             return
         self.resetTimeout()
         self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
@@ -182,9 +248,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: object = None) -> None:  # noqa: N802
         self.setTimeout(None)
-        if getattr(self, "_counted", False):
-            self._factory.budget.give_back()
-            self._counted = False
+        self._cancel_deadline()
+        self._factory.connections.release(self)
         self._buffer = bytearray()
         self._stream = None
 
@@ -192,6 +257,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
     def pauseProducing(self) -> None:  # noqa: N802
         self._write_paused = True
         self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._settle()
 
     def resumeProducing(self) -> None:  # noqa: N802
         self._write_paused = False
@@ -200,26 +266,10 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             self._pump()  # reading stays paused until the transfer is sent
         else:
             self.transport.resumeProducing()  # type: ignore[union-attr]
+            self._settle()
 
     def stopProducing(self) -> None:  # noqa: N802
         pass
-
-
-class ConnectionBudget:
-    """The TCP connection limit, shared by every listening socket."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-
-    def take(self) -> bool:
-        if self.active >= self.limit:
-            return False
-        self.active += 1
-        return True
-
-    def give_back(self) -> None:
-        self.active -= 1
 
 
 class TcpFactory(protocol.Factory):
@@ -228,16 +278,20 @@ class TcpFactory(protocol.Factory):
         snapshot: SnapshotSource,
         local: str,
         idle_timeout: float,
-        budget: ConnectionBudget,
+        io_timeout: float,
+        connections: ConnectionTable,
         on_reply: ReplyHook,
-        call_later: Callable[..., object],
+        call_later: Callable[..., Any],
+        limit_log: RateLimitedLog,
     ) -> None:
         self.call_later = call_later
         self.snapshot = snapshot
         self.local = local
         self.idle_timeout = idle_timeout
-        self.budget = budget
+        self.io_timeout = io_timeout
+        self.connections = connections  # shared by every listening socket
         self.on_reply = on_reply
+        self.limit_log = limit_log
 
     def buildProtocol(self, addr: object) -> TcpConnection:  # noqa: N802
         return TcpConnection(self)

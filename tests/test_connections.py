@@ -1,0 +1,104 @@
+"""TCP admission policy (``authd.connections``) and the flood-proof log (``ratelog``).
+
+Tables without a reactor: who is admitted, who gives way, who is refused; and
+how many lines a burst of identical security events writes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel
+
+from authd.adapters.ratelog import RateLimitedLog
+from authd.connections import ConnectionTable, Verdict, client_key
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_client_key(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_admits_until_full_then_the_longest_idle_gives_way() -> None:
+    table = ConnectionTable(limit=3, per_client=10)
+    for conn in "abc":
+        assert table.admit(conn, "192.0.2.1").verdict is Verdict.ADMITTED
+    table.busy("a")
+    table.busy("b")
+    table.idle("b")  # b became idle after c: c is the longest idle now
+    got = table.admit("d", "192.0.2.2")
+    assert got.verdict is Verdict.ADMITTED and got.evicted == "c"
+    assert not table.holds("c") and len(table) == 3
+
+
+def test_refuses_when_every_connection_is_busy() -> None:
+    table = ConnectionTable(limit=2, per_client=10)
+    for conn in "ab":
+        table.admit(conn, "192.0.2.1")
+        table.busy(conn)
+    assert table.admit("c", "192.0.2.2").verdict is Verdict.FULL
+    table.release("a")
+    assert table.admit("c", "192.0.2.2").verdict is Verdict.ADMITTED
+
+
+def test_per_client_limit_counts_an_ipv6_slash_64_as_one_client() -> None:
+    table = ConnectionTable(limit=100, per_client=2)
+    assert table.admit(1, "2001:db8::1").verdict is Verdict.ADMITTED
+    assert table.admit(2, "2001:db8::2").verdict is Verdict.ADMITTED
+    assert table.admit(3, "2001:db8::3").verdict is Verdict.CLIENT_LIMIT
+    assert table.admit(4, "2001:db8:0:1::3").verdict is Verdict.ADMITTED
+    table.release(1)
+    assert table.admit(3, "2001:db8::3").verdict is Verdict.ADMITTED
+
+
+def test_release_is_idempotent_and_an_evicted_slot_is_not_freed_twice() -> None:
+    table = ConnectionTable(limit=1, per_client=1)
+    table.admit("a", "192.0.2.1")
+    got = table.admit("b", "192.0.2.2")
+    assert got.evicted == "a"
+    table.release("a")  # the evicted connection's connectionLost comes later
+    table.release("a")
+    assert len(table) == 1 and table.holds("b")
+    assert table.admit("c", "192.0.2.2").verdict is Verdict.CLIENT_LIMIT
+
+
+def _log(clock: Clock) -> tuple[RateLimitedLog, list[dict]]:
+    events: list[dict] = []
+    logger = Logger(namespace="test", observer=events.append)
+    return RateLimitedLog(logger, clock.seconds, clock.callLater, burst=3, interval=10), events
+
+
+def test_rate_limited_log_writes_a_burst_then_one_summary() -> None:
+    clock = Clock()
+    rl, events = _log(clock)
+    for i in range(50_000):
+        rl.emit("tsig-badkey", "bad key from {client}", client=f"192.0.2.{i % 250}")
+    assert len(events) == 3
+    clock.advance(10)
+    assert len(events) == 4
+    summary = events[-1]
+    assert summary["log_level"] is LogLevel.warn
+    assert summary["held"] == 50_000 - 3 and summary["kind"] == "tsig-badkey"
+    # A new interval has its own burst.
+    rl.emit("tsig-badkey", "bad key from {client}", client="192.0.2.1")
+    assert len(events) == 5
+
+
+def test_rate_limited_log_counts_each_kind_apart_and_writes_no_empty_summary() -> None:
+    clock = Clock()
+    rl, events = _log(clock)
+    for kind in ("a", "b"):
+        for _ in range(3):
+            rl.emit(kind, "event {kind}")
+    assert len(events) == 6
+    clock.advance(30)
+    assert len(events) == 6  # nothing was held back: no summary line
