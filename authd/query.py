@@ -273,11 +273,9 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     if msg.had_tsig:
         verified = tsig.verify(data, msg, snapshot.keyring, now, options.tsig_fudge)
         if isinstance(verified, tsig.Refused):
-            # RFC 8945 5.2: NOTAUTH, with the TSIG error in the TSIG record.
             payload = msg.payload if msg.edns >= 0 else None
             limit = _limit(request.transport, payload, options.udp_payload_max)
-            out = _simple(msg, dns.rcode.NOTAUTH, edns, limit=limit)
-            return Reply((tsig.error_response(out, verified, now),)), False
+            return Reply((_tsig_refusal(msg, verified, edns, limit, now),)), False
         msg, signer = verified
     ctx = _Context(request, snapshot, msg, edns, signer, now)
     if edns is not None and msg.edns > 0:
@@ -448,6 +446,25 @@ def _simple(
     bare = dns.message.Message(msg.id)
     bare.flags = msg.flags
     return _simple_wire(bare, rcode, edns, aa, limit)
+
+
+def _tsig_refusal(
+    msg: dns.message.Message, refused: tsig.Refused, edns: EdnsReply | None, limit: int, now: int
+) -> bytes:
+    """NOTAUTH with the TSIG error in a TSIG record (RFC 8945 5.2), within *limit*.
+
+    The TSIG owner is written out (RFC 8945 4.2 forbids compressing it), so a
+    key name the client compressed can grow the reply: the question goes first
+    (as NSD does), then the TSIG record itself; the reply never exceeds *limit*.
+    """
+    out = tsig.error_response(_simple(msg, dns.rcode.NOTAUTH, edns, limit=limit), refused, now)
+    if len(out) <= limit:
+        return out
+    bare = dns.message.Message(msg.id)
+    bare.flags = msg.flags  # the opcode too
+    header_only = _simple(bare, dns.rcode.NOTAUTH, edns, limit=limit)
+    out = tsig.error_response(header_only, refused, now)
+    return out if len(out) <= limit else header_only
 
 
 def _simple_wire(
