@@ -347,11 +347,13 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "NOTIMP shape",
         _notimp,
-        lambda peers: peers.knot,
+        lambda peers: peers.bind,
         ALL,
         "For an opcode it does not implement NSD answers NOTIMP with an empty question"
-        " section and no OPT record; Knot echoes the question and includes OPT, as RFC"
-        " 6891 section 7 requires of responders to a request that had one.  Knot is the"
+        " section and no OPT record (and echoes every header flag); Knot echoes the"
+        " question, RD and CD, and includes OPT; BIND echoes only the ID and opcode (no"
+        " question, RD and CD clear: genreport's opcodeflg test) and includes OPT, as RFC"
+        " 6891 section 7 requires of responders to a request that had one.  BIND is the"
         " reference.",
     ),
     Rule(
