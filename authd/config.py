@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import ipaddress
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,6 +37,8 @@ DEFAULT_TCP_IO_TIMEOUT = 0.5  # a whole message, from its first byte (Knot's tcp
 DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
 MIN_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: smaller values are treated as 512
 DEFAULT_VIEW = "default"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file, read whole
+MAX_CONFIG_NODES = 1_000_000  # YAML nodes with aliases expanded (billion laughs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,18 +552,79 @@ def config_from_dict(
 
 def load_config(path: str, host: acl.HostInfo | None = None) -> Config:
     """Read and validate the YAML config file at *path* (*host*: see config_from_dict)."""
+    data = read_yaml(path)
+    return config_from_dict(
+        data, os.path.abspath(path), os.path.dirname(os.path.abspath(path)), host
+    )
+
+
+def read_yaml(path: str) -> object:
+    """The YAML document at *path*, within MAX_CONFIG_BYTES and MAX_CONFIG_NODES.
+
+    A FIFO or device would block or never end, so only regular files are read.
+    Aliases are allowed but counted as expanded: a "billion laughs" document is
+    a few hundred bytes whose aliases expand to 10^9 nodes.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not block
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError("", f"{path}: cannot read config: not a regular file")
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError("", f"{path}: cannot read config: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError("", f"{path}: config larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError("", f"{path}: not UTF-8 text (byte {e.start})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_CONFIG_NODES:
+            raise ConfigError(
+                "",
+                f"{path}: more than {MAX_CONFIG_NODES} YAML nodes once aliases are expanded "
+                "(or an alias inside its own anchor)",
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         raise ConfigError("", f"{where}: not valid YAML: {e}") from None
-    return config_from_dict(
-        data, os.path.abspath(path), os.path.dirname(os.path.abspath(path)), host
-    )
+    except RecursionError:
+        raise ConfigError("", f"{path}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in *root* with every alias expanded, counted without expanding them."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not counted yet
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if not children_done:
+            if id(node) in open_nodes:
+                return MAX_CONFIG_NODES + 1  # an alias inside its own anchor: endless
+            open_nodes.add(id(node))
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if children_done or not children:
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
 
 
 def bundled_root() -> str:

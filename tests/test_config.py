@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import dns.name
 import pytest
 
+from authd import config as config_module
 from authd.config import (
     DEFAULT_PORT,
     DEFAULT_UDP_PAYLOAD_MAX,
@@ -267,3 +269,50 @@ def test_check_config_exit_codes(confdir: Path) -> None:
     assert bad_zone.returncode == 1
     assert "2 zones, 1 refused" in bad_zone.stderr
     assert "ns-missing" in bad_zone.stderr
+
+
+# -- hostile config files: bounded, never blocking ------------------------------------------
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (LAUGHS, "more than 1000000 YAML nodes once aliases are expanded"),
+        ("a: &a [*a]\n", "an alias inside its own anchor"),
+        ("[" * 5000 + "]" * 5000, "YAML nested too deeply"),
+        ("zones: []\n\xff\n", "not valid YAML"),
+    ],
+    ids=["billion-laughs", "recursive-alias", "deep-nesting", "not-yaml"],
+)
+def test_hostile_yaml_is_refused_quickly(confdir: Path, text: str, message: str) -> None:
+    path = _write(confdir, text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(str(path))
+
+
+def test_aliases_within_the_bound_still_work(confdir: Path) -> None:
+    path = _write(confdir, "listen: &l [{address: 127.0.0.1, port: 5353}]\nzones: []\nx: *l\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(str(path))  # parsed (aliases and all); refused for the unknown key only
+
+
+@pytest.mark.timeout(20)
+def test_fifo_or_device_config_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "authd.yaml"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            load_config(path)
+
+
+def test_oversized_config_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_module, "MAX_CONFIG_BYTES", 1000)
+    path = tmp_path / "authd.yaml"
+    path.write_text("zones: []\n" + "#" * 2000 + "\n")
+    with pytest.raises(ConfigError, match="larger than 1000 bytes"):
+        load_config(str(path))
