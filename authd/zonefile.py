@@ -36,6 +36,7 @@ import gc
 import os
 import re
 import socket
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from io import TextIOBase
 from typing import NamedTuple, TextIO
@@ -62,6 +63,9 @@ import dns.ttl
 
 from authd.errors import ZoneError
 
+#: Bytes of zone-file text one zone may read, its includes counted: this bounds
+#: the memory of a load, and of any one line in it.
+MAX_ZONE_SOURCE_BYTES = 1 << 30
 #: How deeply ``$INCLUDE`` may nest (the top file is depth 0).
 MAX_INCLUDE_DEPTH = 16
 #: Most records one ``$GENERATE`` line may produce (a reverse /12 of IPv4 is 2**20).
@@ -82,11 +86,12 @@ class Record(NamedTuple):
 
 def parse_zone_file(path: str, origin: dns.name.Name) -> list[Record]:
     """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*."""
+    parser = _Parser()
     try:
-        f = _open(path)
+        f = parser.open(path)
     except _Bad as e:
         raise ZoneError(path, 0, str(e)) from None
-    return _Parser().parse(f, origin, path)
+    return parser.parse(f, origin, path)
 
 
 def parse_zone_text(text: str, origin: dns.name.Name, filename: str = "<text>") -> list[Record]:
@@ -140,15 +145,26 @@ _GENERATE_MODIFIER = re.compile(r"\{([+-]?\d+)(?:,(\d+)(?:,([doxXnN]))?)?\}")
 _GENERATE_RANGE = re.compile(r"(\d+)-(\d+)(?:/(\d+))?")
 
 
-def _open(path: str) -> TextIO:
-    """The UTF-8 file at *path*, opened for reading lines; raises ``_Bad`` saying
-    why not.  Lines are read as parsed: a large zone is never all in memory."""
+def _open(path: str) -> tuple[TextIO, int]:
+    """The UTF-8 file at *path*, opened for reading lines, and its size; raises
+    ``_Bad`` saying why not.  Lines are read as parsed: a large zone is never
+    all in memory.  Only regular files: a FIFO would block the load forever and
+    a device (``/dev/zero``) would never end."""
     try:
-        return open(path, encoding="utf-8-sig")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise _Bad("no such file") from None
     except OSError as e:
         raise _Bad(f"cannot read: {e.strerror or e}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Bad("not a regular file")
+        return open(fd, encoding="utf-8-sig"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _utf8_error(path: str, error: UnicodeDecodeError) -> tuple[int, str]:
@@ -705,6 +721,16 @@ class _Parser:
         self.records: list[Record] = []
         self.origins: dict[dns.name.Name, _Origin] = {}
         self.open_files: list[str] = []  # real paths of the files being read, for loops
+        self.source_bytes = 0  # sizes of the files opened so far, includes too
+
+    def open(self, path: str) -> TextIO:
+        """Open a file of this zone, within MAX_ZONE_SOURCE_BYTES for all of them."""
+        f, size = _open(path)
+        self.source_bytes += size
+        if self.source_bytes > MAX_ZONE_SOURCE_BYTES:
+            f.close()
+            raise _Bad(f"the zone's files hold more than {MAX_ZONE_SOURCE_BYTES} bytes")
+        return f
 
     def _origin(self, origin: dns.name.Name) -> _Origin:
         o = self.origins.get(origin)
@@ -893,7 +919,7 @@ class _Parser:
         if len(args) == 2:
             child.origin = self._origin(st.origin.name(args[1]))
         try:
-            f = _open(path)
+            f = self.open(path)
         except _Bad as e:
             raise _Bad(f"{e}: {given}") from None
         self._source(f, path, child)

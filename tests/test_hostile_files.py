@@ -1,0 +1,116 @@
+"""Hostile zone files: FIFOs, devices and oversized sources are refused, never read.
+
+A ``$INCLUDE`` of a FIFO used to block start-up and ``authd check`` forever,
+and on a hot reload it wedged the reload worker (no later reload, SIGTERM
+ignored); ``$INCLUDE /dev/zero`` grew memory without bound.  Each case must
+give ``file:line: reason`` at once: in the parser, in ``authd check``, and on
+a hot reload of a zone that was serving, which keeps serving and reloads the
+next good edit.  Regressions: ``include_of_a_fifo_blocks_forever``,
+``include_of_dev_zero_grows_without_bound``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.name
+import pytest
+from reloadkit import Lab, addresses, running_lab, soa_serial, zone_text
+
+import authd.zonefile as zonefile
+from authd.errors import ZoneError
+from authd.zonefile import parse_zone_file
+
+pytestmark = pytest.mark.timeout(60)
+
+ORIGIN = dns.name.from_text("h.test.")
+
+
+def _zone_including(tmp_path: Path, target: str, serial: int = 1) -> Path:
+    path = tmp_path / "h.zone"
+    path.write_text(zone_text("h.test", serial) + f"$INCLUDE {target}\n")
+    return path
+
+
+def _fifo(tmp_path: Path) -> Path:
+    fifo = tmp_path / "fifo.inc"
+    os.mkfifo(fifo)
+    return fifo
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "dev-urandom", "directory"])
+def test_include_of_a_non_regular_file_is_refused_with_file_and_line(
+    tmp_path: Path, kind: str
+) -> None:
+    target = {
+        "fifo": lambda: str(_fifo(tmp_path)),
+        "dev-zero": lambda: "/dev/zero",
+        "dev-urandom": lambda: "/dev/urandom",
+        "directory": lambda: str(tmp_path),
+    }[kind]()
+    path = _zone_including(tmp_path, target)
+    line = path.read_text().count("\n")
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert str(err.value) == f"{path}:{line}: not a regular file: {target}"
+
+
+def test_include_of_a_fifo_blocks_forever(tmp_path: Path) -> None:
+    """The top file itself a FIFO, too: refused at once, no writer needed."""
+    fifo = _fifo(tmp_path)
+    with pytest.raises(ZoneError, match="not a regular file"):
+        parse_zone_file(str(fifo), ORIGIN)
+
+
+def test_zone_sources_over_the_byte_limit_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inc = tmp_path / "big.inc"
+    inc.write_text("".join(f"h{i} A 192.0.2.1\n" for i in range(200)))
+    path = _zone_including(tmp_path, str(inc))
+    monkeypatch.setattr(zonefile, "MAX_ZONE_SOURCE_BYTES", path.stat().st_size + 100)
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert f"{path}:{path.read_text().count(chr(10))}: the zone's files hold more than" in str(
+        err.value
+    )
+
+
+def test_authd_check_refuses_a_fifo_include_without_blocking(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path)
+    path = _zone_including(tmp_path, str(fifo))
+    done = subprocess.run(
+        [sys.executable, "-m", "authd", "check", "--origin", "h.test", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"not a regular file: {fifo}" in done.stdout + done.stderr
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from running_lab()
+
+
+def test_include_of_dev_zero_grows_without_bound(lab: Lab) -> None:
+    """On a hot reload: refused with file:line, the old version serves, reloads go on."""
+    path = lab.write("h.zone", zone_text("h.test", 1))
+    fifo = lab.dir / "fifo.inc"
+    os.mkfifo(fifo)
+    server = lab.start("authd", [{"name": "h.test", "file": str(path)}])
+    for target in ("/dev/zero", str(fifo)):
+        path.write_text(zone_text("h.test", 2, www="192.0.2.2") + f"$INCLUDE {target}\n")
+        line = lab.wait_log(server, rf"not a regular file: {target}", 10)
+        lab.check(f"{path}:" in line, f"file:line in {line!r}")
+        lab.check(soa_serial(server.port, "h.test") == 1, "the old serial keeps serving")
+    # The reload machinery is not wedged: the next good edit is served.
+    path.write_text(zone_text("h.test", 3, www="192.0.2.3"))
+    lab.wait_serial(server, "h.test", 3, 10)
+    lab.check(addresses(server.port, "www.h.test") == ["192.0.2.3"], "the new record")
