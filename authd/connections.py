@@ -5,7 +5,10 @@ Owns the policy that a slow or greedy client meets when connections run out
 admitted while there is room; at the global limit the connection that has been
 idle longest (nothing half-received, nothing being sent) is closed to make
 room, so clients that hold connections open without using them cannot lock
-out new ones; only when every connection is busy is the new one refused.  One
+out new ones; failing that, the one whose half-received message began
+longest ago (a slowloris sending a byte at a time); a connection sending
+answers or a transfer never gives way, and when all are sending, the new
+one is refused.  One
 client (an IPv4 address, or an IPv6 /64, the unit one host controls) may hold
 at most ``per_client`` connections.
 
@@ -29,7 +32,7 @@ IPV6_CLIENT_PREFIX = 64  # an IPv6 client is its /64: one host often holds the w
 class Verdict(enum.Enum):
     ADMITTED = "admitted"
     CLIENT_LIMIT = "client-limit"  # this client already holds per_client connections
-    FULL = "full"  # every connection is busy: none could give way
+    FULL = "full"  # every connection is sending: none could give way
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class ConnectionTable:
         self.per_client = per_client
         self._client: dict[Hashable, str] = {}
         self._idle: dict[Hashable, None] = {}  # insertion order: longest idle first
+        self._receiving: dict[Hashable, None] = {}  # longest-pending message first
         self._per_client: Counter[str] = Counter()
 
     def __len__(self) -> int:
@@ -71,22 +75,31 @@ class ConnectionTable:
             return Admission(Verdict.CLIENT_LIMIT)
         evicted: Hashable | None = None
         if len(self._client) >= self.limit:
-            if not self._idle:
+            waiting = self._idle or self._receiving
+            if not waiting:
                 return Admission(Verdict.FULL)
-            evicted = next(iter(self._idle))
+            evicted = next(iter(waiting))
             self.release(evicted)
         self._client[conn] = client
         self._per_client[client] += 1
         self._idle[conn] = None
         return Admission(Verdict.ADMITTED, evicted)
 
-    def busy(self, conn: Hashable) -> None:
-        """*conn* has a message half-received or answers being sent: it must not give way."""
+    def sending(self, conn: Hashable) -> None:
+        """*conn* has answers or a transfer on the way out: it must not give way."""
         self._idle.pop(conn, None)
+        self._receiving.pop(conn, None)
+
+    def receiving(self, conn: Hashable) -> None:
+        """*conn* has a message half-received (a no-op if that message was seen already)."""
+        if conn in self._client and conn not in self._receiving:
+            self._idle.pop(conn, None)
+            self._receiving[conn] = None
 
     def idle(self, conn: Hashable) -> None:
         """*conn* has nothing outstanding (a no-op if it was idle already)."""
         if conn in self._client and conn not in self._idle:
+            self._receiving.pop(conn, None)
             self._idle[conn] = None
 
     def release(self, conn: Hashable) -> None:
@@ -95,6 +108,7 @@ class ConnectionTable:
         if client is None:
             return
         self._idle.pop(conn, None)
+        self._receiving.pop(conn, None)
         self._per_client[client] -= 1
         if not self._per_client[client]:
             del self._per_client[client]

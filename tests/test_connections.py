@@ -32,19 +32,32 @@ def test_admits_until_full_then_the_longest_idle_gives_way() -> None:
     table = ConnectionTable(limit=3, per_client=10)
     for conn in "abc":
         assert table.admit(conn, "192.0.2.1").verdict is Verdict.ADMITTED
-    table.busy("a")
-    table.busy("b")
+    table.sending("a")
+    table.receiving("b")
     table.idle("b")  # b became idle after c: c is the longest idle now
     got = table.admit("d", "192.0.2.2")
     assert got.verdict is Verdict.ADMITTED and got.evicted == "c"
     assert not table.holds("c") and len(table) == 3
 
 
-def test_refuses_when_every_connection_is_busy() -> None:
+def test_with_none_idle_the_longest_pending_message_gives_way() -> None:
+    table = ConnectionTable(limit=3, per_client=10)
+    for conn in "abc":
+        table.admit(conn, "192.0.2.1")
+    table.receiving("b")
+    table.receiving("a")
+    table.receiving("b")  # the same message: b keeps its place
+    table.sending("c")  # a transfer never gives way
+    assert table.admit("d", "192.0.2.2").evicted == "b"
+    table.sending("d")
+    assert table.admit("e", "192.0.2.2").evicted == "a"
+
+
+def test_refuses_when_every_connection_is_sending() -> None:
     table = ConnectionTable(limit=2, per_client=10)
     for conn in "ab":
         table.admit(conn, "192.0.2.1")
-        table.busy(conn)
+        table.sending(conn)
     assert table.admit("c", "192.0.2.2").verdict is Verdict.FULL
     table.release("a")
     assert table.admit("c", "192.0.2.2").verdict is Verdict.ADMITTED

@@ -361,19 +361,21 @@ def test_tcp_connection_limit_closes_the_longest_idle_for_a_new_client(limited) 
             s.close()
 
 
-def test_tcp_connection_limit_refuses_when_every_connection_is_busy(limited) -> None:
+def test_tcp_connection_limit_with_none_idle_closes_the_longest_pending_message(limited) -> None:
     assert _wait_until_accepted(limited.port, time.monotonic() + IDLE + 5)
     time.sleep(0.2)
     conns = _open_counted(limited.port, MAX_CONNECTIONS)
     try:
         for s in conns:
-            s.sendall(b"\x00")  # half a length prefix: busy until tcp_io_timeout
-        time.sleep(0.05)
-        assert _over_the_limit_answer(limited.port) is None, "a busy connection gave way"
-        # The half-sent messages miss their deadline, which frees the slots.
-        for s in conns:
+            s.sendall(b"\x00")  # half a length prefix: a message pending
+            time.sleep(0.02)
+        with tcp_connect(V4, limited.port) as extra:
+            extra.sendall(frame(_query(id=0x4545).to_wire()))
+            assert parse(tcp_read_message(extra)).id == 0x4545
+        assert serverkit.closed_within(conns[0], 0.2) is not None, "the oldest pending stayed"
+        # The other half-sent messages miss their deadline.
+        for s in conns[1:]:
             assert serverkit.closed_within(s, IO_TIMEOUT + 4) is not None
-        assert _wait_until_accepted(limited.port, time.monotonic() + 5)
     finally:
         for s in conns:
             s.close()

@@ -118,7 +118,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 why=(
                     f"it already holds {f.connections.per_client} connections"
                     if admission.verdict is Verdict.CLIENT_LIMIT
-                    else f"all {f.connections.limit} connections are busy"
+                    else f"all {f.connections.limit} connections are sending answers"
                 ),
             )
             self.transport.abortConnection()  # type: ignore[union-attr]
@@ -148,6 +148,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             message = bytes(buf[2 : 2 + length])
             del buf[: 2 + length]
             self._cancel_deadline()  # this message is complete; the next has its own
+            self._factory.connections.idle(self)  # so the next one queues afresh
             request = Request(message, self._client, f.local, Transport.TCP, time.time())
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
@@ -175,10 +176,13 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 self._deadline = f.call_later(f.io_timeout, self._too_slow)
         else:
             self._cancel_deadline()
-        if self._buffer or self._stream is not None or self._write_paused:
-            self._factory.connections.busy(self)
+        table = self._factory.connections
+        if self._stream is not None or self._write_paused:
+            table.sending(self)
+        elif self._buffer:
+            table.receiving(self)
         else:
-            self._factory.connections.idle(self)
+            table.idle(self)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
