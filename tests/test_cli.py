@@ -571,3 +571,15 @@ def test_readme_documents_allow_query() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     assert "allow_query" in section and "default" in section
+
+
+def test_included_files_given_together_check_only_the_top_zone(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A commit changing both links of an include chain, and a zone named otherwise.
+    write(repo / "inner.inc", "www A 192.0.2.80\n")
+    write(repo / "outer.inc", "$INCLUDE inner.inc\n")
+    write(repo / "z.test", zone_text("z.test.", 1, "$INCLUDE outer.inc\n"))
+    code, out, err = check(capsys, "inner.inc", "outer.inc", "z.test")
+    assert (code, out) == (0, "")
+    assert "inner.inc is $INCLUDEd by z.test" in err and "1 zone," in err

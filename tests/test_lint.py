@@ -805,13 +805,14 @@ def test_pre_commit_hook_definition() -> None:
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     (hook,) = [h for h in hooks if h["id"] == "authd-check"]
     assert hook["entry"] == "authd check"
-    assert hook["files"] == r"\.(zone|db|inc|include)$|(^|/)db\.|(^|/)(named\.root|root\.hints?)$"
+    assert hook["files"] == r"\.(zone|inc|include)$|(^|/)db\.|(^|/)(named\.root|root\.hints?)$"
     pattern = re.compile(hook["files"])
     assert pattern.search("zones/example.com.zone") and pattern.search("db.example.com")
     # Included files too (the hook checks the zones including them), and the root's names.
     assert pattern.search("zones/db.example.com") and pattern.search("zones/example.com.inc")
     assert pattern.search("named.root") and pattern.search("zones/root.hints")
     assert not pattern.search("mydb.example") and not pattern.search("README.md")
+    assert not pattern.search("cache/state.db")  # an SQLite file is no zone
 
 
 def test_readme_documents_ci() -> None:

@@ -181,7 +181,7 @@ def plan(paths: Sequence[str], configs: Sequence[str], origins: Sequence[str] = 
         elif not os.path.exists(path):
             p.problems.append(_problem("unreadable", path, "no such file or folder"))
         elif origin is None and not is_zone_file_name(os.path.basename(path)):
-            given.extend(_included_or_zone(p, path))
+            given.extend(_included_or_zone(p, path, paths))
         else:
             given.append(Target(_origin(origin or origin_from_filename(path), path), path))
     if given:
@@ -193,10 +193,12 @@ def plan(paths: Sequence[str], configs: Sequence[str], origins: Sequence[str] = 
     return p
 
 
-def _included_or_zone(p: Plan, path: str) -> list[Target]:
-    """*path* as a zone, or, when zone files of its repository ``$INCLUDE`` it,
-    those zones (an included file has no SOA and no origin of its own)."""
-    zones = includes.includers(path, is_zone_file_name)
+def _included_or_zone(p: Plan, path: str, paths: Sequence[str]) -> list[Target]:
+    """*path* as a zone, or, when zone files of its repository (or other
+    *paths*) ``$INCLUDE`` it, those zones (an included file has no SOA and no
+    origin of its own)."""
+    others = [f for f in paths if f != path and not os.path.isdir(f)]
+    zones = includes.includers(path, is_zone_file_name, others)
     if not zones:
         return [Target(_origin(origin_from_filename(path), path), path)]
     cwd = os.getcwd()

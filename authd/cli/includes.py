@@ -43,9 +43,12 @@ def included_paths(path: str) -> list[str]:
     return found
 
 
-def candidates(path: str, is_zone_file: Callable[[str], bool]) -> list[str]:
+def candidates(
+    path: str, is_zone_file: Callable[[str], bool], given: Iterable[str] = ()
+) -> list[str]:
     """The zone files that could include *path*: those of its git repository,
-    else those in its folder and the folder above."""
+    else those in its folder and the folder above; and the files *given* with
+    it (a zone file named otherwise, changed in the same commit)."""
     top = repo.top_or_none(path)
     if top is not None:
         files: Iterable[str] = repo.tracked_files(top)
@@ -55,30 +58,36 @@ def candidates(path: str, is_zone_file: Callable[[str], bool]) -> list[str]:
         files = [
             os.path.join(d, n) for d in sorted(folders) if os.path.isdir(d) for n in os.listdir(d)
         ]
-    return [f for f in files if is_zone_file(os.path.basename(f)) and os.path.isfile(f)]
+    found = [f for f in files if is_zone_file(os.path.basename(f)) and os.path.isfile(f)]
+    return found + [f for f in given if f not in found and os.path.isfile(f)]
 
 
-def includers(path: str, is_zone_file: Callable[[str], bool]) -> list[str]:
+def closure(zone: str) -> set[str]:
+    """Every file *zone* includes, directly or not (real paths; *zone* too)."""
+    seen = {zone}
+    frontier = [zone]
+    for _ in range(MAX_DEPTH):
+        nxt = []
+        for f in frontier:
+            for inc in included_paths(f):
+                if inc not in seen:
+                    seen.add(inc)
+                    nxt.append(inc)
+        if not nxt:
+            break
+        frontier = nxt
+    return seen
+
+
+def includers(
+    path: str, is_zone_file: Callable[[str], bool], given: Iterable[str] = ()
+) -> list[str]:
     """The zone files that include *path*, directly or through other includes
-    (real paths, sorted); empty when none does."""
+    (real paths, sorted); empty when none does.  A candidate that another
+    candidate includes is no zone of its own (``db.common`` included by every
+    zone): the zones at the top of the chain are the ones checked."""
     target = os.path.realpath(path)
-    found = []
-    for zone in candidates(path, is_zone_file):
-        zone = os.path.realpath(zone)
-        if zone == target:
-            continue
-        seen = {zone}
-        frontier = [zone]
-        for _ in range(MAX_DEPTH):
-            nxt = []
-            for f in frontier:
-                for inc in included_paths(f):
-                    if inc not in seen:
-                        seen.add(inc)
-                        nxt.append(inc)
-            if target in seen or not nxt:
-                break
-            frontier = nxt
-        if target in seen:
-            found.append(zone)
-    return sorted(found)
+    zones = sorted({os.path.realpath(z) for z in candidates(path, is_zone_file, given)} - {target})
+    reach = {z: closure(z) for z in zones}
+    included = {f for z, files in reach.items() for f in files if f != z}
+    return [z for z in zones if z not in included and target in reach[z]]
