@@ -26,8 +26,11 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dns.rcode
@@ -312,6 +315,25 @@ def test_notify_and_retransfer_need_a_zone(lab: Lab) -> None:
         done = ctl(action, "-c", config_path(server))
         lab.check(done.returncode == 1, f"{action}: exit {done.returncode}")
         lab.check(done.stderr.strip() == f"authd ctl: {action} needs a zone", done.stderr)
+
+
+def test_status_to_a_closed_pipe_exits_quietly(lab: Lab) -> None:
+    # `authd ctl status | head -3` printed a BrokenPipeError traceback.
+    a = lab.write("a.zone", zone_text(A, 1))
+    server = lab.start("authd", [{"name": A, "file": str(a)}])
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "authd", "ctl", "status", "-c", config_path(server)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before ctl has its answer
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=60)
+    lab.check("Traceback" not in err and "BrokenPipe" not in err, err)
+    lab.check(code == 141, f"exit {code}: {err}")
 
 
 # -- reload ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``authd check``, the zone linter (``authd.lint``, ``authd.lint_cli``, ``authd.lint_report``).
+"""``authd check``, the zone linter (``authd.lint``, ``authd.cli.check`` and its report).
 
 Every check id has a zone that triggers it and a near miss that does not (a
 table, like tests/test_zone_checks.py; cross-zone ids take several zones).  The
@@ -26,8 +26,8 @@ import yaml
 from authd import lint, serial
 from authd.checks import Finding, Severity
 from authd.cli import main
+from authd.cli.check import origin_from_filename
 from authd.errors import ZoneError
-from authd.lint_cli import origin_from_filename
 from authd.zone import compile_zone, load_zone
 from authd.zonefile import parse_zone_text
 
@@ -251,7 +251,7 @@ def _emitted_ids() -> set[str]:
     """Every id literal the source passes where findings are made."""
     makers = {"Finding", "_finding", "_problem"}
     ids: set[str] = set()
-    for module in ("checks.py", "zone.py", "lint.py", "lint_cli.py"):
+    for module in ("checks.py", "zone.py", "lint.py", "cli/check.py"):
         tree = ast.parse((ROOT / "authd" / module).read_text())
         for node in ast.walk(tree):
             if (
@@ -438,7 +438,10 @@ def test_disable_silences_a_warning(tmp_path: Path, capsys: pytest.CaptureFixtur
         ([], "nothing to check"),
         (["--disable", "no-such-check", "x.zone"], "no such check"),
         (["--disable", "cname-and-other-data", "x.zone"], "cannot be disabled"),
-        (["--origin", "a.test", "a.zone", "b.zone"], "--origin needs exactly one"),
+        # One --origin names every ZONEFILE's zone; several pair in order.
+        (["--origin", "a", "--origin", "b", "a.zone", "b.zone", "c.zone"], "2 --origin for 3"),
+        (["--origin", "a", "--origin", "b", "a.zone"], "2 --origin for 1"),
+        (["--origin", "a", "tests/lintzones"], "a DIR's files take theirs"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -519,7 +522,7 @@ def test_github_output(
 
 
 def test_github_output_escapes() -> None:
-    from authd.lint_report import github_line
+    from authd.cli.check_report import github_line
 
     f = Finding("syntax", Severity.ERROR, "a,b:c.zone", 0, "50% bad\nline")
     assert github_line(f) == "::error file=a%2Cb%3Ac.zone,title=syntax::50%25 bad%0Aline"
@@ -802,11 +805,14 @@ def test_pre_commit_hook_definition() -> None:
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     (hook,) = [h for h in hooks if h["id"] == "authd-check"]
     assert hook["entry"] == "authd check"
-    assert hook["files"] == r"\.zone$|(^|/)db\."
+    assert hook["files"] == r"\.(zone|inc|include)$|(^|/)db\.|(^|/)(named\.root|root\.hints?)$"
     pattern = re.compile(hook["files"])
     assert pattern.search("zones/example.com.zone") and pattern.search("db.example.com")
-    assert pattern.search("zones/db.example.com") and not pattern.search("zones/example.com.inc")
-    assert not pattern.search("mydb.example")
+    # Included files too (the hook checks the zones including them), and the root's names.
+    assert pattern.search("zones/db.example.com") and pattern.search("zones/example.com.inc")
+    assert pattern.search("named.root") and pattern.search("zones/root.hints")
+    assert not pattern.search("mydb.example") and not pattern.search("README.md")
+    assert not pattern.search("cache/state.db")  # an SQLite file is no zone
 
 
 def test_readme_documents_ci() -> None:

@@ -26,3 +26,20 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def gc_off() -> Iterator[None]:
+    """The cyclic GC off for the block, then back as it was; nothing frozen.
+
+    For a one-shot command (``authd check``) that builds millions of acyclic
+    objects and exits: freezing would only pin them in a caller that lives on
+    (a test session calling ``main``), and the collector must come back on.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from authd.cli.common import Subparsers
 from authd.config import default_config, load_config
 from authd.errors import AuthdError
 
@@ -155,7 +156,7 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
     return 0 if reply.get("ok") else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     """Add the ``ctl`` subcommand to *sub*."""
     ctl = sub.add_parser("ctl", help="control a running server (status, reload, notify...)")
     ctl.add_argument("action", choices=["status", "reload", "notify", "retransfer", "stop"])

@@ -1,9 +1,15 @@
-"""``authd check``: the zone linter's command line (registered by ``authd.cli``).
+"""``authd check``: the zone linter's command line.
 
-Owns: finding the zones to check (zone files, folders, configurations), reading
-them, asking git for the version at ``--against REF``, and exit codes.  The
+Owns: finding the zones to check (zone files, folders, configurations, and the
+zones that ``$INCLUDE`` a given file), reading them, comparing with the version
+at ``--against REF`` (git itself is ``authd.cli.repo``), and exit codes.  The
 checks themselves are ``authd.lint`` (which runs the loader's own
-``authd.checks``), the output formats ``authd.lint_report``.
+``authd.checks``), the output formats ``authd.cli.check_report``.
+
+Zones checked together are also checked against each other: every file given,
+and every zone of every ``-c`` config (all views, all configs) as one set.
+In a repository with no commit yet, ``--against`` has nothing to compare with:
+the serial comparison is skipped with a note (the hook's first commit).
 
 Exit codes: 0 clean (warnings allowed unless ``--strict``), 1 a finding at
 error level, 2 usage or unreadable input (a missing file, a refused config,
@@ -13,9 +19,7 @@ an unknown ``--against`` reference).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -25,19 +29,26 @@ import dns.exception
 import dns.name
 
 from authd import lint
+from authd.adapters.gcpause import gc_off
 from authd.checks import Finding, Severity
+from authd.cli import includes, repo
+from authd.cli.check_report import FORMATS, ZoneSummary, render
+from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers
+from authd.cli.repo import GitError, NoCommitYet
 from authd.errors import AuthdError, ZoneError
-from authd.lint_report import FORMATS, ZoneSummary, render
 from authd.zone import Grouping, group_records
 from authd.zonefile import parse_zone_file
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 #: Ids that mean the input could not be checked at all: exit 2.
 INPUT_IDS = frozenset({"unreadable", "config"})
 ZONE_SUFFIXES = (".zone", ".db")
+#: File names (once the suffixes above and a ``db.`` prefix are taken off) that
+#: mean the root zone: IANA's ``root.zone``, BIND's hints ``named.root``,
+#: ``db.root``, ``root.hints``.  Else ``root.zone`` would be the zone ``root.``.
+ROOT_NAMES = frozenset({"root", "named.root", "root.hints", "root.hint", "named.cache"})
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     """Add the ``check`` subcommand to *sub*."""
     check = sub.add_parser(
         "check",
@@ -45,9 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=(
             "Check zone files: every error is a zone `authd serve` refuses; warnings "
             "flag what is suspicious. ZONEFILE's origin comes from its name "
-            "(example.com.zone, db.example.com, example.com.db) unless --origin; a "
-            "DIR means its *.zone and db.* files; -c checks every zone of a config. "
-            "Zones checked together are also checked against each other."
+            "(example.com.zone, db.example.com, example.com.db; root.zone, db.root and "
+            "named.root mean the root zone) unless --origin; a DIR means its *.zone and "
+            "db.* files; a file that zones of its repository $INCLUDE means those zones; "
+            "-c checks every zone of a config. Zones checked together (all files given; "
+            "all zones of all -c configs) are also checked against each other."
         ),
     )
     check.add_argument("paths", nargs="*", metavar="ZONEFILE|DIR")
@@ -59,7 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="CONFIG",
         help="check every zone of this config (repeatable)",
     )
-    check.add_argument("--origin", help="zone name of the one ZONEFILE (default: its file name)")
+    check.add_argument(
+        "--origin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=(
+            "zone name of the ZONEFILEs (default: from each file name); one --origin "
+            "applies to every ZONEFILE, several pair with the ZONEFILEs in order"
+        ),
+    )
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     check.add_argument(
         "--disable",
@@ -78,19 +100,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def origin_from_filename(path: str) -> str:
-    """``example.com.zone``, ``db.example.com``, ``example.com.db`` -> ``example.com``."""
+    """``example.com.zone``, ``db.example.com``, ``example.com.db`` -> ``example.com``;
+    ``root.zone``, ``db.root``, ``named.root``, ``root.hints`` -> ``.`` (the root)."""
     base = os.path.basename(path)
+    if base in ROOT_NAMES:
+        return "."
     for suffix in ZONE_SUFFIXES:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     if base.startswith("db."):
         base = base[3:]
-    return base
+    return "." if base in ROOT_NAMES else base
 
 
 def is_zone_file_name(name: str) -> bool:
-    """What a folder argument picks up: ``*.zone`` and ``db.*``."""
-    return name.endswith(".zone") or name.startswith("db.")
+    """What a folder argument picks up: ``*.zone``, ``db.*`` and the root's names."""
+    return name.endswith(".zone") or name.startswith("db.") or name in ROOT_NAMES
 
 
 class UsageError(Exception):
@@ -122,14 +147,30 @@ def _origin(text: str, path: str) -> dns.name.Name:
         raise UsageError(f"{path}: cannot use {text!r} as the zone name: {e}") from None
 
 
-def plan(paths: Sequence[str], configs: Sequence[str], origin: str | None) -> Plan:
+def origins_for(paths: Sequence[str], origins: Sequence[str]) -> list[str | None]:
+    """The ``--origin`` of each path (None: from its name): one origin names
+    every ZONEFILE's zone, several pair with them in order."""
+    if not origins:
+        return [None] * len(paths)
+    if any(os.path.isdir(path) for path in paths):
+        raise UsageError(
+            "--origin names ZONEFILEs' zones; a DIR's files take theirs from their names"
+        )
+    if len(origins) == 1:
+        return [origins[0]] * len(paths)
+    if len(origins) != len(paths):
+        raise UsageError(
+            f"{len(origins)} --origin for {len(paths)} ZONEFILEs: give one --origin for "
+            "all of them, or one per ZONEFILE in the same order"
+        )
+    return list(origins)
+
+
+def plan(paths: Sequence[str], configs: Sequence[str], origins: Sequence[str] = ()) -> Plan:
     """Which zones to check, from the command line's paths and configs."""
     p = Plan()
     given: list[Target] = []
-    files = [path for path in paths if not os.path.isdir(path)]
-    if origin is not None and (len(files) != 1 or len(paths) != 1):
-        raise UsageError("--origin needs exactly one ZONEFILE")
-    for path in paths:
+    for path, origin in zip(paths, origins_for(paths, origins), strict=True):
         if os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if is_zone_file_name(n))
             found = [os.path.join(path, n) for n in names]
@@ -139,16 +180,53 @@ def plan(paths: Sequence[str], configs: Sequence[str], origin: str | None) -> Pl
             given.extend(Target(_origin(origin_from_filename(f), f), f) for f in found)
         elif not os.path.exists(path):
             p.problems.append(_problem("unreadable", path, "no such file or folder"))
+        elif origin is None and not is_zone_file_name(os.path.basename(path)):
+            given.extend(_included_or_zone(p, path, paths))
         else:
             given.append(Target(_origin(origin or origin_from_filename(path), path), path))
     if given:
         p.groups.append(given)
+    config_groups: list[list[Target]] = []
     for config_path in configs:
-        _plan_config(p, config_path)
+        _plan_config(p, config_path, config_groups)
+    p.groups.extend(_together(config_groups))
     return p
 
 
-def _plan_config(p: Plan, path: str) -> None:
+def _included_or_zone(p: Plan, path: str, paths: Sequence[str]) -> list[Target]:
+    """*path* as a zone, or, when zone files of its repository (or other
+    *paths*) ``$INCLUDE`` it, those zones (an included file has no SOA and no
+    origin of its own)."""
+    others = [f for f in paths if f != path and not os.path.isdir(f)]
+    zones = includes.includers(path, is_zone_file_name, others)
+    if not zones:
+        return [Target(_origin(origin_from_filename(path), path), path)]
+    cwd = os.getcwd()
+    shown = ", ".join(_display(z, cwd) for z in zones)
+    p.notes.append(f"{path} is $INCLUDEd by {shown}: checking the zone{'s' * (len(zones) > 1)}")
+    return [Target(_origin(origin_from_filename(z), z), _display(z, cwd)) for z in zones]
+
+
+def _together(view_groups: Sequence[list[Target]]) -> list[list[Target]]:
+    """Every config zone in one group, so zones of different views and configs
+    are checked against each other (a parent in A.yaml, its child in B.yaml).
+    A zone name that two views serve from different files is checked in that
+    view's own group as well: one group holds one version of each zone."""
+    combined: dict[dns.name.Name, Target] = {}
+    for group in view_groups:
+        for t in group:
+            combined.setdefault(t.origin, t)
+    if not combined:
+        return []
+    groups = [list(combined.values())]
+    for group in view_groups:
+        files = {t.origin: os.path.realpath(t.file) for t in group}
+        if any(os.path.realpath(combined[o].file) != f for o, f in files.items()):
+            groups.append(group)
+    return groups
+
+
+def _plan_config(p: Plan, path: str, groups: list[list[Target]]) -> None:
     from authd.config import SerialPolicy, ZoneType, load_config
 
     try:
@@ -169,7 +247,7 @@ def _plan_config(p: Plan, path: str) -> None:
             file = _display(zc.file, os.getcwd())  # as the messages will show it
             group.append(Target(zc.name, file, check_serial=not managed))
         if group:
-            p.groups.append(group)
+            groups.append(group)
 
 
 def _problem(id: str, file: str, message: str) -> Finding:
@@ -191,44 +269,7 @@ def check_file(target: Target) -> lint.ZoneLint:
     return lint.lint_records(target.origin, records, target.file)
 
 
-# --- git: --against ------------------------------------------------------------
-
-
-class GitError(Exception):
-    """git could not give the reference version: exit 2."""
-
-
-def _git(args: Sequence[str], cwd: str) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
-    except OSError as e:
-        raise GitError(f"cannot run git: {e.strerror or e}") from None
-
-
-def _toplevel(path: str) -> str:
-    folder = os.path.dirname(os.path.realpath(path))
-    out = _git(["rev-parse", "--show-toplevel"], folder)
-    if out.returncode != 0:
-        raise GitError(f"{path}: not in a git repository, so --against cannot compare")
-    return os.path.realpath(out.stdout.decode().strip())
-
-
-def _git_file(top: str, ref: str, path: str) -> bytes | None:
-    """The bytes of *path* at *ref*, or None when it did not exist there."""
-    rel = os.path.relpath(os.path.realpath(path), top).replace(os.sep, "/")
-    if rel.startswith("../"):
-        return None
-    out = _git(["show", f"{ref}:{rel}"], top)
-    return out.stdout if out.returncode == 0 else None
-
-
-def verify_ref(ref: str, path: str) -> str:
-    """The repository top of *path*, after checking *ref* names a commit there."""
-    top = _toplevel(path)
-    out = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
-    if out.returncode != 0:
-        raise GitError(f"--against {ref}: not a commit in {top}")
-    return top
+# --- --against -----------------------------------------------------------------
 
 
 def old_grouping(zone: lint.ZoneLint, ref: str) -> Grouping | None:
@@ -237,7 +278,7 @@ def old_grouping(zone: lint.ZoneLint, ref: str) -> Grouping | None:
     parse then: the server would have had no version to keep either)."""
     g = zone.grouping
     assert g is not None
-    top = verify_ref(ref, zone.file)
+    top = repo.verify_ref(ref, zone.file)
     files = [zone.file]
     for rrs in g.rrsets.values():
         for _, where in rrs.values():
@@ -246,7 +287,7 @@ def old_grouping(zone: lint.ZoneLint, ref: str) -> Grouping | None:
     old: dict[str, bytes] = {}
     unchanged = True
     for f in files:
-        content = _git_file(top, ref, f)
+        content = repo.file_at(top, ref, f)
         if content is None:
             if f == zone.file:
                 return None  # new since ref
@@ -274,6 +315,16 @@ def old_grouping(zone: lint.ZoneLint, ref: str) -> Grouping | None:
         return group_records(zone.origin, records, zone.file, sharded=False)
 
 
+def serial_finding(zone: lint.ZoneLint, ref: str) -> Finding | None:
+    """A ``serial-not-increased`` error when *zone* changed since *ref* without
+    a serial increase; raises ``GitError`` (``NoCommitYet``: no commit at all)."""
+    assert zone.grouping is not None
+    old = old_grouping(zone, ref)
+    if old is None or old is zone.grouping:
+        return None
+    return lint.compare_with(old, zone.grouping, ref)
+
+
 # --- the command -----------------------------------------------------------------
 
 
@@ -286,14 +337,17 @@ def _display(path: str, cwd: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """``authd check``; returns the exit code."""
-    # A short-lived process holding millions of objects and making no cycles:
-    # the cyclic GC would only rescan the heap (seconds for a big zone).
-    gc.disable()
-    try:
-        return _run(args)
-    except UsageError as e:
-        print(f"authd check: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    # A short-lived run holding millions of objects and making no cycles: the
+    # cyclic GC would only rescan the heap (seconds for a big zone).  Paused,
+    # not frozen, and on again after (``main`` may be called by a long-lived
+    # process: a test session).
+    repo.clear_caches()
+    with gc_off():
+        try:
+            return _run(args)
+        except UsageError as e:
+            print(f"authd check: {e}", file=sys.stderr)
+            return EXIT_USAGE
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -315,6 +369,7 @@ def _run(args: argparse.Namespace) -> int:
     checked: dict[tuple[str, dns.name.Name], lint.ZoneLint] = {}
     summaries: list[ZoneSummary] = []
     exit_usage = bool(p.problems)
+    against = args.against
     for group in p.groups:
         zones = []
         for target in group:
@@ -325,15 +380,18 @@ def _run(args: argparse.Namespace) -> int:
                 findings.extend(zone.findings)
                 summaries.append(ZoneSummary(target.origin.to_text(), target.file, zone.serial))
                 exit_usage = exit_usage or any(f.id in INPUT_IDS for f in zone.findings)
-                if args.against and target.check_serial and zone.grouping is not None:
+                if against and target.check_serial and zone.grouping is not None:
                     try:
-                        old = old_grouping(zone, args.against)
+                        refused = serial_finding(zone, against)
+                    except NoCommitYet as e:
+                        # The first commit: nothing was served before it.
+                        print(f"authd check: note: {e}; serial comparison skipped", file=sys.stderr)
+                        against = None
+                        refused = None
                     except GitError as e:
                         raise UsageError(str(e)) from None
-                    if old is not None and old is not zone.grouping:
-                        refused = lint.compare_with(old, zone.grouping, args.against)
-                        if refused is not None:
-                            findings.append(refused)
+                    if refused is not None:
+                        findings.append(refused)
             zones.append(zone)
         findings.extend(lint.lint_together(zones))
 
@@ -342,10 +400,13 @@ def _run(args: argparse.Namespace) -> int:
         findings = lint.strict(findings)
     cwd = os.getcwd()
     shown: dict[str, str] = {}
+    # GitHub attaches an annotation (and code scanning a SARIF result) to a
+    # path relative to the checkout, whatever folder the check ran from.
+    from_root = args.format in ("github", "sarif")
 
     def display(path: str) -> str:
         if path not in shown:
-            shown[path] = _display(path, cwd)
+            shown[path] = _from_root(path) if from_root else _display(path, cwd)
         return shown[path]
 
     findings = _ordered(
@@ -366,6 +427,18 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if errors else EXIT_OK
 
 
+def _from_root(path: str) -> str:
+    """*path* relative to the repository root (``GITHUB_WORKSPACE`` or git's
+    top), as given outside one."""
+    if not path or not os.path.exists(path):
+        return path
+    root = repo.annotation_root(path)
+    if root is None:
+        return path
+    rel = os.path.relpath(os.path.realpath(path), root)
+    return path if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
 def _ordered(findings: Iterable[Finding]) -> list[Finding]:
     """Unique findings, by file (in the order first seen) then line."""
     unique: dict[tuple[str, str, int, str], Finding] = {}
@@ -377,4 +450,4 @@ def _ordered(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(unique.values(), key=lambda f: (order[f.file], f.line, f.id))
 
 
-__all__ = ["origin_from_filename", "register", "run"]
+__all__ = ["origin_from_filename", "origins_for", "plan", "register", "run"]

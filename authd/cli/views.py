@@ -1,4 +1,4 @@
-"""``authd views``: inspect view selection (registered by ``authd.cli``).
+"""``authd views``: inspect view selection.
 
 ``authd views explain ADDRESS [--destination ADDR] [--key NAME] [--ecs PREFIX]
 [-c CONFIG]`` prints, for a query from ADDRESS, each view tried with the ACL
@@ -20,10 +20,11 @@ import dns.exception
 import dns.name
 
 from authd import ecs, views
+from authd.cli.common import Subparsers, load_host_config
 from authd.errors import AuthdError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     """Add the ``views`` subcommand to *sub*."""
     parser = sub.add_parser("views", help="inspect view selection")
     commands = parser.add_subparsers(dest="views_command", required=True)
@@ -53,8 +54,6 @@ def _address(text: str, what: str) -> str | None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from authd.cli import _load_config
-
     client = _address(args.address, "ADDRESS")
     if client is None:
         return 2
@@ -73,7 +72,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             print(f"authd views: not a prefix for --ecs: {args.ecs!r} ({e})", file=sys.stderr)
             return 2
     try:
-        config = _load_config(args.config)
+        config = load_host_config(args.config)
     except AuthdError as e:
         print(f"authd: config refused: {e}", file=sys.stderr)
         return 1
