@@ -59,6 +59,7 @@ class Request:
     local: str  # the address the query arrived on
     transport: Transport
     now: float = 0.0  # seconds since the epoch, for TSIG
+    port: int = 0  # source port, for the log (two secondaries on one host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,17 @@ class TransferEvent:
     key: dns.name.Name | None
     kind: str  # axfr, ixfr-incremental, ixfr-full, ixfr-up-to-date, refused...
     serial: int | None
+    port: int = 0  # the client's source port
+
+
+@dataclass(frozen=True, slots=True)
+class TsigRejected:
+    """A signed request refused for its TSIG (RFC 8945 section 5.2), for the log."""
+
+    client: str
+    port: int
+    key: dns.name.Name
+    error: str  # BADSIG, BADKEY, BADTIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,7 @@ class Reply:
     stream: Iterator[bytes] | None = None
     notify: NotifyReceived | None = None
     transfer: TransferEvent | None = None
+    tsig_rejected: TsigRejected | None = None
 
 
 _DROP = Reply(())
@@ -263,7 +276,10 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
             payload = msg.payload if msg.edns >= 0 else None
             limit = _limit(request.transport, payload, options.udp_payload_max)
             out = _simple(msg, dns.rcode.NOTAUTH, edns, limit=limit)
-            return Reply((tsig.error_response(out, verified, now),)), False
+            rejected = TsigRejected(
+                request.client, request.port, verified.keyname, verified.error.name
+            )
+            return Reply((tsig.error_response(out, verified, now),), tsig_rejected=rejected), False
         msg, signer = verified
     ctx = _Context(request, snapshot, msg, edns, signer, now)
     if edns is not None and msg.edns > 0:
@@ -373,7 +389,13 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
 
     def refused(rcode: dns.rcode.Rcode, kind: str) -> Reply:
         event = TransferEvent(
-            view.name if view is not None else "-", q.name, request.client, ctx.keyname, kind, None
+            view.name if view is not None else "-",
+            q.name,
+            request.client,
+            ctx.keyname,
+            kind,
+            None,
+            request.port,
         )
         return dataclasses.replace(ctx.simple(rcode), transfer=event)
 
@@ -404,7 +426,9 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
         )
         kind = f"ixfr-{ixfr_kind.value}"
     first = next(messages, None)
-    event = TransferEvent(view.name, q.name, request.client, ctx.keyname, kind, version.serial)
+    event = TransferEvent(
+        view.name, q.name, request.client, ctx.keyname, kind, version.serial, request.port
+    )
     return Reply((first,) if first is not None else (), stream=messages, transfer=event)
 
 

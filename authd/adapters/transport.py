@@ -49,7 +49,7 @@ class UdpServer(protocol.DatagramProtocol):
         self._on_reply = on_reply
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        request = Request(data, addr[0], self._local, Transport.UDP, time.time())
+        request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
         reply = _safe_handle(request, self._snapshot())
         sock = self.transport.socket  # type: ignore[union-attr]
         for message in reply.messages:
@@ -59,7 +59,7 @@ class UdpServer(protocol.DatagramProtocol):
                 sock.sendto(message, addr)
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
-        if reply.event is not None or reply.transfer is not None or reply.notify is not None:
+        if reply.event or reply.transfer or reply.notify or reply.tsig_rejected:
             self._on_reply(reply)
 
 
@@ -83,6 +83,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         self._factory = factory
         self._buffer = bytearray()
         self._client = ""
+        self._port = 0
         self._stream: Iterator[bytes] | None = None  # a zone transfer being sent
         self._write_paused = False
         self._read_closed = False  # the client half-closed: answer, then close
@@ -97,7 +98,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             )
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
-        self._client = self.transport.getPeer().host  # type: ignore[union-attr]
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self._client, self._port = peer.host, peer.port
         self.setTimeout(f.idle_timeout)
         # Registering as the producer of our own transport lets it pause us
         # when the client does not read its answers (see pauseProducing).
@@ -118,11 +120,13 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 break
             message = bytes(buf[2 : 2 + length])
             del buf[: 2 + length]
-            request = Request(message, self._client, f.local, Transport.TCP, time.time())
+            request = Request(
+                message, self._client, f.local, Transport.TCP, time.time(), self._port
+            )
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
-            if reply.event is not None or reply.transfer is not None or reply.notify is not None:
+            if reply.event or reply.transfer or reply.notify or reply.tsig_rejected:
                 f.on_reply(reply)
             if not self.transport or not self.connected:
                 return
