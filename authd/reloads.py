@@ -15,13 +15,15 @@ when a reload fails, every waiter of that reload gets the failure.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dns.name
 
-from authd.snapshot import LoadOutcome, ZoneLoadEvent
+from authd.config import Config, ZoneType
+from authd.snapshot import LoadOutcome, Snapshot, ZoneLoadEvent, with_zone
 
 Target = tuple[str, dns.name.Name]  # (view, zone)
 Waiter = int  # a token the adapter maps to whoever waits
@@ -78,7 +80,6 @@ class ReloadState:
     answers: tuple[Waiter, ...] = ()  # waiters the running reload answers
     pending: Scope | None = None  # merged requests made while one runs
     pending_waiters: tuple[Waiter, ...] = ()
-    generation: int = 0  # how many reloads were started
 
 
 # -- events ---------------------------------------------------------------------
@@ -114,7 +115,6 @@ Event = Requested | WorkerSucceeded | WorkerFailed | Published
 @dataclass(frozen=True, slots=True)
 class StartWorker:
     scope: Scope
-    generation: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,19 +135,15 @@ class Misstep(Exception):
     """An event that cannot happen in this phase: a bug in the adapter."""
 
 
-def _start(
-    state: ReloadState, scope: Scope, waiters: tuple[Waiter, ...]
-) -> tuple[ReloadState, list[Action]]:
-    generation = state.generation + 1
-    new = ReloadState(Phase.WORKING, scope, waiters, None, (), generation)
-    return new, [StartWorker(scope, generation)]
+def _start(scope: Scope, waiters: tuple[Waiter, ...]) -> tuple[ReloadState, list[Action]]:
+    return ReloadState(Phase.WORKING, scope, waiters), [StartWorker(scope)]
 
 
 def _end(state: ReloadState, problems: tuple[str, ...]) -> tuple[ReloadState, list[Action]]:
     actions: list[Action] = [Answer(state.answers, problems)]
     if state.pending is None:
-        return ReloadState(generation=state.generation), actions
-    following, more = _start(state, state.pending, state.pending_waiters)
+        return ReloadState(), actions
+    following, more = _start(state.pending, state.pending_waiters)
     return following, actions + more
 
 
@@ -155,28 +151,14 @@ def step(state: ReloadState, event: Event) -> tuple[ReloadState, list[Action]]:
     """The state after *event*, and what the adapter must do now, in order."""
     if isinstance(event, Requested):
         if state.phase is Phase.IDLE:
-            return _start(state, event.scope, (event.waiter,))
+            return _start(event.scope, (event.waiter,))
         pending = event.scope if state.pending is None else state.pending.merge(event.scope)
-        return ReloadState(
-            state.phase,
-            state.running,
-            state.answers,
-            pending,
-            (*state.pending_waiters, event.waiter),
-            state.generation,
-        ), []
+        waiters = (*state.pending_waiters, event.waiter)
+        return dataclasses.replace(state, pending=pending, pending_waiters=waiters), []
     if isinstance(event, WorkerSucceeded):
         if state.phase is not Phase.WORKING or state.running is None:
             raise Misstep(f"worker succeeded while {state.phase.value}")
-        new = ReloadState(
-            Phase.PUBLISHING,
-            state.running,
-            state.answers,
-            state.pending,
-            state.pending_waiters,
-            state.generation,
-        )
-        return new, [Publish(state.running)]
+        return dataclasses.replace(state, phase=Phase.PUBLISHING), [Publish(state.running)]
     if isinstance(event, WorkerFailed):
         if state.phase is not Phase.WORKING:
             raise Misstep(f"worker failed while {state.phase.value}")
@@ -203,3 +185,26 @@ def refusals(events: Iterable[ZoneLoadEvent], scope: Scope) -> tuple[str, ...]:
             continue
         out.append(f"zone {e.zone.to_text()} (view {e.view}) {what}: {e.reason}")
     return tuple(out)
+
+
+def keep_secondaries(new: Snapshot, current: Snapshot, config: Config) -> Snapshot:
+    """*new* with every secondary zone's version and journal as *current* serves them.
+
+    A reload parses beside the running snapshot; a transfer published meanwhile
+    is newer than anything the reload read, so it must not be rolled back.
+    """
+    for vc in config.views:
+        cur = next((v for v in current.views if v.name == vc.name), None)
+        if cur is None:
+            continue
+        for zc in vc.zones:
+            if zc.type is ZoneType.SECONDARY and zc.in_view is None and zc.name in cur.zones:
+                new = with_zone(
+                    new,
+                    vc.name,
+                    zc.name,
+                    cur.zones[zc.name],
+                    cur.journals.get(zc.name),
+                    new.generation,
+                )
+    return new

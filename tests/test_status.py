@@ -14,7 +14,7 @@ import dns.name
 
 from authd import status
 from authd.adapters import control
-from authd.adapters.loglimit import LogLimit
+from authd.adapters.logs import LogLimit
 from authd.config import config_from_dict
 from authd.snapshot import build_snapshot
 

@@ -25,7 +25,7 @@ import pytest
 from peers import HOST
 from reloadkit import Lab, running_lab, zone_text
 
-from authd.adapters.service import LOG_LINES_PER_SECOND
+from authd.adapters.logs import LOG_LINES_PER_SECOND
 
 pytestmark = pytest.mark.timeout(120)
 

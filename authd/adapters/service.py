@@ -22,14 +22,7 @@ from typing import Any
 import dns.name
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-    globalLogBeginner,
-)
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from authd import reloads
@@ -37,7 +30,8 @@ from authd import status as status_mod
 from authd.adapters import control
 from authd.adapters.fleet import Fleet
 from authd.adapters.hostinfo import gather_host_info
-from authd.adapters.loglimit import LogLimit
+from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
+from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import gc_paused, retire
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
@@ -61,10 +55,6 @@ log = Logger(namespace="authd")
 
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
-# TSIG refusals and transfer requests logged per kind and second; more are
-# counted and summed up in one line, so a flood of bad packets is one line a second.
-LOG_LINES_PER_SECOND = 10
-
 BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent]]  # a reload worker's result
 
 
@@ -98,80 +88,6 @@ class StallMonitor:
 def _normalised(path: str) -> str:
     """*path* as the watcher reports it: absolute, without ``..`` or ``.``."""
     return os.path.normpath(os.path.abspath(path))
-
-
-def _keep_secondaries(new: Snapshot, current: Snapshot, config: Config) -> Snapshot:
-    """*new* with every secondary zone's version and journal as *current* serves them."""
-    for vc in config.views:
-        cur = next((v for v in current.views if v.name == vc.name), None)
-        if cur is None:
-            continue
-        for zc in vc.zones:
-            if zc.type is ZoneType.SECONDARY and zc.in_view is None and zc.name in cur.zones:
-                new = with_zone(
-                    new,
-                    vc.name,
-                    zc.name,
-                    cur.zones[zc.name],
-                    cur.journals.get(zc.name),
-                    new.generation,
-                )
-    return new
-
-
-def start_logging(level: LogLevel = LogLevel.info, stream: Any = None) -> None:
-    """Send twisted.logger events to stderr as plain lines."""
-    out = stream if stream is not None else sys.stderr
-
-    def observer(event: dict[str, Any]) -> None:
-        namespace = event.get("log_namespace", "")
-        if namespace != "authd" and event["log_level"] < LogLevel.warn:
-            return  # Twisted's own chatter ("UdpServer starting on ...")
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        level_name = event["log_level"].name
-        out.write(f"authd[{level_name}] {text}\n")
-        out.flush()
-
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(observer, [predicate])], redirectStandardIO=False
-    )
-
-
-def log_load_event(event: ZoneLoadEvent) -> None:
-    zone = event.zone.to_text()
-    for finding in event.findings:
-        if finding.severity.value == "warning":
-            log.warn("{zone}: {finding}", zone=zone, finding=str(finding))
-    if event.journal_note is not None:
-        # A discarded or memory-only IXFR history: secondaries will need AXFR.
-        log.warn("zone {zone}: {note}", zone=zone, note=event.journal_note)
-    if event.outcome is LoadOutcome.LOADED:
-        log.info(
-            "zone {zone} loaded: serial {serial}, {records} records from {file}",
-            zone=zone,
-            serial=event.serial,
-            records=event.records,
-            file=event.file,
-        )
-    elif event.outcome is LoadOutcome.UNCHANGED:
-        log.info("zone {zone} unchanged: serial {serial}", zone=zone, serial=event.serial)
-    elif event.outcome is LoadOutcome.KEPT_OLD:
-        log.error(
-            "zone {zone} not reloaded: {reason}; serial {serial} keeps serving",
-            zone=zone,
-            reason=event.reason,
-            serial=event.serial,
-        )
-    else:
-        log.error(
-            "zone {zone} failed to load: {reason}; it answers SERVFAIL",
-            zone=zone,
-            reason=event.reason,
-        )
 
 
 class Service:
@@ -271,7 +187,9 @@ class Service:
                 key=r.key.to_text(),
             )
         t = reply.transfer
-        if t is not None and self._log_limit.allow(f"transfer {t.kind}"):
+        # Refusals (no serial) are what a flood from anyone produces: those are
+        # limited; a transfer that was allowed is always logged.
+        if t is not None and (t.serial is not None or self._log_limit.allow(f"transfer {t.kind}")):
             log.info(
                 "transfer {zone} (view {view}) to {client} key {key}: {kind}, serial {serial} "
                 "(client {client}#{port})",
@@ -409,7 +327,7 @@ class Service:
         began = time.perf_counter()
         new_config, snapshot, events = result
         # Secondary copies published while we parsed must not be rolled back.
-        snapshot = _keep_secondaries(snapshot, self.current(), new_config)
+        snapshot = reloads.keep_secondaries(snapshot, self.current(), new_config)
         old = self.current()
         self.snapshot = snapshot  # the single swap every query sees whole
         retire(self._reactor, old, snapshot)
