@@ -59,6 +59,7 @@ class Request:
     local: str  # the address the query arrived on
     transport: Transport
     now: float = 0.0  # seconds since the epoch, for TSIG
+    port: int = 0  # source port, for the log (two secondaries on one host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,17 @@ class TransferEvent:
     key: dns.name.Name | None
     kind: str  # axfr, ixfr-incremental, ixfr-full, ixfr-up-to-date, refused...
     serial: int | None
+    port: int = 0  # the client's source port
+
+
+@dataclass(frozen=True, slots=True)
+class TsigRejected:
+    """A signed request refused for its TSIG (RFC 8945 section 5.2), for the log."""
+
+    client: str
+    port: int
+    key: dns.name.Name
+    error: str  # BADSIG, BADKEY, BADTIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,7 @@ class Reply:
     stream: Iterator[bytes] | None = None
     notify: NotifyReceived | None = None
     transfer: TransferEvent | None = None
+    tsig_rejected: TsigRejected | None = None
 
 
 _DROP = Reply(())
@@ -275,7 +288,11 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
         if isinstance(verified, tsig.Refused):
             payload = msg.payload if msg.edns >= 0 else None
             limit = _limit(request.transport, payload, options.udp_payload_max)
-            return Reply((_tsig_refusal(msg, verified, edns, limit, now),)), False
+            rejected = TsigRejected(
+                request.client, request.port, verified.keyname, verified.error.name
+            )
+            out = _tsig_refusal(msg, verified, edns, limit, now)
+            return Reply((out,), tsig_rejected=rejected), False
         msg, signer = verified
     ctx = _Context(request, snapshot, msg, edns, signer, now)
     if edns is not None and msg.edns > 0:
@@ -385,7 +402,13 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
 
     def refused(rcode: dns.rcode.Rcode, kind: str) -> Reply:
         event = TransferEvent(
-            view.name if view is not None else "-", q.name, request.client, ctx.keyname, kind, None
+            view.name if view is not None else "-",
+            q.name,
+            request.client,
+            ctx.keyname,
+            kind,
+            None,
+            request.port,
         )
         return dataclasses.replace(ctx.simple(rcode), transfer=event)
 
@@ -416,7 +439,9 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
         )
         kind = f"ixfr-{ixfr_kind.value}"
     first = next(messages, None)
-    event = TransferEvent(view.name, q.name, request.client, ctx.keyname, kind, version.serial)
+    event = TransferEvent(
+        view.name, q.name, request.client, ctx.keyname, kind, version.serial, request.port
+    )
     return Reply((first,) if first is not None else (), stream=messages, transfer=event)
 
 

@@ -1,16 +1,13 @@
-"""TCP admission policy (``authd.connections``) and the flood-proof log (``ratelog``).
+"""TCP admission policy (``authd.connections``): tables without a reactor.
 
-Tables without a reactor: who is admitted, who gives way, who is refused; and
-how many lines a burst of identical security events writes.
+Who is admitted, who gives way (the longest idle, then the longest-pending
+message), who is refused (a client at its own limit; everyone sending).
 """
 
 from __future__ import annotations
 
 import pytest
-from twisted.internet.task import Clock
-from twisted.logger import Logger, LogLevel
 
-from authd.adapters.ratelog import RateLimitedLog
 from authd.connections import ConnectionTable, Verdict, client_key
 
 
@@ -82,36 +79,3 @@ def test_release_is_idempotent_and_an_evicted_slot_is_not_freed_twice() -> None:
     table.release("a")
     assert len(table) == 1 and table.holds("b")
     assert table.admit("c", "192.0.2.2").verdict is Verdict.CLIENT_LIMIT
-
-
-def _log(clock: Clock) -> tuple[RateLimitedLog, list[dict]]:
-    events: list[dict] = []
-    logger = Logger(namespace="test", observer=events.append)
-    return RateLimitedLog(logger, clock.seconds, clock.callLater, burst=3, interval=10), events
-
-
-def test_rate_limited_log_writes_a_burst_then_one_summary() -> None:
-    clock = Clock()
-    rl, events = _log(clock)
-    for i in range(50_000):
-        rl.emit("tsig-badkey", "bad key from {client}", client=f"192.0.2.{i % 250}")
-    assert len(events) == 3
-    clock.advance(10)
-    assert len(events) == 4
-    summary = events[-1]
-    assert summary["log_level"] is LogLevel.warn
-    assert summary["held"] == 50_000 - 3 and summary["kind"] == "tsig-badkey"
-    # A new interval has its own burst.
-    rl.emit("tsig-badkey", "bad key from {client}", client="192.0.2.1")
-    assert len(events) == 5
-
-
-def test_rate_limited_log_counts_each_kind_apart_and_writes_no_empty_summary() -> None:
-    clock = Clock()
-    rl, events = _log(clock)
-    for kind in ("a", "b"):
-        for _ in range(3):
-            rl.emit(kind, "event {kind}")
-    assert len(events) == 6
-    clock.advance(30)
-    assert len(events) == 6  # nothing was held back: no summary line

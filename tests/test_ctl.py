@@ -308,6 +308,60 @@ def test_retransfer_on_the_secondary_is_an_axfr(pair: Pair) -> None:
     lab.check(done.stderr.strip() == f"authd ctl: {A} is not a secondary zone", done.stderr)
 
 
+def _transferred(lab: Lab, server: Any, serial: int, how: str) -> dict[str, Any]:
+    """The secondary's zone once its status shows *serial* loaded by a transfer *how*."""
+
+    def loaded() -> dict[str, Any] | None:
+        z = _zone(_status(lab, server), A)
+        last = z["last_load"] or {}
+        ok = last.get("outcome") == "loaded" and last.get("serial") == serial
+        return z if ok and str(last.get("reason", "")).startswith(f"transferred by {how}") else None
+
+    return dict(lab.wait(f"a load event for the {how} of serial {serial}", loaded, LOGGED_WITHIN))
+
+
+def test_status_of_a_secondary_after_a_transfer_is_not_never_loaded(pair: Pair) -> None:
+    """Regression: after successful transfers a secondary's status said
+    ``loaded at never; last load: failed (no copy yet: awaiting transfer)``."""
+    lab, primary, secondary = pair.lab, pair.primary, pair.secondary
+    source = f"{HOST}#{primary.port}"
+    before = time.time()
+    done = ctl("retransfer", A, "-c", config_path(secondary))
+    _ok(lab, done, "ctl retransfer")
+    z = _transferred(lab, secondary, 1, "AXFR")
+    lab.check(z["last_load"]["reason"] == f"transferred by AXFR from {source}", str(z))
+    lab.check(z["loaded_at"] is not None and z["loaded_at"] >= before - 1, str(z))
+    out = ctl("status", "-c", config_path(secondary)).stdout
+    lab.check("loaded at never" not in out, out)
+    lab.check(f"last load: loaded (transferred by AXFR from {source})" in out, out)
+
+    # An incremental transfer is a load too, and says so.
+    lab.write("a.zone", zone_text(A, 2, www="192.0.2.2"))
+    _ok(lab, ctl("reload", A, "-c", config_path(primary)), "ctl reload on the primary")
+    lab.wait_serial(secondary, A, 2, TRANSFER_WITHIN)
+    z = _transferred(lab, secondary, 2, "IXFR")
+    lab.check(z["last_load"]["reason"] == f"transferred by IXFR from {source}", str(z))
+    lab.check(z["serial"] == 2 and z["loaded_at"] >= before - 1, str(z))
+
+
+def test_unknown_command_lists_the_known_ones(lab: Lab) -> None:
+    a = lab.write("a.zone", zone_text(A, 1))
+    server = lab.start("authd", [{"name": A, "file": str(a)}])
+    raw = Raw(control_path(server))
+    try:
+        reply = raw.ask(b'{"command": "dance"}\n')
+    finally:
+        raw.close()
+    lab.check(
+        reply
+        == {
+            "ok": False,
+            "error": "unknown command 'dance' (known: notify, reload, retransfer, status, stop)",
+        },
+        str(reply),
+    )
+
+
 def test_notify_and_retransfer_need_a_zone(lab: Lab) -> None:
     a = lab.write("a.zone", zone_text(A, 1))
     server = lab.start("authd", [{"name": A, "file": str(a)}])

@@ -24,7 +24,7 @@ from zonekit import exchange
 
 import authd.namedict
 import authd.zonefile
-from authd.adapters.service import _dismantle
+from authd.adapters.memory import dismantle
 from authd.changeset import apply, diff
 from authd.config import Options
 from authd.namedict import NameDict, name_dict, replaced, shard_count
@@ -186,7 +186,7 @@ def test_sharded_versions_diff_apply_and_reserial_like_plain_ones(
     assert reserialed.same_content(new)
     # Taking a retired version apart empties it a node at a time.
     entries = len(old.nodes)
-    assert _dismantle([old.nodes]) == entries > 0
+    assert dismantle([old.nodes]) == entries > 0
     assert len(old.nodes) == 0
 
 

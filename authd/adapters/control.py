@@ -5,27 +5,136 @@ permissions: the socket is created mode 0600 in the state folder, so only
 the server's user (and root) can connect.  Invariants: one request per line,
 at most ``MAX_REQUEST`` bytes; every request gets exactly one JSON reply line;
 a malformed request gets ``{"ok": false, "error": ...}`` and the connection
-stays usable.
+stays usable.  Commands are a table (``Command``: a handler and its zone
+argument's rule); ``dispatch`` checks the rules, so an unknown command's
+error lists the known ones and a handler only sees arguments it accepts.
+The typed status (``authd.status``) is rendered to JSON here, at the edge.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import socket
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import dns.exception
+import dns.name
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
+
+from authd.status import LoadRecord, ServerStatus, ZoneStatus
 
 log = Logger(namespace="authd")
 
 MAX_REQUEST = 4096
 
 Handler = Callable[[dict[str, Any]], "defer.Deferred[dict[str, Any]] | dict[str, Any]"]
+
+
+Target = tuple[str, dns.name.Name]  # (view, zone)
+
+
+class ZoneArg(enum.Enum):
+    """What a command does with ``zone``."""
+
+    IGNORED = "ignored"  # checked if given, then unused (status, stop)
+    OPTIONAL = "optional"  # without it: every zone (reload)
+    REQUIRED = "required"  # notify, retransfer
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    # (the zone's (view, zone) pairs, empty without a zone; the zone as asked) -> reply
+    run: Callable[[list[Target], str | None], Any]
+    zone: ZoneArg = ZoneArg.IGNORED
+
+
+def dispatch(
+    commands: Mapping[str, Command],
+    request: dict[str, Any],
+    serving: Callable[[dns.name.Name], list[Target]],
+) -> Any:
+    """Run *request* through the table: a JSON-able reply dict, or its Deferred.
+
+    *serving* gives the (view, zone) pairs that serve a zone name.
+    """
+    name = request["command"]
+    command = commands.get(name)
+    if command is None:
+        return {
+            "ok": False,
+            "error": f"unknown command {name!r} (known: {', '.join(sorted(commands))})",
+        }
+    zone_text = request.get("zone")
+    targets: list[Target] = []
+    if zone_text is not None:
+        try:
+            zone = dns.name.from_text(str(zone_text))
+        except dns.exception.DNSException as e:
+            return {"ok": False, "error": f"bad zone name {zone_text!r}: {e}"}
+        targets = serving(zone)
+        if not targets:
+            return {"ok": False, "error": f"no such zone: {zone.to_text()}"}
+    elif command.zone is ZoneArg.REQUIRED:
+        return {"ok": False, "error": f"{name} needs a zone"}
+    return command.run(targets, None if zone_text is None else str(zone_text))
+
+
+def _load_json(load: LoadRecord | None) -> dict[str, Any] | None:
+    if load is None:
+        return None
+    return {"at": load.at, "outcome": load.outcome, "reason": load.reason, "serial": load.serial}
+
+
+def _zone_json(z: ZoneStatus) -> dict[str, Any]:
+    j = z.journal
+    out: dict[str, Any] = {
+        "view": z.view,
+        "zone": z.zone.to_text(),
+        "role": z.role,
+        "file": z.file,
+        "serial": z.serial,
+        "records": z.records,
+        "serving": z.serving,
+        "loaded_at": z.loaded_at,
+        "last_load": _load_json(z.last_load),
+        "journal": None
+        if j is None
+        else {"from": j.serial_from, "to": j.serial_to, "entries": j.entries, "bytes": j.bytes},
+        "primaries": list(z.primaries),
+        "also_notify": list(z.also_notify),
+    }
+    r = z.fleet.refresh
+    if r is not None:
+        out["refresh"] = {
+            "phase": r.phase,
+            "last_result": r.last_result,
+            "failures": r.failures,
+            "expired": r.expired,
+            "next_check_in": r.next_check_in,
+        }
+    if z.fleet.last_acks:
+        out["secondaries_last_ack"] = dict(z.fleet.last_acks)
+    return out
+
+
+def status_json(status: ServerStatus) -> dict[str, Any]:
+    """What ``authd ctl status --json`` prints."""
+    stall = status.last_reload_stall
+    return {
+        "ok": True,
+        "generation": status.generation,
+        "uptime": status.uptime,
+        "config": status.config,
+        "last_reload_reactor_stall_ms": None if stall is None else round(stall * 1000, 1),
+        "zones": [_zone_json(z) for z in status.zones],
+    }
 
 
 class ControlConnection(LineOnlyReceiver):

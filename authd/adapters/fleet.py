@@ -40,6 +40,7 @@ from authd.config import Config, Remote, ZoneConfig, ZoneType
 from authd.journal import Journal
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
 from authd.snapshot import JournalChange, Snapshot, record_change
+from authd.status import FleetStatus, RefreshStatus
 from authd.zone import ZoneVersion, compile_zone, release
 from authd.zonefile import Record
 
@@ -49,6 +50,8 @@ SOA_QUERY_TIMEOUT = 3.0
 
 # (view, zone, version or None when expired, the journal already updated for it)
 Publish = Callable[[str, dns.name.Name, ZoneVersion | None, JournalChange | None], None]
+# (view, zone, serial, how: "AXFR from 192.0.2.1#53"): a transfer's copy is serving
+Transferred = Callable[[str, dns.name.Name, int, str], None]
 
 _POOL: ThreadPool | None = None
 POOL_THREADS = 16
@@ -131,12 +134,18 @@ class Fleet:
     """NOTIFY sender and secondary-zone manager, living on the reactor."""
 
     def __init__(
-        self, reactor: Any, config: Config, current: Callable[[], Snapshot], publish: Publish
+        self,
+        reactor: Any,
+        config: Config,
+        current: Callable[[], Snapshot],
+        publish: Publish,
+        transferred: Transferred | None = None,
     ) -> None:
         self._reactor = reactor
         self.config = config
         self._current = current
         self._publish = publish
+        self._transferred = transferred
         self._secondaries: dict[tuple[str, dns.name.Name], _Secondary] = {}
         o = config.options
         self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
@@ -147,23 +156,20 @@ class Fleet:
 
     # -- NOTIFY out ---------------------------------------------------------
 
-    def zone_status(self, view: str, zone: dns.name.Name) -> dict[str, Any]:
+    def zone_status(self, view: str, zone: dns.name.Name) -> FleetStatus:
         """What ``authd ctl status`` shows of this zone's fleet side."""
-        out: dict[str, Any] = {}
         sec = self._secondaries.get((view, zone))
+        state = None
         if sec is not None:
             s = sec.state
-            out["refresh"] = {
-                "phase": s.phase.value,
-                "last_result": s.last_result,
-                "failures": s.failures,
-                "expired": s.expired,
-                "next_check_in": max(0.0, s.next_check - time.monotonic()),
-            }
-        acks = self._ack.get((view, zone))
-        if acks:
-            out["secondaries_last_ack"] = acks
-        return out
+            state = RefreshStatus(
+                s.phase.value,
+                s.last_result,
+                s.failures,
+                s.expired,
+                max(0.0, s.next_check - time.monotonic()),
+            )
+        return FleetStatus(state, tuple(self._ack.get((view, zone), {}).items()))
 
     def retransfer(self, view: str, zone: dns.name.Name) -> bool:
         """Force a full transfer of a secondary zone now (``authd ctl retransfer``)."""
@@ -412,6 +418,8 @@ class Fleet:
             how=how,
         )
         self._publish(sec.view, sec.zc.name, version, change)
+        if self._transferred is not None:
+            self._transferred(sec.view, sec.zc.name, version.serial, how)
         sec.state, actions = refresh.transfer_done(
             sec.state, time.monotonic(), _timers(version), self._clamp, random.random()
         )

@@ -1,9 +1,13 @@
 """Service wiring: sockets, the published snapshot, reloads, signals and logs.
 
 Owns: the one mutable reference to the current ``Snapshot`` and every change
-of it.  Invariants: a reload builds the new snapshot off the reactor thread and
-publishes it with a single assignment on the reactor thread; at most one reload
-runs at a time (a request during one is remembered and run after it).
+of it, and the wiring of the pure pieces: ``authd.reloads`` decides which
+reload runs (this module runs its worker and publishes), ``authd.status``
+holds the zones' load records and status values, the control channel's
+command table lives here, and ``adapters.memory`` retires old versions.
+Invariants: a reload builds the new snapshot off the reactor thread and
+publishes it with a single assignment on the reactor thread; at most one
+reload runs at a time (requests during one merge into one follow-up).
 """
 
 from __future__ import annotations
@@ -12,28 +16,23 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
-import dns.exception
 import dns.name
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
-from twisted.logger import (
-    FilteringLogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-    globalLogBeginner,
-)
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from authd import reloads
+from authd import status as status_mod
 from authd.adapters import control
 from authd.adapters.fleet import Fleet
-from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
-from authd.adapters.ratelog import RateLimitedLog
+from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
+from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
+from authd.adapters.memory import gc_paused, retire
 from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.config import Config, ZoneType, load_config
@@ -49,6 +48,7 @@ from authd.snapshot import (
     record_change,
     with_zone,
 )
+from authd.status import ZoneRecord
 from authd.views import shadowed_views
 from authd.zone import ZoneVersion
 
@@ -56,8 +56,7 @@ log = Logger(namespace="authd")
 
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
-RETIRE_THRESHOLD = 10_000  # records; smaller zone versions are freed at once, harmlessly
-RETIRE_DELAY = 1.0  # seconds after a swap before the old versions are taken apart
+BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent]]  # a reload worker's result
 
 
 class StallMonitor:
@@ -87,152 +86,9 @@ class StallMonitor:
         return self.worst
 
 
-def _dismantle(tables: list[MutableMapping[Any, Any]]) -> int:
-    """Empty big tables an entry at a time (in a worker thread); how many entries.
-
-    Dropping a million-record zone version in one go is one long deallocation
-    that holds the GIL for half a second; popping its nodes one by one frees
-    the same memory in small steps that let the reactor thread run in between.
-    """
-    count = 0
-    for table in tables:
-        while table:
-            table.popitem()
-            count += 1
-    return count
-
-
-def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
-    """Take apart, in a worker, the big zone versions and caches only *old* held.
-
-    It runs a moment later, once the publishing code has let go of *old*.  A
-    version still referenced elsewhere then (a zone transfer streaming it) is
-    left to reference counting: taking it apart would corrupt the transfer.
-    Answer caches are only ever read through their snapshot, so they go
-    anyway, whatever their size: entries cached while a big zone was being
-    built can be the last tenants of the allocator's arenas, and freeing
-    them all at once here (returning each arena to the OS) measured 27 ms for
-    1,500 entries.
-    """
-    live = {id(v) for view in new.views for v in view.zones.values() if v is not None}
-    doomed = list(
-        {
-            id(v): v
-            for view in old.views
-            for v in view.zones.values()
-            if v is not None and id(v) not in live and v.record_count >= RETIRE_THRESHOLD
-        }.values()
-    )
-    caches: list[MutableMapping[Any, Any]] = [
-        cache
-        for cache in (old.cache, old.front)
-        if cache and cache is not new.cache and cache is not new.front
-    ]
-    if doomed or caches:
-        reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches)
-
-
-def _retire_later(doomed: list[ZoneVersion], caches: list[MutableMapping[Any, Any]]) -> None:
-    tables = caches
-    while doomed:
-        version = doomed.pop()
-        # Two references: ``version`` here and getrefcount's own argument.
-        if sys.getrefcount(version) <= 2:
-            tables.append(version.nodes)
-        del version
-    if tables:
-        began = time.monotonic()
-        d = threads.deferToThread(_dismantle, tables)
-        d.addCallback(
-            lambda count: log.info(
-                "freed {count} entries of old zone versions and caches in {seconds:.1f} s",
-                count=count,
-                seconds=time.monotonic() - began,
-            )
-        )
-
-
 def _normalised(path: str) -> str:
     """*path* as the watcher reports it: absolute, without ``..`` or ``.``."""
     return os.path.normpath(os.path.abspath(path))
-
-
-def _names(pairs: set[tuple[str, dns.name.Name]]) -> str:
-    return ", ".join(sorted(f"{zone.to_text()} (view {view})" for view, zone in pairs))
-
-
-def _keep_secondaries(new: Snapshot, current: Snapshot, config: Config) -> Snapshot:
-    """*new* with every secondary zone's version and journal as *current* serves them."""
-    for vc in config.views:
-        cur = next((v for v in current.views if v.name == vc.name), None)
-        if cur is None:
-            continue
-        for zc in vc.zones:
-            if zc.type is ZoneType.SECONDARY and zc.in_view is None and zc.name in cur.zones:
-                new = with_zone(
-                    new,
-                    vc.name,
-                    zc.name,
-                    cur.zones[zc.name],
-                    cur.journals.get(zc.name),
-                    new.generation,
-                )
-    return new
-
-
-def start_logging(level: LogLevel = LogLevel.info, stream: Any = None) -> None:
-    """Send twisted.logger events to stderr as plain lines."""
-    out = stream if stream is not None else sys.stderr
-
-    def observer(event: dict[str, Any]) -> None:
-        namespace = event.get("log_namespace", "")
-        if namespace != "authd" and event["log_level"] < LogLevel.warn:
-            return  # Twisted's own chatter ("UdpServer starting on ...")
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        level_name = event["log_level"].name
-        out.write(f"authd[{level_name}] {text}\n")
-        out.flush()
-
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(observer, [predicate])], redirectStandardIO=False
-    )
-
-
-def log_load_event(event: ZoneLoadEvent) -> None:
-    zone = event.zone.to_text()
-    for finding in event.findings:
-        if finding.severity.value == "warning":
-            log.warn("{zone}: {finding}", zone=zone, finding=str(finding))
-    if event.journal_note is not None:
-        # A discarded or memory-only IXFR history: secondaries will need AXFR.
-        log.warn("zone {zone}: {note}", zone=zone, note=event.journal_note)
-    if event.outcome is LoadOutcome.LOADED:
-        log.info(
-            "zone {zone} loaded: serial {serial}, {records} records from {file}",
-            zone=zone,
-            serial=event.serial,
-            records=event.records,
-            file=event.file,
-        )
-    elif event.outcome is LoadOutcome.UNCHANGED:
-        log.info("zone {zone} unchanged: serial {serial}", zone=zone, serial=event.serial)
-    elif event.outcome is LoadOutcome.KEPT_OLD:
-        log.error(
-            "zone {zone} not reloaded: {reason}; serial {serial} keeps serving",
-            zone=zone,
-            reason=event.reason,
-            serial=event.serial,
-        )
-    else:
-        log.error(
-            "zone {zone} failed to load: {reason}; it answers SERVFAIL",
-            zone=zone,
-            reason=event.reason,
-        )
 
 
 class Service:
@@ -241,21 +97,27 @@ class Service:
         self.config = config
         self.snapshot: Snapshot | None = None
         self._generation = 0
-        self._reloading = False
-        self._reload_next: set[tuple[str, dns.name.Name]] | None = None
-        self._reload_next_all = False
-        self._reload_next_config = False
-        self._reload_waiters: list[defer.Deferred[list[str]]] = []
+        self._reloads = reloads.ReloadState()
+        self._waiters: dict[int, defer.Deferred[list[str]]] = {}
+        self._next_waiter = 0
+        self._stall: StallMonitor | None = None
         self.watcher: Watcher | None = None
-        self.zone_status: dict[tuple[str, dns.name.Name], dict[str, Any]] = {}
+        self.records: dict[tuple[str, dns.name.Name], ZoneRecord] = {}
         self.started = time.time()
         self.last_reload_stall: float | None = None
         self._ports: list[Any] = []
         self._connections = ConnectionTable(
             config.options.tcp_max_connections, config.options.tcp_max_connections_per_client
         )
-        self._limit_log = RateLimitedLog(log, reactor.seconds, reactor.callLater)
         self.fleet: Fleet | None = None
+        self._log_limit = LogLimit(LOG_LINES_PER_SECOND, time.monotonic, reactor.callLater)
+        self.commands: dict[str, control.Command] = {
+            "status": control.Command(lambda targets, zone: control.status_json(self.status())),
+            "reload": control.Command(self._ctl_reload, control.ZoneArg.OPTIONAL),
+            "notify": control.Command(self._ctl_notify, control.ZoneArg.REQUIRED),
+            "retransfer": control.Command(self._ctl_retransfer, control.ZoneArg.REQUIRED),
+            "stop": control.Command(self._ctl_stop),
+        }
 
     def notify_changed(self, events: list[ZoneLoadEvent]) -> None:
         """RFC 1996: tell the secondaries of every zone whose serial changed."""
@@ -276,6 +138,12 @@ class Service:
         for event in events:
             log_load_event(event)
         return events
+
+    def start_fleet(self) -> None:
+        self.fleet = Fleet(
+            self._reactor, self.config, self.current, self.publish_zone, self.transferred
+        )
+        self.fleet.start()
 
     def publish_zone(
         self,
@@ -301,17 +169,37 @@ class Service:
         self.snapshot = with_zone(snap, view, zone, version, journal, self._generation)
         retire(self._reactor, snap, self.snapshot)
 
+    def transferred(self, view: str, zone: dns.name.Name, serial: int, how: str) -> None:
+        """A secondary's transferred copy is serving: status shows it as a load."""
+        key = (view, zone)
+        self.records[key] = status_mod.transferred(self.records.get(key), serial, how, time.time())
+
+    # -- the log of replies --------------------------------------------------
+
     def _on_reply(self, reply: Reply) -> None:
         if reply.notify is not None and self.fleet is not None:
             n = reply.notify
             self.fleet.notified(n.view, n.zone, n.client)
+        r = reply.tsig_rejected
+        if r is not None and self._log_limit.allow(f"TSIG {r.error}"):
+            log.warn(
+                "TSIG {error} from {client}#{port} key {key}: refused (NOTAUTH)",
+                error=r.error,
+                client=r.client,
+                port=r.port,
+                key=r.key.to_text(),
+            )
         t = reply.transfer
-        if t is not None:
+        # Refusals (no serial) are what a flood from anyone produces: those are
+        # limited; a transfer that was allowed is always logged.
+        if t is not None and (t.serial is not None or self._log_limit.allow(f"transfer {t.kind}")):
             log.info(
-                "transfer {zone} (view {view}) to {client} key {key}: {kind}, serial {serial}",
+                "transfer {zone} (view {view}) to {client} key {key}: {kind}, serial {serial} "
+                "(client {client}#{port})",
                 zone=t.zone.to_text(),
                 view=t.view,
                 client=t.client,
+                port=t.port,
                 key=t.key.to_text() if t.key is not None else "none",
                 kind=t.kind,
                 serial=t.serial,
@@ -342,7 +230,7 @@ class Service:
                 self._connections,
                 self._on_reply,
                 self._reactor.callLater,
-                self._limit_log,
+                self._log_limit,
             )
             factory.noisy = False
             self._ports.append(
@@ -352,6 +240,8 @@ class Service:
             log.info(
                 "listening on {address} port {port} (UDP, TCP)", address=lc.address, port=lc.port
             )
+
+    # -- reloads: authd.reloads decides, this performs ----------------------
 
     def reload(
         self, only: set[tuple[str, dns.name.Name]] | None = None, config: bool = False
@@ -363,112 +253,109 @@ class Service:
         fires once the reload that covers this request is done, with what was
         refused (the config, zones kept old or failed): empty when all went well.
         """
-        if self._reloading:
-            self._reload_next_config |= config
-            if only is None:
-                self._reload_next_all = True
+        scope = reloads.Scope(None if only is None else frozenset(only), config)
+        self._next_waiter += 1
+        token = self._next_waiter
+        waiter: defer.Deferred[list[str]] = defer.Deferred()
+        self._waiters[token] = waiter
+        self._step(reloads.Requested(scope, token))
+        return waiter
+
+    def _step(self, event: reloads.Event, result: BuildResult | None = None) -> None:
+        self._reloads, actions = reloads.step(self._reloads, event)
+        for action in actions:
+            if isinstance(action, reloads.StartWorker):
+                self._start_worker(action.scope)
+            elif isinstance(action, reloads.Publish):
+                assert result is not None
+                self._step(reloads.Published(self._publish(action.scope, result)))
             else:
-                self._reload_next = (self._reload_next or set()) | only
-            waiter: defer.Deferred[list[str]] = defer.Deferred()
-            self._reload_waiters.append(waiter)
-            return waiter
-        self._reloading = True
+                for token in action.waiters:
+                    self._waiters.pop(token).callback(list(action.problems))
+
+    def _start_worker(self, scope: reloads.Scope) -> None:
         self._generation += 1
         generation = self._generation
-        what = "config and zones" if config else "zones" if only is None else _names(only)
-        log.info("reloading {what}", what=what)
+        log.info("reloading {what}", what=scope.describe())
+        old_config = self.config
 
-        def work() -> tuple[Config, Snapshot, list[ZoneLoadEvent]]:
-            new_config = self.config
-            if config and self.config.path is not None:
+        def work() -> BuildResult:
+            new_config = old_config
+            if scope.config and old_config.path is not None:
                 # raises on a bad config: the old one keeps running
-                new_config = load_config(self.config.path, gather_host_info())
+                new_config = load_config(old_config.path, gather_host_info())
             with gc_paused():
                 snapshot, events = build_snapshot(
-                    new_config, self.snapshot, generation, time.time(), None if config else only
+                    new_config, self.snapshot, generation, time.time(), scope.zones
                 )
             return new_config, snapshot, events
 
-        stall = StallMonitor(self._reactor)
+        self._stall = StallMonitor(self._reactor)
         d = threads.deferToThread(work)
+        d.addCallbacks(self._worker_done, self._worker_failed)
+        d.addErrback(lambda f: log.failure("reload bookkeeping failed", f))
 
-        def publish(result: tuple[Config, Snapshot, list[ZoneLoadEvent]]) -> list[str]:
-            began = time.perf_counter()
-            new_config, snapshot, events = result
-            # Secondary copies published while we parsed must not be rolled back.
-            snapshot = _keep_secondaries(snapshot, self.current(), new_config)
-            old = self.current()
-            self.snapshot = snapshot  # the single swap every query sees whole
-            retire(self._reactor, old, snapshot)
-            del old
-            if new_config is not self.config:
-                self._config_changed(new_config)
-            self.record_events(events)
-            refused = []
-            for event in events:
-                if only is None or (event.view, event.zone) in only or config:
-                    log_load_event(event)
-                    if event.outcome in (LoadOutcome.KEPT_OLD, LoadOutcome.FAILED):
-                        what = (
-                            "not reloaded"
-                            if event.outcome is LoadOutcome.KEPT_OLD
-                            else "failed to load"
-                        )
-                        refused.append(
-                            f"zone {event.zone.to_text()} (view {event.view}) {what}: "
-                            f"{event.reason}"
-                        )
-            self.notify_changed(events)
-            self._watch_files()
-            self.last_reload_stall = stall.stop()
-            log.info(
-                "reload done: generation {generation}, published in {publish:.1f} ms, "
-                "longest reactor stall {stall:.1f} ms",
-                generation=snapshot.generation,
-                publish=(time.perf_counter() - began) * 1000,
-                stall=self.last_reload_stall * 1000,
+    def _worker_done(self, result: BuildResult) -> None:
+        self._step(reloads.WorkerSucceeded(), result)
+
+    def _worker_failed(self, failure: Failure) -> None:
+        if self._stall is not None:
+            self._stall.stop()
+        if failure.check(AuthdError):
+            log.error(
+                "config {path} refused, the running one stays: {error}",
+                path=self.config.path,
+                error=failure.getErrorMessage(),
             )
-            return refused
-
-        def failed(failure: Any) -> list[str]:
-            if failure.check(AuthdError):
-                log.error(
-                    "config {path} refused, the running one stays: {error}",
-                    path=self.config.path,
-                    error=failure.getErrorMessage(),
-                )
-                return [
-                    f"config {self.config.path} refused, the running one stays: "
-                    f"{failure.getErrorMessage()}"
-                ]
+            problem = (
+                f"config {self.config.path} refused, the running one stays: "
+                f"{failure.getErrorMessage()}"
+            )
+        else:
             log.failure("reload failed; the old zones keep serving", failure)
-            return [f"reload failed: {failure.getErrorMessage()}"]
+            problem = f"reload failed: {failure.getErrorMessage()}"
+        self._step(reloads.WorkerFailed(problem))
 
-        def done(result: object) -> list[str]:
-            if isinstance(result, Failure):  # publish itself raised
-                log.failure("reload failed while publishing", result)
-                result = [f"reload failed: {result.getErrorMessage()}"]
-            stall.stop()
-            self._reloading = False
-            if self._reload_next_all or self._reload_next or self._reload_next_config:
-                next_only = None if self._reload_next_all else self._reload_next
-                next_config = self._reload_next_config
-                self._reload_next, self._reload_next_all = None, False
-                self._reload_next_config = False
-                # Those who asked during this reload are answered by the next one.
-                waiters, self._reload_waiters = self._reload_waiters, []
+    def _publish(self, scope: reloads.Scope, result: BuildResult) -> tuple[str, ...]:
+        """Swap the worker's snapshot in; what the reload refused."""
+        try:
+            return self._swap(scope, result)
+        except Exception:
+            failure = Failure()
+            log.failure("reload failed while publishing", failure)
+            return (f"reload failed: {failure.getErrorMessage()}",)
+        finally:
+            if self._stall is not None:
+                self._stall.stop()
 
-                def answer(problems: list[str]) -> list[str]:
-                    for waiter in waiters:
-                        waiter.callback(problems)
-                    return problems
-
-                self.reload(next_only, next_config).addCallback(answer)
-            return result  # type: ignore[return-value]
-
-        d.addCallbacks(publish, failed)
-        d.addBoth(done)
-        return d
+    def _swap(self, scope: reloads.Scope, result: BuildResult) -> tuple[str, ...]:
+        began = time.perf_counter()
+        new_config, snapshot, events = result
+        # Secondary copies published while we parsed must not be rolled back.
+        snapshot = reloads.keep_secondaries(snapshot, self.current(), new_config)
+        old = self.current()
+        self.snapshot = snapshot  # the single swap every query sees whole
+        retire(self._reactor, old, snapshot)
+        del old
+        if new_config is not self.config:
+            self._config_changed(new_config)
+        self.record_events(events)
+        for event in events:
+            if scope.covers((event.view, event.zone)):
+                log_load_event(event)
+        refused = reloads.refusals(events, scope)
+        self.notify_changed(events)
+        self._watch_files()
+        assert self._stall is not None
+        self.last_reload_stall = self._stall.stop()
+        log.info(
+            "reload done: generation {generation}, published in {publish:.1f} ms, "
+            "longest reactor stall {stall:.1f} ms",
+            generation=snapshot.generation,
+            publish=(time.perf_counter() - began) * 1000,
+            stall=self.last_reload_stall * 1000,
+        )
+        return refused
 
     def _config_changed(self, new: Config) -> None:
         old = self.config
@@ -483,7 +370,7 @@ class Service:
         self._connections.per_client = new.options.tcp_max_connections_per_client
         watching = (new.options.watch, new.options.reload_delay)
         if watching != (old.options.watch, old.options.reload_delay):
-            # publish() points the new watcher at the files right after this.
+            # _swap() points the new watcher at the files right after this.
             if self.watcher is not None:
                 self.watcher.stop()
                 self.watcher = None
@@ -497,8 +384,7 @@ class Service:
             )
         if self.fleet is not None:
             self.fleet.stop()
-            self.fleet = Fleet(self._reactor, new, self.current, self.publish_zone)
-            self.fleet.start()
+            self.start_fleet()
         log.info("config {path} reloaded", path=new.path)
 
     def _watch_files(self) -> None:
@@ -525,7 +411,9 @@ class Service:
         version = self.current().view_zone(view, zone)
         if version is not None:
             files |= version.files
-        files |= self.zone_status.get((view, zone), {}).get("files", frozenset())
+        record = self.records.get((view, zone))
+        if record is not None:
+            files |= record.files
         return files
 
     def files_changed(self, paths: set[str]) -> None:
@@ -549,139 +437,64 @@ class Service:
     # -- status and the control channel ------------------------------------
 
     def record_events(self, events: list[ZoneLoadEvent]) -> None:
-        now = time.time()
-        for e in events:
-            entry = self.zone_status.setdefault((e.view, e.zone), {})
-            entry["last_load"] = {
-                "at": now,
-                "outcome": e.outcome.value,
-                "reason": e.reason,
-                "serial": e.serial,
-            }
-            if e.outcome is LoadOutcome.LOADED:
-                entry["loaded_at"] = now
-            entry["files"] = e.files
+        self.records = status_mod.recorded(self.records, events, time.time())
 
-    def status(self) -> dict[str, Any]:
-        snap = self.current()
-        zones = []
-        for vc in self.config.views:
-            view = next((v for v in snap.views if v.name == vc.name), None)
-            if view is None:
-                continue
-            for zc in vc.zones:
-                version = view.zones.get(zc.name)
-                journal = view.journals.get(zc.name)
-                # A zone shared from an earlier view (in_view) is loaded there.
-                entry = self.zone_status.get((zc.in_view or vc.name, zc.name), {})
-                fleet = self.fleet.zone_status(vc.name, zc.name) if self.fleet else {}
-                zones.append(
-                    {
-                        "view": vc.name,
-                        "zone": zc.name.to_text(),
-                        "role": zc.type.value,
-                        "file": zc.file,
-                        "serial": version.serial if version is not None else None,
-                        "records": version.record_count if version is not None else 0,
-                        "serving": version is not None,
-                        "loaded_at": entry.get("loaded_at"),
-                        "last_load": entry.get("last_load"),
-                        "journal": None
-                        if journal is None or not journal.entries
-                        else {
-                            "from": journal.serial_from,
-                            "to": journal.serial_to,
-                            "entries": len(journal.entries),
-                            "bytes": journal.total_bytes,
-                        },
-                        "primaries": [f"{p.address}#{p.port}" for p in zc.primaries],
-                        "also_notify": [f"{r.address}#{r.port}" for r in zc.also_notify],
-                        **fleet,
-                    }
-                )
-        return {
-            "ok": True,
-            "generation": snap.generation,
-            "uptime": time.time() - self.started,
-            "config": self.config.path,
-            "last_reload_reactor_stall_ms": None
-            if self.last_reload_stall is None
-            else round(self.last_reload_stall * 1000, 1),
-            "zones": zones,
-        }
+    def status(self) -> status_mod.ServerStatus:
+        fleet = self.fleet
+        return status_mod.build(
+            self.config,
+            self.current(),
+            self.records,
+            fleet.zone_status if fleet is not None else lambda view, zone: status_mod.NO_FLEET,
+            time.time(),
+            self.started,
+            self.last_reload_stall,
+        )
 
     def log_summary(self) -> None:
         """One start-up line per zone: role, serial, journal span, peers, refresh state."""
-        for z in self.status()["zones"]:
-            j = z["journal"]
-            journal = (
-                f"journal {j['from']}..{j['to']} ({j['entries']} changes)"
-                if j
-                else ("journal empty")
-            )
-            peers = (
-                f"primaries {', '.join(z['primaries'])}"
-                if z["primaries"]
-                else f"also-notify {', '.join(z['also_notify']) or 'none'}"
-            )
-            refresh = z.get("refresh")
-            last = f", last transfer: {refresh['last_result']}" if refresh else ""
-            log.info(
-                "zone {zone} (view {view}): {role}, serial {serial}, {journal}, {peers}{last}",
-                zone=z["zone"],
-                view=z["view"],
-                role=z["role"],
-                serial=z["serial"] if z["serial"] is not None else "none (SERVFAIL)",
-                journal=journal,
-                peers=peers,
-                last=last,
-            )
+        for z in self.status().zones:
+            log.info("{summary}", summary=status_mod.summary(z), zone=z.zone, view=z.view)
 
     def control(self, request: dict[str, Any]) -> Any:
         """One ``authd ctl`` request; the reply is a JSON-able dict (or its Deferred)."""
-        command = request["command"]
-        zone_text = request.get("zone")
-        targets: list[tuple[str, dns.name.Name]] = []
-        if zone_text is not None:
-            try:
-                zone = dns.name.from_text(str(zone_text))
-            except dns.exception.DNSException as e:
-                return {"ok": False, "error": f"bad zone name {zone_text!r}: {e}"}
-            targets = [(v.name, zone) for v in self.current().views if zone in v.zones]
-            if not targets:
-                return {"ok": False, "error": f"no such zone: {zone.to_text()}"}
-        if command == "status":
-            return self.status()
-        if command == "reload":
-            d = self.reload(set(targets) if targets else None, config=not targets)
 
-            def reloaded(problems: list[str]) -> dict[str, Any]:
-                if problems:
-                    return {"ok": False, "error": "; ".join(problems)}
-                return {"ok": True, "message": "reloaded"}
+        def serving(zone: dns.name.Name) -> list[tuple[str, dns.name.Name]]:
+            return [(v.name, zone) for v in self.current().views if zone in v.zones]
 
-            return d.addCallback(reloaded)
-        if command == "notify" and targets:
-            for view, zone in targets:
-                if self.fleet is not None:
-                    self.fleet.notify_zone(view, zone)
-            return {"ok": True, "message": f"notify sent for {zone_text}"}
-        if command == "retransfer" and targets:
-            started = [
-                f"{zone.to_text()} (view {view})"
-                for view, zone in targets
-                if self.fleet is not None and self.fleet.retransfer(view, zone)
-            ]
-            if not started:
-                return {"ok": False, "error": f"{zone_text} is not a secondary zone"}
-            return {"ok": True, "message": "full transfer started: " + ", ".join(started)}
-        if command == "stop":
-            log.info("stop requested on the control channel")
-            self._reactor.callLater(0.1, self._reactor.stop)
-            return {"ok": True, "message": "stopping"}
-        if command in ("notify", "retransfer"):
-            return {"ok": False, "error": f"{command} needs a zone"}
-        return {"ok": False, "error": f"unknown command {command!r}"}
+        return control.dispatch(self.commands, request, serving)
+
+    def _ctl_reload(self, targets: list[tuple[str, dns.name.Name]], zone: str | None) -> Any:
+        # Without a zone: the config too, as SIGHUP.
+        d = self.reload(set(targets) if targets else None, config=not targets)
+
+        def reloaded(problems: list[str]) -> dict[str, Any]:
+            if problems:
+                return {"ok": False, "error": "; ".join(problems)}
+            return {"ok": True, "message": "reloaded"}
+
+        return d.addCallback(reloaded)
+
+    def _ctl_notify(self, targets: list[tuple[str, dns.name.Name]], zone: str | None) -> Any:
+        for view, name in targets:
+            if self.fleet is not None:
+                self.fleet.notify_zone(view, name)
+        return {"ok": True, "message": f"notify sent for {zone}"}
+
+    def _ctl_retransfer(self, targets: list[tuple[str, dns.name.Name]], zone: str | None) -> Any:
+        started = [
+            f"{name.to_text()} (view {view})"
+            for view, name in targets
+            if self.fleet is not None and self.fleet.retransfer(view, name)
+        ]
+        if not started:
+            return {"ok": False, "error": f"{zone} is not a secondary zone"}
+        return {"ok": True, "message": "full transfer started: " + ", ".join(started)}
+
+    def _ctl_stop(self, targets: list[tuple[str, dns.name.Name]], zone: str | None) -> Any:
+        log.info("stop requested on the control channel")
+        self._reactor.callLater(0.1, self._reactor.stop)
+        return {"ok": True, "message": "stopping"}
 
     def install_signals(self) -> None:
         def on_hup(signum: int, frame: object) -> None:
@@ -722,8 +535,7 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
         return 1
     service.install_signals()
     reactor.suggestThreadPoolSize(16)  # transfers and NOTIFYs wait in worker threads
-    service.fleet = Fleet(reactor, config, service.current, service.publish_zone)
-    service.fleet.start()
+    service.start_fleet()
     service.notify_changed(events)
     service.record_events(events)
     service.log_summary()

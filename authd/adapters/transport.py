@@ -25,7 +25,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from authd import wire
-from authd.adapters.ratelog import RateLimitedLog
+from authd.adapters.logs import LogLimit
 from authd.connections import ConnectionTable, Verdict
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
@@ -55,7 +55,7 @@ class UdpServer(protocol.DatagramProtocol):
         self._on_reply = on_reply
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        request = Request(data, addr[0], self._local, Transport.UDP, time.time())
+        request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
         reply = _safe_handle(request, self._snapshot())
         sock = self.transport.socket  # type: ignore[union-attr]
         for message in reply.messages:
@@ -65,7 +65,7 @@ class UdpServer(protocol.DatagramProtocol):
                 sock.sendto(message, addr)
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
-        if reply.event is not None or reply.transfer is not None or reply.notify is not None:
+        if reply.event or reply.transfer or reply.notify or reply.tsig_rejected:
             self._on_reply(reply)
 
 
@@ -89,6 +89,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         self._factory = factory
         self._buffer = bytearray()
         self._client = ""
+        self._port = 0
         self._stream: Iterator[bytes] | None = None  # a zone transfer being sent
         self._write_paused = False
         self._read_closed = False  # the client half-closed: answer, then close
@@ -97,30 +98,32 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:  # noqa: N802
         f = self._factory
-        self._client = self.transport.getPeer().host  # type: ignore[union-attr]
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        self._client, self._port = peer.host, peer.port
         admission = f.connections.admit(self, self._client)
         if admission.evicted is not None:
-            # The longest idle connection gives way, so a new client gets in.
-            f.limit_log.emit(
-                "tcp-evicted",
-                "TCP connection limit {limit} reached: closed an idle connection "
-                "from {victim} for one from {client}",
-                limit=f.connections.limit,
-                victim=admission.evicted._client,  # type: ignore[attr-defined]
-                client=self._client,
-            )
-            admission.evicted.transport.abortConnection()  # type: ignore[attr-defined]
+            # The longest idle (or slowest) connection gives way, so a new client gets in.
+            victim = admission.evicted
+            if f.log_limit.allow("TCP connection limit"):
+                log.warn(
+                    "TCP connection limit {limit} reached: closed a waiting connection "
+                    "from {victim} for one from {client}",
+                    limit=f.connections.limit,
+                    victim=victim._client,  # type: ignore[attr-defined]
+                    client=self._client,
+                )
+            victim.transport.abortConnection()  # type: ignore[attr-defined]
         if admission.verdict is not Verdict.ADMITTED:
-            f.limit_log.emit(
-                f"tcp-{admission.verdict.value}",
-                "TCP connection from {client} refused: {why}",
-                client=self._client,
-                why=(
-                    f"it already holds {f.connections.per_client} connections"
-                    if admission.verdict is Verdict.CLIENT_LIMIT
-                    else f"all {f.connections.limit} connections are sending answers"
-                ),
-            )
+            if f.log_limit.allow(f"TCP {admission.verdict.value}"):
+                log.warn(
+                    "TCP connection from {client} refused: {why}",
+                    client=self._client,
+                    why=(
+                        f"it already holds {f.connections.per_client} connections"
+                        if admission.verdict is Verdict.CLIENT_LIMIT
+                        else f"all {f.connections.limit} connections are sending answers"
+                    ),
+                )
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
         self.setTimeout(f.idle_timeout)
@@ -149,11 +152,13 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             del buf[: 2 + length]
             self._cancel_deadline()  # this message is complete; the next has its own
             self._factory.connections.idle(self)  # so the next one queues afresh
-            request = Request(message, self._client, f.local, Transport.TCP, time.time())
+            request = Request(
+                message, self._client, f.local, Transport.TCP, time.time(), self._port
+            )
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
-            if reply.event is not None or reply.transfer is not None or reply.notify is not None:
+            if reply.event or reply.transfer or reply.notify or reply.tsig_rejected:
                 f.on_reply(reply)
             if not self.transport or not self.connected:
                 return
@@ -193,13 +198,13 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
     def _too_slow(self) -> None:
         self._deadline = None
         f = self._factory
-        f.limit_log.emit(
-            "tcp-io-timeout",
-            "TCP message from {client} not complete within {timeout:g} s of its first byte; "
-            "closing",
-            client=self._client,
-            timeout=f.io_timeout,
-        )
+        if f.log_limit.allow("TCP io timeout"):
+            log.warn(
+                "TCP message from {client} not complete within {timeout:g} s of its first "
+                "byte; closing",
+                client=self._client,
+                timeout=f.io_timeout,
+            )
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _pump(self) -> None:
@@ -286,7 +291,7 @@ class TcpFactory(protocol.Factory):
         connections: ConnectionTable,
         on_reply: ReplyHook,
         call_later: Callable[..., Any],
-        limit_log: RateLimitedLog,
+        log_limit: LogLimit,
     ) -> None:
         self.call_later = call_later
         self.snapshot = snapshot
@@ -295,7 +300,7 @@ class TcpFactory(protocol.Factory):
         self.io_timeout = io_timeout
         self.connections = connections  # shared by every listening socket
         self.on_reply = on_reply
-        self.limit_log = limit_log
+        self.log_limit = log_limit
 
     def buildProtocol(self, addr: object) -> TcpConnection:  # noqa: N802
         return TcpConnection(self)

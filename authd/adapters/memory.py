@@ -1,0 +1,94 @@
+"""Memory of retired zone versions: taking big ones apart off the reactor thread.
+
+Owns: what happens to the zone versions and answer caches an old snapshot
+held once a new one is published, and (re-exported from ``gcpause``) the
+cyclic GC pause around zone builds.  Invariants: a version still referenced
+elsewhere (a zone transfer streaming it) is never taken apart; the work runs
+in a worker thread, a table entry at a time, so the reactor keeps answering.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from twisted.internet import threads
+from twisted.logger import Logger
+
+from authd.adapters.gcpause import gc_paused
+from authd.snapshot import Snapshot
+from authd.zone import ZoneVersion
+
+__all__ = ["RETIRE_DELAY", "RETIRE_THRESHOLD", "dismantle", "gc_paused", "retire"]
+
+log = Logger(namespace="authd")
+
+RETIRE_THRESHOLD = 10_000  # records; smaller zone versions are freed at once, harmlessly
+RETIRE_DELAY = 1.0  # seconds after a swap before the old versions are taken apart
+
+
+def dismantle(tables: list[MutableMapping[Any, Any]]) -> int:
+    """Empty big tables an entry at a time (in a worker thread); how many entries.
+
+    Dropping a million-record zone version in one go is one long deallocation
+    that holds the GIL for half a second; popping its nodes one by one frees
+    the same memory in small steps that let the reactor thread run in between.
+    """
+    count = 0
+    for table in tables:
+        while table:
+            table.popitem()
+            count += 1
+    return count
+
+
+def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
+    """Take apart, in a worker, the big zone versions and caches only *old* held.
+
+    It runs a moment later, once the publishing code has let go of *old*.  A
+    version still referenced elsewhere then (a zone transfer streaming it) is
+    left to reference counting: taking it apart would corrupt the transfer.
+    Answer caches are only ever read through their snapshot, so they go
+    anyway, whatever their size: entries cached while a big zone was being
+    built can be the last tenants of the allocator's arenas, and freeing
+    them all at once here (returning each arena to the OS) measured 27 ms for
+    1,500 entries.
+    """
+    live = {id(v) for view in new.views for v in view.zones.values() if v is not None}
+    doomed = list(
+        {
+            id(v): v
+            for view in old.views
+            for v in view.zones.values()
+            if v is not None and id(v) not in live and v.record_count >= RETIRE_THRESHOLD
+        }.values()
+    )
+    caches: list[MutableMapping[Any, Any]] = [
+        cache
+        for cache in (old.cache, old.front)
+        if cache and cache is not new.cache and cache is not new.front
+    ]
+    if doomed or caches:
+        reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches)
+
+
+def _retire_later(doomed: list[ZoneVersion], caches: list[MutableMapping[Any, Any]]) -> None:
+    tables = caches
+    while doomed:
+        version = doomed.pop()
+        # Two references: ``version`` here and getrefcount's own argument.
+        if sys.getrefcount(version) <= 2:
+            tables.append(version.nodes)
+        del version
+    if tables:
+        began = time.monotonic()
+        d = threads.deferToThread(dismantle, tables)
+        d.addCallback(
+            lambda count: log.info(
+                "freed {count} entries of old zone versions and caches in {seconds:.1f} s",
+                count=count,
+                seconds=time.monotonic() - began,
+            )
+        )
