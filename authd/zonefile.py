@@ -32,7 +32,6 @@ is one token (quote it to hold spaces) read like the rest of a record line.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import socket
@@ -718,16 +717,10 @@ class _Parser:
         """All records of the zone whose top file is *lines*, in file order."""
         if not origin.is_absolute():
             raise ZoneError(filename, 0, f"origin {origin} is not absolute")
-        # A load allocates millions of objects and frees almost none, so the
-        # cyclic GC would rescan the growing heap again and again for nothing
-        # (a third of the time of a 100k-record zone).  Nothing here makes cycles.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self._source(lines, filename, _State(self._origin(origin)))
-        finally:
-            if was_enabled:
-                gc.enable()
+        # No GC toggling here: a load allocates millions of objects and frees
+        # almost none, so callers that load big zones (the service, the fleet,
+        # ``authd check``) pause the cyclic GC around it (authd.adapters.gcpause).
+        self._source(lines, filename, _State(self._origin(origin)))
         return self.records
 
     def _source(self, lines: Iterable[str] | TextIO, filename: str, st: _State) -> None:

@@ -33,20 +33,14 @@ from authd.adapters import control
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
+from authd.adapters.state import JournalChange, build_snapshot, record_change
 from authd.adapters.transport import ConnectionBudget, TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
+from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config, ZoneType, load_config
 from authd.errors import AuthdError
 from authd.query import Reply
-from authd.snapshot import (
-    JournalChange,
-    LoadOutcome,
-    Snapshot,
-    ZoneLoadEvent,
-    build_snapshot,
-    record_change,
-    with_zone,
-)
+from authd.snapshot import Snapshot, with_zone
 from authd.views import shadowed_views
 from authd.zone import ZoneVersion
 
