@@ -1,4 +1,4 @@
-"""The per-zone IXFR journal: a bounded history of changesets, and its file.
+"""The per-zone IXFR journal: a bounded history of changesets, and its file format.
 
 Owns: the chain of changesets that lets an IXFR (RFC 1995) answer a client
 at an older serial, the bounds on that history (entries and bytes, oldest
@@ -14,8 +14,8 @@ Invariants:
 * ``changes_since`` answers only when the answer is certain: the client's
   serial is the start of exactly one entry and lies before the journal's end
   in RFC 1982 order; anything else is None and the caller sends a full zone.
-* Only ``read_journal``, ``write_journal`` and ``append_journal`` touch the
-  file system; everything else here is pure.
+* Everything here is pure: values in, values or bytes out.  Reading,
+  appending and replacing the file is ``authd.adapters.state``'s job.
 
 File format (all integers big-endian)::
 
@@ -25,8 +25,8 @@ File format (all integers big-endian)::
               ; in IXFR order: old SOA, removed RRs, new SOA, added RRs,
               ; uncompressed wire format (RFC 1035 section 4.1.3)
 
-Records are only ever appended (one ``write`` and an ``fsync`` each) or the
-whole file is replaced atomically (temporary file, ``fsync``, ``rename``,
+The adapter only ever appends records (one ``write`` and an ``fsync`` each) or
+replaces the whole file atomically (temporary file, ``fsync``, ``rename``,
 ``fsync`` of the folder).  A ``kill -9`` or power loss during an append
 leaves a torn last record; its length or checksum does not hold, so reading
 stops before it and the previous entries come back exactly - a record is
@@ -37,7 +37,6 @@ part of what it covers.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -162,7 +161,7 @@ class Journal:
         """Whether a file of *file_size* bytes holding this journal should be rewritten.
 
         Appends leave dropped entries in the file; once they outweigh the live
-        ones (and ``MIN_COMPACT_BYTES``), ``write_journal`` rewrites it.
+        ones (and ``MIN_COMPACT_BYTES``), ``authd.adapters.state`` rewrites it.
         """
         dead = file_size - len(MAGIC) - self.total_bytes
         return dead > max(self.total_bytes, MIN_COMPACT_BYTES)
@@ -311,98 +310,16 @@ def encode_journal(journal: Journal) -> bytes:
     return MAGIC + b"".join(encode_record(cs) for cs in journal.entries)
 
 
-# -- files ------------------------------------------------------------------
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_journal(
-    path: str,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    *,
-    repair: bool = True,
-) -> Journal:
-    """The journal at *path* (empty when there is no file).
-
-    With *repair*, a torn tail is cut off the file so that the next append
-    lands right after the last intact record.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return Journal((), (), max_entries, max_bytes)
-    journal, intact = decode_journal(data, max_entries, max_bytes)
-    if repair and intact < len(data):
-        if intact < len(MAGIC):
-            write_journal(path, journal)
-        else:
-            with open(path, "r+b") as f:
-                f.truncate(intact)
-                f.flush()
-                os.fsync(f.fileno())
-    return journal
-
-
-def write_journal(path: str, journal: Journal) -> None:
-    """Replace the file at *path* with *journal*, atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(encode_journal(journal))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path)
-
-
-def append_journal(path: str, changeset: Changeset) -> int:
-    """Append *changeset* to the file at *path* (created if missing); its new size.
-
-    The caller has read the file with ``read_journal`` first (which cuts a
-    torn tail) and appends the same changeset to its ``Journal`` value.
-    """
-    record = encode_record(changeset)
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:
-        size = 0
-    if size < len(MAGIC):
-        # A new file, or one torn while being created: write it whole.
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + record)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path)
-        return len(MAGIC) + len(record)
-    with open(path, "ab") as f:
-        f.write(record)
-        f.flush()
-        os.fsync(f.fileno())
-        return f.tell()
-
-
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_ENTRIES",
     "MAGIC",
     "Journal",
     "JournalError",
-    "append_journal",
     "decode_changeset",
     "decode_journal",
     "encode_changeset",
     "encode_journal",
     "encode_record",
-    "read_journal",
     "reconcile",
-    "write_journal",
 ]

@@ -10,7 +10,7 @@ findings of ``authd.checks.check_zone`` on the same ``Grouping`` the loader
 builds (``authd.zone.group_records``), plus the parser's syntax error, so
 ``authd check`` fails exactly when ``authd serve`` would refuse the zone.  The
 one error made here, ``serial-not-increased``, is the refusal of a reload
-(``authd.snapshot.load_one``) and needs a previous version to compare with.
+(``authd.build.load_one``) and needs a previous version to compare with.
 
 Pure: records and groupings in, findings out; no files, no clock.  The warning
 checks run only here, never on the server's load path.
@@ -19,7 +19,6 @@ checks run only here, never on the server's load path.
 from __future__ import annotations
 
 import enum
-import gc
 import ipaddress
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -335,17 +334,9 @@ def syntax_failure(origin: Name, error: ZoneError) -> ZoneLint:
 def lint_records(origin: Name, records: Iterable[Record], file: str) -> ZoneLint:
     """Every finding for the zone *origin* made of *records*: the loader's errors
     and warnings (the same code the server runs) and the linter's warnings."""
-    # As the parser does: a big zone allocates millions of objects and frees
-    # none, so the cyclic GC would only rescan the growing heap (no cycles here).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        g = group_records(origin, records, file, sharded=False)
-        findings = [*g.findings, *check_zone(origin, g.rrsets, g.cuts, file)]
-        scan = _Scan(g)
-    finally:
-        if was_enabled:
-            gc.enable()
+    g = group_records(origin, records, file, sharded=False)
+    findings = [*g.findings, *check_zone(origin, g.rrsets, g.cuts, file)]
+    scan = _Scan(g)
     findings.extend(scan.findings)
     findings.sort(key=lambda f: (f.file, f.line))
     return ZoneLint(

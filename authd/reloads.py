@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import dns.name
 
+from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config, ZoneType
-from authd.snapshot import LoadOutcome, Snapshot, ZoneLoadEvent, with_zone
+from authd.snapshot import Snapshot, with_zone
 
 Target = tuple[str, dns.name.Name]  # (view, zone)
 Waiter = int  # a token the adapter maps to whoever waits

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 
 import dns.name
 
+from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config
-from authd.snapshot import LoadOutcome, Snapshot, ZoneLoadEvent
+from authd.snapshot import Snapshot
 
 Target = tuple[str, dns.name.Name]  # (view, zone)
 

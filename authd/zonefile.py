@@ -32,7 +32,6 @@ is one token (quote it to hold spaces) read like the rest of a record line.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import socket
@@ -88,7 +87,7 @@ def parse_zone_file(path: str, origin: dns.name.Name) -> list[Record]:
     """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*."""
     parser = _Parser()
     try:
-        f = parser.open(path)
+        f = parser.open_source(path)
     except _Bad as e:
         raise ZoneError(path, 0, str(e)) from None
     return parser.parse(f, origin, path)
@@ -723,7 +722,7 @@ class _Parser:
         self.open_files: list[str] = []  # real paths of the files being read, for loops
         self.source_bytes = 0  # sizes of the files opened so far, includes too
 
-    def open(self, path: str) -> TextIO:
+    def open_source(self, path: str) -> TextIO:
         """Open a file of this zone, within MAX_ZONE_SOURCE_BYTES for all of them."""
         f, size = _open(path)
         self.source_bytes += size
@@ -744,16 +743,10 @@ class _Parser:
         """All records of the zone whose top file is *lines*, in file order."""
         if not origin.is_absolute():
             raise ZoneError(filename, 0, f"origin {origin} is not absolute")
-        # A load allocates millions of objects and frees almost none, so the
-        # cyclic GC would rescan the growing heap again and again for nothing
-        # (a third of the time of a 100k-record zone).  Nothing here makes cycles.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self._source(lines, filename, _State(self._origin(origin)))
-        finally:
-            if was_enabled:
-                gc.enable()
+        # No GC toggling here: a load allocates millions of objects and frees
+        # almost none, so callers that load big zones (the service, the fleet,
+        # ``authd check``) pause the cyclic GC around it (authd.adapters.gcpause).
+        self._source(lines, filename, _State(self._origin(origin)))
         return self.records
 
     def _source(self, lines: Iterable[str] | TextIO, filename: str, st: _State) -> None:
@@ -919,7 +912,7 @@ class _Parser:
         if len(args) == 2:
             child.origin = self._origin(st.origin.name(args[1]))
         try:
-            f = self.open(path)
+            f = self.open_source(path)
         except _Bad as e:
             raise _Bad(f"{e}: {given}") from None
         self._source(f, path, child)

@@ -851,9 +851,9 @@ def profile(
 
     import dns.message
 
+    from authd.build import build_snapshot
     from authd.config import config_from_dict
     from authd.query import Request, Transport, handle
-    from authd.snapshot import build_snapshot
 
     def snapshot(cache_entries: int):  # noqa: ANN202
         cfg = config_from_dict(

@@ -46,9 +46,10 @@ import dns.edns
 import dns.message
 
 from authd import views
+from authd.build import build_snapshot
 from authd.config import config_from_dict
 from authd.query import Request, Transport, handle
-from authd.snapshot import Snapshot, build_snapshot
+from authd.snapshot import Snapshot
 
 ZONE = """$ORIGIN example.com.
 $TTL 300

@@ -1,4 +1,5 @@
-"""The IXFR journal (authd/journal.py): bounds, serial arithmetic, the file.
+"""The IXFR journal: bounds, serial arithmetic, the format (authd/journal.py),
+and the file (authd/adapters/state.py).
 
 The file tests include the crash cases: a record torn at every byte offset,
 a zero-filled tail, and a writer process killed with SIGKILL mid-stream.
@@ -18,20 +19,18 @@ import dns.rdata
 import dns.rdataclass
 import pytest
 
+from authd.adapters.state import append_journal, read_journal, write_journal
 from authd.changeset import RR, Changeset
 from authd.journal import (
     MAGIC,
     Journal,
     JournalError,
-    append_journal,
     decode_changeset,
     decode_journal,
     encode_changeset,
     encode_journal,
     encode_record,
-    read_journal,
     reconcile,
-    write_journal,
 )
 
 ORIGIN = dns.name.from_text("example.")
@@ -335,7 +334,7 @@ WRITER = """
 import itertools, sys
 sys.path.insert(0, {tests!r})
 from test_journal import cs
-from authd.journal import append_journal
+from authd.adapters.state import append_journal
 path = sys.argv[1]
 print("ready", flush=True)
 for i in itertools.count(1):

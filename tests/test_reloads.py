@@ -13,6 +13,7 @@ import pytest
 from zonekit import zone_from_text
 
 from authd import reloads
+from authd.build import LoadOutcome, ZoneLoadEvent, build_snapshot
 from authd.config import config_from_dict
 from authd.reloads import (
     ALL,
@@ -29,7 +30,7 @@ from authd.reloads import (
     WorkerFailed,
     WorkerSucceeded,
 )
-from authd.snapshot import LoadOutcome, ZoneLoadEvent, build_snapshot, with_zone
+from authd.snapshot import with_zone
 
 A = ("default", dns.name.from_text("a.test"))
 B = ("default", dns.name.from_text("b.test"))

@@ -24,9 +24,9 @@ import dns.serial
 import pytest
 from reloadkit import Lab, addresses, lines, running_lab, soa_serial, zone_text
 
+from authd.build import LoadOutcome, load_one
 from authd.config import SerialPolicy, ZoneConfig
 from authd.serial import policy_serial
-from authd.snapshot import LoadOutcome, load_one
 
 INC, UNIX, DATE = SerialPolicy.INCREMENT, SerialPolicy.UNIXTIME, SerialPolicy.DATESERIAL
 MAX = 2**32 - 1

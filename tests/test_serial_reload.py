@@ -1,4 +1,4 @@
-"""Reloading a zone file: the serial policy of ``authd.snapshot.load_one``.
+"""Reloading a zone file: the serial policy of ``authd.build.load_one``.
 
 A new file is published when its serial increased (RFC 1982 arithmetic, so
 4294967295 -> 1 is an increase); the same serial with the same content is
@@ -18,8 +18,8 @@ import dns.rcode
 import pytest
 from zonekit import ask
 
+from authd.build import LoadOutcome, build_snapshot, load_one
 from authd.config import config_from_dict
-from authd.snapshot import LoadOutcome, build_snapshot, load_one
 
 ORIGIN = dns.name.from_text("r.test.")
 

@@ -15,8 +15,8 @@ import dns.name
 from authd import status
 from authd.adapters import control
 from authd.adapters.logs import LogLimit
+from authd.build import build_snapshot
 from authd.config import config_from_dict
-from authd.snapshot import build_snapshot
 
 A, B = dns.name.from_text("a.test"), dns.name.from_text("b.test")
 ZONE = "$TTL 300\n@ SOA ns h 7 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n"

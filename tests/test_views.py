@@ -29,11 +29,12 @@ import pytest
 
 from authd import acl, ecs, views, wire
 from authd.adapters.hostinfo import parse_ip_json, parse_proc
+from authd.adapters.state import build_snapshot  # the server's build: journals on disk
 from authd.cli import main
 from authd.config import Config, config_from_dict
 from authd.errors import ConfigError
 from authd.query import Request, Transport, handle
-from authd.snapshot import Snapshot, build_snapshot
+from authd.snapshot import Snapshot
 
 ORIGIN = "example.com."
 INTERNAL_KEY = base64.b64encode(b"i" * 32).decode()

@@ -17,9 +17,9 @@ import dns.rcode
 import pytest
 from zonekit import ask
 
+from authd.build import LoadOutcome, build_snapshot
 from authd.checks import Severity
 from authd.config import config_from_dict
-from authd.snapshot import LoadOutcome, build_snapshot
 from authd.zone import compile_zone
 from authd.zonefile import parse_zone_text
 

@@ -35,11 +35,12 @@ from twisted.python.threadpool import ThreadPool
 from authd import changeset, refresh, xfr_in
 from authd import notify as notify_mod
 from authd.adapters.gcpause import gc_paused
+from authd.adapters.state import JournalChange, record_change, write_copy
 from authd.changeset import RR
 from authd.config import Config, Remote, ZoneConfig, ZoneType
 from authd.journal import Journal
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
-from authd.snapshot import JournalChange, Snapshot, record_change
+from authd.snapshot import Snapshot
 from authd.status import FleetStatus, RefreshStatus
 from authd.zone import ZoneVersion, compile_zone, release
 from authd.zonefile import Record
@@ -373,7 +374,7 @@ class Fleet:
                         full = received.full is not None
                         version = _apply_received(zc, current, received)
                         del received
-                    _write_copy(zc.file, version)
+                    write_copy(zc.file, version)
                     how = kind.upper()
                     if kind == "ixfr" and full:
                         how = "IXFR (answered with the full zone)"  # RFC 1995 section 4
@@ -502,20 +503,3 @@ def _apply_received(
     if result.version is None:
         raise ValueError(f"transferred zone refused: {result.errors[0]}")
     return result.version
-
-
-def _write_copy(path: str, version: ZoneVersion) -> None:
-    """Atomically replace the stored copy: temp file, fsync, rename, fsync the folder."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(xfr_in.zone_text(version))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,4 +1,10 @@
-"""Pausing Python's cyclic garbage collector around zone builds (see ``gc_paused``)."""
+"""Pausing Python's cyclic garbage collector around zone builds (see ``gc_paused``).
+
+The core never toggles the collector (tests/test_core_purity.py forbids ``gc``
+there): every path that loads zones pauses it from outside - the service's
+first build and its reloads (file watcher and ``ctl reload`` included), the
+fleet's transfers, and the command line's ``authd check``.
+"""
 
 from __future__ import annotations
 

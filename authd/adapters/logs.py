@@ -25,7 +25,7 @@ from twisted.logger import (
     globalLogBeginner,
 )
 
-from authd.snapshot import LoadOutcome, ZoneLoadEvent
+from authd.build import LoadOutcome, ZoneLoadEvent
 
 log = Logger(namespace="authd")
 

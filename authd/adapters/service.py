@@ -33,21 +33,15 @@ from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import gc_paused, retire
+from authd.adapters.state import JournalChange, build_snapshot, record_change
 from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
+from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.query import Reply
-from authd.snapshot import (
-    JournalChange,
-    LoadOutcome,
-    Snapshot,
-    ZoneLoadEvent,
-    build_snapshot,
-    record_change,
-    with_zone,
-)
+from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
 from authd.views import shadowed_views
 from authd.zone import ZoneVersion

@@ -19,10 +19,10 @@ import os
 from collections.abc import Sequence
 
 from authd.adapters.gcpause import gc_off
+from authd.build import LoadOutcome, ZoneLoadEvent, build_snapshot
 from authd.cli.common import EXIT_USAGE, Subparsers, error, load_host_config
 from authd.config import DEFAULT_PORT, Config, ListenConfig, ZoneConfig, ZoneType
 from authd.errors import AuthdError
-from authd.snapshot import LoadOutcome, ZoneLoadEvent, build_snapshot
 from authd.views import shadowed_views
 
 MAX_PORT = 65535

@@ -1,0 +1,320 @@
+"""The state folder: served copies, remembered serials and IXFR journals on disk.
+
+Owns every write under ``state_dir`` (and a secondary's stored copy): what
+``authd.build`` decides as values, performed here before the snapshot that
+needs them is published.  Layout: ``STATE/VIEW/ZONE.serial`` (JSON: source
+digest and serial of a managed-serial zone) and ``STATE/VIEW/ZONE.journal``
+(``authd.journal``'s format); ZONE is ``root`` for the root zone.
+
+Crash safety, which ``tests/test_journal.py`` checks with ``kill -9``:
+
+* a journal append is one ``write`` then an ``fsync``; a torn last record is
+  cut off at the next read (``read_journal``), never half-applied;
+* every replacement (journal, ``.serial``, stored copy) is a temporary file,
+  ``fsync``, ``rename`` over the old one, then (journals and copies) an
+  ``fsync`` of the folder so the rename itself is durable.
+
+A write that fails does not stop the zone: a ``.serial`` file is only
+reported, and a journal falls back to history in memory only, as the build
+planned (``JournalWrite.fallback``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Collection, Iterator
+from typing import IO, Any
+
+import dns.name
+
+from authd import xfr_in
+from authd.build import (
+    MEMORY_ONLY,
+    Build,
+    JournalChange,
+    JournalWrite,
+    ServedRecord,
+    Stored,
+    ZoneLoadEvent,
+    first_loads,
+    plan_journal,
+    plan_snapshot,
+)
+from authd.changeset import Changeset
+from authd.config import Config
+from authd.journal import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    MAGIC,
+    Journal,
+    JournalError,
+    decode_journal,
+    encode_journal,
+    encode_record,
+)
+from authd.snapshot import Snapshot, with_zone
+from authd.zone import ZoneVersion
+
+__all__ = [
+    "JournalChange",
+    "append_journal",
+    "build_snapshot",
+    "journal_path",
+    "perform",
+    "read_journal",
+    "read_served",
+    "read_stored",
+    "record_change",
+    "served_path",
+    "write_copy",
+    "write_journal",
+    "write_served",
+]
+
+
+# -- paths ------------------------------------------------------------------
+
+
+def _zone_path(config: Config, view: str, zone: dns.name.Name, suffix: str) -> str:
+    label = zone.to_text(omit_final_dot=True) or "root"
+    return os.path.join(config.state_dir, view, f"{label}{suffix}")
+
+
+def served_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    return _zone_path(config, view, zone, ".serial")
+
+
+def journal_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    return _zone_path(config, view, zone, ".journal")
+
+
+# -- building a snapshot with its state ----------------------------------------
+
+
+def build_snapshot(
+    config: Config,
+    previous: Snapshot | None,
+    generation: int,
+    now: float = 0.0,
+    only: Collection[tuple[str, dns.name.Name]] | None = None,
+) -> tuple[Snapshot, list[ZoneLoadEvent]]:
+    """``authd.build.plan_snapshot`` with the state folder read before and written after.
+
+    Zones loaded for the first time continue the journal and the serial the
+    previous run left; the writes are done before returning, so before the
+    caller publishes the snapshot.
+    """
+    stored = {
+        (view, zone): read_stored(config, view, zone, managed)
+        for view, zone, managed in first_loads(config, previous)
+    }
+    return perform(config, plan_snapshot(config, previous, generation, now, only, stored))
+
+
+def read_stored(config: Config, view: str, zone: dns.name.Name, managed: bool) -> Stored:
+    """What the state folder holds for *view*'s *zone* (its serial only if *managed*)."""
+    opts = config.options
+    served = read_served(config, view, zone) if managed else None
+    path = journal_path(config, view, zone)
+    try:
+        journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
+    except (OSError, JournalError) as e:
+        return Stored(None, f"journal {path}: {e}", served)
+    return Stored(journal, None, served)
+
+
+def perform(config: Config, built: Build) -> tuple[Snapshot, list[ZoneLoadEvent]]:
+    """Write what *built* needs; its snapshot and events, with any failure noted."""
+    events = list(built.events)
+    where = {(e.view, e.zone): i for i, e in enumerate(events)}
+
+    def note(view: str, zone: dns.name.Name, text: str, override: bool) -> None:
+        i = where.get((view, zone))
+        if i is not None and (override or events[i].journal_note is None):
+            events[i] = dataclasses.replace(events[i], journal_note=text)
+
+    for record in built.served:
+        try:
+            write_served(config, record)
+        except OSError as e:
+            # A journal note says more; this one only matters when alone.
+            note(record.view, record.zone, f"cannot record the served serial: {e}", False)
+    snapshot = built.snapshot
+    for write in built.journals:
+        problem = _write_journal_change(config, write)
+        if problem is not None:
+            note(write.view, write.zone, problem, True)
+            version = snapshot.view_zone(write.view, write.zone)
+            snapshot = with_zone(
+                snapshot, write.view, write.zone, version, write.fallback, snapshot.generation
+            )
+    return snapshot, events
+
+
+def record_change(
+    config: Config,
+    view: str,
+    zone: dns.name.Name,
+    old: ZoneVersion | None,
+    new: ZoneVersion | None,
+    journal: Journal | None,
+    first_load: bool = False,
+) -> JournalChange:
+    """The zone's journal after *old* became *new*, persisted; and a note worth logging.
+
+    *journal* None: the one on disk is read first.  The file is written
+    before returning, so before the caller publishes *new*.
+    """
+    problem = None
+    if journal is None:
+        stored = read_stored(config, view, zone, managed=False)
+        journal, problem, first_load = stored.journal, stored.problem, True
+    plan = plan_journal(config.options, view, zone, old, new, journal, first_load, problem)
+    if plan.write is not None:
+        failed = _write_journal_change(config, plan.write)
+        if failed is not None:
+            return plan.write.fallback, failed
+    return plan.journal, plan.note
+
+
+def _write_journal_change(config: Config, write: JournalWrite) -> str | None:
+    """Perform *write*; None, or the note saying why the history is in memory only."""
+    path = journal_path(config, write.view, write.zone)
+    try:
+        _ensure_dir(path)
+        if write.append is None:
+            write_journal(path, write.journal)
+        else:
+            size = append_journal(path, write.append)
+            if write.journal.should_compact(size):
+                write_journal(path, write.journal)
+    except OSError as e:
+        return f"journal {path}: {e}; {MEMORY_ONLY}"
+    return None
+
+
+# -- remembered serials --------------------------------------------------------
+
+
+def read_served(config: Config, view: str, zone: dns.name.Name) -> tuple[str, int] | None:
+    """The (source digest, serial) a managed-serial zone last served, if recorded."""
+    try:
+        with open(served_path(config, view, zone), encoding="utf-8") as f:
+            data = json.load(f)
+        return str(data["digest"]), int(data["serial"]) % 2**32
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_served(config: Config, record: ServedRecord) -> None:
+    """Record what a managed-serial zone serves, atomically, for the next start."""
+    path = served_path(config, record.view, record.zone)
+    _ensure_dir(path)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"digest": record.digest, "serial": record.serial}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# -- journals --------------------------------------------------------------------
+
+
+def read_journal(
+    path: str,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    repair: bool = True,
+) -> Journal:
+    """The journal at *path* (empty when there is no file).
+
+    With *repair*, a torn tail is cut off the file so that the next append
+    lands right after the last intact record.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return Journal((), (), max_entries, max_bytes)
+    journal, intact = decode_journal(data, max_entries, max_bytes)
+    if repair and intact < len(data):
+        if intact < len(MAGIC):
+            write_journal(path, journal)
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(intact)
+                f.flush()
+                os.fsync(f.fileno())
+    return journal
+
+
+def write_journal(path: str, journal: Journal) -> None:
+    """Replace the file at *path* with *journal*, atomically."""
+    with _replacing(path, binary=True) as f:
+        f.write(encode_journal(journal))
+
+
+def append_journal(path: str, changeset: Changeset) -> int:
+    """Append *changeset* to the file at *path* (created if missing); its new size.
+
+    The caller has read the file with ``read_journal`` first (which cuts a
+    torn tail) and appends the same changeset to its ``Journal`` value.
+    """
+    record = encode_record(changeset)
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        size = 0
+    if size < len(MAGIC):
+        # A new file, or one torn while being created: write it whole.
+        with _replacing(path, binary=True) as f:
+            f.write(MAGIC + record)
+        return len(MAGIC) + len(record)
+    with open(path, "ab") as f:
+        f.write(record)
+        f.flush()
+        os.fsync(f.fileno())
+        return f.tell()
+
+
+# -- a secondary's stored copy ----------------------------------------------------
+
+
+def write_copy(path: str, version: ZoneVersion) -> None:
+    """Atomically replace a secondary's stored copy of *version* (zone-file text)."""
+    _ensure_dir(path)
+    with _replacing(path, binary=False) as f:
+        f.writelines(xfr_in.zone_text(version))
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _replacing(path: str, binary: bool) -> Iterator[IO[Any]]:
+    """A file to write that replaces *path* atomically once the block ends:
+    temp file, fsync, rename, fsync the folder.  On an error *path* is untouched."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)

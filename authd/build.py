@@ -1,0 +1,442 @@
+"""Building snapshots: zone files loaded into versions, and what must be persisted.
+
+Owns: loading one zone file against the version it replaces (``load_one``:
+the serial policies, refusals that keep the old version), building a whole
+snapshot from a config (``plan_snapshot``), and deciding how each zone's IXFR
+journal changes (``plan_journal``).  Reading zone files is fine here; the
+state folder is not touched: what it held is passed in (``Stored``), and what
+must be written to it comes back as values (``ServedRecord``,
+``JournalWrite``) for ``authd.adapters.state`` to perform before the snapshot
+is published.
+
+Invariants: a build is a function of the config, the previous snapshot, the
+time, the zone files and the stored state; every journal in the snapshot is
+what the state folder will hold once the writes succeed, and each write
+carries the journal to serve instead if it fails (history in memory only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import hashlib
+import os
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+import dns.name
+
+from authd.changeset import Changeset, diff
+from authd.checks import Finding, Severity
+from authd.config import Config, Options, SerialPolicy, ZoneConfig, ZoneType
+from authd.errors import ZoneError
+from authd.journal import Journal, reconcile
+from authd.serial import increased as serial_increased
+from authd.serial import policy_serial, step_problem
+from authd.snapshot import Snapshot, View, allows_all, with_fresh_caches
+from authd.zone import ZoneVersion, load_zone
+
+#: Appended to a journal problem: the zone keeps serving, IXFR from memory only.
+MEMORY_ONLY = "IXFR history kept in memory only"
+
+
+class LoadOutcome(enum.Enum):
+    LOADED = "loaded"  # a new version is serving
+    UNCHANGED = "unchanged"  # same serial, same content: the old version stays
+    KEPT_OLD = "kept-old"  # the new file was refused; the old version keeps serving
+    FAILED = "failed"  # refused and nothing older to serve: SERVFAIL
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneLoadEvent:
+    view: str
+    zone: dns.name.Name
+    file: str
+    outcome: LoadOutcome
+    serial: int | None  # the serial now serving
+    records: int
+    reason: str | None = None  # why the file was refused
+    findings: tuple[Finding, ...] = ()
+    journal_note: str | None = None  # what happened to the IXFR journal, when notable
+    files: frozenset[str] = frozenset()  # every file this load read, the failing one too
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What the state folder held for a zone when it was first loaded.
+
+    *journal* is None exactly when the journal file could not be read;
+    *problem* then says why (``journal PATH: reason``).  *served* is the
+    (source digest, serial) a managed-serial zone last recorded, if any.
+    """
+
+    journal: Journal | None = None
+    problem: str | None = None
+    served: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRecord:
+    """Remember that *view*'s *zone* serves *serial* for sources of *digest*."""
+
+    view: str
+    zone: dns.name.Name
+    digest: str
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalWrite:
+    """Bring the journal file of *view*'s *zone* in line with *journal*.
+
+    With *append*, that one record is appended (and the file rewritten when
+    ``journal.should_compact`` says so for its new size); without, the file is
+    replaced by *journal*.  If the write fails, *fallback* is served instead.
+    """
+
+    view: str
+    zone: dns.name.Name
+    journal: Journal
+    append: Changeset | None
+    fallback: Journal
+
+
+@dataclass(frozen=True, slots=True)
+class JournalPlan:
+    journal: Journal
+    note: str | None  # worth logging
+    write: JournalWrite | None
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """A snapshot and its load events, valid once *served* and *journals* are written."""
+
+    snapshot: Snapshot
+    events: tuple[ZoneLoadEvent, ...]
+    served: tuple[ServedRecord, ...] = ()
+    journals: tuple[JournalWrite, ...] = ()
+
+
+# A zone's journal after a change, and a note worth logging (or None).
+JournalChange = tuple[Journal, str | None]
+
+
+def load_one(
+    view: str,
+    zc: ZoneConfig,
+    old: ZoneVersion | None,
+    now: float = 0.0,
+    floor: int | None = None,
+    remembered: tuple[str, int] | None = None,
+) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+    """Load *zc*'s file, keeping *old* when the new content must be refused.
+
+    *now* feeds the unixtime and dateserial policies; *floor* is the last serial
+    served before a restart (from the journal), which those policies never go below.
+    """
+
+    read: frozenset[str] = frozenset({zc.file})
+
+    def refused(
+        reason: str, findings: tuple[Finding, ...] = ()
+    ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+        outcome = LoadOutcome.KEPT_OLD if old is not None else LoadOutcome.FAILED
+        serial = old.serial if old is not None else None
+        records = old.record_count if old is not None else 0
+        event = ZoneLoadEvent(
+            view, zc.name, zc.file, outcome, serial, records, reason, findings, files=read
+        )
+        return old, event
+
+    def unchanged(old: ZoneVersion) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+        outcome = LoadOutcome.UNCHANGED
+        return old, ZoneLoadEvent(
+            view, zc.name, zc.file, outcome, old.serial, old.record_count, files=read
+        )
+
+    try:
+        result = load_zone(zc.name, zc.file)
+    except ZoneError as e:
+        # Watch the file that failed too ($INCLUDE): fixing it must reload the zone.
+        read = read | {os.path.normpath(e.file)}
+        return refused(str(e))
+    except OSError as e:
+        return refused(f"{zc.file}: {e.strerror}")
+    read = read | result.files
+    new = result.version
+    if new is None:
+        errors = [f for f in result.findings if f.severity is Severity.ERROR]
+        return refused(str(errors[0]), result.findings)
+    managed = zc.serial is not SerialPolicy.KEEP
+    if old is not None and managed:
+        if new.same_content(old):
+            return unchanged(old)
+        new = new.with_serial(policy_serial(zc.serial, old.serial, now))
+    elif (
+        old is None
+        and managed
+        and remembered is not None
+        and remembered[0] == content_digest(new.files)
+    ):
+        # After a restart with the files as they were: the serial served before.
+        new = new.with_serial(remembered[1])
+    elif old is None and managed and floor is not None and not serial_increased(floor, new.serial):
+        # After a restart: never serve a serial below what secondaries already have.
+        new = new.with_serial(policy_serial(zc.serial, floor, now))
+    if old is not None and not managed:
+        if new.serial == old.serial and new.same_content(old):
+            return unchanged(old)
+        if not serial_increased(old.serial, new.serial):
+            why = step_problem(old.serial, new.serial)
+            changed = "content unchanged" if new.same_content(old) else "content changed"
+            return refused(
+                f"{zc.file}: serial {new.serial} {why}, {changed}; keeping serial {old.serial}",
+                result.findings,
+            )
+    event = ZoneLoadEvent(
+        view,
+        zc.name,
+        zc.file,
+        LoadOutcome.LOADED,
+        new.serial,
+        new.record_count,
+        None,
+        result.findings,
+        files=read,
+    )
+    return new, event
+
+
+def content_digest(files: Iterable[str]) -> str:
+    """A digest of the bytes of *files*: whether a zone's source changed across restarts."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0")
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            h.update(b"\0missing")
+    return h.hexdigest()
+
+
+def first_loads(config: Config, previous: Snapshot | None) -> list[tuple[str, dns.name.Name, bool]]:
+    """(view, zone, managed serial) of the zones a build of *config* loads for
+    the first time after *previous*: the ones whose ``Stored`` state it needs."""
+    old_views = {v.name: v for v in previous.views} if previous is not None else {}
+    wanted = []
+    for vc in config.views:
+        old_view = old_views.get(vc.name)
+        for zc in vc.zones:
+            if zc.in_view is not None:
+                continue
+            if (
+                old_view is None
+                or zc.name not in old_view.zones
+                or zc.name not in old_view.journals
+            ):
+                managed = zc.type is not ZoneType.SECONDARY and zc.serial is not SerialPolicy.KEEP
+                wanted.append((vc.name, zc.name, managed))
+    return wanted
+
+
+def plan_snapshot(
+    config: Config,
+    previous: Snapshot | None,
+    generation: int,
+    now: float = 0.0,
+    only: Collection[tuple[str, dns.name.Name]] | None = None,
+    stored: Mapping[tuple[str, dns.name.Name], Stored] | None = None,
+) -> Build:
+    """Load every zone of *config*; zones that fail keep *previous*'s version.
+
+    With *only*, just those (view, zone) pairs are read again; the others keep
+    *previous*'s versions untouched.  *stored* holds the state folder's
+    contents for the zones of ``first_loads``; a zone missing from it starts
+    with an empty journal and no remembered serial.
+    """
+    stored = stored or {}
+    opts = config.options
+    events: list[ZoneLoadEvent] = []
+    served: list[ServedRecord] = []
+    writes: list[JournalWrite] = []
+    views = []
+    old_views = {v.name: v for v in previous.views} if previous is not None else {}
+    loaded: dict[tuple[str, dns.name.Name], ZoneVersion | None] = {}
+    loaded_journals: dict[tuple[str, dns.name.Name], Journal] = {}
+    for index, vc in enumerate(config.views):
+        old_view = old_views.get(vc.name)
+        old_zones = old_view.zones if old_view is not None else {}
+        old_journals = old_view.journals if old_view is not None else {}
+        zones: dict[dns.name.Name, ZoneVersion | None] = {}
+        journals: dict[dns.name.Name, Journal] = {}
+        for zc in vc.zones:
+            if zc.in_view is not None:
+                # Shared with an earlier view: the same compiled version, loaded once.
+                zones[zc.name] = loaded[(zc.in_view, zc.name)]
+                journals[zc.name] = loaded_journals[(zc.in_view, zc.name)]
+                continue
+            old = old_zones.get(zc.name)
+            old_journal = old_journals.get(zc.name)
+            if only is not None and (vc.name, zc.name) not in only and zc.name in old_zones:
+                zones[zc.name] = loaded[(vc.name, zc.name)] = old
+                journals[zc.name] = loaded_journals[(vc.name, zc.name)] = old_journal or Journal()
+                continue
+            first = zc.name not in old_zones
+            reread = first or old_journal is None
+            problem = None
+            if reread:
+                # The history the previous run left: IXFR continues across restarts.
+                found = stored.get((vc.name, zc.name), Stored(_empty(opts)))
+                old_journal, problem = found.journal, found.problem
+            else:
+                found = Stored()
+            if zc.type is ZoneType.SECONDARY:
+                version, event = _secondary_copy(vc.name, zc, old)
+            else:
+                floor = old_journal.serial_to if first and old_journal is not None else None
+                managed = zc.serial is not SerialPolicy.KEEP
+                remembered = found.served if first and managed else None
+                version, event = load_one(vc.name, zc, old, now, floor, remembered)
+                if managed and version is not None and version is not old:
+                    digest = content_digest(version.files)
+                    served.append(ServedRecord(vc.name, zc.name, digest, version.serial))
+            zones[zc.name] = loaded[(vc.name, zc.name)] = version
+            plan = plan_journal(
+                opts,
+                vc.name,
+                zc.name,
+                old,
+                version,
+                old_journal,
+                first_load=reread,
+                problem=problem,
+            )
+            journals[zc.name] = loaded_journals[(vc.name, zc.name)] = plan.journal
+            if plan.write is not None:
+                writes.append(plan.write)
+            if plan.note is not None:
+                event = dataclasses.replace(event, journal_note=plan.note)
+            events.append(event)
+        configs = {zc.name: zc for zc in vc.zones}
+        restricted = any(
+            zc.allow_query is not None and not allows_all(zc.allow_query) for zc in vc.zones
+        )
+        views.append(
+            View(
+                vc.name,
+                index,
+                zones,
+                configs=configs,
+                journals=journals,
+                match_clients=vc.match_clients,
+                match_destinations=vc.match_destinations,
+                restricted=restricted,
+            )
+        )
+    snapshot = Snapshot(
+        tuple(views),
+        config.options,
+        generation,
+        config.keys.keyring(),
+        client_subnet=config.client_subnet,
+    )
+    return Build(with_fresh_caches(snapshot), tuple(events), tuple(served), tuple(writes))
+
+
+def build_snapshot(
+    config: Config,
+    previous: Snapshot | None,
+    generation: int,
+    now: float = 0.0,
+    only: Collection[tuple[str, dns.name.Name]] | None = None,
+) -> tuple[Snapshot, list[ZoneLoadEvent]]:
+    """What *config* would serve, with nothing read from or written to the state folder.
+
+    For checks (``serve --check-config``) and tests; the server builds through
+    ``authd.adapters.state.build_snapshot``, which persists serials and journals.
+    """
+    built = plan_snapshot(config, previous, generation, now, only)
+    return built.snapshot, list(built.events)
+
+
+def plan_journal(
+    opts: Options,
+    view: str,
+    zone: dns.name.Name,
+    old: ZoneVersion | None,
+    new: ZoneVersion | None,
+    journal: Journal | None,
+    first_load: bool = False,
+    problem: str | None = None,
+) -> JournalPlan:
+    """The zone's journal after *old* became *new*, the write that persists it,
+    and a note worth logging.
+
+    *journal* is the one in memory, or at a first load the one read from the
+    state folder; None with *problem* when that file could not be read.  The
+    write is performed before the new version is published, so after a crash
+    the file never describes a version that was not served; one that ends
+    elsewhere is discarded at the next start (``reconcile``).
+    """
+    fallback = memory_only(opts, old, new)
+    if journal is None:
+        return JournalPlan(fallback, f"{problem or 'journal unreadable'}; {MEMORY_ONLY}", None)
+    if first_load:
+        # First load: pick up the history left by the previous run.
+        note = None
+        write = None
+        if new is not None:
+            journal, note = reconcile(journal, zone, new.serial)
+            if note is not None:
+                write = JournalWrite(view, zone, journal, None, fallback)
+        return JournalPlan(journal, note, write)
+    if old is None or new is None or new is old:
+        return JournalPlan(journal, None, None)
+    if not serial_increased(old.serial, new.serial):
+        # A forced full transfer at the same serial: no changeset can say
+        # what changed, so the history starts again (IXFR falls back to AXFR).
+        journal = journal.empty()
+        note = f"journal restarted: serial {new.serial} did not increase"
+        return JournalPlan(journal, note, JournalWrite(view, zone, journal, None, fallback))
+    change = diff(old, new)
+    try:
+        journal = journal.append(change)
+    except ValueError:
+        journal = journal.empty().append(change)
+        write = JournalWrite(view, zone, journal, None, fallback)
+        return JournalPlan(journal, "journal restarted", write)
+    return JournalPlan(journal, None, JournalWrite(view, zone, journal, change, fallback))
+
+
+def memory_only(opts: Options, old: ZoneVersion | None, new: ZoneVersion | None) -> Journal:
+    """The journal served when its file cannot be kept: at most the last change."""
+    empty = _empty(opts)
+    if new is not None and old is not None and new is not old:
+        with contextlib.suppress(ValueError):
+            empty = empty.append(diff(old, new))
+    return empty
+
+
+def _empty(opts: Options) -> Journal:
+    return Journal((), max_entries=opts.journal_max_entries, max_bytes=opts.journal_max_bytes)
+
+
+def _secondary_copy(
+    view: str, zc: ZoneConfig, old: ZoneVersion | None
+) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+    """A secondary keeps the copy it serves; at start it reads its last transferred one."""
+    if old is not None:
+        event = ZoneLoadEvent(
+            view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
+        )
+        return old, event
+    if not os.path.exists(zc.file):
+        event = ZoneLoadEvent(
+            view, zc.name, zc.file, LoadOutcome.FAILED, None, 0, "no copy yet: awaiting transfer"
+        )
+        return None, event
+    return load_one(view, zc, None)
