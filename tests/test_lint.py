@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from authd import lint, serial
-from authd.checks import Finding, Severity
+from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import main
 from authd.errors import ZoneError
 from authd.lint_cli import origin_from_filename
@@ -258,13 +258,25 @@ def _emitted_ids() -> set[str]:
                 isinstance(node, ast.Call)
                 and getattr(node.func, "id", None) in makers
                 and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
             ):
-                ids.add(node.args[0].value)
+                found = _id_literal(node.args[0])
+                if found is not None:
+                    ids.add(found)
     # Ids chosen from a table rather than written at the call.
     ids.update(lint._TARGET_IDS.values())
     return ids
+
+
+def _id_literal(arg: ast.expr) -> str | None:
+    """The id an argument names: ``LoaderCheck.X``/``LintCheck.X``, or a string."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    catalogues = {"LoaderCheck": LoaderCheck, "LintCheck": lint.LintCheck}
+    if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name):
+        catalogue = catalogues.get(arg.value.id)
+        if catalogue is not None:
+            return str(getattr(catalogue, arg.attr).value)
+    return None
 
 
 def test_every_emitted_id_is_in_the_catalogue() -> None:
