@@ -198,6 +198,25 @@ class LintCheck(CheckId):
         "letters, digits and hyphens.",
         "RFC 952, RFC 1123 section 2.1",
     )
+    # Classic zone-file mistakes (named-checkzone users expect them).
+    MISSING_TRAILING_DOT = (
+        "missing-trailing-dot",
+        _W,
+        "A name that repeats the origin: written without its trailing dot.",
+        "RFC 1035 section 5.1",
+    )
+    NO_TTL_DIRECTIVE = (
+        "no-ttl-directive",
+        _W,
+        "No $TTL, and records that give no TTL rely on one inferred.",
+        "RFC 2308 section 4",
+    )
+    SOA_SERIAL_ZERO = (
+        "soa-serial-zero",
+        _W,
+        "SOA serial 0: legal, but widely read as 'unset'.",
+        "RFC 1982, RFC 1996",
+    )
     # Across the zones checked together.
     DELEGATION_NS_MISMATCH = (
         "delegation-ns-mismatch",
@@ -256,6 +275,15 @@ _MX, _SRV, _DS, _PTR = RdataType.MX, RdataType.SRV, RdataType.DS, RdataType.PTR
 _ROOT = dns.name.root.labels
 _TYPE_TEXT = {t: dns.rdatatype.to_text(t) for t in (_NS, _MX, _SRV, _CNAME)}
 _ADDRESS = (_A, _AAAA)
+# The types whose rdata names another host or zone, and the field that holds it.
+_NAMED_TARGETS = {
+    _NS: "target",
+    _CNAME: "target",
+    _DNAME: "target",
+    _PTR: "target",
+    _MX: "exchange",
+    _SRV: "target",
+}
 # What may sit at a delegation point besides NS (RFC 4035 section 2.4 / 3.1.4).
 _AT_CUT = frozenset({_NS, _DS, RdataType.NSEC, RdataType.RRSIG, _A, _AAAA})
 _LDH = re.compile(rb"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?").fullmatch
@@ -318,7 +346,7 @@ def syntax_failure(origin: Name, error: ZoneError) -> ZoneLint:
     return ZoneLint(origin, error.file, None, (_finding(LoaderCheck.SYNTAX, where, error.reason),))
 
 
-def lint_records(origin: Name, records: Iterable[Record], file: str) -> ZoneLint:
+def lint_records(origin: Name, records: Sequence[Record], file: str) -> ZoneLint:
     """Every finding for the zone *origin* made of *records*: the loader's errors
     and warnings (the same code the server runs) and the linter's warnings."""
     # As the parser does: a big zone allocates millions of objects and frees
@@ -333,10 +361,44 @@ def lint_records(origin: Name, records: Iterable[Record], file: str) -> ZoneLint
         if was_enabled:
             gc.enable()
     findings.extend(scan.findings)
+    findings.extend(_inferred_ttls(records))
     findings.sort(key=lambda f: (f.file, f.line))
     return ZoneLint(
         origin, file, g, tuple(findings), tuple(scan.refs), tuple(scan.ptrs), scan.resolver
     )
+
+
+def _inferred_ttls(records: Sequence[Record]) -> list[Finding]:
+    """``no-ttl-directive``, once, at the first record that gives no TTL while
+    no ``$TTL`` applies.
+
+    Such a record takes the last TTL written (authd, dnspython, NSD) or the SOA
+    MINIMUM (BIND, and RFC 1035 servers before RFC 2308 gave MINIMUM its
+    negative-caching meaning): the same file serves different TTLs on
+    different servers.  A file without ``$TTL`` whose every record gives its
+    TTL is not reported: nothing depends on a default.
+    """
+    inferred = [r for r in records if r.ttl_inferred]
+    if not inferred:
+        return []
+    first = inferred[0]
+    others = len(inferred) - 1
+    more = f"; so do {others} more record{'s' if others != 1 else ''}" if others else ""
+    return [
+        _finding(
+            LintCheck.NO_TTL_DIRECTIVE,
+            Origin(first.file, first.line),
+            f"no $TTL: {first.name} {dns.rdatatype.to_text(first.rdata.rdtype)} gives no TTL "
+            f"and takes {first.ttl} from the last TTL written or the SOA MINIMUM, where "
+            f"servers differ (BIND uses the SOA MINIMUM){more}; start the file with $TTL "
+            "(RFC 2308 section 4)",
+        )
+    ]
+
+
+def _as_written(name: Name, origin: Name) -> str:
+    """*name* as the file spelled it, relative to *origin* (no trailing dot)."""
+    return name.relativize(origin).to_text()
 
 
 # --- lookups inside one zone: the engine's own ----------------------------------
@@ -462,9 +524,38 @@ class _Scan:
         ns_targets: set[Name] = set()
         cnames: list[tuple[Name, Name, Origin]] = []
         at_cuts: list[tuple[Name, Mapping[RdataType, tuple[list[object], Origin]]]] = []
+        # A relative name written with its origin but no trailing dot ends in
+        # the origin twice (``www.example.com`` in example.com. becomes
+        # www.example.com.example.com.); the root zone cannot tell.
+        self.doubled = okey[:-1] + okey if depth > 1 else ()
+        doubled_len = len(self.doubled) if depth > 1 else 1 << 30
         for name, types in g.rrsets.items():
             labels = name.labels
             n = len(labels)
+            if n >= doubled_len and self._repeats_origin(labels):
+                add(
+                    _finding(
+                        LintCheck.MISSING_TRAILING_DOT,
+                        _first(types),
+                        f"owner {_as_written(name, origin)} became {name}: missing trailing "
+                        "dot? (a name without one is relative to the origin)",
+                    )
+                )
+            for rdtype in _NAMED_TARGETS.keys() & types.keys():
+                rdatas, where = types[rdtype]
+                attr = _NAMED_TARGETS[rdtype]
+                for rd in rdatas:
+                    target: Name = getattr(rd, attr)
+                    if len(target.labels) >= doubled_len and self._repeats_origin(target.labels):
+                        add(
+                            _finding(
+                                LintCheck.MISSING_TRAILING_DOT,
+                                where,
+                                f"{name} {dns.rdatatype.to_text(rdtype)} target "
+                                f"{_as_written(target, origin)} became {target}: missing "
+                                "trailing dot? (a name without one is relative to the origin)",
+                            )
+                        )
             # RFC 1035 section 2.3.4 limits: the parser refuses what exceeds them.
             wire = sum(map(len, labels)) + n
             if wire >= LABEL_NEAR_LIMIT:
@@ -617,6 +708,10 @@ class _Scan:
         self._targets(targets)
         self._cnames(cnames)
 
+    def _repeats_origin(self, labels: Sequence[bytes]) -> bool:
+        tail = labels[len(labels) - len(self.doubled) :]
+        return tuple(map(bytes.lower, tail)) == self.doubled
+
     # --- record-level checks ------------------------------------------------
 
     def _duplicates(
@@ -669,6 +764,17 @@ class _Scan:
 
     def _soa(self, soa: dns.rdtypes.ANY.SOA.SOA, where: Origin) -> None:
         add = self.findings.append
+        if int(soa.serial) == 0:
+            add(
+                _finding(
+                    LintCheck.SOA_SERIAL_ZERO,
+                    where,
+                    "SOA serial 0: legal in RFC 1982 arithmetic, but widely read as 'unset': "
+                    "BIND's own serial increments skip 0, and tools that compare serials "
+                    "(monitoring, provisioning, some secondaries) take 0 for 'no zone "
+                    "yet'; start at 1 or a date (YYYYMMDDnn)",
+                )
+            )
         refresh, retry, expire, minimum = (
             int(soa.refresh),
             int(soa.retry),

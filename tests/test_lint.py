@@ -181,6 +181,13 @@ CASES = [
     Case("wildcard-non-terminal", BASE + "a.*.w TXT x\n", BASE + "a.w TXT x\n", line=6),
     Case("dname-and-ns", BASE + "x NS ns\nx DNAME example.net.\n", BASE + "x NS ns\n", line=6),
     Case("ds-not-at-delegation", BASE + DS, BASE + "x NS ns\n" + DS, line=6),
+    # Classic mistakes (tests/test_lint_mistakes.py has their own tables).
+    Case("missing-trailing-dot", BASE + "www.z.test A 192.0.2.2\n",
+         BASE + "www.z.test. A 192.0.2.2\n", line=6),
+    Case("no-ttl-directive", {"z.test.": "$ORIGIN z.test.\n" + BASE},
+         {"z.test.": "$ORIGIN z.test.\n@ 300 SOA ns hm 1 7200 3600 1209600 300\n"
+                     "@ 300 NS ns\nns 300 A 192.0.2.1\n"}, line=2),
+    Case("soa-serial-zero", "@ SOA ns hm 0 7200 3600 1209600 300\n" + NS, BASE, line=3),
     # Across zones.
     Case("delegation-ns-mismatch", _kid("ns1"), _kid("ns1 ns2")),
     Case("delegation-glue-mismatch", _kid("ns1 ns2", child_glue="192.0.2.99"), _kid("ns1 ns2")),
