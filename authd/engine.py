@@ -4,6 +4,10 @@ Owns: choosing the zone that answers, the lookup inside it (exact match,
 delegation, CNAME and DNAME chains, RFC 4592 wildcards, RFC 2308 negative
 answers) and additional-section processing.  Pure: zone versions and a question
 in, an ``Answer`` value out; NXDOMAIN is a state, never an exception.
+
+``locate`` exposes the walk itself (where a name lands: node, empty
+non-terminal, wildcard, NXDOMAIN, delegation, DNAME) over any ``ZoneIndex``,
+so the linter asks the same code the answers come from.
 """
 
 from __future__ import annotations

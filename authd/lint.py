@@ -1,9 +1,16 @@
 """The zone linter's own checks: the warnings ``authd check`` adds to the loader's.
 
-Owns: the catalogue of every check id (``RULES``: the loader's errors and
-warnings from ``authd.checks`` and ``authd.zone``, and the warnings made here),
-the per-zone warnings, the cross-zone checks run when several zones are checked
-together, and the serial comparison behind ``--against``.
+Owns: the linter's own check ids (``LintCheck``, declared beside the checks
+below; the loader's are ``authd.checks.LoaderCheck``), the catalogue of both
+(``RULES``, built from those declarations), the per-zone warnings, the
+cross-zone checks run when several zones are checked together, and the serial
+comparison behind ``--against``.
+
+It owns no lookup and no "same data" of its own: names are looked up by the
+engine's walk (``authd.engine.locate`` on ``authd.zone.GroupingIndex``), and
+``--against`` compares compiled versions with ``ZoneVersion.same_content`` and
+explains a refused step with ``authd.serial.step_problem``, as the server's
+reload does.  A fix to either reaches ``authd check``.
 
 Invariant: nothing here makes a zone an error.  A zone's errors are exactly the
 findings of ``authd.checks.check_zone`` on the same ``Grouping`` the loader

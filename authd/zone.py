@@ -5,6 +5,10 @@ semantic checks, and precomputing what lookups need (delegation points, DNAME
 owners, empty non-terminals, the negative-answer TTL).  Invariant: a
 ``ZoneVersion`` is never mutated after ``compile_zone`` returns it; a reload
 builds a new one and the server swaps a single reference.
+
+Also owns ``ZoneIndex``, what the engine's lookup reads of a zone, and
+``GroupingIndex``, that view of a zone grouped but not compiled, so the linter
+runs the server's own lookup (``authd.engine.locate``).
 """
 
 from __future__ import annotations
