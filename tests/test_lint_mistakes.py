@@ -9,6 +9,8 @@ findings of that id; then one regression test named after each miss.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dns.name
 import dns.rdatatype
 import pytest
@@ -219,3 +221,21 @@ def test_check_missed_zone_without_ttl_directive() -> None:
 def test_check_missed_serial_zero() -> None:
     text = HEAD + "@ SOA ns1 hostmaster 0 7200 3600 1209600 300\n@ NS ns1\nns1 A 192.0.2.1\n"
     assert of(text, ZERO) == [(ZERO, 3)]
+
+
+def test_authd_check_reports_all_three_in_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    from authd.cli import main
+
+    path = Path(__file__).parent / "lintzones" / "solo" / "mistakes.example.zone"
+    code = main(["check", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0  # warnings only: the server loads it
+    ids = [(line.split(":")[1], line.rsplit("[", 1)[1].rstrip("]")) for line in out.splitlines()]
+    assert sorted(ids) == [
+        ("11", "missing-trailing-dot"),
+        ("4", "no-ttl-directive"),
+        ("4", "soa-serial-zero"),
+        ("8", "missing-trailing-dot"),
+        ("8", "mx-target-no-address"),  # the name it became has no address
+    ]
+    assert "mail.mistakes.example became mail.mistakes.example.mistakes.example." in out
