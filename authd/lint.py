@@ -850,7 +850,11 @@ class _Scan:
         add = self.findings.append
         for name, types in names:
             key = _key(name)
-            # The highest cut strictly above the name, then the name itself.
+            # The highest cut strictly above the name, then the name itself:
+            # where the engine's walk stops (``locate`` gives DELEGATION at the
+            # same cut), found by label suffixes because every name at or
+            # below a cut is asked, and the walk for each cost a third more
+            # time on a zone of 30,000 delegations.
             cut = None
             for i in range(len(key) - depth - 1, 0, -1):
                 cut = resolver_cuts.get(key[i:])
