@@ -6,6 +6,13 @@ the server refuses exactly the zones for which ``check_zone`` reports an error,
 so a linter built on this module predicts what ``authd serve`` will do.
 
 Checks run on the grouped records before compilation; they never mutate them.
+
+Check ids are declared once, as members of ``LoaderCheck`` (the loader's
+refusals and warnings) and, in ``authd.lint``, of ``LintCheck`` (the linter's
+own warnings): each member carries its id, default severity, summary and
+reference, and the linter's catalogue (``authd.lint.RULES``) is built from
+them.  A finding's ``id`` is such a member (a ``str``, so ``f.id == "soa-missing"``
+still holds and the id prints as itself).
 """
 
 from __future__ import annotations
@@ -25,9 +32,107 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
+class CheckId(enum.StrEnum):
+    """The base of every catalogue of check ids: a member is its stable id
+    (kebab case) and carries its default severity, a one-line summary and the
+    RFC (or other source) behind it."""
+
+    severity: Severity
+    summary: str
+    reference: str
+
+    def __new__(cls, id: str, severity: Severity, summary: str, reference: str = "") -> CheckId:
+        member = str.__new__(cls, id)
+        member._value_ = id
+        member.severity = severity
+        member.summary = summary
+        member.reference = reference
+        return member
+
+
+_E, _W = Severity.ERROR, Severity.WARNING
+
+
+class LoaderCheck(CheckId):
+    """The ids the loader emits (``authd.checks``, ``authd.zone``) and the
+    input failures every command shares: errors are exactly the refusals."""
+
+    # Input: the server cannot read it either.
+    UNREADABLE = ("unreadable", _E, "The zone file cannot be read.")
+    CONFIG = ("config", _E, "The configuration is refused (authd serve would not start).")
+    SYNTAX = ("syntax", _E, "The zone file does not parse.", "RFC 1035 section 5")
+    # The loader's refusals (check_zone).
+    SOA_MISSING = ("soa-missing", _E, "No SOA record at the zone apex.", "RFC 1035 section 5.2")
+    SOA_MULTIPLE = (
+        "soa-multiple",
+        _E,
+        "More than one SOA record at the apex.",
+        "RFC 1035 section 5.2",
+    )
+    SOA_NOT_AT_APEX = (
+        "soa-not-at-apex",
+        _E,
+        "An SOA record below the apex.",
+        "RFC 1035 section 5.2",
+    )
+    NS_MISSING = ("ns-missing", _E, "No NS records at the zone apex.", "RFC 1035 section 5.2")
+    CNAME_AND_OTHER_DATA = (
+        "cname-and-other-data",
+        _E,
+        "A CNAME beside other data at the same name.",
+        "RFC 2181 section 10.1",
+    )
+    CNAME_MULTIPLE = (
+        "cname-multiple",
+        _E,
+        "More than one CNAME at a name.",
+        "RFC 2181 section 10.1",
+    )
+    DNAME_MULTIPLE = ("dname-multiple", _E, "More than one DNAME at a name.", "RFC 6672")
+    DNAME_CHILDREN = ("dname-children", _E, "Names below a DNAME owner.", "RFC 6672")
+    NS_TARGET_NO_ADDRESS = (
+        "ns-target-no-address",
+        _E,
+        "An apex NS target inside the zone has no A or AAAA.",
+        "RFC 1034 section 4.2.1",
+    )
+    GLUE_MISSING = (
+        "glue-missing",
+        _E,
+        "A delegation's NS target below the cut has no glue address.",
+        "RFC 9471",
+    )
+    # The refusal of a reload (authd.snapshot), predicted by ``authd check --against``.
+    SERIAL_NOT_INCREASED = (
+        "serial-not-increased",
+        _E,
+        "The zone changed since the reference version but its serial did not increase.",
+        "RFC 1982, RFC 1996",
+    )
+    # The loader's warnings (authd.zone).
+    OUT_OF_ZONE = (
+        "out-of-zone",
+        _W,
+        "A record outside the zone; ignored.",
+        "RFC 1035 section 5.2",
+    )
+    TTL_MISMATCH = (
+        "ttl-mismatch",
+        _W,
+        "Records of one RRset with different TTLs.",
+        "RFC 2181 5.2",
+    )
+    DUPLICATE_RECORD = (
+        "duplicate-record",
+        _W,
+        "The same record listed twice.",
+        "RFC 2181 section 5",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    id: str  # stable, e.g. ``cname-and-other-data``
+    id: str  # a ``CheckId`` member, e.g. ``LoaderCheck.CNAME_AND_OTHER_DATA``
     severity: Severity
     file: str
     line: int
@@ -55,8 +160,8 @@ CNAME_COMPANIONS = frozenset(
 ADDRESS_TYPES = (RdataType.A, RdataType.AAAA)
 
 
-def _finding(id: str, severity: Severity, where: Origin, message: str) -> Finding:
-    return Finding(id, severity, where.file, where.line, message)
+def _finding(id: LoaderCheck, where: Origin, message: str) -> Finding:
+    return Finding(id, id.severity, where.file, where.line, message)
 
 
 def _distinct(rdatas: list[object]) -> int:
@@ -81,22 +186,21 @@ def check_zone(
     top = Origin(zone_file, 0)
     if apex is None or RdataType.SOA not in apex:
         findings.append(
-            _finding("soa-missing", Severity.ERROR, top, f"no SOA record at the apex {origin}")
+            _finding(LoaderCheck.SOA_MISSING, top, f"no SOA record at the apex {origin}")
         )
     else:
         rdatas, where = apex[RdataType.SOA]
         if len(rdatas) > 1 and _distinct(rdatas) != 1:
             findings.append(
                 _finding(
-                    "soa-multiple",
-                    Severity.ERROR,
+                    LoaderCheck.SOA_MULTIPLE,
                     where,
                     f"{_distinct(rdatas)} SOA records at {origin}; a zone has exactly one",
                 )
             )
     if apex is None or RdataType.NS not in apex:
         findings.append(
-            _finding("ns-missing", Severity.ERROR, top, f"no NS records at the apex {origin}")
+            _finding(LoaderCheck.NS_MISSING, top, f"no NS records at the apex {origin}")
         )
     cut_set = frozenset(cuts)
     dname_owners = []
@@ -106,8 +210,7 @@ def check_zone(
         if SOA in types and name != origin:
             findings.append(
                 _finding(
-                    "soa-not-at-apex",
-                    Severity.ERROR,
+                    LoaderCheck.SOA_NOT_AT_APEX,
                     types[SOA][1],
                     f"SOA record at {name}, which is not the zone apex {origin}",
                 )
@@ -121,8 +224,7 @@ def check_zone(
                 if others:
                     findings.append(
                         _finding(
-                            "cname-and-other-data",
-                            Severity.ERROR,
+                            LoaderCheck.CNAME_AND_OTHER_DATA,
                             where,
                             f"{name} has a CNAME and other data ({', '.join(others)})",
                         )
@@ -130,8 +232,7 @@ def check_zone(
             if len(rdatas) > 1 and _distinct(rdatas) > 1:
                 findings.append(
                     _finding(
-                        "cname-multiple",
-                        Severity.ERROR,
+                        LoaderCheck.CNAME_MULTIPLE,
                         where,
                         f"{name} has {_distinct(rdatas)} CNAME records; at most one is allowed",
                     )
@@ -142,8 +243,7 @@ def check_zone(
             if len(rdatas) > 1 and _distinct(rdatas) > 1:
                 findings.append(
                     _finding(
-                        "dname-multiple",
-                        Severity.ERROR,
+                        LoaderCheck.DNAME_MULTIPLE,
                         where,
                         f"{name} has {_distinct(rdatas)} DNAME records; at most one is allowed",
                     )
@@ -175,8 +275,7 @@ def _check_below_dname(
                 first = next(iter(types.values()))[1]
                 found.append(
                     _finding(
-                        "dname-children",
-                        Severity.ERROR,
+                        LoaderCheck.DNAME_CHILDREN,
                         first,
                         f"{name} is below the DNAME at {owner} ({where.file}:{where.line})",
                     )
@@ -215,8 +314,7 @@ def _check_ns_addresses(
             if owner == origin and not below_cut:
                 findings.append(
                     _finding(
-                        "ns-target-no-address",
-                        Severity.ERROR,
+                        LoaderCheck.NS_TARGET_NO_ADDRESS,
                         where,
                         f"NS target {target} is in the zone but has no A or AAAA record",
                     )
@@ -224,8 +322,7 @@ def _check_ns_addresses(
             elif owner != origin and target.is_subdomain(owner):
                 findings.append(
                     _finding(
-                        "glue-missing",
-                        Severity.ERROR,
+                        LoaderCheck.GLUE_MISSING,
                         where,
                         f"delegation {owner} needs glue for {target}, which has no A or AAAA",
                     )

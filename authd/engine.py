@@ -4,6 +4,10 @@ Owns: choosing the zone that answers, the lookup inside it (exact match,
 delegation, CNAME and DNAME chains, RFC 4592 wildcards, RFC 2308 negative
 answers) and additional-section processing.  Pure: zone versions and a question
 in, an ``Answer`` value out; NXDOMAIN is a state, never an exception.
+
+``locate`` exposes the walk itself (where a name lands: node, empty
+non-terminal, wildcard, NXDOMAIN, delegation, DNAME) over any ``ZoneIndex``,
+so the linter asks the same code the answers come from.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import dns.name
 import dns.rcode
@@ -19,7 +24,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
-from authd.zone import Node, ZoneVersion
+from authd.zone import Node, ZoneIndex, ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
@@ -33,6 +38,9 @@ EDE_NOT_AUTHORITATIVE = 20
 # A zone table maps an apex to its version; None marks a zone that failed to
 # load and must answer SERVFAIL rather than fall through to a parent zone.
 ZoneTable = Mapping[dns.name.Name, "ZoneVersion | None"]
+
+# A node as a ZoneIndex holds it: a compiled version's RRsets, or a grouping's.
+N = TypeVar("N", bound=Mapping[RdataType, object])
 
 
 class State(enum.Enum):
@@ -101,8 +109,8 @@ class _Walk(enum.Enum):
 
 
 def _walk(
-    zone: ZoneVersion, qname: dns.name.Name, qtype: int
-) -> tuple[_Walk, dns.name.Name, Node | None]:
+    zone: ZoneIndex[N], qname: dns.name.Name, qtype: int
+) -> tuple[_Walk, dns.name.Name, N | None]:
     """Descend from the apex to *qname*, stopping at cuts and DNAMEs.
 
     Returns the outcome, the name it concerns (the cut, the DNAME owner, the
@@ -142,14 +150,62 @@ def _walk(
 
 
 def _wildcard_or_nx(
-    zone: ZoneVersion, encloser: dns.name.Name
-) -> tuple[_Walk, dns.name.Name, Node | None]:
+    zone: ZoneIndex[N], encloser: dns.name.Name
+) -> tuple[_Walk, dns.name.Name, N | None]:
     if zone.wildcards:
         source = dns.name.Name((b"*", *encloser.labels))
         node = zone.nodes.get(source)
         if node is not None:
             return _Walk.WILDCARD, source, node
     return _Walk.NXDOMAIN, encloser, None
+
+
+class Place(enum.Enum):
+    """Where a name lands in a zone, as the lookup descends to it: the states
+    behind every answer (Knot's HIT/DELEG/MISS...), for callers that want the
+    place rather than the sections (the linter, ``authd check``)."""
+
+    OUTSIDE = "outside"  # not at or below the zone's apex
+    NODE = "node"  # the name exists and has data
+    EMPTY_NON_TERMINAL = "empty-non-terminal"  # exists, with no data (RFC 4592 2.2.2)
+    WILDCARD = "wildcard"  # does not exist; the closest encloser's ``*`` answers
+    NXDOMAIN = "nxdomain"  # does not exist, no wildcard
+    DELEGATION = "delegation"  # at or below a cut: the child's data
+    DNAME = "dname"  # strictly below a DNAME owner: redirected (RFC 6672)
+
+
+@dataclass(frozen=True, slots=True)
+class Location(Generic[N]):
+    """The outcome of ``locate``: the place, and the name and node it concerns."""
+
+    place: Place
+    # The name itself (NODE, EMPTY_NON_TERMINAL), the wildcard owner, the cut,
+    # the DNAME owner, or the closest encloser (NXDOMAIN); None when OUTSIDE.
+    owner: dns.name.Name | None
+    node: N | None  # that owner's node; None for OUTSIDE and NXDOMAIN
+
+
+_PLACES = {
+    _Walk.WILDCARD: Place.WILDCARD,
+    _Walk.NXDOMAIN: Place.NXDOMAIN,
+    _Walk.CUT: Place.DELEGATION,
+    _Walk.DNAME: Place.DNAME,
+}
+
+
+def locate(zone: ZoneIndex[N], name: dns.name.Name, qtype: int = RdataType.A) -> Location[N]:
+    """Where *name* lands in *zone*: the very walk ``resolve`` answers from.
+
+    *qtype* matters only for DS, which is looked up on the parent side of a
+    cut (RFC 4035 section 3.1.4.1).
+    """
+    if not name.is_subdomain(zone.origin):
+        return Location(Place.OUTSIDE, None, None)
+    outcome, owner, node = _walk(zone, name, qtype)
+    if outcome is _Walk.FOUND:
+        place = Place.NODE if node else Place.EMPTY_NON_TERMINAL
+        return Location(place, owner, node)
+    return Location(_PLACES[outcome], owner, node)
 
 
 def _is_authoritative(zone: ZoneVersion, name: dns.name.Name) -> bool:

@@ -5,14 +5,19 @@ semantic checks, and precomputing what lookups need (delegation points, DNAME
 owners, empty non-terminals, the negative-answer TTL).  Invariant: a
 ``ZoneVersion`` is never mutated after ``compile_zone`` returns it; a reload
 builds a new one and the server swaps a single reference.
+
+Also owns ``ZoneIndex``, what the engine's lookup reads of a zone, and
+``GroupingIndex``, that view of a zone grouped but not compiled, so the linter
+runs the server's own lookup (``authd.engine.locate``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, MutableMapping, Sized
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Set, Sized
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
 
 import dns.name
 import dns.rdataclass
@@ -20,7 +25,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.rrset
 
-from authd.checks import Finding, Origin, Severity, check_zone
+from authd.checks import Finding, LoaderCheck, Origin, Severity, check_zone
 from authd.errors import ZoneError
 from authd.namedict import NameMap, name_dict, replaced
 from authd.zonefile import Record, parse_zone_file
@@ -30,6 +35,29 @@ IN = dns.rdataclass.IN
 
 # A node maps rdtype -> RRset; an empty node is an empty non-terminal (RFC 4592 2.2.2).
 Node = dict[RdataType, dns.rrset.RRset]
+
+
+N_co = TypeVar("N_co", bound=Mapping[RdataType, object], covariant=True)
+
+
+class ZoneIndex(Protocol[N_co]):
+    """What the engine's lookup (``authd.engine.locate``) reads of a zone.
+
+    A compiled ``ZoneVersion`` is one; so is ``GroupingIndex``, the same view
+    of a zone the linter has grouped but not compiled.  *nodes* holds every
+    name of the zone, empty non-terminals as empty nodes (RFC 4592 2.2.2).
+    """
+
+    @property
+    def origin(self) -> dns.name.Name: ...
+    @property
+    def nodes(self) -> Mapping[dns.name.Name, N_co]: ...
+    @property
+    def cuts(self) -> Set[dns.name.Name]: ...
+    @property
+    def dnames(self) -> Set[dns.name.Name]: ...
+    @property
+    def wildcards(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -176,8 +204,8 @@ def group_records(
         if name.labels[-olen:] != origin_labels and not name.is_subdomain(origin):
             findings.append(
                 Finding(
-                    "out-of-zone",
-                    Severity.WARNING,
+                    LoaderCheck.OUT_OF_ZONE,
+                    LoaderCheck.OUT_OF_ZONE.severity,
                     rec.file,
                     rec.line,
                     f"{name} is outside the zone {origin}; ignored",
@@ -201,8 +229,8 @@ def group_records(
             if rec.ttl != old_ttl:
                 findings.append(
                     Finding(
-                        "ttl-mismatch",
-                        Severity.WARNING,
+                        LoaderCheck.TTL_MISMATCH,
+                        LoaderCheck.TTL_MISMATCH.severity,
                         rec.file,
                         rec.line,
                         f"TTL {rec.ttl} differs from {old_ttl} in the {name} "
@@ -214,6 +242,114 @@ def group_records(
 
     cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
     return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings))
+
+
+GroupedTypes = Mapping[RdataType, tuple[list[object], Origin]]
+_NO_TYPES: GroupedTypes = MappingProxyType({})
+
+
+def _key(name: dns.name.Name) -> tuple[bytes, ...]:
+    """*name*'s labels in lower case: a cheap set key (``Name.__hash__`` loops
+    over every octet in Python)."""
+    return tuple(map(bytes.lower, name.labels))
+
+
+class _GroupedNodes(Mapping[dns.name.Name, GroupedTypes]):
+    """A grouping's names plus its empty non-terminals, keyed by ``_key``.
+
+    Built on the first lookup: the names with data, then every ancestor
+    between a name and the apex that has none (as ``compile_grouping`` adds
+    them).  Label tuples, not ``Name``: a lookup descends level by level, and
+    hashing a ``Name`` at each level was most of the linter's lookup time.
+    """
+
+    __slots__ = ("_origin", "_rrsets", "_table")
+
+    def __init__(self, origin: dns.name.Name, rrsets: Mapping[dns.name.Name, GroupedTypes]):
+        self._origin = origin
+        self._rrsets = rrsets
+        self._table: dict[tuple[bytes, ...], GroupedTypes] | None = None
+
+    def _nodes(self) -> dict[tuple[bytes, ...], GroupedTypes]:
+        if self._table is None:
+            depth = len(self._origin)
+            table = {_key(name): types_ for name, types_ in self._rrsets.items()}
+            # The apex is always a node: a zone without apex data (refused)
+            # still has one.
+            empty = {_key(self._origin)}
+            for key in table:
+                empty.update(key[i:] for i in range(1, len(key) - depth))
+            for key in empty:
+                table.setdefault(key, _NO_TYPES)
+            self._table = table
+        return self._table
+
+    def __getitem__(self, name: dns.name.Name) -> GroupedTypes:
+        return self._nodes()[_key(name)]
+
+    def get(self, name: dns.name.Name, default: Any = None) -> Any:
+        return self._nodes().get(_key(name), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, dns.name.Name) and _key(name) in self._nodes()
+
+    def __iter__(self) -> Iterator[dns.name.Name]:
+        return (dns.name.Name(key) for key in self._nodes())
+
+    def __len__(self) -> int:
+        return len(self._nodes())
+
+
+class _NameSet(Set[dns.name.Name]):
+    """A set of names tested by ``_key`` (see ``_GroupedNodes``)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, names: Iterable[dns.name.Name]) -> None:
+        self._keys = frozenset(map(_key, names))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, dns.name.Name) and _key(name) in self._keys
+
+    def __iter__(self) -> Iterator[dns.name.Name]:
+        return (dns.name.Name(key) for key in self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GroupingIndex:
+    """A ``ZoneIndex`` over a ``Grouping``: the engine's lookup on a zone that
+    is grouped but not compiled (the linter's case).  A node is the grouping's
+    ``type -> (rdatas, where)`` table, so a finding can name its line."""
+
+    origin: dns.name.Name
+    nodes: Mapping[dns.name.Name, GroupedTypes]
+    cuts: Set[dns.name.Name]
+    dnames: Set[dns.name.Name]
+    wildcards: bool
+
+
+def grouping_index(grouping: Grouping) -> GroupingIndex:
+    """What ``compile_grouping`` would precompute for lookups, without
+    compiling: the DNAME owners, whether there are wildcards, and the empty
+    non-terminals (lazily)."""
+    dnames = []
+    wildcards = False
+    DNAME = RdataType.DNAME
+    for name, types_ in grouping.rrsets.items():
+        if DNAME in types_:
+            dnames.append(name)
+        if name.labels and name.labels[0] == b"*":
+            wildcards = True
+    return GroupingIndex(
+        grouping.origin,
+        _GroupedNodes(grouping.origin, grouping.rrsets),
+        _NameSet(grouping.cuts),
+        _NameSet(dnames),
+        wildcards,
+    )
 
 
 def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) -> CompileResult:
@@ -261,8 +397,8 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
             if len(rrset) != len(rdatas):
                 findings.append(
                     Finding(
-                        "duplicate-record",
-                        Severity.WARNING,
+                        LoaderCheck.DUPLICATE_RECORD,
+                        LoaderCheck.DUPLICATE_RECORD.severity,
                         where.file,
                         where.line,
                         f"{name} {dns.rdatatype.to_text(rdtype)} lists the same record "
@@ -337,12 +473,15 @@ def _take_apart(d: MutableMapping[Any, Any]) -> None:
 __all__ = [
     "CompileResult",
     "Grouping",
+    "GroupingIndex",
     "Node",
     "ZoneError",
+    "ZoneIndex",
     "ZoneVersion",
     "compile_grouping",
     "compile_zone",
     "group_records",
+    "grouping_index",
     "load_zone",
     "release",
     "release_grouping",

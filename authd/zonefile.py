@@ -81,6 +81,9 @@ class Record(NamedTuple):
     rdata: dns.rdata.Rdata  # class IN; ``rdata.rdtype`` gives the type
     file: str
     line: int
+    # No TTL written and no $TTL in effect: the TTL was inferred from the last
+    # one written or the SOA MINIMUM, where readers differ (RFC 2308 section 4).
+    ttl_inferred: bool = False
 
 
 def parse_zone_file(path: str, origin: dns.name.Name) -> list[Record]:
@@ -862,12 +865,14 @@ class _Parser:
                     ttl = st.implicit_ttl()
                     if ttl is None:
                         raise _Bad("no TTL and no $TTL")
+                    inferred = st.default_from_soa or st.default_ttl is None
                 else:
                     st.last_ttl = ttl
                     if rdtype == _SOA and st.default_ttl is None:
                         self._soa_default(st, rd)
+                    inferred = False
                 # tuple.__new__ skips NamedTuple's Python-level __new__.
-                append(new_tuple(Record, (owner, ttl, rd, filename, start)))
+                append(new_tuple(Record, (owner, ttl, rd, filename, start, inferred)))
         except _Bad as e:
             raise ZoneError(filename, e.line or start, str(e)) from None
         finally:
@@ -963,8 +968,10 @@ class _Parser:
             ttl = st.implicit_ttl()
             if ttl is None:
                 raise _Bad("no TTL and no $TTL")
+            inferred = st.default_from_soa or st.default_ttl is None
         else:
             st.last_ttl = ttl
+            inferred = False
         o = st.origin
         # The expanded rhs is read like the rest of a record line, comments
         # included; as in BIND, $GENERATE leaves the previous owner as it was.
@@ -981,4 +988,4 @@ class _Parser:
                     raise _Bad(str(e)) from None
                 exact = _join(tokens, 0, glued) if glued and tokens else None
                 rd = _rdata(o, rdtype, tokens, "\\" in text, exact)
-            self.records.append(Record(owner, ttl, rd, filename, lineno))
+            self.records.append(Record(owner, ttl, rd, filename, lineno, inferred))

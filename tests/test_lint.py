@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from authd import lint, serial
-from authd.checks import Finding, Severity
+from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import main
 from authd.cli.check import origin_from_filename
 from authd.errors import ZoneError
@@ -181,6 +181,13 @@ CASES = [
     Case("wildcard-non-terminal", BASE + "a.*.w TXT x\n", BASE + "a.w TXT x\n", line=6),
     Case("dname-and-ns", BASE + "x NS ns\nx DNAME example.net.\n", BASE + "x NS ns\n", line=6),
     Case("ds-not-at-delegation", BASE + DS, BASE + "x NS ns\n" + DS, line=6),
+    # Classic mistakes (tests/test_lint_mistakes.py has their own tables).
+    Case("missing-trailing-dot", BASE + "www.z.test A 192.0.2.2\n",
+         BASE + "www.z.test. A 192.0.2.2\n", line=6),
+    Case("no-ttl-directive", {"z.test.": "$ORIGIN z.test.\n" + BASE},
+         {"z.test.": "$ORIGIN z.test.\n@ 300 SOA ns hm 1 7200 3600 1209600 300\n"
+                     "@ 300 NS ns\nns 300 A 192.0.2.1\n"}, line=2),
+    Case("soa-serial-zero", "@ SOA ns hm 0 7200 3600 1209600 300\n" + NS, BASE, line=3),
     # Across zones.
     Case("delegation-ns-mismatch", _kid("ns1"), _kid("ns1 ns2")),
     Case("delegation-glue-mismatch", _kid("ns1 ns2", child_glue="192.0.2.99"), _kid("ns1 ns2")),
@@ -258,13 +265,25 @@ def _emitted_ids() -> set[str]:
                 isinstance(node, ast.Call)
                 and getattr(node.func, "id", None) in makers
                 and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
             ):
-                ids.add(node.args[0].value)
+                found = _id_literal(node.args[0])
+                if found is not None:
+                    ids.add(found)
     # Ids chosen from a table rather than written at the call.
     ids.update(lint._TARGET_IDS.values())
     return ids
+
+
+def _id_literal(arg: ast.expr) -> str | None:
+    """The id an argument names: ``LoaderCheck.X``/``LintCheck.X``, or a string."""
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    catalogues = {"LoaderCheck": LoaderCheck, "LintCheck": lint.LintCheck}
+    if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name):
+        catalogue = catalogues.get(arg.value.id)
+        if catalogue is not None:
+            return str(getattr(catalogue, arg.attr).value)
+    return None
 
 
 def test_every_emitted_id_is_in_the_catalogue() -> None:

@@ -18,7 +18,7 @@ import pytest
 from zonekit import ask
 
 from authd.build import LoadOutcome, build_snapshot
-from authd.checks import Severity
+from authd.checks import LoaderCheck, Severity
 from authd.config import config_from_dict
 from authd.zone import compile_zone
 from authd.zonefile import parse_zone_text
@@ -96,7 +96,8 @@ def test_check_near_miss_is_clean(check: Check) -> None:
 
 
 def _emitted_ids() -> set[str]:
-    """Every check id passed to ``Finding``/``_finding`` in the source."""
+    """Every check id passed to ``Finding``/``_finding`` in the source (a
+    ``LoaderCheck`` member, or a string literal, which there should be none of)."""
     root = Path(__file__).resolve().parent.parent / "authd"
     ids: set[str] = set()
     for module in ("checks.py", "zone.py"):
@@ -107,10 +108,16 @@ def _emitted_ids() -> set[str]:
                 and isinstance(node.func, ast.Name)
                 and node.func.id in ("Finding", "_finding")
                 and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
             ):
-                ids.add(node.args[0].value)
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    ids.add(arg.value)
+                elif (
+                    isinstance(arg, ast.Attribute)
+                    and isinstance(arg.value, ast.Name)
+                    and arg.value.id == "LoaderCheck"
+                ):
+                    ids.add(getattr(LoaderCheck, arg.attr).value)
     return ids
 
 

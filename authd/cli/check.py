@@ -30,7 +30,7 @@ import dns.name
 
 from authd import lint
 from authd.adapters.gcpause import gc_off
-from authd.checks import Finding, Severity
+from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import includes, repo
 from authd.cli.check_report import FORMATS, ZoneSummary, render
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers
@@ -40,7 +40,7 @@ from authd.zone import Grouping, group_records
 from authd.zonefile import parse_zone_file
 
 #: Ids that mean the input could not be checked at all: exit 2.
-INPUT_IDS = frozenset({"unreadable", "config"})
+INPUT_IDS = frozenset({LoaderCheck.UNREADABLE, LoaderCheck.CONFIG})
 ZONE_SUFFIXES = (".zone", ".db")
 #: File names (once the suffixes above and a ``db.`` prefix are taken off) that
 #: mean the root zone: IANA's ``root.zone``, BIND's hints ``named.root``,
@@ -179,7 +179,7 @@ def plan(paths: Sequence[str], configs: Sequence[str], origins: Sequence[str] = 
                 raise UsageError(f"{path}: no zone files (*.zone, db.*) in this folder")
             given.extend(Target(_origin(origin_from_filename(f), f), f) for f in found)
         elif not os.path.exists(path):
-            p.problems.append(_problem("unreadable", path, "no such file or folder"))
+            p.problems.append(_problem(LoaderCheck.UNREADABLE, path, "no such file or folder"))
         elif origin is None and not is_zone_file_name(os.path.basename(path)):
             given.extend(_included_or_zone(p, path, paths))
         else:
@@ -232,7 +232,7 @@ def _plan_config(p: Plan, path: str, groups: list[list[Target]]) -> None:
     try:
         config = load_config(path)
     except AuthdError as e:
-        p.problems.append(_problem("config", path, f"config refused: {e}"))
+        p.problems.append(_problem(LoaderCheck.CONFIG, path, f"config refused: {e}"))
         return
     for view in config.views:
         group = []
@@ -260,7 +260,7 @@ def check_file(target: Target) -> lint.ZoneLint:
         with open(target.file, "rb"):
             pass
     except OSError as e:
-        problem = _problem("unreadable", target.file, f"cannot read: {e.strerror or e}")
+        problem = _problem(LoaderCheck.UNREADABLE, target.file, f"cannot read: {e.strerror or e}")
         return lint.ZoneLint(target.origin, target.file, None, (problem,))
     try:
         records = parse_zone_file(target.file, target.origin)
