@@ -30,7 +30,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import yaml
-from peers import HOST, REPO_ROOT, Server, free_port, start_authd
+
+from harness.peers import HOST, REPO_ROOT, Server, free_port, start_authd
 
 POLL = 0.02  # seconds between two checks of a condition
 IO_TIMEOUT = 1.0  # seconds for one DNS query

@@ -1,9 +1,10 @@
-"""Real DNS servers on loopback for end-to-end and differential tests.
+"""Real DNS servers on loopback, for the end-to-end tests and the benchmarks.
 
 Owns: starting Knot DNS, NSD, BIND and authd itself as child processes with
 throw-away configurations on 127.0.0.1, waiting until they answer, and
 stopping them again.  Each ``start_*`` function returns a ``Server`` that is
-also a context manager.
+also a context manager.  ``cpu=N`` pins a server to one CPU (``taskset``),
+for benchmarks that measure it.
 
 Invariants:
 - every wait is bounded (``STARTUP_TIMEOUT``, ``STOP_TIMEOUT``); a server that
@@ -11,7 +12,10 @@ Invariants:
 - each server gets its own temporary directory (configuration, zone copies,
   run-time state), removed by ``stop()``;
 - a missing binary is an error, never a skip: in CI a missing tool must fail;
-- sockets only on 127.0.0.1.
+- sockets only on 127.0.0.1;
+- each server is the leader of its own process group (``Server.pgid``), so
+  stopping it stops the helpers it forks, and a benchmark can sum the group's
+  CPU time and memory.
 
 Zone files are copied into the server's temporary zone directory together with
 the files they ``$INCLUDE`` (relative ``$INCLUDE`` paths are read relative to
@@ -105,6 +109,11 @@ class Server:
         self.log_path = log_path
         self.log = ""  # kept after stop(), when the directory is gone
 
+    @property
+    def pgid(self) -> int:
+        """The server's process group: its own pid (it was started in a new session)."""
+        return self.process.pid
+
     def __repr__(self) -> str:
         return f"<{self.kind} on {self.host}:{self.port} pid {self.process.pid}>"
 
@@ -159,8 +168,11 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         raise PeerError(f"process {process.pid} survived SIGKILL") from exc
 
 
-def _launch(kind: str, argv: list[str], workdir: Path, port: int) -> Server:
+def _launch(kind: str, argv: list[str], workdir: Path, port: int, cpu: int | None) -> Server:
     log_path = workdir / f"{kind}.log"
+    if cpu is not None:
+        # taskset execs the server: the pid (and group) stays the server's own.
+        argv = [require_binary("taskset"), "-c", str(cpu), *argv]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             argv,
@@ -315,8 +327,9 @@ def _start(
     port: int,
     zones: list[str],
     timeout: float,
+    cpu: int | None,
 ) -> Server:
-    server = _launch(kind, argv, workdir, port)
+    server = _launch(kind, argv, workdir, port, cpu)
     _wait_until_serving(server, zones, timeout)
     return server
 
@@ -335,6 +348,7 @@ def start_knot(
     zone_options: Mapping[str, str] | None = None,
     secondaries: Sequence[str] = (),
     wait_for: Sequence[str] | None = None,
+    cpu: int | None = None,
 ) -> Server:
     """Knot DNS (knotd) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
@@ -383,7 +397,7 @@ def start_knot(
         raise
     argv = [knotd, "-c", str(workdir / "knot.conf")]
     waits = list(staged) + [_zone_key(z) for z in secondaries] if wait_for is None else wait_for
-    return _start("knot", argv, workdir, port, [_zone_key(z) for z in waits], timeout)
+    return _start("knot", argv, workdir, port, [_zone_key(z) for z in waits], timeout, cpu)
 
 
 def start_nsd(
@@ -392,6 +406,7 @@ def start_nsd(
     timeout: float = STARTUP_TIMEOUT,
     *,
     extra: str = "",
+    cpu: int | None = None,
 ) -> Server:
     """NSD serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
@@ -427,7 +442,7 @@ def start_nsd(
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     argv = [nsd, "-d", "-c", str(workdir / "nsd.conf")]
-    return _start("nsd", argv, workdir, port, list(staged), timeout)
+    return _start("nsd", argv, workdir, port, list(staged), timeout, cpu)
 
 
 def start_bind(
@@ -440,6 +455,7 @@ def start_bind(
     zone_options: Mapping[str, str] | None = None,
     secondaries: Sequence[str] = (),
     wait_for: Sequence[str] | None = None,
+    cpu: int | None = None,
 ) -> Server:
     """BIND 9 (named) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
@@ -485,7 +501,7 @@ def start_bind(
         raise
     argv = [named, "-g", "-n", "1", "-c", str(workdir / "named.conf")]
     waits = list(staged) + [_zone_key(z) for z in secondaries] if wait_for is None else wait_for
-    return _start("bind", argv, workdir, port, [_zone_key(z) for z in waits], timeout)
+    return _start("bind", argv, workdir, port, [_zone_key(z) for z in waits], timeout, cpu)
 
 
 def authd_config(zones: ZoneFiles, port: int, options: Mapping[str, object] | None = None) -> str:
@@ -508,6 +524,7 @@ def start_authd(
     *,
     options: Mapping[str, object] | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    cpu: int | None = None,
 ) -> Server:
     """Run ``python -m authd serve`` until it logs ``authd ready``.
 
@@ -526,6 +543,6 @@ def start_authd(
     conf_path = workdir / "authd.yaml"
     conf_path.write_text(text)
     argv = [sys.executable, "-m", "authd", "serve", "-c", str(conf_path)]
-    server = _launch("authd", argv, workdir, port)
+    server = _launch("authd", argv, workdir, port, cpu)
     _wait_for_line(server, AUTHD_READY, timeout)
     return server
