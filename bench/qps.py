@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import querymix
-from harness.peers import HOST, Server, start_authd, start_knot, start_nsd
+from harness.peers import HOST, PeerError, Server, start_authd, start_knot, start_nsd, stop_group
 
 STARTUP_TIMEOUT = 60.0  # seconds for a server to answer its SOA
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL (dnsperf, py-spy)
@@ -62,24 +62,11 @@ _SERVERS: list[Server] = []
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM our child's own process group, then SIGKILL it; bounded."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # helpers forked by NSD live in the same group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """Stop a dnsperf or py-spy we started (its own process group); bounded."""
     try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        print(f"qps: process {proc.pid} survived SIGKILL", file=sys.stderr)
+        stop_group(proc, STOP_TIMEOUT)
+    except PeerError as e:
+        print(f"qps: {e}", file=sys.stderr)
     if proc in _LIVE:
         _LIVE.remove(proc)
 

@@ -38,6 +38,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 import dns.exception
 import dns.message
@@ -133,14 +134,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL the process group; remove the directory."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.process)
-        # NSD and BIND fork helpers; the group was made for this server alone.
-        _kill_group(self.process)
+        stop_group(self.process)
         if self.workdir.exists():
             self.log = self.read_log()
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -157,13 +151,59 @@ class Server:
         self.stop()
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+class ServerSet:
+    """The servers one test (or bench) started, by label; a failure shows all their logs."""
+
+    def __init__(self) -> None:
+        self.servers: list[tuple[str, Server]] = []
+
+    def add(self, label: str, server: Server) -> Server:
+        self.servers.append((label, server))
+        return server
+
+    def logs(self, tail: int = 120) -> str:
+        """The last *tail* lines of every server's log, each under a header."""
+        parts = []
+        for label, server in self.servers:
+            lines = server.read_log().splitlines()
+            parts.append(
+                f"--- {label} ({server.kind} on port {server.port}, pid {server.process.pid}), "
+                f"last {tail} lines ---\n" + "\n".join(lines[-tail:])
+            )
+        return "\n".join(parts)
+
+    def fail(self, why: str) -> NoReturn:
+        raise AssertionError(f"{why}\n{self.logs()}")
+
+    def check(self, condition: object, why: str) -> None:
+        if not condition:
+            self.fail(why)
+
+    def stop_all(self) -> None:
+        """Stop the servers, the last started first (secondaries before their primary)."""
+        for _, server in reversed(self.servers):
+            server.stop()
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop a child started with ``start_new_session``: SIGTERM it, wait up to *timeout*,
+    then SIGKILL its whole process group (NSD and BIND fork helpers into it)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(process, timeout)
+
+
+def _kill_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        process.wait(timeout=STOP_TIMEOUT)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise PeerError(f"process {process.pid} survived SIGKILL") from exc
 
@@ -320,6 +360,15 @@ def _workdir(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"authd-peer-{kind}-"))
 
 
+def _prepare(binary: str, kind: str, port: int | None) -> tuple[str, int, Path]:
+    """The program's path, the port (a free one unless given) and a fresh folder."""
+    return require_binary(binary), port or free_port(), _workdir(kind)
+
+
+def _by_zone_key(per_zone: Mapping[str, str] | None) -> dict[str, str]:
+    return {_zone_key(z): text for z, text in (per_zone or {}).items()}
+
+
 def _start(
     kind: str,
     argv: list[str],
@@ -361,10 +410,8 @@ def start_knot(
     *secondaries* are zones without a file, transferred in.  The start waits
     until every zone in *wait_for* (default: all of them) answers its SOA.
     """
-    knotd = require_binary("knotd")
-    port = port or free_port()
-    workdir = _workdir("knot")
-    options = {_zone_key(z): text for z, text in (zone_options or {}).items()}
+    knotd, port, workdir = _prepare("knotd", "knot", port)
+    options = _by_zone_key(zone_options)
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
         (workdir / "run").mkdir()
@@ -412,9 +459,7 @@ def start_nsd(
 
     *extra* is appended to the ``server:`` section verbatim (indented lines).
     """
-    nsd = require_binary("nsd")
-    port = port or free_port()
-    workdir = _workdir("nsd")
+    nsd, port, workdir = _prepare("nsd", "nsd", port)
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
         zone_lines = "".join(
@@ -468,10 +513,8 @@ def start_bind(
     block, ``type secondary; primaries ...; file ...;``).  The start waits
     until every zone in *wait_for* (default: all of them) answers its SOA.
     """
-    named = require_binary("named")
-    port = port or free_port()
-    workdir = _workdir("bind")
-    options = {_zone_key(z): text for z, text in (zone_options or {}).items()}
+    named, port, workdir = _prepare("named", "bind", port)
+    options = _by_zone_key(zone_options)
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=False)
         zone_lines = "".join(

@@ -55,7 +55,7 @@ def test_ci_profile_is_derandomized_without_deadline_or_database() -> None:
 
 
 def _property_tests() -> list[tuple[str, object]]:
-    found = []
+    found: list[tuple[str, object]] = []
     for name in PROPERTY_MODULES:
         module = importlib.import_module(name)
         for attr, value in inspect.getmembers(module, inspect.isfunction):
@@ -68,6 +68,7 @@ def test_every_property_test_takes_randomness_and_deadline_from_the_profile() ->
     tests = _property_tests()
     assert len(tests) == 14  # a new property test belongs in PROPERTY_MODULES' files
     current = settings.default
+    assert current is not None
     for name, test in tests:
         own = test._hypothesis_internal_use_settings  # type: ignore[attr-defined]
         assert own.derandomize == current.derandomize, name
