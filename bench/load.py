@@ -4,7 +4,7 @@ Owns: ``measure(path, origin)``, which loads one zone file in this process and
 reports seconds and peak RSS, and a CLI that runs it in a fresh subprocess per
 size so one size's memory does not hide another's.
 
-Usage: python bench/load.py [10k] [100k] [1M] [--dnspython]
+Usage: python -m bench.load [10k] [100k] [1M] [--dnspython]
 (default: 10k 100k).  ``--dnspython`` also times ``dns.zone.from_file`` for
 comparison.  Sizes accept a k or M suffix.
 """
@@ -24,8 +24,9 @@ import dns.zone
 from authd.adapters.gcpause import gc_paused
 from authd.zone import load_zone
 from authd.zonefile import parse_zone_file
+from harness import zonegen
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _peak_rss_mib() -> float:
@@ -97,7 +98,8 @@ def _size(text: str) -> int:
 
 def _child(mode: str, path: str, origin: str) -> dict[str, float | int | str]:
     out = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), mode, path, origin],
+        [sys.executable, "-m", "bench.load", mode, path, origin],
+        cwd=_REPO_ROOT,  # where `-m` finds the bench package
         check=True,
         capture_output=True,
         text=True,
@@ -113,9 +115,6 @@ def main(argv: list[str]) -> int:
         return 0
     compare = "--dnspython" in argv
     sizes = [_size(a) for a in argv if not a.startswith("--")] or [10_000, 100_000]
-    sys.path.insert(0, _HERE)
-    import zonegen
-
     origin = "example.com."
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:

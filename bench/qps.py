@@ -14,320 +14,59 @@ on error and on SIGINT/SIGTERM too; sockets only on 127.0.0.1; the same seed
 always gives the same zone and query file.
 
 Usage:
-    python bench/qps.py [--seconds 15] [--with-knot] [--json out.json]
+    python -m bench.qps [--seconds 15] [--with-knot] [--json out.json]
                         [--clients 4] [--outstanding 100] [--max-qps N]
                         [--authd-nocache] [--no-pin] [--no-edns]
                         [--lines 50000] [--seed 1] [--keep DIR]
-    python bench/qps.py --profile [--profile-n 20000]
+    python -m bench.qps --profile [--profile-n 20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import bisect
-import itertools
 import json
 import os
-import random
 import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-ORIGIN = "bench.test."
-HOST = "127.0.0.1"
-ZONE_NAMES = 10_000
+from harness import querymix
+from harness.peers import HOST, PeerError, Server, start_authd, start_knot, start_nsd, stop_group
+
 STARTUP_TIMEOUT = 60.0  # seconds for a server to answer its SOA
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
-PROBE_TIMEOUT = 0.5
+STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL (dnsperf, py-spy)
 DNSPERF_TIMEOUT = 5  # dnsperf -t: a query unanswered this long is lost
-AUTHD_READY = "authd ready"
 NOISY_CPU_PCT = 15.0  # other processes' CPU (% of a core) that makes a run suspect
-
-_WORDS = (
-    "api app auth backup blog cache cdn chat ci db dev docs edge files git gw "
-    "help img intra lb ldap log media mon office portal proxy queue search shop "
-    "sip sso stage static status store test vpn web wiki www"
-).split()
-
-# The query mix: category -> (percent, [(percent within category, pool name)]).
-MIX: dict[str, tuple[float, list[tuple[float, str]]]] = {
-    "answer": (60, [(55, "a"), (20, "aaaa"), (10, "mx"), (15, "txt")]),
-    "nxdomain": (15, [(100, "nx")]),
-    "nodata": (10, [(100, "nodata")]),
-    "wildcard": (5, [(100, "wild")]),
-    "referral": (5, [(100, "referral")]),
-    "cname": (5, [(100, "cname")]),
-}
-
-
-# --------------------------------------------------------------------------
-# Zone and query mix
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class Catalog:
-    """What the generated zone holds, as question pools (name, qtype)."""
-
-    pools: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)  # owner names by kind
-    names: int = 0
-    records: int = 0
-
-
-def build_zone(n_names: int = ZONE_NAMES, seed: int = 1) -> tuple[str, Catalog]:
-    """The text of zone ``bench.test.`` with exactly *n_names* owner names.
-
-    Layout (relative names): the apex (SOA, NS, MX, TXT), ns1/ns2 and
-    mx1/mx2 with A+AAAA, ``*.wild`` (A, TXT), 250 delegations ``subN`` with
-    in-domain glue ``ns1.subN``/``ns2.subN``, 600 CNAMEs ``aliasN`` (50 to
-    names outside the zone), 200 two-link chains ``chainN -> aliasM -> host``,
-    400 TXT-only ``_dmarc.<host>``, and hosts ``<word>N`` for the rest: all
-    with A, half with AAAA, 10 % with MX, 15 % with TXT.
-    """
-    rng = random.Random(seed)
-    n_deleg, n_alias, n_chain, n_dmarc = 250, 600, 200, 400
-    fixed = 1 + 2 + 2 + 1  # apex, ns1/ns2, mx1/mx2, *.wild
-    n_hosts = n_names - fixed - 3 * n_deleg - n_alias - n_chain - n_dmarc
-    if n_hosts < n_dmarc:
-        raise ValueError(f"{n_names} names are too few for this layout")
-    cat = Catalog()
-    pools: dict[str, list[tuple[str, str]]] = {
-        k: [] for k in ("a", "aaaa", "mx", "txt", "nx", "nodata", "wild", "referral", "cname")
-    }
-    lines = [
-        f"; bench/qps.py: {n_names} names, seed {seed}",
-        f"$ORIGIN {ORIGIN}",
-        "$TTL 3600",
-        "@ IN SOA ns1 hostmaster 2024010101 7200 3600 1209600 300",
-        "@ NS ns1",
-        "@ NS ns2",
-        "@ MX 10 mx1",
-        "@ MX 20 mx2",
-        '@ TXT "v=spf1 mx -all"',
-    ]
-    records = 6
-
-    def addr4(i: int) -> str:
-        return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
-
-    def addr6(i: int) -> str:
-        return f"2001:db8:{(i >> 16) & 0xFFFF:x}:{i & 0xFFFF:x}::1"
-
-    for i, label in enumerate(("ns1", "ns2", "mx1", "mx2")):
-        lines += [f"{label} A {addr4(i + 1)}", f"{label} AAAA {addr6(i + 1)}"]
-        records += 2
-        pools["a"].append((label, "A"))
-        pools["aaaa"].append((label, "AAAA"))
-        pools["nodata"].append((label, "TXT"))
-    pools["mx"].append(("@", "MX"))
-    pools["txt"].append(("@", "TXT"))
-    pools["nodata"] += [("@", "AAAA"), ("wild", "A")]  # wild: an empty non-terminal
-    lines += ["*.wild A 192.0.2.80", '*.wild TXT "wildcard"']
-    records += 2
-
-    hosts: list[str] = []
-    v6: list[bool] = []
-    for i in range(n_hosts):
-        name = f"{_WORDS[i % len(_WORDS)]}{i}"
-        hosts.append(name)
-        base = 1000 + i
-        lines.append(f"{name} A {addr4(base)}")
-        records += 1
-        if rng.random() < 0.2:  # some hosts have two addresses
-            lines.append(f"{name} A {addr4(base + 500_000)}")
-            records += 1
-        pools["a"].append((name, "A"))
-        has6 = rng.random() < 0.5
-        v6.append(has6)
-        if has6:
-            lines.append(f"{name} AAAA {addr6(base)}")
-            records += 1
-            pools["aaaa"].append((name, "AAAA"))
-        else:
-            pools["nodata"].append((name, "AAAA"))
-        if rng.random() < 0.10:
-            lines += [f"{name} MX 10 mx1", f"{name} MX 20 mx2"]
-            records += 2
-            pools["mx"].append((name, "MX"))
-        else:
-            pools["nodata"].append((name, "MX"))
-        if rng.random() < 0.15:
-            lines.append(f'{name} TXT "site-verification={rng.getrandbits(64):016x}"')
-            records += 1
-            pools["txt"].append((name, "TXT"))
-        elif rng.random() < 0.3:
-            pools["nodata"].append((name, "TXT"))
-
-    for host in rng.sample(hosts, n_dmarc):
-        owner = f"_dmarc.{host}"
-        lines.append(f'{owner} TXT "v=DMARC1; p=none; rua=mailto:dmarc@{host}.bench.test"')
-        records += 1
-        pools["txt"].append((owner, "TXT"))
-        pools["nodata"].append((owner, "A"))
-
-    aliases_in: list[str] = []
-    for i in range(n_alias):
-        owner = f"alias{i}"
-        if i % 12 == 11:  # 50 of 600 point outside the zone
-            lines.append(f"{owner} CNAME cdn{i}.example.net.")
-            pools["cname"].append((owner, "A"))
-        else:
-            target = rng.randrange(n_hosts)
-            lines.append(f"{owner} CNAME {hosts[target]}")
-            aliases_in.append(owner)
-            pools["cname"].append((owner, "A"))
-            if v6[target]:
-                pools["cname"].append((owner, "AAAA"))
-        records += 1
-    for i in range(n_chain):
-        lines.append(f"chain{i} CNAME {rng.choice(aliases_in)}")
-        records += 1
-        pools["cname"].append((f"chain{i}", "A"))
-
-    for i in range(n_deleg):
-        sub = f"sub{i}"
-        lines += [f"{sub} NS ns1.{sub}", f"{sub} NS ns2.{sub}"]
-        lines += [f"ns1.{sub} A {addr4(900_000 + 2 * i)}", f"ns2.{sub} A {addr4(900_001 + 2 * i)}"]
-        records += 4
-        if i % 3 == 0:
-            lines.append(f"ns1.{sub} AAAA {addr6(900_000 + i)}")
-            records += 1
-        pools["referral"] += [(f"www.{sub}", "A"), (f"www.{sub}", "AAAA"), (sub, "A")]
-        pools["referral"] += [(f"mail.{sub}", "MX"), (sub, "NS")]
-
-    # Names that do not exist: typos, retired hosts, names below hosts.
-    nx_seen: set[str] = set()
-    while len(nx_seen) < 6000:
-        host = rng.choice(hosts)
-        form = rng.randrange(4)
-        if form == 0:
-            name = f"{host}x"
-        elif form == 1:
-            name = f"old-{host}"
-        elif form == 2:
-            name = f"{rng.choice(_WORDS)}.{host}"
-        else:
-            name = f"{rng.choice(_WORDS)}-{rng.randrange(1_000_000)}"
-        if name not in nx_seen:
-            nx_seen.add(name)
-            pools["nx"].append((name, rng.choice(("A", "A", "A", "AAAA", "MX", "TXT"))))
-    for i in range(3000):
-        pools["wild"].append((f"{rng.choice(_WORDS)}-{i}.wild", rng.choice(("A", "A", "A", "TXT"))))
-
-    cat.pools = pools
-    cat.counts = {
-        "apex": 1,
-        "ns/mx hosts": 4,
-        "wildcard": 1,
-        "hosts": n_hosts,
-        "_dmarc TXT": n_dmarc,
-        "CNAME aliases": n_alias,
-        "CNAME chains": n_chain,
-        "delegations": n_deleg,
-        "glue names": 2 * n_deleg,
-    }
-    cat.names = sum(cat.counts.values())
-    cat.records = records
-    assert cat.names == n_names, cat.names
-    return "\n".join(lines) + "\n", cat
-
-
-def _fqdn(rel: str) -> str:
-    return ORIGIN if rel == "@" else f"{rel}.{ORIGIN}"
-
-
-def build_queries(
-    cat: Catalog, lines: int, seed: int = 1, zipf_s: float = 1.0
-) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
-    """*lines* questions (fqdn, qtype, category) drawn by MIX with Zipf popularity.
-
-    Each pool is shuffled (seeded) and its k-th entry gets weight 1/k**s, so a
-    few names are very popular and a long tail is asked once or never, as in
-    real traffic.
-    """
-    rng = random.Random(seed * 7919 + 17)
-    cums: dict[str, list[float]] = {}
-    order: dict[str, list[tuple[str, str]]] = {}
-    for pool, items in cat.pools.items():
-        shuffled = list(items)
-        rng.shuffle(shuffled)
-        order[pool] = shuffled
-        cums[pool] = list(
-            itertools.accumulate(1.0 / (k**zipf_s) for k in range(1, len(shuffled) + 1))
-        )
-    slots: list[tuple[str, str]] = []  # (category, pool)
-    weights: list[float] = []
-    for category, (pct, subs) in MIX.items():
-        for sub_pct, pool in subs:
-            slots.append((category, pool))
-            weights.append(pct * sub_pct / 100.0)
-    slot_cum = list(itertools.accumulate(weights))
-    out: list[tuple[str, str, str]] = []
-    for _ in range(lines):
-        category, pool = slots[bisect.bisect(slot_cum, rng.random() * slot_cum[-1])]
-        cum = cums[pool]
-        name, qtype = order[pool][bisect.bisect(cum, rng.random() * cum[-1])]
-        out.append((_fqdn(name), qtype, category))
-    distinct = len({(n, t) for n, t, _ in out})
-    by_cat: dict[str, int] = {}
-    by_type: dict[str, int] = {}
-    for _, t, c in out:
-        by_cat[c] = by_cat.get(c, 0) + 1
-        by_type[t] = by_type.get(t, 0) + 1
-    top = sum(
-        sorted(
-            (sum(1 for _ in g) for _, g in itertools.groupby(sorted((n, t) for n, t, _ in out))),
-            reverse=True,
-        )[:100]
-    )
-    stats = {
-        "lines": lines,
-        "distinct_questions": distinct,
-        "top100_share": round(top / lines, 3),
-        "by_category": {k: round(v / lines, 3) for k, v in by_cat.items()},
-        "by_qtype": {k: round(v / lines, 3) for k, v in sorted(by_type.items())},
-        "zipf_s": zipf_s,
-    }
-    return out, stats
 
 
 # --------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------
 
-_LIVE: list[subprocess.Popen[bytes]] = []
+# NSD is built with response rate limiting, 200 q/s per /24 by default:
+# every query here comes from 127.0.0.1, so switch it off.
+NSD_NO_RRL = "    rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n"
+
+# What this process started and must stop before it exits (atexit, signals).
+_LIVE: list[subprocess.Popen[bytes]] = []  # dnsperf and py-spy
+_SERVERS: list[Server] = []
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM our child's own process group, then SIGKILL it; bounded."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # helpers forked by NSD live in the same group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    """Stop a dnsperf or py-spy we started (its own process group); bounded."""
     try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        print(f"qps: process {proc.pid} survived SIGKILL", file=sys.stderr)
+        stop_group(proc, STOP_TIMEOUT)
+    except PeerError as e:
+        print(f"qps: {e}", file=sys.stderr)
     if proc in _LIVE:
         _LIVE.remove(proc)
 
@@ -335,55 +74,12 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def _kill_all() -> None:
     for proc in list(_LIVE):
         _kill(proc)
+    for server in list(_SERVERS):
+        stop_server(server, None)
 
 
 def _on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-def _spawn(argv: list[str], log: Path, cpu: int | None, cwd: Path) -> subprocess.Popen[bytes]:
-    if cpu is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(cpu), *argv]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    _LIVE.append(proc)
-    return proc
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
-
-
-def _answers_soa(port: int) -> bool:
-    import dns.exception
-    import dns.message
-    import dns.query
-    import dns.rcode
-
-    q = dns.message.make_query(ORIGIN, "SOA")
-    try:
-        r = dns.query.udp(q, HOST, port=port, timeout=PROBE_TIMEOUT)
-    except (OSError, dns.exception.DNSException):
-        return False
-    return r.rcode() == dns.rcode.NOERROR and bool(r.answer)
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -451,129 +147,34 @@ def _group_rss_mib(pgid: int) -> float:
     return round(sum(_rss_kib(p) for p in _group_pids(pgid)) / 1024, 1)
 
 
-@dataclass
-class Server:
-    kind: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    workdir: Path
-    log: Path
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def _wait_ready(server: Server, needle: str | None, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.proc.poll() is not None:
-            raise RuntimeError(
-                f"{server.kind} exited with {server.proc.returncode}\n{server.tail()}"
-            )
-        ok = needle is None or needle in server.log.read_text(errors="replace")
-        if ok and _answers_soa(server.port):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{server.kind} not ready after {timeout:.0f}s\n{server.tail()}")
-        time.sleep(0.1)
-
-
-def start_authd(zone: Path, base: Path, cpu: int | None, cache: bool = True) -> Server:
-    port = free_port()
-    workdir = base / ("authd" if cache else "authd-nocache")
-    workdir.mkdir()
-    options = "  udp_payload_max: 1232\n" + ("" if cache else "  answer_cache_entries: 0\n")
-    conf = (
-        f"listen:\n  - {{address: {HOST}, port: {port}}}\n"
-        f"options:\n{options}"
-        f"zones:\n  - {{name: bench.test, file: {zone}}}\n"
-    )
-    (workdir / "authd.yaml").write_text(conf)
-    argv = [sys.executable, "-m", "authd", "serve", "-c", str(workdir / "authd.yaml")]
-    log = workdir / "authd.log"
-    server = Server(
-        "authd" if cache else "authd-nocache", _spawn(argv, log, cpu, workdir), port, workdir, log
-    )
-    _wait_ready(server, AUTHD_READY, STARTUP_TIMEOUT)
+def start_server(kind: str, zone: Path, cpu: int | None) -> Server:
+    """*kind* (authd, authd-nocache, nsd, knot) serving *zone* on a free port, pinned to *cpu*."""
+    zones = {querymix.ORIGIN: zone}
+    if kind.startswith("authd"):
+        options: dict[str, object] = {"udp_payload_max": 1232}
+        if kind == "authd-nocache":
+            options["answer_cache_entries"] = 0
+        server = start_authd(zones, options=options, timeout=STARTUP_TIMEOUT, cpu=cpu)
+    elif kind == "nsd":
+        server = start_nsd(zones, timeout=STARTUP_TIMEOUT, extra=NSD_NO_RRL, cpu=cpu)
+    else:
+        server = start_knot(zones, timeout=STARTUP_TIMEOUT, cpu=cpu)
+    _SERVERS.append(server)
+    server.kind = kind  # the row's label: "authd-nocache" is an authd too
     return server
 
 
-def start_nsd(zone: Path, base: Path, cpu: int | None) -> Server:
-    nsd = shutil.which("nsd") or "/usr/sbin/nsd"
-    port = free_port()
-    workdir = base / "nsd"
-    workdir.mkdir()
-    conf = (
-        "server:\n"
-        f"    ip-address: {HOST}@{port}\n"
-        f"    port: {port}\n"
-        "    do-ip6: no\n"
-        '    username: ""\n'
-        '    chroot: ""\n'
-        f'    zonesdir: "{zone.parent}"\n'
-        f'    pidfile: "{workdir / "nsd.pid"}"\n'
-        f'    xfrdfile: "{workdir / "xfrd.state"}"\n'
-        f'    zonelistfile: "{workdir / "zone.list"}"\n'
-        f'    xfrdir: "{workdir}"\n'
-        f'    logfile: "{workdir / "nsd.log"}"\n'
-        '    database: ""\n'
-        "    server-count: 1\n"
-        # NSD is built with response rate limiting, 200 q/s per /24 by default:
-        # every query here comes from 127.0.0.1, so switch it off.
-        "    rrl-ratelimit: 0\n"
-        "    rrl-whitelist-ratelimit: 0\n"
-        "    verbosity: 1\n"
-        "remote-control:\n"
-        "    control-enable: no\n"
-        "zone:\n"
-        '    name: "bench.test"\n'
-        f'    zonefile: "{zone}"\n'
-    )
-    (workdir / "nsd.conf").write_text(conf)
-    log = workdir / "nsd.out"
-    argv = [nsd, "-d", "-c", str(workdir / "nsd.conf")]
-    server = Server("nsd", _spawn(argv, log, cpu, workdir), port, workdir, workdir / "nsd.log")
-    _wait_ready(server, None, STARTUP_TIMEOUT)
-    return server
+def stop_server(server: Server, keep: Path | None) -> None:
+    """Stop *server*; with --keep, its log is saved as KEEP/<kind>.log."""
+    server.stop()
+    if server in _SERVERS:
+        _SERVERS.remove(server)
+    if keep is not None:
+        (keep / f"{server.kind}.log").write_text(server.read_log())
 
 
-def start_knot(zone: Path, base: Path, cpu: int | None) -> Server:
-    knotd = shutil.which("knotd") or "/usr/sbin/knotd"
-    port = free_port()
-    workdir = base / "knot"
-    for sub in ("run", "db"):
-        (workdir / sub).mkdir(parents=True)
-    conf = (
-        "server:\n"
-        f'    rundir: "{workdir / "run"}"\n'
-        f"    listen: {HOST}@{port}\n"
-        "    udp-workers: 1\n"
-        "    tcp-workers: 1\n"
-        "    background-workers: 1\n"
-        "database:\n"
-        f'    storage: "{workdir / "db"}"\n'
-        "log:\n"
-        "  - target: stderr\n"
-        "    any: info\n"
-        "template:\n"
-        "  - id: default\n"
-        f'    storage: "{zone.parent}"\n'
-        "    zonefile-sync: -1\n"
-        "    zonefile-load: whole\n"
-        "    journal-content: none\n"
-        "zone:\n"
-        '  - domain: "bench.test."\n'
-        f'    file: "{zone}"\n'
-    )
-    (workdir / "knot.conf").write_text(conf)
-    log = workdir / "knot.log"
-    argv = [knotd, "-c", str(workdir / "knot.conf")]
-    server = Server("knot", _spawn(argv, log, cpu, workdir), port, workdir, log)
-    _wait_ready(server, None, STARTUP_TIMEOUT)
-    return server
+def _tail(server: Server, n: int = 30) -> str:
+    return "\n".join(server.read_log().splitlines()[-n:])
 
 
 # --------------------------------------------------------------------------
@@ -668,7 +269,7 @@ def run_dnsperf(
         argv.append("-e")
     if args.max_qps:
         argv += ["-Q", str(args.max_qps)]
-    if cpu is not None and shutil.which("taskset"):
+    if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -708,9 +309,9 @@ def measure(
     sampler = start_py_spy(server, Path(args.py_spy), args.seconds) if spy else None
     hz = os.sysconf("SC_CLK_TCK")
     m0 = _machine_ticks()
-    cpu0, t0 = _group_cpu(server.proc.pid), time.monotonic()
+    cpu0, t0 = _group_cpu(server.pgid), time.monotonic()
     perf = run_dnsperf(server.port, qfile, args, client_cpu, args.seconds)
-    cpu1, t1 = _group_cpu(server.proc.pid), time.monotonic()
+    cpu1, t1 = _group_cpu(server.pgid), time.monotonic()
     m1 = _machine_ticks()
     if sampler is not None:
         result["py_spy"] = finish_py_spy(*sampler)
@@ -743,7 +344,7 @@ def bench_server(
     result["mix_mismatches"] = wrong
     for w in wrong[:5]:
         print(f"  {server.kind}: off-category answer: {w}", file=sys.stderr)
-    result["rss_ready_mib"] = _group_rss_mib(server.proc.pid)
+    result["rss_ready_mib"] = _group_rss_mib(server.pgid)
     # Warm-up: one pass through the file, at most args.seconds: fills caches.
     warm = run_dnsperf(server.port, qfile, args, client_cpu, args.seconds, passes=1)
     result["warmup_qps"] = warm["qps"]
@@ -758,9 +359,9 @@ def bench_server(
     result.update(max(runs, key=lambda r: float(r["qps"])))
     if len(runs) > 1:
         result["runs"] = runs
-    result["rss_after_mib"] = _group_rss_mib(server.proc.pid)
-    if server.proc.poll() is not None:
-        raise RuntimeError(f"{server.kind} died during the run\n{server.tail()}")
+    result["rss_after_mib"] = _group_rss_mib(server.pgid)
+    if server.process.poll() is not None:
+        raise RuntimeError(f"{server.kind} died during the run\n{_tail(server)}")
     return result
 
 
@@ -774,7 +375,7 @@ def start_py_spy(
     outdir.mkdir(parents=True, exist_ok=True)
     out = outdir / f"{server.kind}.raw.txt"
     duration = max(1, int(seconds) - 2)
-    argv = [exe, "record", "-p", str(server.proc.pid), "-d", str(duration), "-r", "250"]
+    argv = [exe, "record", "-p", str(server.pgid), "-d", str(duration), "-r", "250"]
     argv += ["-f", "raw", "-o", str(out), "--nonblocking"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -991,17 +592,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         base = Path(args.keep).resolve()
         base.mkdir(parents=True, exist_ok=True)
-        for sub in ("authd", "authd-nocache", "nsd", "knot"):
-            shutil.rmtree(base / sub, ignore_errors=True)
+        for kind in ("authd", "authd-nocache", "nsd", "knot"):
+            (base / f"{kind}.log").unlink(missing_ok=True)
     else:
         base = Path(tempfile.mkdtemp(prefix="authd-qps-"))
     try:
-        text, cat = build_zone(ZONE_NAMES, args.seed)
+        text, cat = querymix.build_zone(querymix.ZONE_NAMES, args.seed)
         zdir = base / "zones"
         zdir.mkdir(exist_ok=True)
         zone = zdir / "bench.test.zone"
         zone.write_text(text)
-        questions, qstats = build_queries(cat, args.lines, args.seed, args.zipf)
+        questions, qstats = querymix.build_queries(cat, args.lines, args.seed, args.zipf)
         qfile = base / "queries.txt"
         qfile.write_text("".join(f"{n} {t}\n" for n, t, _ in questions))
         print(f"zone: {cat.names} names, {cat.records} records ({zone})")
@@ -1022,27 +623,22 @@ def main(argv: list[str] | None = None) -> int:
             if not (shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}")):
                 raise RuntimeError(f"{tool} is not installed")
         ncpu = os.cpu_count() or 1
-        server_cpu, client_cpu = (1, 0) if ncpu >= 2 and not args.no_pin else (None, None)
+        pin = ncpu >= 2 and not args.no_pin and shutil.which("taskset") is not None
+        server_cpu, client_cpu = (1, 0) if pin else (None, None)
         print(
             f"dnsperf: -c {args.clients} -T 1 -q {args.outstanding} -l {args.seconds:g}"
             f"{'' if args.no_edns else ' -e'}{f' -Q {args.max_qps}' if args.max_qps else ''}; "
             f"pinning: {'server CPU 1, dnsperf CPU 0' if server_cpu is not None else 'off'}"
         )
 
-        starters = [("authd", lambda: start_authd(zone, base, server_cpu))]
-        if args.authd_nocache:
-            starters.append(
-                ("authd-nocache", lambda: start_authd(zone, base, server_cpu, cache=False))
-            )
-        starters.append(("nsd", lambda: start_nsd(zone, base, server_cpu)))
-        if args.with_knot:
-            starters.append(("knot", lambda: start_knot(zone, base, server_cpu)))
+        kinds = ["authd", *(["authd-nocache"] if args.authd_nocache else []), "nsd"]
+        kinds += ["knot"] if args.with_knot else []
 
         rows: list[dict[str, Any]] = []
-        for kind, start in starters:
+        for kind in kinds:
             print(f"\n[{kind}] starting ...", flush=True)
             t0 = time.monotonic()
-            server = start()
+            server = start_server(kind, zone, server_cpu)
             try:
                 startup = round(time.monotonic() - t0, 2)
                 print(
@@ -1053,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = bench_server(server, qfile, questions, args, client_cpu)
                 row["startup_s"] = startup
                 if kind.startswith("authd"):
-                    row["authd_vmrss_mib"] = round(_rss_kib(server.proc.pid) / 1024, 1)
+                    row["authd_vmrss_mib"] = round(_rss_kib(server.pgid) / 1024, 1)
                 rows.append(row)
                 print(
                     f"[{kind}] {float(row['qps']):,.0f} q/s, lost {row['lost_pct']}%, "
@@ -1061,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             finally:
-                _kill(server.proc)
+                stop_server(server, base if args.keep else None)
 
         print()
         _print_table(rows)

@@ -1,6 +1,6 @@
 """Reload stall benchmark: what a hot reload of a 1,000,000-record zone costs queries.
 
-Owns: generating the zone (``zonegen.py``), starting authd on 127.0.0.1 with
+Owns: generating the zone (``harness.zonegen``), starting authd on 127.0.0.1 with
 the file watcher on (the default ``reload_delay`` of 0.3 s), editing the zone
 the way an editor saves (write a temp file, rename it over the original:
 serial + 1 and one changed record), and measuring, for each edit:
@@ -29,7 +29,7 @@ once warm; it shows the serial) and a random absent name (NXDOMAIN, never
 cached: a full lookup each time).  The same client runs for 2 s before the
 first edit to give an idle baseline.
 
-Usage: python bench/reload_stall.py [--records 1000000] [--edits 2] [--json OUT]
+Usage: python -m bench.reload_stall [--records 1000000] [--edits 2] [--json OUT]
 Slow: generating and loading the zone takes a minute or two.
 """
 
@@ -54,12 +54,8 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-_HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE))
-sys.path.insert(0, str(_HERE.parent / "tests"))
-
-import zonegen  # noqa: E402
-from peers import HOST, Server, free_port, start_authd  # noqa: E402
+from harness import zonegen
+from harness.peers import HOST, Server, free_port, start_authd
 
 ORIGIN = "bench.test"
 SERIAL = 2024010101

@@ -1,6 +1,6 @@
 """Secondary stall benchmark: what transfers of a big zone cost a secondary's queries.
 
-Owns: generating an N-record zone (``zonegen.py``), starting an authd primary
+Owns: generating an N-record zone (``harness.zonegen``), starting an authd primary
 (file watcher on, NOTIFY to the secondary) and an authd secondary with no
 copy yet, on 127.0.0.1; a client querying the secondary every 10 ms (the
 prober of ``reload_stall.py``) while it (a) takes the zone by AXFR and (b)
@@ -9,7 +9,7 @@ it reports the client's worst latency, p99, lost queries and the time until
 the secondary serves the new serial.  The primary shares the machine, so its
 own work (reloading, sending the AXFR) competes for the same cores.
 
-Usage: python bench/secondary_stall.py [--records 1000000] [--json OUT]
+Usage: python -m bench.secondary_stall [--records 1000000] [--json OUT]
 Slow: at 1,000,000 records each transfer takes a minute or two.
 """
 
@@ -24,13 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE))
-sys.path.insert(0, str(_HERE.parent / "tests"))
-
-import zonegen  # noqa: E402
-from peers import HOST, free_port, start_authd  # noqa: E402
-from reload_stall import ORIGIN, SERIAL, Prober, edit, summarize  # noqa: E402
+from bench.reload_stall import ORIGIN, SERIAL, Prober, edit, summarize
+from harness import zonegen
+from harness.peers import HOST, free_port, start_authd
 
 TIMEOUT = 900.0  # seconds for a transfer to be served, at most
 

@@ -1,6 +1,6 @@
 """View selection cost with 10,000 client prefixes, in-process.
 
-Usage: python bench/views.py [--prefixes 10000] [--lookups 50000] [--json OUT]
+Usage: python -m bench.views [--prefixes 10000] [--lookups 50000] [--json OUT]
 
 What it measures, all in this process (no sockets), best of three runs each:
 

@@ -24,7 +24,12 @@ for tool in dig kdig named knotd nsd dnsperf; do
         || { echo "missing tool: $tool" >&2; exit 1; }
 done
 
-.venv/bin/ruff format --check authd tests bench
-.venv/bin/ruff check authd tests bench
+.venv/bin/ruff format --check authd tests bench harness
+.venv/bin/ruff check authd tests bench harness
 .venv/bin/mypy authd
+.venv/bin/mypy harness
+# The property tests draw the same examples on every machine (tests/conftest.py's
+# "ci" profile), so this script's verdict on a fresh clone is reproducible.
+# HYPOTHESIS_PROFILE=dev or explore in the environment draws new ones.
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 PATH="$PWD/.venv/bin:$PATH:/usr/sbin" AUTHD_REQUIRE_PEERS=1 .venv/bin/python -m pytest -q

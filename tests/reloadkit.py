@@ -30,7 +30,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import yaml
-from peers import HOST, REPO_ROOT, Server, free_port, start_authd
+
+from harness.peers import HOST, REPO_ROOT, Server, ServerSet, free_port, start_authd
 
 POLL = 0.02  # seconds between two checks of a condition
 IO_TIMEOUT = 1.0  # seconds for one DNS query
@@ -73,12 +74,12 @@ def config_yaml(
     return text.replace(f"port: {_PORT_MARK}", f"port: {port}")
 
 
-class Lab:
+class Lab(ServerSet):
     """The servers and folders of one test; failures carry every server's log."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="authd-rl-"))
-        self.servers: list[tuple[str, Server]] = []
 
     # -- servers -----------------------------------------------------------------
 
@@ -91,8 +92,7 @@ class Lab:
     ) -> Server:
         """authd serving *zones* (config entries: name, file, ...) until ``authd ready``."""
         server = start_authd(config_yaml(zones, options), port=port or free_port())
-        self.servers.append((label, server))
-        return server
+        return self.add(label, server)
 
     def start_config(
         self, label: str, config: Mapping[str, Any], port: int | None = None
@@ -101,12 +101,7 @@ class Lab:
         port = port or free_port()
         text = yaml.safe_dump({"listen": [{"address": HOST, "port": port}], **config})
         server = start_authd(text, port=port)
-        self.servers.append((label, server))
-        return server
-
-    def add(self, label: str, server: Server) -> Server:
-        self.servers.append((label, server))
-        return server
+        return self.add(label, server)
 
     def write(self, name: str, text: str) -> Path:
         path = self.dir / name
@@ -114,29 +109,11 @@ class Lab:
         path.write_text(text)
         return path
 
-    def logs(self, tail: int = 120) -> str:
-        parts = []
-        for label, server in self.servers:
-            lines = server.read_log().splitlines()
-            parts.append(
-                f"--- {label} ({server.kind} on port {server.port}, pid {server.process.pid}), "
-                f"last {tail} lines ---\n" + "\n".join(lines[-tail:])
-            )
-        return "\n".join(parts)
-
     def close(self) -> None:
-        for _, server in reversed(self.servers):
-            server.stop()
+        self.stop_all()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- assertions and waits ------------------------------------------------------
-
-    def fail(self, why: str) -> None:
-        raise AssertionError(f"{why}\n{self.logs()}")
-
-    def check(self, condition: object, why: str) -> None:
-        if not condition:
-            self.fail(why)
 
     def wait(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
         """Poll *probe* until it returns something truthy, for at most *timeout* seconds."""

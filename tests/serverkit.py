@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dns.message
-from peers import PeerError, Server, start_authd
+
+from harness.peers import PeerError, Server, start_authd
 
 V4 = "127.0.0.1"
 V6 = "::1"

@@ -631,7 +631,7 @@ def _client_strategy() -> st.SearchStrategy[str]:
     )
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(config=_configs(), client=_client_strategy(), key=st.sampled_from([None, *KEYS, "k3"]))
 def test_matches_reference(
     config: tuple[dict[str, list[object]], list[object]], client: str, key: str | None
@@ -644,7 +644,7 @@ def test_matches_reference(
     assert [e.path for e in m.chain()] == chain, m.explain()
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     config=_configs(),
     client=_client_strategy(),
@@ -723,7 +723,7 @@ def _big_clients(draw: st.DrawFn) -> str:
     return str(ipaddress.IPv6Address((0x20010DB8 << 96) | draw(st.integers(0, 2**96 - 1))))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(client=_big_clients())
 def test_ten_thousand_prefixes_match_linear_scan(client: str) -> None:
     texts, linear, compiled = _big()

@@ -282,7 +282,7 @@ def zone_bodies(draw: st.DrawFn) -> str:
 SERIALS = st.sampled_from([1, 2**31 - 1, 2**32 - 2, 2**32 - 1])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(zone_bodies(), zone_bodies(), SERIALS)
 def test_apply_diff_gives_the_new_zone(before: str, after: str, serial: int) -> None:
     a = zone(before, serial)
@@ -293,7 +293,7 @@ def test_apply_diff_gives_the_new_zone(before: str, after: str, serial: int) -> 
     check_apply(a, b, cs)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(zone_bodies(), min_size=2, max_size=5))
 def test_condensed_chain_lands_where_the_chain_does(bodies: list[str]) -> None:
     # Serials 4294967294, 4294967295, 0, 1...: the chain crosses the wrap.

@@ -27,13 +27,13 @@ import dns.query
 import dns.rcode
 import pytest
 import yaml
-from peers import HOST, free_port
 
 from authd import __version__
 from authd.cli import EXIT_BROKEN_PIPE, main
 from authd.cli.check import origin_from_filename
 from authd.cli.serve import OverrideError, listen_override, parse_listen
 from authd.config import ListenConfig
+from harness.peers import HOST, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "authd" / "cli"

@@ -35,7 +35,6 @@ from typing import Any
 
 import dns.rcode
 import pytest
-from peers import HOST, free_port
 from reloadkit import (
     Lab,
     add_zone,
@@ -49,6 +48,8 @@ from reloadkit import (
     soa_serial,
     zone_text,
 )
+
+from harness.peers import HOST, free_port
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import dns.name
 import pytest
 from dnsdiff import Outcome, Question, ask, questions_for_zone, read_zone, report
-from peers import HOST, Server, start_authd, start_bind, start_knot, start_nsd
+
+from harness.peers import HOST, Server, start_authd, start_bind, start_knot, start_nsd
 
 REPO = Path(__file__).resolve().parent.parent
 ZONE_DIRS = (REPO / "zones", REPO / "tests" / "zones")

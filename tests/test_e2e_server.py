@@ -25,8 +25,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 import serverkit
-from peers import require_binary
 from serverkit import HOSTS, V4, V6, frame, parse, tcp_connect, tcp_read_message
+
+from harness.peers import require_binary
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from peers import REPO_ROOT, require_binary
+
+from harness.peers import REPO_ROOT, require_binary
 
 CHECK_TIMEOUT = 30  # seconds for one checker run
 ZONE_FILES = sorted((REPO_ROOT / "zones").glob("*.zone")) + sorted(

@@ -43,7 +43,6 @@ import re
 import shutil
 import socket
 import struct
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,19 +62,17 @@ import dns.xfr
 import dns.zone
 import pytest
 import yaml
-from peers import (
+
+from harness import xfrfigures as xfr_bench
+from harness import zonegen
+from harness.peers import (
     HOST,
-    REPO_ROOT,
     Server,
     free_port,
     start_authd,
     start_bind,
     start_knot,
 )
-
-sys.path.append(str(REPO_ROOT / "bench"))
-import xfr as xfr_bench  # noqa: E402  (bench/xfr.py)
-import zonegen  # noqa: E402  (bench/zonegen.py)
 
 # -- keys and zones --------------------------------------------------------------------------------
 

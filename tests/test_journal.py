@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import dns.name
-import dns.rdata
-import dns.rdataclass
 import pytest
 
 from authd.adapters.state import append_journal, read_journal, write_journal
@@ -32,29 +30,8 @@ from authd.journal import (
     encode_record,
     reconcile,
 )
-
-ORIGIN = dns.name.from_text("example.")
-IN = dns.rdataclass.IN
-
-
-def rr(name: str, ttl: int, rdtype: str, text: str) -> RR:
-    return RR(dns.name.from_text(name, ORIGIN), ttl, dns.rdata.from_text(IN, rdtype, text))
-
-
-def soa(serial: int) -> RR:
-    return rr("@", 3600, "SOA", f"ns.other. hostmaster.example. {serial} 7200 3600 1209600 300")
-
-
-def cs(serial_from: int, serial_to: int, n: int = 1) -> Changeset:
-    """A changeset between two serials, its records derived from them."""
-    # Fixed-width owners: every changeset of a given n encodes to the same size.
-    removed = tuple(rr(f"h{serial_from:010d}-{i:03d}", 300, "A", "10.0.0.1") for i in range(n))
-    added = tuple(rr(f"h{serial_to:010d}-{i:03d}", 300, "A", "10.1.0.1") for i in range(n))
-    return Changeset(soa(serial_from), soa(serial_to), removed, added)
-
-
-def chain(*serials: int, n: int = 1) -> list[Changeset]:
-    return [cs(a, b, n) for a, b in zip(serials, serials[1:], strict=False)]
+from harness.changesets import ORIGIN, chain, cs, rr, soa
+from harness.peers import REPO_ROOT
 
 
 def journal_of(changesets: list[Changeset], **bounds: int) -> Journal:
@@ -332,8 +309,7 @@ def test_encode_journal_is_what_write_journal_writes(tmp_path: Path) -> None:
 
 WRITER = """
 import itertools, sys
-sys.path.insert(0, {tests!r})
-from test_journal import cs
+from harness.changesets import cs
 from authd.adapters.state import append_journal
 path = sys.argv[1]
 print("ready", flush=True)
@@ -344,11 +320,15 @@ for i in itertools.count(1):
 
 def test_survives_sigkill_at_any_moment(tmp_path: Path) -> None:
     """A writer killed mid-stream leaves a prefix of whole changesets, never half of one."""
-    script = WRITER.format(tests=os.path.dirname(__file__))
+    script = WRITER
     for round_ in range(6):
         path = str(tmp_path / f"kill{round_}.jnl")
         proc = subprocess.Popen(
-            [sys.executable, "-c", script, path], stdout=subprocess.PIPE, text=True
+            # From the repository root: `-c` puts the working folder on sys.path.
+            [sys.executable, "-c", script, path],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
         )
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
         time.sleep(0.05 + 0.07 * round_)

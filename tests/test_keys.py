@@ -43,7 +43,7 @@ TSIG_KEYGEN_OUTPUT = """key "xfr.example" {
 
 
 def _tool(name: str) -> str:
-    # A missing BIND tool is an error, never a skip (tests/peers.py).
+    # A missing BIND tool is an error, never a skip (harness/peers.py).
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if path is None:
         raise AssertionError(f"missing tool: {name} (install bind9 / bind9-utils)")

@@ -105,9 +105,7 @@ def _mutate(data: st.DataObject, wire: bytes) -> bytes:
     return bytes(out)
 
 
-FUZZ = settings(
-    max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
-)
+FUZZ = settings(max_examples=400, suppress_health_check=list(HealthCheck))
 
 
 @FUZZ

@@ -11,7 +11,6 @@ a zone held in shards answers as the same zone held in one dict.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import dns.message
@@ -30,10 +29,9 @@ from authd.config import Options
 from authd.namedict import NameDict, name_dict, replaced, shard_count
 from authd.snapshot import Snapshot, View
 from authd.zone import ZoneVersion, load_zone
+from harness import zonegen
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-import zonegen  # noqa: E402
 
 N = dns.name.from_text
 
@@ -75,7 +73,7 @@ _ops = st.lists(
 
 
 @given(_ops)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 def test_behaves_exactly_as_a_dict(ops: list[tuple[str, dns.name.Name, int]]) -> None:
     sharded: NameDict[int] = NameDict(authd.namedict.SHARD_SIZE * 8)
     model: dict[dns.name.Name, int] = {}

@@ -8,7 +8,8 @@ from pathlib import Path
 import dns.message
 import dns.query
 import pytest
-from peers import HOST, PeerError, Server, free_port, require_binary, start_knot, start_nsd
+
+from harness.peers import HOST, PeerError, Server, free_port, require_binary, start_knot, start_nsd
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 

@@ -22,10 +22,10 @@ import dns.query
 import dns.rcode
 import dns.tsig
 import pytest
-from peers import HOST
 from reloadkit import Lab, running_lab, zone_text
 
 from authd.adapters.logs import LOG_LINES_PER_SECOND
+from harness.peers import HOST
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -42,8 +42,17 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 import yaml
-from peers import HOST, Server, free_port, require_binary, start_authd, start_bind, start_knot
 from serverkit import dual_stack_port
+
+from harness.peers import (
+    HOST,
+    Server,
+    free_port,
+    require_binary,
+    start_authd,
+    start_bind,
+    start_knot,
+)
 
 V4, V4B, V4C, V6 = "127.0.0.1", "127.0.0.2", "127.0.0.3", "::1"
 ORIGIN = "example.com"

@@ -6,7 +6,6 @@ the exact ``file:line`` and reason of the ``ZoneError``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -19,13 +18,14 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from peers import require_binary
 
 import authd.zonefile as zonefile
 from authd.errors import ZoneError
 from authd.zonefile import Record, parse_zone_file, parse_zone_text
+from harness import zonegen
+from harness.peers import require_binary
 
 ORIGIN = dns.name.from_text("example.com.")
 
@@ -46,8 +46,16 @@ def digest_set(records: list[Record]) -> set[tuple[dns.name.Name, int, int, byte
     return {(r.name, r.ttl, r.rdata.rdtype, r.rdata.to_digestable()) for r in records}
 
 
+# authd's parser reads non-ASCII names with dnspython's default codec, which is
+# IDNA 2008 (UTS 46 "practical") when the declared `idna` package is installed
+# (test_idna.py pins that); the oracle names the same codec explicitly.
+ORACLE_IDNA = dns.name.IDNA_2008_Practical
+
+
 def dnspython_set(text: str) -> set[tuple[dns.name.Name, int, int, bytes]]:
-    zone = dns.zone.from_text(text, ORIGIN, relativize=False, check_origin=False)
+    zone = dns.zone.from_text(
+        text, ORIGIN, relativize=False, check_origin=False, idna_codec=ORACLE_IDNA
+    )
     return {
         (name, rds.ttl, rds.rdtype, rd.to_digestable())
         for name, rds in zone.iterate_rdatasets()
@@ -614,18 +622,8 @@ def test_equivalent_to_dnspython_on_varied_zone() -> None:
     assert digest_set(records) == dnspython_set(VARIED_ZONE)
 
 
-def _zonegen() -> object:
-    path = Path(__file__).resolve().parent.parent / "bench" / "zonegen.py"
-    spec = importlib.util.spec_from_file_location("zonegen", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_equivalent_to_dnspython_on_generated_zone() -> None:
-    zonegen = _zonegen()
-    text = "\n".join(zonegen.generate(3000, "example.com.", seed=7)) + "\n"  # type: ignore[attr-defined]
+    text = "\n".join(zonegen.generate(3000, "example.com.", seed=7)) + "\n"
     records = parse_zone_text(text, ORIGIN)
     assert len(records) == 3000
     ours = digest_set(records)
@@ -639,12 +637,16 @@ def test_equivalent_to_dnspython_on_generated_zone() -> None:
 _TRICKY = st.text(alphabet='ab ;()"\\\t09é=\n', max_size=16)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     rdtype=st.sampled_from(["TXT", "CAA 0 issue", "NAPTR 1 2", "HINFO", "A", "MX 1", "CNAME"]),
     rest=_TRICKY,
     owner=st.sampled_from(["x", "@", "a\\.b", '"q"', "(x)", " ", "x\\"]),
 )
+# The draw a fresh clone's CI run failed on: the newline starts a record owned
+# by `=é`, which IDNA 2008 refuses; dnspython raised IDNAException, which is
+# a DNSException but not a SyntaxError.
+@example(rdtype="TXT", rest="0\n=é", owner="x")
 def test_tokenizer_agrees_with_dnspython(rdtype: str, rest: str, owner: str) -> None:
     text = f"$TTL 60\n{owner} {rdtype} {rest}\n"
     try:
@@ -655,12 +657,12 @@ def test_tokenizer_agrees_with_dnspython(rdtype: str, rest: str, owner: str) -> 
         ours = "error"
     try:
         theirs: set[tuple[dns.name.Name, int, int, bytes]] | str = dnspython_set(text)
-    except dns.exception.SyntaxError:
+    except dns.exception.DNSException:  # SyntaxError, IDNAException, bad names...
         theirs = "error"
     assert ours == theirs
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     words=st.lists(
         st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x0DB8, 0xFE80]) | st.integers(0, 0xFFFF),

@@ -1,9 +1,10 @@
-"""Real DNS servers on loopback for end-to-end and differential tests.
+"""Real DNS servers on loopback, for the end-to-end tests and the benchmarks.
 
 Owns: starting Knot DNS, NSD, BIND and authd itself as child processes with
 throw-away configurations on 127.0.0.1, waiting until they answer, and
 stopping them again.  Each ``start_*`` function returns a ``Server`` that is
-also a context manager.
+also a context manager.  ``cpu=N`` pins a server to one CPU (``taskset``),
+for benchmarks that measure it.
 
 Invariants:
 - every wait is bounded (``STARTUP_TIMEOUT``, ``STOP_TIMEOUT``); a server that
@@ -11,7 +12,10 @@ Invariants:
 - each server gets its own temporary directory (configuration, zone copies,
   run-time state), removed by ``stop()``;
 - a missing binary is an error, never a skip: in CI a missing tool must fail;
-- sockets only on 127.0.0.1.
+- sockets only on 127.0.0.1;
+- each server is the leader of its own process group (``Server.pgid``), so
+  stopping it stops the helpers it forks, and a benchmark can sum the group's
+  CPU time and memory.
 
 Zone files are copied into the server's temporary zone directory together with
 the files they ``$INCLUDE`` (relative ``$INCLUDE`` paths are read relative to
@@ -34,6 +38,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 import dns.exception
 import dns.message
@@ -105,6 +110,11 @@ class Server:
         self.log_path = log_path
         self.log = ""  # kept after stop(), when the directory is gone
 
+    @property
+    def pgid(self) -> int:
+        """The server's process group: its own pid (it was started in a new session)."""
+        return self.process.pid
+
     def __repr__(self) -> str:
         return f"<{self.kind} on {self.host}:{self.port} pid {self.process.pid}>"
 
@@ -124,14 +134,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, wait, then SIGKILL the process group; remove the directory."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _kill_group(self.process)
-        # NSD and BIND fork helpers; the group was made for this server alone.
-        _kill_group(self.process)
+        stop_group(self.process)
         if self.workdir.exists():
             self.log = self.read_log()
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -148,19 +151,68 @@ class Server:
         self.stop()
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+class ServerSet:
+    """The servers one test (or bench) started, by label; a failure shows all their logs."""
+
+    def __init__(self) -> None:
+        self.servers: list[tuple[str, Server]] = []
+
+    def add(self, label: str, server: Server) -> Server:
+        self.servers.append((label, server))
+        return server
+
+    def logs(self, tail: int = 120) -> str:
+        """The last *tail* lines of every server's log, each under a header."""
+        parts = []
+        for label, server in self.servers:
+            lines = server.read_log().splitlines()
+            parts.append(
+                f"--- {label} ({server.kind} on port {server.port}, pid {server.process.pid}), "
+                f"last {tail} lines ---\n" + "\n".join(lines[-tail:])
+            )
+        return "\n".join(parts)
+
+    def fail(self, why: str) -> NoReturn:
+        raise AssertionError(f"{why}\n{self.logs()}")
+
+    def check(self, condition: object, why: str) -> None:
+        if not condition:
+            self.fail(why)
+
+    def stop_all(self) -> None:
+        """Stop the servers, the last started first (secondaries before their primary)."""
+        for _, server in reversed(self.servers):
+            server.stop()
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop a child started with ``start_new_session``: SIGTERM it, wait up to *timeout*,
+    then SIGKILL its whole process group (NSD and BIND fork helpers into it)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(process, timeout)
+
+
+def _kill_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        process.wait(timeout=STOP_TIMEOUT)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise PeerError(f"process {process.pid} survived SIGKILL") from exc
 
 
-def _launch(kind: str, argv: list[str], workdir: Path, port: int) -> Server:
+def _launch(kind: str, argv: list[str], workdir: Path, port: int, cpu: int | None) -> Server:
     log_path = workdir / f"{kind}.log"
+    if cpu is not None:
+        # taskset execs the server: the pid (and group) stays the server's own.
+        argv = [require_binary("taskset"), "-c", str(cpu), *argv]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             argv,
@@ -308,6 +360,15 @@ def _workdir(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"authd-peer-{kind}-"))
 
 
+def _prepare(binary: str, kind: str, port: int | None) -> tuple[str, int, Path]:
+    """The program's path, the port (a free one unless given) and a fresh folder."""
+    return require_binary(binary), port or free_port(), _workdir(kind)
+
+
+def _by_zone_key(per_zone: Mapping[str, str] | None) -> dict[str, str]:
+    return {_zone_key(z): text for z, text in (per_zone or {}).items()}
+
+
 def _start(
     kind: str,
     argv: list[str],
@@ -315,8 +376,9 @@ def _start(
     port: int,
     zones: list[str],
     timeout: float,
+    cpu: int | None,
 ) -> Server:
-    server = _launch(kind, argv, workdir, port)
+    server = _launch(kind, argv, workdir, port, cpu)
     _wait_until_serving(server, zones, timeout)
     return server
 
@@ -335,6 +397,7 @@ def start_knot(
     zone_options: Mapping[str, str] | None = None,
     secondaries: Sequence[str] = (),
     wait_for: Sequence[str] | None = None,
+    cpu: int | None = None,
 ) -> Server:
     """Knot DNS (knotd) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
@@ -347,10 +410,8 @@ def start_knot(
     *secondaries* are zones without a file, transferred in.  The start waits
     until every zone in *wait_for* (default: all of them) answers its SOA.
     """
-    knotd = require_binary("knotd")
-    port = port or free_port()
-    workdir = _workdir("knot")
-    options = {_zone_key(z): text for z, text in (zone_options or {}).items()}
+    knotd, port, workdir = _prepare("knotd", "knot", port)
+    options = _by_zone_key(zone_options)
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
         (workdir / "run").mkdir()
@@ -383,7 +444,7 @@ def start_knot(
         raise
     argv = [knotd, "-c", str(workdir / "knot.conf")]
     waits = list(staged) + [_zone_key(z) for z in secondaries] if wait_for is None else wait_for
-    return _start("knot", argv, workdir, port, [_zone_key(z) for z in waits], timeout)
+    return _start("knot", argv, workdir, port, [_zone_key(z) for z in waits], timeout, cpu)
 
 
 def start_nsd(
@@ -392,14 +453,13 @@ def start_nsd(
     timeout: float = STARTUP_TIMEOUT,
     *,
     extra: str = "",
+    cpu: int | None = None,
 ) -> Server:
     """NSD serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
     *extra* is appended to the ``server:`` section verbatim (indented lines).
     """
-    nsd = require_binary("nsd")
-    port = port or free_port()
-    workdir = _workdir("nsd")
+    nsd, port, workdir = _prepare("nsd", "nsd", port)
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=True)
         zone_lines = "".join(
@@ -427,7 +487,7 @@ def start_nsd(
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     argv = [nsd, "-d", "-c", str(workdir / "nsd.conf")]
-    return _start("nsd", argv, workdir, port, list(staged), timeout)
+    return _start("nsd", argv, workdir, port, list(staged), timeout, cpu)
 
 
 def start_bind(
@@ -440,6 +500,7 @@ def start_bind(
     zone_options: Mapping[str, str] | None = None,
     secondaries: Sequence[str] = (),
     wait_for: Sequence[str] | None = None,
+    cpu: int | None = None,
 ) -> Server:
     """BIND 9 (named) serving *zones* (zone name -> file) on 127.0.0.1:*port*.
 
@@ -452,10 +513,8 @@ def start_bind(
     block, ``type secondary; primaries ...; file ...;``).  The start waits
     until every zone in *wait_for* (default: all of them) answers its SOA.
     """
-    named = require_binary("named")
-    port = port or free_port()
-    workdir = _workdir("bind")
-    options = {_zone_key(z): text for z, text in (zone_options or {}).items()}
+    named, port, workdir = _prepare("named", "bind", port)
+    options = _by_zone_key(zone_options)
     try:
         staged = _stage_zones(zones, workdir / "zones", expand_generate=False)
         zone_lines = "".join(
@@ -485,7 +544,7 @@ def start_bind(
         raise
     argv = [named, "-g", "-n", "1", "-c", str(workdir / "named.conf")]
     waits = list(staged) + [_zone_key(z) for z in secondaries] if wait_for is None else wait_for
-    return _start("bind", argv, workdir, port, [_zone_key(z) for z in waits], timeout)
+    return _start("bind", argv, workdir, port, [_zone_key(z) for z in waits], timeout, cpu)
 
 
 def authd_config(zones: ZoneFiles, port: int, options: Mapping[str, object] | None = None) -> str:
@@ -508,6 +567,7 @@ def start_authd(
     *,
     options: Mapping[str, object] | None = None,
     timeout: float = STARTUP_TIMEOUT,
+    cpu: int | None = None,
 ) -> Server:
     """Run ``python -m authd serve`` until it logs ``authd ready``.
 
@@ -526,6 +586,6 @@ def start_authd(
     conf_path = workdir / "authd.yaml"
     conf_path.write_text(text)
     argv = [sys.executable, "-m", "authd", "serve", "-c", str(conf_path)]
-    server = _launch("authd", argv, workdir, port)
+    server = _launch("authd", argv, workdir, port, cpu)
     _wait_for_line(server, AUTHD_READY, timeout)
     return server
