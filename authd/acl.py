@@ -57,6 +57,7 @@ import dns.name
 
 from authd.errors import ConfigError
 from authd.keys import parse_key_name
+from authd.limits import MAX_ACL_DEPTH
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,7 +65,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Levels of nested lists (named references and inline lists).  Matching
 # recurses once per level, so the bound keeps a hostile or mistaken config
 # far from Python's recursion limit.
-MAX_ACL_DEPTH = 16
 
 BUILTIN_ACLS = frozenset({"any", "none", "localhost", "localnets"})
 LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (

@@ -26,19 +26,31 @@ import yaml
 from authd import acl
 from authd.errors import ConfigError
 from authd.keys import KeySet, parse_key_name, parse_keys
+from authd.limits import (
+    DEFAULT_ANSWER_CACHE_ENTRIES,
+    DEFAULT_JOURNAL_MAX_BYTES,
+    DEFAULT_JOURNAL_MAX_ENTRIES,
+    DEFAULT_MAX_REFRESH,
+    DEFAULT_MAX_RETRY,
+    DEFAULT_MIN_REFRESH,
+    DEFAULT_MIN_RETRY,
+    DEFAULT_PORT,
+    DEFAULT_TCP_IDLE_TIMEOUT,
+    DEFAULT_TCP_IO_TIMEOUT,
+    DEFAULT_TCP_MAX_CONNECTIONS,
+    DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_TSIG_FUDGE,
+    DEFAULT_UDP_PAYLOAD_MAX,
+    MAX_CONFIG_BYTES,
+    MAX_CONFIG_NODES,
+    MAX_MESSAGE,
+    MAX_NSID_BYTES,
+    MAX_PORT,
+    MIN_EDNS_UDP_PAYLOAD,
+)
 
-# Limits with their defaults; each is a config value under ``options``.
-DEFAULT_PORT = 5300
-DEFAULT_UDP_PAYLOAD_MAX = 1232  # the DNS flag day 2020 value: no IP fragmentation
-DEFAULT_TCP_IDLE_TIMEOUT = 10.0
-DEFAULT_TCP_MAX_CONNECTIONS = 1000
-DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT = 100  # an IPv4 address or an IPv6 /64
-DEFAULT_TCP_IO_TIMEOUT = 0.5  # a whole message, from its first byte (Knot's tcp-io-timeout)
-DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
-MIN_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: smaller values are treated as 512
+# Defaults and limits live in authd.limits, one place for all of them.
 DEFAULT_VIEW = "default"
-MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file, read whole
-MAX_CONFIG_NODES = 1_000_000  # YAML nodes with aliases expanded (billion laughs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +74,13 @@ class Options:
     query_log: bool = False
     answer_cache_entries: int = DEFAULT_ANSWER_CACHE_ENTRIES
     state_dir: str = "state"  # journals and secondary copies, relative to the config
-    tsig_fudge: int = 300  # seconds of clock skew a TSIG signature may have (RFC 8945 5.2.3)
-    journal_max_entries: int = 100
-    journal_max_bytes: int = 16 * 1024 * 1024
-    min_refresh: float = 60.0  # clamps on a secondary's SOA timers, as BIND's
-    max_refresh: float = 7 * 86400.0
-    min_retry: float = 10.0
-    max_retry: float = 86400.0
+    tsig_fudge: int = DEFAULT_TSIG_FUDGE
+    journal_max_entries: int = DEFAULT_JOURNAL_MAX_ENTRIES
+    journal_max_bytes: int = DEFAULT_JOURNAL_MAX_BYTES
+    min_refresh: float = DEFAULT_MIN_REFRESH
+    max_refresh: float = DEFAULT_MAX_REFRESH
+    min_retry: float = DEFAULT_MIN_RETRY
+    max_retry: float = DEFAULT_MAX_RETRY
     transfer_timeout: float = 120.0
     notify_retries: int = 5
     notify_timeout: float = 2.0  # first wait for a NOTIFY answer; doubles on each retry
@@ -174,7 +186,7 @@ def _parse_listen(value: object, path: str) -> tuple[ListenConfig, ...]:
         if "address" not in m:
             raise ConfigError(f"{p}.address", "missing")
         address = _parse_address(m["address"], f"{p}.address")
-        port = _int_in(m.get("port", DEFAULT_PORT), f"{p}.port", 0, 65535)
+        port = _int_in(m.get("port", DEFAULT_PORT), f"{p}.port", 0, MAX_PORT)
         if (address, port) in seen:
             raise ConfigError(p, f"duplicate listen address {address} port {port}")
         seen.add((address, port))
@@ -198,7 +210,7 @@ def _opt_str(value: object, path: str) -> str | None:
 
 
 _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
-    "udp_payload_max": lambda v, p: _int_in(v, p, MIN_UDP_PAYLOAD, 65535),
+    "udp_payload_max": lambda v, p: _int_in(v, p, MIN_EDNS_UDP_PAYLOAD, MAX_MESSAGE),
     "tcp_idle_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "tcp_max_connections": lambda v, p: _int_in(v, p, 1, 1_000_000),
     "tcp_max_connections_per_client": lambda v, p: _int_in(v, p, 1, 1_000_000),
@@ -211,7 +223,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "query_log": lambda v, p: _expect(v, bool, p, "true or false"),
     "answer_cache_entries": lambda v, p: _int_in(v, p, 0, 10_000_000),
     "state_dir": lambda v, p: _expect(v, str, p, "a folder path"),
-    "tsig_fudge": lambda v, p: _int_in(v, p, 0, 65535),
+    "tsig_fudge": lambda v, p: _int_in(v, p, 0, 0xFFFF),  # a 16-bit field
     "journal_max_entries": lambda v, p: _int_in(v, p, 1, 1_000_000),
     "journal_max_bytes": lambda v, p: _int_in(v, p, 1024, 2**40),
     "min_refresh": lambda v, p: _seconds(v, p, 86400.0 * 28),
@@ -231,8 +243,8 @@ def _parse_options(value: object) -> Options:
     m = _mapping(value, "options", set(_OPTION_PARSERS))
     values = {key: _OPTION_PARSERS[key](v, f"options.{key}") for key, v in m.items()}
     nsid = values.get("nsid")
-    if isinstance(nsid, str) and len(nsid.encode()) > 512:
-        raise ConfigError("options.nsid", "longer than 512 bytes")
+    if isinstance(nsid, str) and len(nsid.encode()) > MAX_NSID_BYTES:
+        raise ConfigError("options.nsid", f"longer than {MAX_NSID_BYTES} bytes")
     return Options(**values)  # type: ignore[arg-type]
 
 
@@ -261,7 +273,7 @@ def _parse_remote(value: object, path: str, keys: KeySet, default_port: int) -> 
     if "address" not in m:
         raise ConfigError(f"{path}.address", "missing")
     address = _parse_address(m["address"], f"{path}.address")
-    port = _int_in(m.get("port", default_port), f"{path}.port", 1, 65535)
+    port = _int_in(m.get("port", default_port), f"{path}.port", 1, MAX_PORT)
     key = None
     if m.get("key") is not None:
         key = parse_key_name(m["key"], f"{path}.key")

@@ -24,6 +24,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
+from authd.limits import MAX_CHAIN
 from authd.zone import Node, ZoneIndex, ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
@@ -31,7 +32,6 @@ IN = dns.rdataclass.IN
 
 # Longest CNAME/DNAME chain followed inside a zone before we stop and return
 # what we have (BIND restarts at most 11 times; 12 links is ample for real data).
-MAX_CHAIN = 12
 
 EDE_NOT_AUTHORITATIVE = 20
 

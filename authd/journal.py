@@ -52,11 +52,10 @@ import dns.wire
 
 from authd.changeset import RR, Changeset
 from authd.errors import AuthdError
+from authd.limits import DEFAULT_JOURNAL_MAX_BYTES, DEFAULT_JOURNAL_MAX_ENTRIES
 
 #: Changesets kept per zone by default; older ones are dropped (NSD keeps 5, BIND all).
-DEFAULT_MAX_ENTRIES = 100
 #: Encoded bytes kept per zone by default; a changeset larger than this is not kept at all.
-DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
 MAGIC = b"AUTHDJ\x00\x01"  # format name and version 1
 _RECORD_HEADER = struct.Struct("!II")  # length, crc32
@@ -78,8 +77,8 @@ class Journal:
 
     entries: tuple[Changeset, ...] = ()
     sizes: tuple[int, ...] = ()  # the encoded size of each entry, its record header included
-    max_entries: int = DEFAULT_MAX_ENTRIES
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_entries: int = DEFAULT_JOURNAL_MAX_ENTRIES
+    max_bytes: int = DEFAULT_JOURNAL_MAX_BYTES
 
     def __post_init__(self) -> None:
         if len(self.entries) != len(self.sizes):
@@ -272,8 +271,8 @@ def _records(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 def decode_journal(
     data: bytes,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_entries: int = DEFAULT_JOURNAL_MAX_ENTRIES,
+    max_bytes: int = DEFAULT_JOURNAL_MAX_BYTES,
 ) -> tuple[Journal, int]:
     """The journal in file contents *data*, and the length of their intact prefix.
 
@@ -311,8 +310,8 @@ def encode_journal(journal: Journal) -> bytes:
 
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_JOURNAL_MAX_BYTES",
+    "DEFAULT_JOURNAL_MAX_ENTRIES",
     "MAGIC",
     "Journal",
     "JournalError",

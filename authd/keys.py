@@ -30,6 +30,7 @@ import dns.name
 import dns.tsig
 
 from authd.errors import ConfigError
+from authd.limits import MAX_SECRET_FILE_BYTES
 
 # The algorithms we sign and verify with, by the names BIND and authd's config
 # use, mapped to the algorithm names that go on the wire (RFC 8945 section 6).
@@ -56,7 +57,6 @@ DIGEST_SIZES: Mapping[str, int] = {
 LEGACY_ALGORITHMS = frozenset({"hmac-md5", "hmac-sha1"})
 DEFAULT_ALGORITHM = "hmac-sha256"
 # A secret file is a few hundred bytes; anything larger is the wrong file.
-MAX_SECRET_FILE_BYTES = 64 * 1024
 
 # Letters, digits, '-' and '_' in dot-separated labels: what tsig-keygen and
 # BIND configs use in practice, and nothing that needs quoting in YAML,

@@ -29,14 +29,12 @@ from authd import ecs, tsig, views, wire, xfr
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
+from authd.limits import HEADER_LEN, MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
 from authd.render import EdnsReply, edns_options, render
 from authd.snapshot import Snapshot, View
 
 RdataType = dns.rdatatype.RdataType
 
-NO_EDNS_UDP_LIMIT = 512  # RFC 1035 section 4.2.1
-MIN_EDNS_UDP_LIMIT = 512  # RFC 6891 section 6.2.5
-TCP_LIMIT = 65535
 
 # Meta types that are never answered from zone data (RFC 6895 section 3.1).
 _QTYPE_FORMERR = frozenset({RdataType.OPT, RdataType.TSIG, RdataType.TKEY})
@@ -123,10 +121,10 @@ _DROP = Reply(())
 
 def _limit(transport: Transport, payload: int | None, udp_max: int) -> int:
     if transport is Transport.TCP:
-        return TCP_LIMIT
+        return MAX_MESSAGE
     if payload is None:
         return NO_EDNS_UDP_LIMIT
-    return min(max(payload, MIN_EDNS_UDP_LIMIT), udp_max)
+    return min(max(payload, MIN_EDNS_UDP_PAYLOAD), udp_max)
 
 
 def handle(request: Request, snapshot: Snapshot) -> Reply:
@@ -260,7 +258,7 @@ class _Context:
 def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     """The full path: parse, verify, check, answer; and whether the answer may be cached."""
     data = request.wire
-    if len(data) < wire.HEADER_LEN or data[2] & 0x80:
+    if len(data) < HEADER_LEN or data[2] & 0x80:
         return _DROP, False  # no header to answer, or a response: never answer those
     try:
         # keyring=False: parse a TSIG without checking it; tsig.verify does that.

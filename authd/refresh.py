@@ -17,12 +17,15 @@ from dataclasses import dataclass
 
 import dns.serial
 
+from authd.limits import (
+    DEFAULT_MAX_REFRESH,
+    DEFAULT_MAX_RETRY,
+    DEFAULT_MIN_REFRESH,
+    DEFAULT_MIN_RETRY,
+)
+
 # Clamp SOA timers as BIND's min/max-refresh-time and min/max-retry-time do,
 # so a typo in a primary's SOA cannot make us hammer it or never look.
-DEFAULT_MIN_REFRESH = 5.0
-DEFAULT_MAX_REFRESH = 86400.0 * 7
-DEFAULT_MIN_RETRY = 2.0
-DEFAULT_MAX_RETRY = 86400.0
 JITTER_FRACTION = 0.2  # refresh and retry happen up to 20% early, spreading load
 
 

@@ -24,9 +24,8 @@ import dns.renderer
 import dns.rrset
 
 from authd.engine import Answer
+from authd.limits import HEADER_LEN, OPT_FIXED_SIZE
 
-OPT_FIXED_SIZE = 11  # root owner, type, class, TTL, RDLENGTH
-HEADER_SIZE = 12
 EDNS_DO = 0x8000
 
 
@@ -93,7 +92,7 @@ def render(
     if edns is not None and (ext_rcode or answer.ede is not None):
         edns = dataclasses.replace(edns, ext_rcode=ext_rcode, ede=answer.ede)
     r = dns.renderer.Renderer(query_id, flags, limit)
-    question_size = HEADER_SIZE + len(qname.to_wire() or b"") + 4
+    question_size = HEADER_LEN + len(qname.to_wire() or b"") + 4
     if edns is not None and edns.nsid is not None:
         if question_size + _opt_size(edns) + reserve > limit:
             # NSID is informative: drop it rather than exceed the client's size.

@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 import dns.edns
 
-HEADER_LEN = 12
+from authd.limits import HEADER_LEN, MAX_NAME_WIRE
+
 FLAG_QR = 0x8000
 OPCODE_MASK = 0x7800
 FLAG_RD = 0x0100
@@ -26,7 +27,6 @@ OPTION_NSID = 3
 OPTION_ECS = 8
 OPTION_COOKIE = 10
 OPTION_PADDING = 12
-MAX_NAME_WIRE = 255  # RFC 1035 section 3.1
 # Options whose content never makes a query malformed.
 _OPAQUE_OPTIONS = frozenset({OPTION_NSID, OPTION_PADDING})
 

@@ -47,17 +47,15 @@ import dns.tsig
 
 from authd.changeset import RR, Changeset, condense
 from authd.journal import Journal
+from authd.limits import MAX_MESSAGE, NO_EDNS_UDP_LIMIT, OPT_FIXED_SIZE
 from authd.tsig import append_tsig
 from authd.zone import ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
 
 #: The largest DNS message over TCP (RFC 1035 section 4.2.2: a 16-bit length).
-TCP_MAX_SIZE = 65535
 #: The smallest message size a transfer is packed into; below it a single
 #: ordinary RRset might not fit.
-MIN_MESSAGE_SIZE = 512
-_OPT_SIZE = 11  # root owner, type, class, TTL, RDLENGTH; no options
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +240,12 @@ class _Packer:
         if signer is None and query.had_tsig:
             raise ValueError("the request is signed: its response must be signed too")
         self.query = query
-        self.max_size = max(MIN_MESSAGE_SIZE, min(max_size, TCP_MAX_SIZE))
+        self.max_size = max(NO_EDNS_UDP_LIMIT, min(max_size, MAX_MESSAGE))
         self.signer = signer
         self.edns_payload = edns_payload if query.edns >= 0 else None
         self.max_messages = max_messages
         self.flags = dns.flags.QR | dns.flags.AA | (query.flags & dns.flags.RD)
-        self.reserve = _OPT_SIZE if self.edns_payload is not None else 0
+        self.reserve = OPT_FIXED_SIZE if self.edns_payload is not None else 0
         self.tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None = None
         if signer is not None:
             self.tsig_rdata = _tsig_placeholder(signer, query)
@@ -364,7 +362,7 @@ def iter_axfr_messages(
     query: dns.message.Message,
     version: ZoneVersion,
     *,
-    max_size: int = TCP_MAX_SIZE,
+    max_size: int = MAX_MESSAGE,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
 ) -> Iterator[bytes]:
@@ -383,7 +381,7 @@ def axfr_messages(
     query: dns.message.Message,
     version: ZoneVersion,
     *,
-    max_size: int = TCP_MAX_SIZE,
+    max_size: int = MAX_MESSAGE,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
 ) -> list[bytes]:
@@ -398,7 +396,7 @@ def iter_ixfr_messages(
     version: ZoneVersion,
     journal: Journal,
     *,
-    max_size: int = TCP_MAX_SIZE,
+    max_size: int = MAX_MESSAGE,
     udp: bool = False,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
@@ -440,7 +438,7 @@ def ixfr_response(
     version: ZoneVersion,
     journal: Journal,
     *,
-    max_size: int = TCP_MAX_SIZE,
+    max_size: int = MAX_MESSAGE,
     udp: bool = False,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
@@ -465,7 +463,7 @@ def ixfr_messages(
     version: ZoneVersion,
     journal: Journal,
     *,
-    max_size: int = TCP_MAX_SIZE,
+    max_size: int = MAX_MESSAGE,
     udp: bool = False,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
@@ -485,7 +483,6 @@ def ixfr_messages(
 
 
 __all__ = [
-    "TCP_MAX_SIZE",
     "IxfrKind",
     "TsigSigner",
     "axfr_messages",

@@ -61,16 +61,18 @@ import dns.rdtypes.IN.SRV
 import dns.ttl
 
 from authd.errors import ZoneError
+from authd.limits import (
+    MAX_GENERATE_RECORDS,
+    MAX_GENERATE_WIDTH,
+    MAX_INCLUDE_DEPTH,
+    MAX_ZONE_SOURCE_BYTES,
+)
 
 #: Bytes of zone-file text one zone may read, its includes counted: this bounds
 #: the memory of a load, and of any one line in it.
-MAX_ZONE_SOURCE_BYTES = 1 << 30
 #: How deeply ``$INCLUDE`` may nest (the top file is depth 0).
-MAX_INCLUDE_DEPTH = 16
 #: Most records one ``$GENERATE`` line may produce (a reverse /12 of IPv4 is 2**20).
-MAX_GENERATE_RECORDS = 1 << 20
 #: Widest ``${offset,width,base}`` field; BIND formats into a 128-byte buffer.
-MAX_GENERATE_WIDTH = 127
 
 
 class Record(NamedTuple):
@@ -192,7 +194,8 @@ def _tokenize(line: str, more: Iterator[str], lineno: int) -> tuple[list[str], l
     with a space, or nothing where glued, is the same input for
     ``dns.rdata.from_text`` (SVCB tells ``key="v"`` from ``key= "v"``).
     Parentheses and comments are dropped; like dnspython, a quoted string ends
-    on its line.
+    on its line unless the newline is escaped (``"a\\`` then ``b"``), which
+    BIND and dnspython read as a newline inside the string.
     """
     tokens: list[str] = []
     glued: list[int] = []
@@ -200,7 +203,10 @@ def _tokenize(line: str, more: Iterator[str], lineno: int) -> tuple[list[str], l
     taken = 0
     while True:
         last_end = -1
-        for m in _TOKEN.finditer(line.rstrip("\n")):
+        at_line = len(tokens), len(glued), depth  # to read this line again, joined
+        text = line.rstrip("\n")
+        rejoined = False
+        for m in _TOKEN.finditer(text):
             kind = m.lastgroup
             if kind == "w" or kind == "q":
                 if m.start() == last_end:
@@ -215,9 +221,23 @@ def _tokenize(line: str, more: Iterator[str], lineno: int) -> tuple[list[str], l
             elif kind == "c":
                 break
             elif kind == "bad":
+                tail = text[m.start() :]
+                escaped_newline = (len(tail) - len(tail.rstrip("\\"))) % 2 == 1
+                if m.group() == '"' and escaped_newline:
+                    following = next(more, None)
+                    if following is None:
+                        raise _Bad("unterminated quoted string", lineno + taken)
+                    del tokens[at_line[0] :], glued[at_line[1] :]
+                    depth = at_line[2]
+                    line = text + "\n" + following
+                    taken += 1
+                    rejoined = True
+                    break
                 if m.group() == '"':
                     raise _Bad("unterminated quoted string", lineno + taken)
                 raise _Bad("backslash at end of line", lineno + taken)
+        if rejoined:
+            continue
         if depth == 0:
             return tokens, glued, taken
         following = next(more, None)

@@ -37,8 +37,8 @@ from test_changeset import zone_bodies
 from authd.changeset import diff, records
 from authd.checks import Severity
 from authd.journal import Journal
+from authd.limits import MAX_MESSAGE
 from authd.xfr import (
-    TCP_MAX_SIZE,
     IxfrKind,
     TsigSigner,
     axfr_messages,
@@ -247,8 +247,8 @@ def test_axfr_of_a_large_zone_takes_several_full_messages() -> None:
     q, sq = request("AXFR")
     messages = axfr_messages(sq, v)
     assert len(messages) > 5
-    assert all(len(m) <= TCP_MAX_SIZE for m in messages)
-    assert all(len(m) > TCP_MAX_SIZE - 2000 for m in messages[:-1])  # packed, not sparse
+    assert all(len(m) <= MAX_MESSAGE for m in messages)
+    assert all(len(m) > MAX_MESSAGE - 2000 for m in messages[:-1])  # packed, not sparse
     ms = parsed(messages)
     assert len(ms[0].question) == 1 and all(not m.question for m in ms[1:])
     assert all(m.id == sq.id for m in ms)
@@ -272,7 +272,7 @@ def test_rrset_too_large_for_one_message_travels_record_by_record() -> None:
     v = zone(body)
     q, sq = request("AXFR")
     messages = axfr_messages(sq, v)
-    assert len(messages) >= 2 and all(len(m) <= TCP_MAX_SIZE for m in messages)
+    assert len(messages) >= 2 and all(len(m) <= MAX_MESSAGE for m in messages)
     z = dns.zone.Zone(ORIGIN, relativize=False)
     assert receive(q, messages, z)
     assert zone_rrs(z) == version_rrs(v)
@@ -316,7 +316,7 @@ def test_signed_axfr_verifies_message_by_message() -> None:
     q, sq = request("AXFR", signed=True)
     messages = axfr_messages(sq, v, tsig=signer())
     assert len(messages) > 2
-    assert all(len(m) <= TCP_MAX_SIZE for m in messages)
+    assert all(len(m) <= MAX_MESSAGE for m in messages)
     assert all(parsed_tsig(q, messages))
     z = dns.zone.Zone(ORIGIN, relativize=False)
     assert receive(q, messages, z)
@@ -526,7 +526,7 @@ def test_signed_ixfr_spanning_several_messages() -> None:
     j = Journal().append(diff(a, b))
     q, sq = request("IXFR", 10, signed=True)
     messages = ixfr_messages(sq, b, j, tsig=signer())
-    assert len(messages) > 1 and all(len(m) <= TCP_MAX_SIZE for m in messages)
+    assert len(messages) > 1 and all(len(m) <= MAX_MESSAGE for m in messages)
     assert all(parsed_tsig(q, messages))
     z = dns_zone(a)
     assert receive(q, messages, z, serial=10)

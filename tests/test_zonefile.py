@@ -647,6 +647,7 @@ _TRICKY = st.text(alphabet='ab ;()"\\\t09é=\n', max_size=16)
 # by `=é`, which IDNA 2008 refuses; dnspython raised IDNAException, which is
 # a DNSException but not a SyntaxError.
 @example(rdtype="TXT", rest="0\n=é", owner="x")
+@example(rdtype="TXT", rest='"\\\n"', owner="x")  # an escaped newline inside quotes
 def test_tokenizer_agrees_with_dnspython(rdtype: str, rest: str, owner: str) -> None:
     text = f"$TTL 60\n{owner} {rdtype} {rest}\n"
     try:
@@ -759,3 +760,13 @@ def test_agrees_with_bind(tmp_path: Path) -> None:
     ours = parse_zone_file(str(tmp_path / "top.db"), ORIGIN)
     assert digest_set(ours) == theirs
     assert len(ours) == len(theirs)
+
+
+def test_escaped_newline_inside_quotes_joins_the_next_line() -> None:
+    """As BIND and dnspython: ``"a\\`` then ``b"`` is one string holding a newline.
+    Regression: ``escaped_newline_in_a_quoted_string_was_an_error`` (hypothesis draw)."""
+    records = parse_zone_text('$TTL 60\nx TXT "a\\\nb" "c"\ny A 192.0.2.1\n', ORIGIN)
+    assert [r.rdata.to_text() for r in records] == ['"a\\010b" "c"', "192.0.2.1"]
+    assert [r.line for r in records] == [2, 4]
+    with pytest.raises(ZoneError, match=":2: unterminated quoted string"):
+        parse_zone_text('$TTL 60\nx TXT "a\\\\\nb"\n', ORIGIN)

@@ -46,8 +46,8 @@ from authd.build import (
 from authd.changeset import Changeset
 from authd.config import Config
 from authd.journal import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_ENTRIES,
+    DEFAULT_JOURNAL_MAX_BYTES,
+    DEFAULT_JOURNAL_MAX_ENTRIES,
     MAGIC,
     Journal,
     JournalError,
@@ -226,8 +226,8 @@ def write_served(config: Config, record: ServedRecord) -> None:
 
 def read_journal(
     path: str,
-    max_entries: int = DEFAULT_MAX_ENTRIES,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_entries: int = DEFAULT_JOURNAL_MAX_ENTRIES,
+    max_bytes: int = DEFAULT_JOURNAL_MAX_BYTES,
     *,
     repair: bool = True,
 ) -> Journal:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dns.rcode
 from twisted.internet import interfaces, protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -27,6 +28,7 @@ from zope.interface import implementer
 from authd import wire
 from authd.adapters.logs import LogLimit
 from authd.connections import ConnectionTable, Verdict
+from authd.limits import HEADER_LEN
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
 
@@ -35,8 +37,6 @@ log = Logger(namespace="authd")
 SnapshotSource = Callable[[], Snapshot]
 ReplyHook = Callable[[Reply], None]
 
-SERVFAIL = 2
-
 
 def _safe_handle(request: Request, snapshot: Snapshot) -> Reply:
     """The core, with a last line of defence: a bug answers SERVFAIL, never crashes."""
@@ -44,7 +44,7 @@ def _safe_handle(request: Request, snapshot: Snapshot) -> Reply:
         return handle(request, snapshot)
     except Exception:
         log.failure("internal error answering a query from {client}", client=request.client)
-        out = wire.header_only(request.wire, SERVFAIL)
+        out = wire.header_only(request.wire, dns.rcode.SERVFAIL)
         return Reply((out,) if out is not None else ())
 
 
@@ -142,7 +142,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
     def _answer_complete_messages(self, buf: bytearray, f: TcpFactory) -> None:
         while len(buf) >= 2 and self._stream is None:
             length = (buf[0] << 8) | buf[1]
-            if length < wire.HEADER_LEN:
+            if length < HEADER_LEN:
                 # RFC 7766 section 8: nothing we can answer; stop listening to garbage.
                 self.transport.abortConnection()  # type: ignore[union-attr]
                 return

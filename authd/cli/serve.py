@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from authd.adapters.gcpause import gc_off
 from authd.build import LoadOutcome, ZoneLoadEvent, build_snapshot
 from authd.cli.common import EXIT_USAGE, Subparsers, error, load_host_config
-from authd.config import DEFAULT_PORT, Config, ListenConfig, ZoneConfig, ZoneType
+from authd.config import Config, ListenConfig, ZoneConfig, ZoneType
 from authd.errors import AuthdError
+from authd.limits import DEFAULT_PORT, MAX_PORT
 from authd.views import shadowed_views
-
-MAX_PORT = 65535
 
 
 def register(sub: Subparsers) -> None:

@@ -1,0 +1,53 @@
+"""Every limit authd enforces, named once, with its default and where it comes from.
+
+Owns the numbers; the modules that enforce them import them from here, and
+``config.py`` takes the defaults of its ``options`` from here, so a limit is
+changed in one place.  Two kinds: sizes fixed by the DNS wire format (RFCs),
+and defaults an operator may change in the config (``options.<name>``).
+``tests/test_limits.py`` checks that each one is used and has a test.
+"""
+
+from __future__ import annotations
+
+# -- The wire format --------------------------------------------------------------------
+
+HEADER_LEN = 12  # RFC 1035 section 4.1.1: the fixed header
+OPT_FIXED_SIZE = 11  # RFC 6891 section 6.1.2: root owner, type, class, TTL, RDLENGTH
+MAX_NAME_WIRE = 255  # RFC 1035 section 3.1: a name on the wire, root label included
+NO_EDNS_UDP_LIMIT = 512  # RFC 1035 section 4.2.1: a UDP message without EDNS
+MIN_EDNS_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: a smaller payload is read as 512
+MAX_MESSAGE = 65535  # RFC 1035 section 4.2.2: the TCP length prefix; also the EDNS payload cap
+MAX_CHAIN = 12  # CNAME links followed inside a zone (BIND and NSD stop near here)
+
+# -- Listening and answering (options.*) ------------------------------------------------
+
+DEFAULT_PORT = 5300  # unprivileged, so a first run needs no root
+DEFAULT_UDP_PAYLOAD_MAX = 1232  # the DNS flag day 2020 value: no IP fragmentation
+DEFAULT_TCP_IDLE_TIMEOUT = 10.0  # seconds with nothing outstanding (RFC 7766 section 6.2.3)
+DEFAULT_TCP_IO_TIMEOUT = 0.5  # seconds for a whole message from its first byte (Knot's)
+DEFAULT_TCP_MAX_CONNECTIONS = 1000
+DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT = 100  # an IPv4 address or an IPv6 /64
+DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
+DEFAULT_TSIG_FUDGE = 300  # seconds of clock skew a TSIG may have (RFC 8945 section 5.2.3)
+MAX_NSID_BYTES = 512  # our NSID option; fits any response
+
+# -- History and secondaries (options.*) ------------------------------------------------
+
+DEFAULT_JOURNAL_MAX_ENTRIES = 100  # changesets kept for IXFR per zone
+DEFAULT_JOURNAL_MAX_BYTES = 16 * 1024 * 1024  # bytes of journal per zone
+DEFAULT_MIN_REFRESH = 60.0  # clamps on a secondary's SOA timers, in seconds, as BIND's
+DEFAULT_MAX_REFRESH = 7 * 86400.0
+DEFAULT_MIN_RETRY = 10.0
+DEFAULT_MAX_RETRY = 86400.0
+
+# -- Input files -------------------------------------------------------------------------
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file, read whole
+MAX_CONFIG_NODES = 1_000_000  # YAML nodes with aliases expanded (billion laughs)
+MAX_ZONE_SOURCE_BYTES = 1 << 30  # zone-file text one zone reads, includes counted
+MAX_INCLUDE_DEPTH = 16  # $INCLUDE nesting (the top file is depth 0)
+MAX_GENERATE_RECORDS = 1 << 20  # records one $GENERATE makes (a reverse IPv4 /12)
+MAX_GENERATE_WIDTH = 127  # widest ${offset,width,base}; BIND formats into 128 bytes
+MAX_ACL_DEPTH = 16  # ACLs naming ACLs
+MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
+MAX_PORT = 65535  # a UDP or TCP port number
