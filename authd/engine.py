@@ -90,7 +90,7 @@ def find_zone(
 
 
 def _renamed(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
-    out = rrset.copy()
+    out: dns.rrset.RRset = rrset.copy()
     out.name = owner
     return out
 
@@ -237,7 +237,9 @@ def _addresses(
     return found
 
 
-def _dedupe(rrsets: list[dns.rrset.RRset], seen: set[tuple[dns.name.Name, RdataType]]) -> list:
+def _dedupe(
+    rrsets: list[dns.rrset.RRset], seen: set[tuple[dns.name.Name, RdataType]]
+) -> list[dns.rrset.RRset]:
     out = []
     for r in rrsets:
         key = (r.name, r.rdtype)
@@ -271,7 +273,7 @@ def _referral(
     # DS proves a secure delegation; only DNSSEC-aware (DO) clients get it (RFC 4035 3.1.4).
     if dnssec and RdataType.DS in node:
         result.authority.append(node[RdataType.DS])
-    targets = [rd.target for rd in ns]  # type: ignore[attr-defined]
+    targets = [rd.target for rd in ns]
     # RFC 9471: glue below the cut is required; sibling glue is optional.
     in_domain = [t for t in targets if t.is_subdomain(cut)]
     sibling = [t for t in targets if not t.is_subdomain(cut) and t.is_subdomain(zone.origin)]
@@ -318,7 +320,7 @@ def resolve(
             dname = node[RdataType.DNAME]
             result.answer.append(dname)
             try:
-                target = current.relativize(owner).concatenate(dname[0].target)  # type: ignore[attr-defined]
+                target = current.relativize(owner).concatenate(dname[0].target)
             except dns.name.NameTooLong:
                 # RFC 6672 section 2.2: the substituted name is too long.
                 result.rcode = dns.rcode.YXDOMAIN
@@ -342,7 +344,7 @@ def resolve(
         if RdataType.CNAME in node and qtype not in (RdataType.CNAME, RdataType.ANY):
             cname = node[RdataType.CNAME]
             result.answer.append(_renamed(cname, current) if synthesize else cname)
-            target = cname[0].target  # type: ignore[attr-defined]
+            target = cname[0].target
             if not target.is_subdomain(zone.origin) or target in seen:
                 return _finish(zone, result, minimal_responses)
             current = target

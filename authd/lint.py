@@ -43,8 +43,9 @@ import dns.rdtypes.nsbase
 import dns.reversename
 
 from authd.checks import CheckId, Finding, LoaderCheck, Origin, Severity, check_zone
-from authd.engine import MAX_CHAIN, Place, locate
+from authd.engine import Place, locate
 from authd.errors import ZoneError
+from authd.limits import MAX_CHAIN
 from authd.serial import step_problem as serial_step_problem
 from authd.zone import Grouping, compile_grouping, group_records, grouping_index
 from authd.zonefile import Record

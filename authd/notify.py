@@ -49,7 +49,7 @@ def targets(
         return []
     out: list[Target] = [Target(r.address, r.port, r.key) for r in zc.also_notify]
     if zc.notify is NotifyMode.YES:
-        mname = version.soa[0].mname  # type: ignore[attr-defined]
+        mname = version.soa[0].mname
         apex = version.nodes[version.origin]
         ns = apex.get(RdataType.NS)
         for rd in ns if ns is not None else ():

@@ -513,7 +513,7 @@ def _simple_wire(
             options=edns_options(edns) or None,
         )
         response.set_rcode(rcode)
-    return response.to_wire(max_size=limit)  # type: ignore[no-any-return]
+    return response.to_wire(max_size=limit)
 
 
 def _chaos(qname: dns.name.Name, qtype: int, snapshot: Snapshot) -> Answer:

@@ -19,7 +19,7 @@ HALF_SPACE = 2**31  # RFC 1982 section 3.2: steps of this size or more are not i
 
 def increased(old: int, new: int) -> bool:
     """Whether *new* is greater than *old* in RFC 1982 serial arithmetic."""
-    return dns.serial.Serial(new) > dns.serial.Serial(old)
+    return bool(dns.serial.Serial(new) > dns.serial.Serial(old))
 
 
 def step_problem(old: int, new: int) -> str | None:

@@ -143,7 +143,7 @@ def _rdata(
     other: bytes,
     mac: bytes = b"",
 ) -> dns.rdtypes.ANY.TSIG.TSIG:
-    return dns.rdtypes.ANY.TSIG.TSIG(  # type: ignore[no-untyped-call]
+    return dns.rdtypes.ANY.TSIG.TSIG(
         dns.rdataclass.ANY,
         RdataType.TSIG,
         algorithm,
@@ -159,9 +159,7 @@ def _rdata(
 def sign(wire: bytes, v: Verified) -> bytes:
     """Sign a single-message response to a verified request (RFC 8945 5.3)."""
     placeholder = _rdata(v.key.algorithm, v.now, v.fudge, v.original_id, 0, b"")
-    tsig, _ = dns.tsig.sign(  # type: ignore[no-untyped-call]
-        wire, v.key, placeholder, v.now, v.request_mac, None, False
-    )
+    tsig, _ = dns.tsig.sign(wire, v.key, placeholder, v.now, v.request_mac, None, False)
     return append_tsig(wire, v.key.name, tsig)
 
 
@@ -171,9 +169,7 @@ def error_response(wire: bytes, r: Refused, now: int) -> bytes:
         # RFC 8945 5.2.3: signed, with our time in Other Data.
         other = struct.pack("!HI", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF)
         placeholder = _rdata(r.algorithm, now, r.fudge, r.original_id, r.error, other)
-        tsig, _ = dns.tsig.sign(  # type: ignore[no-untyped-call]
-            wire, r.key, placeholder, now, r.request_mac, None, False
-        )
+        tsig, _ = dns.tsig.sign(wire, r.key, placeholder, now, r.request_mac, None, False)
         return append_tsig(wire, r.keyname, tsig)
     return append_tsig(
         wire, r.keyname, _rdata(r.algorithm, now, r.fudge, r.original_id, r.error, b"")

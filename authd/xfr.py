@@ -177,7 +177,7 @@ class _Renderer(Protocol):
 
 
 def _renderer(id: int, flags: int, max_size: int) -> _Renderer:
-    return cast(_Renderer, dns.renderer.Renderer(id, flags, max_size))  # type: ignore[no-untyped-call]
+    return cast(_Renderer, dns.renderer.Renderer(id, flags, max_size))
 
 
 def _sign(
@@ -188,9 +188,7 @@ def _sign(
     ctx: object | None,
 ) -> tuple[dns.rdtypes.ANY.TSIG.TSIG, object]:
     """RFC 8945 section 5.3.1: the first message over the request MAC, later ones over the last."""
-    tsig, new_ctx = dns.tsig.sign(  # type: ignore[no-untyped-call]
-        wire, signer.key, rdata, signer.now, request_mac, ctx, True
-    )
+    tsig, new_ctx = dns.tsig.sign(wire, signer.key, rdata, signer.now, request_mac, ctx, True)
     return cast(dns.rdtypes.ANY.TSIG.TSIG, tsig), cast(object, new_ctx)
 
 
@@ -211,7 +209,7 @@ def _tsig_placeholder(signer: TsigSigner, query: dns.message.Message) -> dns.rdt
     if query.tsig:
         fudge = int(query.tsig[0].fudge)
     mac_size = dns.tsig.mac_sizes.get(key.algorithm) or 64
-    return dns.rdtypes.ANY.TSIG.TSIG(  # type: ignore[no-untyped-call]
+    return dns.rdtypes.ANY.TSIG.TSIG(
         dns.rdataclass.ANY,
         RdataType.TSIG,
         key.algorithm,

@@ -44,7 +44,7 @@ class Received:
 
 
 def _is_soa(rr: RR) -> bool:
-    return rr.rdata.rdtype == _SOA
+    return bool(rr.rdata.rdtype == _SOA)
 
 
 def read_transfer(origin: dns.name.Name, rrs: Sequence[RR]) -> Received:

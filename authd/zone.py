@@ -38,6 +38,8 @@ Node = dict[RdataType, dns.rrset.RRset]
 
 
 N_co = TypeVar("N_co", bound=Mapping[RdataType, object], covariant=True)
+_T = TypeVar("_T")
+_K = TypeVar("_K")
 
 
 class ZoneIndex(Protocol[N_co]):
@@ -84,7 +86,7 @@ class ZoneVersion:
     def with_serial(self, serial: int) -> ZoneVersion:
         """This version serving *serial* instead (authd's own serial policies)."""
         soa = self.soa.copy()
-        rdata = soa[0].replace(serial=serial)  # type: ignore[attr-defined]
+        rdata = soa[0].replace(serial=serial)
         soa.clear()
         soa.add(rdata)
         negative = self.negative_soa.copy()
@@ -121,7 +123,7 @@ class ZoneVersion:
 _SLOTS: dict[type, tuple[str, ...]] = {}
 
 
-def _fields(rd: Any) -> tuple[object, ...]:
+def _fields(rd: object) -> tuple[object, ...]:
     cls = type(rd)
     slots = _SLOTS.get(cls)
     if slots is None:
@@ -287,7 +289,7 @@ class _GroupedNodes(Mapping[dns.name.Name, GroupedTypes]):
     def __getitem__(self, name: dns.name.Name) -> GroupedTypes:
         return self._nodes()[_key(name)]
 
-    def get(self, name: dns.name.Name, default: Any = None) -> Any:
+    def get(self, name: dns.name.Name, default: Any = None) -> Any:  # Mapping.get's shape
         return self._nodes().get(_key(name), default)
 
     def __contains__(self, name: object) -> bool:
@@ -421,7 +423,7 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
             nodes[parent] = {}
     soa = nodes[origin][RdataType.SOA]
     negative_soa = soa.copy()
-    negative_soa.ttl = min(soa.ttl, int(soa[0].minimum))  # type: ignore[attr-defined]
+    negative_soa.ttl = min(soa.ttl, int(soa[0].minimum))
     version = ZoneVersion(
         origin=origin,
         soa=soa,
@@ -459,13 +461,13 @@ def release_grouping(grouping: Grouping) -> None:
     _take_apart(grouping.ttls)
 
 
-def release(items: list[Any]) -> None:
+def release(items: list[_T]) -> None:
     """Empty a big list a slice at a time (see ``release_grouping``)."""
     while items:
         del items[-10_000:]
 
 
-def _take_apart(d: MutableMapping[Any, Any]) -> None:
+def _take_apart(d: MutableMapping[_K, _T]) -> None:
     while d:
         d.popitem()
 
