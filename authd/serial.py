@@ -60,4 +60,9 @@ def policy_serial(policy: SerialPolicy, old: int, now: float) -> int:
         candidate = old + 1
     if not increased(old, candidate % SERIAL_SPACE):
         candidate = old + 1
-    return candidate % SERIAL_SPACE
+    serial = candidate % SERIAL_SPACE
+    if serial == 0:
+        # Serial 0 is legal but read as "unset" by many tools (the linter's
+        # soa-serial-zero); BIND's own increments step over it the same way.
+        serial = 1 if increased(old, 1) else (old + 1) % SERIAL_SPACE
+    return serial

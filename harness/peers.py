@@ -35,10 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import dns.exception
 import dns.message
@@ -151,6 +151,10 @@ class Server:
         self.stop()
 
 
+T = TypeVar("T")
+WAIT_POLL = 0.02  # seconds between two checks of a condition
+
+
 class ServerSet:
     """The servers one test (or bench) started, by label; a failure shows all their logs."""
 
@@ -178,6 +182,19 @@ class ServerSet:
     def check(self, condition: object, why: str) -> None:
         if not condition:
             self.fail(why)
+
+    def wait(self, what: str, probe: Callable[[], T], timeout: float, poll: float = WAIT_POLL) -> T:
+        """Poll *probe* until it returns something truthy: at most timeout/poll times,
+        and never past *timeout* (a slow probe uses up the time, not the count)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(int(timeout / poll) + 1):
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                break
+            time.sleep(poll)
+        self.fail(f"timed out after {timeout:g}s waiting for {what}")
 
     def stop_all(self) -> None:
         """Stop the servers, the last started first (secondaries before their primary)."""

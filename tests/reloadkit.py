@@ -33,7 +33,6 @@ import yaml
 
 from harness.peers import HOST, REPO_ROOT, Server, ServerSet, free_port, start_authd
 
-POLL = 0.02  # seconds between two checks of a condition
 IO_TIMEOUT = 1.0  # seconds for one DNS query
 CTL_TIMEOUT = 30.0  # seconds for one ``authd ctl`` run
 _PORT_MARK = 987654321  # stands for the port in a dumped config
@@ -114,17 +113,6 @@ class Lab(ServerSet):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- assertions and waits ------------------------------------------------------
-
-    def wait(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
-        """Poll *probe* until it returns something truthy, for at most *timeout* seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                self.fail(f"timed out after {timeout:g}s waiting for {what}")
-            time.sleep(POLL)
 
     def wait_log(self, server: Server, pattern: str, timeout: float, after: int = 0) -> str:
         """The first log line matching *pattern* among those after the first *after* lines."""

@@ -27,6 +27,7 @@ import dns.query
 import dns.rcode
 import pytest
 import yaml
+from gitkit import git
 
 from authd import __version__
 from authd.cli import EXIT_BROKEN_PIPE, main
@@ -57,17 +58,6 @@ def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     code = main(["check", *argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout
 
 
 @pytest.fixture

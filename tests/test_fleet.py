@@ -1,6 +1,6 @@
 """The primary/secondary fleet end to end: authd, Knot DNS and BIND transferring zones on loopback.
 
-Every peer is a real process on 127.0.0.1 with its own port (``peers.py``);
+Every peer is a real process on 127.0.0.1 with its own port (``harness/peers.py``);
 every wait is a polling loop with a bounded count; a failing test prints the
 logs of every server it started (``Lab``: the teardown prints them and pytest
 shows that output only for failures; assertion messages carry them too).
@@ -27,7 +27,7 @@ involved:
    ``dns.query.inbound_xfr`` to the old zone and compared with the file's
    zone) or a full zone, never a wrong delta.
 6. Figures: IXFR bytes for a one-record change against AXFR bytes, and the
-   AXFR time of authd and Knot, for a 100,000-record zone (``bench/xfr.py``).
+   AXFR time of authd and Knot, for a 100,000-record zone (``harness/xfrfigures.py``).
 
 Figures (edit-to-served times, crash outcomes, transfer sizes and times) are
 written to ``<pytest basetemp>/fleet-figures.json`` and printed at the end of
@@ -68,6 +68,7 @@ from harness import zonegen
 from harness.peers import (
     HOST,
     Server,
+    ServerSet,
     free_port,
     start_authd,
     start_bind,
@@ -84,7 +85,6 @@ KEY = dns.tsig.Key(KEY_NAME, SECRET, dns.tsig.HMAC_SHA256)
 KEYRING = {KEY.name: KEY}
 
 # Polling: every loop below runs at most this many times before it fails.
-POLL = 0.02  # seconds between checks
 SERVED_WITHIN = 10.0  # seconds from an edit to the new serial at a peer
 TRANSFER_WITHIN = 60.0  # seconds for a first transfer of the 50k zone
 BIG_RECORDS = 50_000  # the crash tests' zone
@@ -154,49 +154,8 @@ def remote(port: int) -> dict[str, Any]:
 # -- the lab: servers, logs, bounded waits ---------------------------------------------------------
 
 
-class Lab:
-    """The servers of one test; failures carry all of their logs."""
-
-    def __init__(self) -> None:
-        self.servers: list[tuple[str, Server]] = []
-
-    def add(self, label: str, server: Server) -> Server:
-        self.servers.append((label, server))
-        return server
-
-    def logs(self, tail: int = 80) -> str:
-        parts = []
-        for label, server in self.servers:
-            lines = server.read_log().splitlines()
-            parts.append(
-                f"--- {label} ({server.kind} on port {server.port}), last {tail} lines ---\n"
-                + "\n".join(lines[-tail:])
-            )
-        return "\n".join(parts)
-
-    def fail(self, why: str) -> None:
-        raise AssertionError(f"{why}\n{self.logs()}")
-
-    def check(self, condition: object, why: str) -> None:
-        if not condition:
-            self.fail(why)
-
-    def wait(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
-        """Poll *probe* until it returns something truthy: at most timeout/POLL times,
-        and never past *timeout* (a slow probe uses up the time, not the count)."""
-        deadline = time.monotonic() + timeout
-        for _ in range(int(timeout / POLL) + 1):
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                break
-            time.sleep(POLL)
-        self.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-
-    def stop_all(self) -> None:
-        for _, server in reversed(self.servers):
-            server.stop()
+class Lab(ServerSet):
+    """The servers of one test; failures carry all of their logs (``harness.peers``)."""
 
 
 @pytest.fixture

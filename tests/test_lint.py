@@ -22,6 +22,7 @@ from pathlib import Path
 import dns.name
 import pytest
 import yaml
+from gitkit import git
 
 from authd import lint, serial
 from authd.checks import Finding, LoaderCheck, Severity
@@ -675,17 +676,6 @@ def test_refused_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 # --- --against: the serial must increase when the content changes ----------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout
 
 
 def zone_text(serial: int, www: str = "192.0.2.80", comment: str = "") -> str:

@@ -1,8 +1,9 @@
 """Memory of retired zone versions: taking big ones apart off the reactor thread.
 
 Owns: what happens to the zone versions and answer caches an old snapshot
-held once a new one is published, and (re-exported from ``gcpause``) the
-cyclic GC pause around zone builds.  Invariants: a version still referenced
+held once a new one is published (the GC pause around builds is
+``gcpause``'s, kept apart so the command line can use it without Twisted).
+Invariants: a version still referenced
 elsewhere (a zone transfer streaming it) is never taken apart; the work runs
 in a worker thread, a table entry at a time, so the reactor keeps answering.
 """
@@ -17,11 +18,10 @@ from typing import Any
 from twisted.internet import threads
 from twisted.logger import Logger
 
-from authd.adapters.gcpause import gc_paused
 from authd.snapshot import Snapshot
 from authd.zone import ZoneVersion
 
-__all__ = ["RETIRE_DELAY", "RETIRE_THRESHOLD", "dismantle", "gc_paused", "retire"]
+__all__ = ["RETIRE_DELAY", "RETIRE_THRESHOLD", "dismantle", "retire"]
 
 log = Logger(namespace="authd")
 

@@ -29,10 +29,11 @@ from authd import reloads
 from authd import status as status_mod
 from authd.adapters import control
 from authd.adapters.fleet import Fleet
+from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
-from authd.adapters.memory import gc_paused, retire
+from authd.adapters.memory import retire
 from authd.adapters.state import JournalChange, build_snapshot, record_change
 from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
