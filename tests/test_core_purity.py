@@ -285,3 +285,27 @@ def test_importing_the_core_loads_no_io_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(out.stdout) == []
+
+
+def test_readme_design_names_every_module() -> None:
+    """README's "Design" lists each module of the three rings and the harness, and no other."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("\n## Design\n", 1)[1].split("```", 2)[1]
+    listed: set[str] = set()
+    folder = ""
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        name = line.split()[0]
+        if name.endswith("/"):
+            folder = name
+        else:
+            listed.add(folder + name)
+    root = PACKAGE.parent
+    modules = {
+        str(p.relative_to(root))
+        for d in ("authd", "authd/adapters", "authd/cli", "harness")
+        for p in (root / d).glob("*.py")
+        if p.name != "__main__.py" and not (p.name == "__init__.py" and d != "authd/cli")
+    }
+    assert listed == modules
