@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import ipaddress
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -333,9 +334,25 @@ class _Context:
     views: dict[str, ViewConfig]
 
 
-def _state_file(ctx: _Context, view: str, name: dns.name.Name) -> str:
-    label = name.to_text(omit_final_dot=True) or "root"
-    return os.path.join(ctx.state_dir, view, f"{label}.zone")
+_STATE_LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+VIEW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also a folder name in state_dir
+
+
+def state_file(state_dir: str, view: str, zone: dns.name.Name, suffix: str) -> str:
+    """The file under *state_dir* for *view*'s *zone*: ``<view>/<zone><suffix>``.
+
+    The zone part cannot contain a path separator or be ``.``/``..``: label
+    bytes outside ``[a-z0-9-_]`` are written ``%XX`` (``a/b.example`` is
+    ``a%2Fb.example``), labels are lowercased (names compare without case) and
+    the root zone is ``@`` (a label ``@`` is ``%40``), so no two zones share a
+    file.  View names are checked against VIEW_NAME by the config.
+    """
+    labels = [
+        "".join(chr(b) if b in _STATE_LABEL_BYTES else f"%{b:02X}" for b in label.lower())
+        for label in zone.labels
+        if label
+    ]
+    return os.path.join(state_dir, view, (".".join(labels) or "@") + suffix)
 
 
 def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[ZoneConfig, ...]:
@@ -373,7 +390,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 file_text = _expect(m["file"], str, f"{p}.file", "a file path")
                 file = os.path.normpath(os.path.join(ctx.base, file_text))
             else:
-                file = _state_file(ctx, view, name)
+                file = state_file(ctx.state_dir, view, name, ".zone")
         else:
             if "primaries" in m:
                 raise ConfigError(f"{p}.primaries", "only a secondary zone has primaries")
@@ -458,6 +475,12 @@ def _parse_views(value: object, ctx: _Context) -> tuple[ViewConfig, ...]:
             if key not in m:
                 raise ConfigError(f"{p}.{key}", "missing")
         name = _expect(m["name"], str, f"{p}.name", "a view name")
+        if VIEW_NAME.fullmatch(name) is None:
+            raise ConfigError(
+                f"{p}.name",
+                f"{name[:80]!r} is not a view name: 1 to 64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit (it names a folder under state_dir)",
+            )
         if name in ctx.views:
             raise ConfigError(f"{p}.name", f"duplicate view {name!r}")
         match_clients = _acl(m.get("match_clients"), f"{p}.match_clients", ctx, ["any"])

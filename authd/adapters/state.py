@@ -44,7 +44,7 @@ from authd.build import (
     plan_snapshot,
 )
 from authd.changeset import Changeset
-from authd.config import Config
+from authd.config import Config, state_file
 from authd.journal import (
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
@@ -78,17 +78,12 @@ __all__ = [
 # -- paths ------------------------------------------------------------------
 
 
-def _zone_path(config: Config, view: str, zone: dns.name.Name, suffix: str) -> str:
-    label = zone.to_text(omit_final_dot=True) or "root"
-    return os.path.join(config.state_dir, view, f"{label}{suffix}")
-
-
 def served_path(config: Config, view: str, zone: dns.name.Name) -> str:
-    return _zone_path(config, view, zone, ".serial")
+    return state_file(config.state_dir, view, zone, ".serial")
 
 
 def journal_path(config: Config, view: str, zone: dns.name.Name) -> str:
-    return _zone_path(config, view, zone, ".journal")
+    return state_file(config.state_dir, view, zone, ".journal")
 
 
 # -- building a snapshot with its state ----------------------------------------
