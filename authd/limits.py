@@ -50,4 +50,5 @@ MAX_GENERATE_RECORDS = 1 << 20  # records one $GENERATE makes (a reverse IPv4 /1
 MAX_GENERATE_WIDTH = 127  # widest ${offset,width,base}; BIND formats into 128 bytes
 MAX_ACL_DEPTH = 16  # ACLs naming ACLs
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
+MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number

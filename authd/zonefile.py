@@ -62,6 +62,7 @@ import dns.ttl
 
 from authd.errors import ZoneError
 from authd.limits import (
+    MAX_ECHO_CHARS,
     MAX_GENERATE_RECORDS,
     MAX_GENERATE_WIDTH,
     MAX_INCLUDE_DEPTH,
@@ -257,13 +258,18 @@ def _join(tokens: list[str], start: int, glued: list[int]) -> str:
     return "".join(parts)
 
 
+def _echo(text: str) -> str:
+    """*text* for an error message: at most MAX_ECHO_CHARS characters, marked when cut."""
+    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS] + "..."
+
+
 def _ttl(text: str) -> int:
     if text.isdigit() and text.isascii() and len(text) < 10:
         return int(text)
     try:
         return dns.ttl.from_text(text)
     except dns.exception.DNSException:
-        raise _Bad(f"bad TTL '{text}'") from None
+        raise _Bad(f"bad TTL '{_echo(text)}'") from None
 
 
 _IN_WORDS = frozenset(("IN", "in", "In", "iN"))
@@ -293,7 +299,10 @@ def _rdtype(text: str) -> dns.rdatatype.RdataType:
     try:
         t = dns.rdatatype.from_text(text)
     except dns.exception.DNSException:
-        raise _Bad(f"unknown type {text}") from None
+        if text[:1] in "-+" and text[1:2].isdigit():
+            # Read where the TTL may stand: a signed number is a bad TTL, not a type.
+            raise _Bad(f"bad TTL '{_echo(text)}': a TTL is 0 to 2147483647") from None
+        raise _Bad(f"unknown type {_echo(text)}") from None
     if t == dns.rdatatype.NONE or dns.rdatatype.is_metatype(t):
         raise _Bad(f"type {text} is not allowed in zone data")
     return t

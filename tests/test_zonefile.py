@@ -770,3 +770,18 @@ def test_escaped_newline_inside_quotes_joins_the_next_line() -> None:
     assert [r.line for r in records] == [2, 4]
     with pytest.raises(ZoneError, match=":2: unterminated quoted string"):
         parse_zone_text('$TTL 60\nx TXT "a\\\\\nb"\n', ORIGIN)
+
+
+def test_negative_ttl_reads_as_a_bad_ttl_not_an_unknown_type() -> None:
+    """Regression: ``ttl_minus_one_read_as_unknown_type``."""
+    with pytest.raises(ZoneError, match=r":2: bad TTL '-1': a TTL is 0 to 2147483647"):
+        parse_zone_text("$TTL 60\nx -1 A 192.0.2.1\n", ORIGIN)
+
+
+def test_a_bad_token_is_echoed_cut_to_max_echo_chars() -> None:
+    from authd.limits import MAX_ECHO_CHARS
+
+    with pytest.raises(ZoneError) as err:
+        parse_zone_text("$TTL 60\nx " + "Q" * 5000 + " 192.0.2.1\n", ORIGIN)
+    assert str(err.value).endswith("Q" * MAX_ECHO_CHARS + "...")
+    assert len(str(err.value)) < MAX_ECHO_CHARS + 100
