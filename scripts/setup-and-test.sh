@@ -26,8 +26,7 @@ done
 
 .venv/bin/ruff format --check authd tests bench harness
 .venv/bin/ruff check authd tests bench harness
-.venv/bin/mypy authd
-.venv/bin/mypy harness
+.venv/bin/mypy authd harness
 # The property tests draw the same examples on every machine (tests/conftest.py's
 # "ci" profile), so this script's verdict on a fresh clone is reproducible.
 # HYPOTHESIS_PROFILE=dev or explore in the environment draws new ones.
