@@ -106,6 +106,17 @@ class TsigRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyRefused:
+    """A NOTIFY we did not accept, for the (rate-limited) security log."""
+
+    client: str
+    port: int
+    zone: dns.name.Name
+    key: dns.name.Name | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     messages: tuple[bytes, ...]  # empty: send nothing
     event: QueryEvent | None = None
@@ -114,6 +125,18 @@ class Reply:
     notify: NotifyReceived | None = None
     transfer: TransferEvent | None = None
     tsig_rejected: TsigRejected | None = None
+    notify_refused: NotifyRefused | None = None
+
+    @property
+    def reportable(self) -> bool:
+        """Whether the service must see this reply (a log line or an action)."""
+        return (
+            self.event is not None
+            or self.transfer is not None
+            or self.notify is not None
+            or self.tsig_rejected is not None
+            or self.notify_refused is not None
+        )
 
 
 _DROP = Reply(())
@@ -373,15 +396,20 @@ def _notify(ctx: _Context, view: View | None) -> Reply:
     """A NOTIFY (RFC 1996 section 3.7): acknowledge it and, if accepted, say so."""
     q = ctx.msg.question[0]
     zc = view.configs.get(q.name) if view is not None else None
-    if view is None or q.name not in view.zones or q.rdtype != RdataType.SOA:
-        return ctx.simple(dns.rcode.NOTAUTH)
-    if (
-        zc is None
-        or zc.type is not ZoneType.SECONDARY
-        or zc.allow_notify is None
-        or not zc.allow_notify.allows(ctx.request.client, ctx.keyname)
-    ):
-        return ctx.simple(dns.rcode.REFUSED)
+
+    def refused(rcode: dns.rcode.Rcode, why: str) -> Reply:
+        r = ctx.request
+        event = NotifyRefused(r.client, r.port, q.name, ctx.keyname, why)
+        return dataclasses.replace(ctx.simple(rcode), notify_refused=event)
+
+    if view is None or q.name not in view.zones:
+        return refused(dns.rcode.NOTAUTH, "not a zone served here")
+    if q.rdtype != RdataType.SOA:
+        return refused(dns.rcode.NOTAUTH, f"question type {dns.rdatatype.to_text(q.rdtype)}")
+    if zc is None or zc.type is not ZoneType.SECONDARY:
+        return refused(dns.rcode.REFUSED, "not a secondary zone here")
+    if zc.allow_notify is None or not zc.allow_notify.allows(ctx.request.client, ctx.keyname):
+        return refused(dns.rcode.REFUSED, "not allowed by allow_notify")
     serial = None
     for rrset in ctx.msg.answer:
         if rrset.rdtype == RdataType.SOA and rrset.name == q.name and len(rrset):

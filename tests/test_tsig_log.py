@@ -5,7 +5,8 @@ BADTIME) gets one log line naming the key, the error and the client's
 address and port; every transfer line names the client's address, port and
 key, so two secondaries on one host tell apart.  A flood of bad signatures
 writes at most ``LOG_LINES_PER_SECOND`` lines per second per kind, then one
-line saying how many were suppressed.
+line saying how many were suppressed.  A refused NOTIFY (not our zone, not a
+secondary here, not in allow_notify) is logged the same way, with its reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import time
 from collections.abc import Iterator
 from unittest import mock
 
+import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.tsig
@@ -156,3 +159,60 @@ def test_a_flood_of_bad_signatures_is_rate_limited(lab: Lab) -> None:
         return total == FLOOD
 
     lab.wait(f"every request counted ({summary}, {suppressed} so far)", accounted, LOGGED_WITHIN)
+
+
+# -- refused NOTIFYs ------------------------------------------------------------------
+
+
+def _notify(zone: str) -> bytes:
+    msg = dns.message.make_query(zone, "SOA")
+    msg.set_opcode(dns.opcode.NOTIFY)
+    msg.flags |= dns.flags.AA
+    return msg.to_wire()
+
+
+@pytest.mark.parametrize(
+    ("zone", "rcode", "why"),
+    [
+        ("other.test.", dns.rcode.NOTAUTH, "not a zone served here"),
+        (f"{ZONE}.", dns.rcode.REFUSED, "not a secondary zone here"),
+    ],
+    ids=["not-ours", "a-primary-zone"],
+)
+def test_a_refused_notify_is_logged_with_its_reason(
+    lab: Lab, zone: str, rcode: int, why: str
+) -> None:
+    """Regression: ``refused_notify_was_not_logged``."""
+    server = _server(lab)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(IO_TIMEOUT)
+        sock.sendto(_notify(zone), (HOST, server.port))
+        port = sock.getsockname()[1]
+        assert dns.message.from_wire(sock.recv(4096)).rcode() == rcode
+    line = lab.wait_log(server, r"NOTIFY for .* refused", LOGGED_WITHIN)
+    lab.check(f"from {HOST}#{port} key none refused: {why}" in line, line)
+
+
+def test_a_flood_of_refused_notifies_is_rate_limited(lab: Lab) -> None:
+    server = _server(lab)
+    wire = _notify("other.test.")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(IO_TIMEOUT)
+        began = time.monotonic()
+        for _ in range(FLOOD):
+            sock.sendto(wire, (HOST, server.port))
+            sock.recv(4096)
+        seconds = time.monotonic() - began
+
+    def counted() -> tuple[int, int]:
+        written = len(_lines(server, r"NOTIFY for other\.test\. from "))
+        held = sum(
+            int(m.group(1))
+            for line in _lines(server, r"NOTIFY refused: suppressed")
+            if (m := re.search(r"suppressed (\d+) more", line))
+        )
+        return written, held
+
+    lab.wait("every refused NOTIFY counted", lambda: sum(counted()) == FLOOD, LOGGED_WITHIN)
+    written, _ = counted()
+    lab.check(written <= LOG_LINES_PER_SECOND * (int(seconds) + 2), f"{written} lines")

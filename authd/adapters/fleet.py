@@ -257,16 +257,20 @@ class Fleet:
             if sec.timer is not None and sec.timer.active():
                 sec.timer.cancel()
 
-    def notified(self, view: str, zone: dns.name.Name, client: str) -> None:
-        """A NOTIFY was accepted for a secondary zone: check the primaries now."""
+    def notified(self, view: str, zone: dns.name.Name, client: str, logged: bool = True) -> None:
+        """A NOTIFY was accepted for a secondary zone: check the primaries now.
+
+        *logged* False: the service's rate limit holds this line back (a flood of
+        NOTIFYs from an allowed address still costs only a refresh check each)."""
         sec = self._secondaries.get((view, zone))
         if sec is None:
             return
-        log.info(
-            "notify for {zone} from {client}: checking primaries",
-            zone=zone.to_text(),
-            client=client,
-        )
+        if logged:
+            log.info(
+                "notify for {zone} from {client}: checking primaries",
+                zone=zone.to_text(),
+                client=client,
+            )
         sec.state, actions = refresh.notify(sec.state, time.monotonic())
         self._act(sec, actions)
 

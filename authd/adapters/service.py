@@ -173,8 +173,20 @@ class Service:
 
     def _on_reply(self, reply: Reply) -> None:
         if reply.notify is not None and self.fleet is not None:
-            n = reply.notify
-            self.fleet.notified(n.view, n.zone, n.client)
+            accepted = reply.notify
+            self.fleet.notified(
+                accepted.view, accepted.zone, accepted.client, self._log_limit.allow("NOTIFY")
+            )
+        n = reply.notify_refused
+        if n is not None and self._log_limit.allow("NOTIFY refused"):
+            log.warn(
+                "NOTIFY for {zone} from {client}#{port} key {key} refused: {why}",
+                zone=n.zone.to_text(),
+                client=n.client,
+                port=n.port,
+                key=n.key.to_text() if n.key is not None else "none",
+                why=n.why,
+            )
         r = reply.tsig_rejected
         if r is not None and self._log_limit.allow(f"TSIG {r.error}"):
             log.warn(

@@ -65,7 +65,7 @@ class UdpServer(protocol.DatagramProtocol):
                 sock.sendto(message, addr)
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
-        if reply.event or reply.transfer or reply.notify or reply.tsig_rejected:
+        if reply.reportable:
             self._on_reply(reply)
 
 
@@ -158,7 +158,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
-            if reply.event or reply.transfer or reply.notify or reply.tsig_rejected:
+            if reply.reportable:
                 f.on_reply(reply)
             if not self.transport or not self.connected:
                 return
