@@ -441,6 +441,18 @@ def test_reload_says_when_the_config_was_refused(lab: Lab) -> None:
     lab.check("authd ctl: note: the config does not load" in done.stderr, done.stderr)
 
 
+def test_ctl_finds_the_socket_while_the_config_is_not_even_yaml(lab: Lab) -> None:
+    """Regression: ``ctl_lost_its_socket_on_invalid_yaml`` (a half-saved edit)."""
+    a = lab.write("a.zone", zone_text(A, 1))
+    server = lab.start("authd", [{"name": A, "file": str(a)}], {"watch": False})
+    with open(config_path(server), "a") as f:
+        f.write("zones: [unclosed\n")
+    done = ctl("status", "-c", config_path(server))
+    _ok(lab, done, "ctl status with a config that is not YAML")
+    lab.check("a.test. view default: primary, serial 1" in done.stdout, done.stdout)
+    lab.check("authd ctl: note: the config does not load" in done.stderr, done.stderr)
+
+
 def test_reload_of_a_refused_zone_exits_1_with_the_reason(lab: Lab) -> None:
     a = lab.write("a.zone", zone_text(A, 1))
     b = lab.write("b.zone", zone_text(B, 1))

@@ -15,11 +15,9 @@ import sys
 import time
 from typing import Any
 
-import yaml
-
 from authd.cli.common import Subparsers
-from authd.config import default_config, load_config
-from authd.errors import AuthdError
+from authd.config import default_config, load_config, read_yaml
+from authd.errors import AuthdError, ConfigError
 
 TIMEOUT = 30.0  # seconds for an answer
 RELOAD_TIMEOUT = 900.0  # reload answers when done: a million-record zone takes ~40 s
@@ -111,12 +109,14 @@ def _socket_path(args: argparse.Namespace) -> str:
 def _control_from_options(config_path: str) -> str | None:
     """The control socket named by *config_path*'s options alone, as ``load_config``
     resolves it (``options.control``, default ``<state_dir>/authd.ctl``, both
-    relative to the config's folder); None when even that cannot be read."""
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
+    relative to the config's folder); None when the file cannot be read.  A file
+    that is not even YAML (a half-saved edit) gives the default place."""
+    if not os.path.isfile(config_path):
         return None
+    try:
+        data = read_yaml(config_path)
+    except ConfigError:
+        data = None
     options = data.get("options") if isinstance(data, dict) else None
     options = options or {}
     if not isinstance(options, dict):
