@@ -351,12 +351,20 @@ class Fleet:
         current: ZoneVersion | None,
         served: ZoneVersion | None,
         journal: Journal | None,
-    ) -> tuple[ZoneVersion, str, JournalChange]:
-        """Transfer, then update the IXFR journal here too: diffing two big
-        versions on the reactor thread would stall every query for seconds."""
+    ) -> tuple[ZoneVersion, str, JournalChange, str | None]:
+        """Transfer, store the copy, then update the IXFR journal here too:
+        diffing two big versions on the reactor thread would stall every query
+        for seconds.  The last item says why the copy could not be stored."""
         version, how = self._transfer(sec.zc, current)
+        try:
+            write_copy(sec.zc.file, version)
+            copy_problem = None
+        except OSError as e:
+            # A transferred zone is better served from memory than not at all;
+            # the log says loudly that a restart will need a new transfer.
+            copy_problem = f"cannot store the copy {sec.zc.file}: {e.strerror or e}"
         change = record_change(self.config, sec.view, sec.zc.name, served, version, journal)
-        return version, how, change
+        return version, how, change, copy_problem
 
     def _transfer(self, zc: ZoneConfig, current: ZoneVersion | None) -> tuple[ZoneVersion, str]:
         errors = []
@@ -378,7 +386,6 @@ class Fleet:
                         full = received.full is not None
                         version = _apply_received(zc, current, received)
                         del received
-                    write_copy(zc.file, version)
                     how = kind.upper()
                     if kind == "ixfr" and full:
                         how = "IXFR (answered with the full zone)"  # RFC 1995 section 4
@@ -412,9 +419,9 @@ class Fleet:
         self._soa_done(None, sec)
 
     def _transfer_done(
-        self, result: tuple[ZoneVersion, str, JournalChange], sec: _Secondary
+        self, result: tuple[ZoneVersion, str, JournalChange, str | None], sec: _Secondary
     ) -> None:
-        version, how, change = result
+        version, how, change, copy_problem = result
         log.info(
             "zone {zone} transferred: serial {serial}, {records} records, by {how}",
             zone=sec.zc.name.to_text(),
@@ -422,6 +429,14 @@ class Fleet:
             records=version.record_count,
             how=how,
         )
+        if copy_problem is not None:
+            log.error(
+                "zone {zone}: {problem}; serving serial {serial} from memory only "
+                "(after a restart it needs a new transfer)",
+                zone=sec.zc.name.to_text(),
+                problem=copy_problem,
+                serial=version.serial,
+            )
         self._publish(sec.view, sec.zc.name, version, change)
         if self._transferred is not None:
             self._transferred(sec.view, sec.zc.name, version.serial, how)
@@ -433,9 +448,15 @@ class Fleet:
 
     def _transfer_failed(self, failure: Any, sec: _Secondary) -> None:
         why = failure.getErrorMessage()
+        served, _ = self._served(sec)
         log.warn(
-            "transfer of {zone} failed, the old copy keeps serving: {why}",
+            "transfer of {zone} failed, {keeps}: {why}",
             zone=sec.zc.name.to_text(),
+            keeps=(
+                f"serial {served.serial} keeps serving"
+                if served is not None
+                else "nothing to serve yet (SERVFAIL)"
+            ),
             why=why,
         )
         sec.state, actions = refresh.transfer_done(

@@ -116,7 +116,16 @@ def read_stored(config: Config, view: str, zone: dns.name.Name, managed: bool) -
     path = journal_path(config, view, zone)
     try:
         journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
-    except (OSError, JournalError) as e:
+    except JournalError as e:
+        # Appending to a file we cannot read would lose every later change too:
+        # keep it for a post-mortem and let a new history start beside it.
+        aside = f"{path}.corrupt"
+        try:
+            os.replace(path, aside)
+        except OSError as moved:
+            return Stored(None, f"journal {path}: {e} (cannot move it aside: {moved})", served)
+        return Stored(None, f"journal {path}: {e}; moved to {aside}, a new one starts", served)
+    except OSError as e:
         return Stored(None, f"journal {path}: {e}", served)
     return Stored(journal, None, served)
 
@@ -295,11 +304,17 @@ def _replacing(path: str, binary: bool) -> Iterator[IO[Any]]:
     """A file to write that replaces *path* atomically once the block ends:
     temp file, fsync, rename, fsync the folder.  On an error *path* is untouched."""
     tmp = f"{path}.tmp"
-    with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk must not be left fuller by our half-written temp file.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     _fsync_dir(path)
 
 
