@@ -36,6 +36,7 @@ from authd.limits import (
     DEFAULT_MIN_REFRESH,
     DEFAULT_MIN_RETRY,
     DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_TCP_IDLE_TIMEOUT,
     DEFAULT_TCP_IO_TIMEOUT,
     DEFAULT_TCP_MAX_CONNECTIONS,
@@ -88,6 +89,7 @@ class Options:
     control: str | None = None  # control socket; default <state_dir>/authd.ctl
     watch: bool = True  # reload zone files and the config when they change on disk
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +239,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "control": _opt_str,
     "watch": lambda v, p: _expect(v, bool, p, "true or false"),
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
+    "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
 }
 
 

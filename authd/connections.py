@@ -115,3 +115,7 @@ class ConnectionTable:
 
     def holds(self, conn: Hashable) -> bool:
         return conn in self._client
+
+    def held(self) -> list[Hashable]:
+        """Every connection in the table (a copy: closing them changes the table)."""
+        return list(self._client)

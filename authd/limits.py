@@ -30,6 +30,7 @@ DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT = 100  # an IPv4 address or an IPv6 /64
 DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
 DEFAULT_TSIG_FUDGE = 300  # seconds of clock skew a TSIG may have (RFC 8945 section 5.2.3)
 MAX_NSID_BYTES = 512  # our NSID option; fits any response
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0  # seconds SIGTERM waits for transfers in flight
 
 # -- History and secondaries (options.*) ------------------------------------------------
 

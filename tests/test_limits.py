@@ -141,6 +141,7 @@ OPTION_DEFAULTS = {
     "max_refresh": limits.DEFAULT_MAX_REFRESH,
     "min_retry": limits.DEFAULT_MIN_RETRY,
     "max_retry": limits.DEFAULT_MAX_RETRY,
+    "shutdown_timeout": limits.DEFAULT_SHUTDOWN_TIMEOUT,
 }
 
 

@@ -49,6 +49,8 @@ from authd.zone import ZoneVersion
 
 log = Logger(namespace="authd")
 
+SHUTDOWN_POLL = 0.05  # seconds between two looks at the connections still busy
+
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
 BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent]]  # a reload worker's result
@@ -101,6 +103,8 @@ class Service:
         self.started = time.time()
         self.last_reload_stall: float | None = None
         self._ports: list[Any] = []
+        self._tcp_ports: list[Any] = []
+        self._stopping = False
         self._connections = ConnectionTable(
             config.options.tcp_max_connections, config.options.tcp_max_connections_per_client
         )
@@ -240,9 +244,9 @@ class Service:
                 self._log_limit,
             )
             factory.noisy = False
-            self._ports.append(
-                self._reactor.listenTCP(lc.port, factory, interface=lc.address, backlog=128)
-            )
+            tcp = self._reactor.listenTCP(lc.port, factory, interface=lc.address, backlog=128)
+            self._ports.append(tcp)
+            self._tcp_ports.append(tcp)
         for lc in self.config.listen:
             log.info(
                 "listening on {address} port {port} (UDP, TCP)", address=lc.address, port=lc.port
@@ -500,8 +504,39 @@ class Service:
 
     def _ctl_stop(self, targets: list[tuple[str, dns.name.Name]], zone: str | None) -> Any:
         log.info("stop requested on the control channel")
-        self._reactor.callLater(0.1, self._reactor.stop)
+        self._reactor.callLater(0.1, self.shutdown)
         return {"ok": True, "message": "stopping"}
+
+    def shutdown(self) -> None:
+        """Stop gracefully: no new TCP connections, idle ones closed once their
+        answers are out, transfers in flight finished within
+        ``options.shutdown_timeout``; UDP answers until then.  Then the reactor stops."""
+        if self._stopping:
+            return
+        self._stopping = True
+        deadline = self._reactor.seconds() + self.config.options.shutdown_timeout
+        for port in self._tcp_ports:
+            port.stopListening()
+        if self.watcher is not None:
+            self.watcher.stop()
+        for conn in self._connections.held():
+            conn.close_when_done()  # type: ignore[attr-defined]
+        self._wait_for_connections(deadline)
+
+    def _wait_for_connections(self, deadline: float) -> None:
+        left = len(self._connections)
+        if left and self._reactor.seconds() < deadline:
+            self._reactor.callLater(SHUTDOWN_POLL, self._wait_for_connections, deadline)
+            return
+        if left:
+            log.warn(
+                "shutdown: {left} TCP connections still busy after {timeout:g} s; closing them",
+                left=left,
+                timeout=self.config.options.shutdown_timeout,
+            )
+            for conn in self._connections.held():
+                conn.transport.abortConnection()  # type: ignore[attr-defined]
+        self._reactor.stop()
 
     def install_signals(self) -> None:
         def on_hup(signum: int, frame: object) -> None:
@@ -509,7 +544,7 @@ class Service:
 
         def on_stop(signum: int, frame: object) -> None:
             log.info("signal {signum}: stopping", signum=signum)
-            self._reactor.callFromThread(self._reactor.stop)
+            self._reactor.callFromThread(self.shutdown)
 
         signal.signal(signal.SIGHUP, on_hup)
         signal.signal(signal.SIGTERM, on_stop)

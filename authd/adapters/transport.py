@@ -170,6 +170,19 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 f.call_later(0, self._pump)
                 return
 
+    def close_when_done(self) -> None:
+        """Shutting down: read no more queries; close once what is owed is sent.
+
+        A transfer in flight is finished first (``_pump`` closes after its last
+        message, as after a half-close); answers already written are flushed
+        by ``loseConnection``.
+        """
+        self._read_closed = True
+        self._buffer = bytearray()  # a query not yet whole is never answered
+        self._cancel_deadline()
+        if self._stream is None:
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
     def _settle(self) -> None:
         """After reading: start the message deadline, and tell the table if we are idle."""
         if not self.connected or not self._factory.connections.holds(self):
