@@ -157,7 +157,7 @@ def load_one(
         )
 
     try:
-        result = load_zone(zc.name, zc.file)
+        result = load_zone(zc.name, zc.file, zc.max_records)
     except ZoneError as e:
         # Watch the file that failed too ($INCLUDE): fixing it must reload the zone.
         read = read | {os.path.normpath(e.file)}

@@ -33,6 +33,7 @@ from authd.limits import (
     DEFAULT_JOURNAL_MAX_ENTRIES,
     DEFAULT_MAX_REFRESH,
     DEFAULT_MAX_RETRY,
+    DEFAULT_MAX_ZONE_RECORDS,
     DEFAULT_MIN_REFRESH,
     DEFAULT_MIN_RETRY,
     DEFAULT_PORT,
@@ -52,6 +53,7 @@ from authd.limits import (
 )
 
 # Defaults and limits live in authd.limits, one place for all of them.
+MAX_RECORDS_SETTING = 10**9  # the largest max_records/max_zone_records accepted
 DEFAULT_VIEW = "default"
 
 
@@ -90,6 +92,7 @@ class Options:
     watch: bool = True  # reload zone files and the config when they change on disk
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
+    max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class ZoneConfig:
     also_notify: tuple[Remote, ...] = ()
     in_view: str | None = None  # shared with (loaded by) this earlier view
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
+    max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -240,6 +244,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "watch": lambda v, p: _expect(v, bool, p, "true or false"),
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
+    "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
 }
 
 
@@ -303,6 +308,7 @@ ZONE_KEYS = {
     "also_notify",
     "in_view",
     "serial",
+    "max_records",
 }
 
 
@@ -328,6 +334,7 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
 @dataclass(slots=True)
 class _Context:
     base: str
+    max_zone_records: int
     keys: KeySet
     acl_defs: dict[str, acl.AclDef]
     acls: dict[str, acl.CompiledAcl]
@@ -427,6 +434,12 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
         out.append(
             ZoneConfig(
                 serial=policy,
+                max_records=_int_in(
+                    m.get("max_records", ctx.max_zone_records),
+                    f"{p}.max_records",
+                    1,
+                    MAX_RECORDS_SETTING,
+                ),
                 name=name,
                 file=file,
                 key_path=p,
@@ -558,6 +571,7 @@ def config_from_dict(
         acls=acls,
         host=host,
         state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
+        max_zone_records=options.max_zone_records,
         # Compiled warnings: the definitions' plus elements that never decide.
         warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],
         views={},

@@ -27,6 +27,7 @@ import dns.rrset
 
 from authd.checks import Finding, LoaderCheck, Origin, Severity, check_zone
 from authd.errors import ZoneError
+from authd.limits import DEFAULT_MAX_ZONE_RECORDS
 from authd.namedict import NameMap, name_dict, replaced
 from authd.zonefile import Record, parse_zone_file
 
@@ -438,9 +439,11 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
     return CompileResult(version, tuple(findings))
 
 
-def load_zone(origin: dns.name.Name, file: str) -> CompileResult:
+def load_zone(
+    origin: dns.name.Name, file: str, max_records: int = DEFAULT_MAX_ZONE_RECORDS
+) -> CompileResult:
     """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
-    records = parse_zone_file(file, origin)
+    records = parse_zone_file(file, origin, max_records)
     # Remember every file read, so a watcher knows which edits concern this zone.
     files = frozenset({file, *(r.file for r in records)})
     result = compile_zone(origin, records, file)  # empties records

@@ -62,6 +62,7 @@ import dns.ttl
 
 from authd.errors import ZoneError
 from authd.limits import (
+    DEFAULT_MAX_ZONE_RECORDS,
     MAX_ECHO_CHARS,
     MAX_GENERATE_RECORDS,
     MAX_GENERATE_WIDTH,
@@ -89,9 +90,12 @@ class Record(NamedTuple):
     ttl_inferred: bool = False
 
 
-def parse_zone_file(path: str, origin: dns.name.Name) -> list[Record]:
-    """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*."""
-    parser = _Parser()
+def parse_zone_file(
+    path: str, origin: dns.name.Name, max_records: int = DEFAULT_MAX_ZONE_RECORDS
+) -> list[Record]:
+    """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*;
+    more than *max_records* records (its includes counted) is an error."""
+    parser = _Parser(max_records)
     try:
         f = parser.open_source(path)
     except _Bad as e:
@@ -748,7 +752,8 @@ class _State:
 class _Parser:
     """Parses one zone: a top file and what it includes."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int = DEFAULT_MAX_ZONE_RECORDS) -> None:
+        self.max_records = max_records
         self.records: list[Record] = []
         self.origins: dict[dns.name.Name, _Origin] = {}
         self.open_files: list[str] = []  # real paths of the files being read, for loops
@@ -814,6 +819,8 @@ class _Parser:
         try:
             for line in more:
                 lineno += 1
+                if not lineno & 0xFFF:
+                    self._check_count()  # every 4096 lines: cheap, and memory stays bounded
                 if not line or line[0] == ";":
                     continue
                 start = lineno
@@ -902,10 +909,15 @@ class _Parser:
                     inferred = False
                 # tuple.__new__ skips NamedTuple's Python-level __new__.
                 append(new_tuple(Record, (owner, ttl, rd, filename, start, inferred)))
+            self._check_count()
         except _Bad as e:
             raise ZoneError(filename, e.line or start, str(e)) from None
         finally:
             self.open_files.pop()
+
+    def _check_count(self) -> None:
+        if len(self.records) > self.max_records:
+            raise _Bad(f"more than {self.max_records} records in the zone (max_records)")
 
     @staticmethod
     def _soa_default(st: _State, rd: dns.rdata.Rdata) -> None:
@@ -1018,3 +1030,4 @@ class _Parser:
                 exact = _join(tokens, 0, glued) if glued and tokens else None
                 rd = _rdata(o, rdtype, tokens, "\\" in text, exact)
             self.records.append(Record(owner, ttl, rd, filename, lineno, inferred))
+        self._check_count()

@@ -114,3 +114,61 @@ def test_include_of_dev_zero_grows_without_bound(lab: Lab) -> None:
     path.write_text(zone_text("h.test", 3, www="192.0.2.3"))
     lab.wait_serial(server, "h.test", 3, 10)
     lab.check(addresses(server.port, "www.h.test") == ["192.0.2.3"], "the new record")
+
+
+def test_a_zone_over_max_records_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "h.zone"
+    path.write_text(zone_text("h.test", 1) + "".join(f"h{i} A 192.0.2.1\n" for i in range(10)))
+    assert len(parse_zone_file(str(path), ORIGIN, max_records=14)) == 14  # SOA, NS, ns, www
+    with pytest.raises(ZoneError, match=r"more than 13 records in the zone \(max_records\)"):
+        parse_zone_file(str(path), ORIGIN, max_records=13)
+    generated = tmp_path / "g.zone"
+    generated.write_text(zone_text("h.test", 1) + "$GENERATE 1-100 g$ A 192.0.2.1\n")
+    with pytest.raises(ZoneError, match=r"g.zone:\d+: more than 50 records"):
+        parse_zone_file(str(generated), ORIGIN, max_records=50)
+
+
+def test_max_records_comes_from_the_config(tmp_path: Path) -> None:
+    from authd.config import config_from_dict
+    from authd.limits import DEFAULT_MAX_ZONE_RECORDS
+
+    zones = [{"name": "a.test", "file": "a"}, {"name": "b.test", "file": "b", "max_records": 7}]
+    for name in "ab":
+        (tmp_path / name).write_text("")
+    config = config_from_dict(
+        {"options": {"max_zone_records": 99}, "zones": zones}, None, str(tmp_path)
+    )
+    assert [z.max_records for z in config.views[0].zones] == [99, 7]
+    plain = config_from_dict({"zones": zones[:1]}, None, str(tmp_path))
+    assert plain.views[0].zones[0].max_records == DEFAULT_MAX_ZONE_RECORDS
+
+
+def test_a_transfer_over_max_records_is_refused(lab: Lab) -> None:
+    """The same bound holds for zones that arrive by AXFR (Knot's zone-max-size)."""
+    from harness.peers import HOST, free_port
+
+    zone = lab.write(
+        "t.zone", zone_text("t.test", 3, extra="".join(f"h{i} A 192.0.2.9\n" for i in range(50)))
+    )
+    primary_port = free_port()
+    secondary = lab.start(
+        "secondary",
+        [
+            {
+                "name": "t.test",
+                "type": "secondary",
+                "max_records": 20,
+                "primaries": [{"address": HOST, "port": primary_port}],
+            }
+        ],
+        {"watch": False, "min_refresh": 1, "min_retry": 1},
+    )
+    lab.start(
+        "primary",
+        [{"name": "t.test", "file": str(zone), "allow_transfer": [HOST]}],
+        {"watch": False},
+        port=primary_port,
+    )
+    line = lab.wait_log(secondary, r"transfer of t\.test\. failed", 30)
+    lab.check("more than 20 records (max_records)" in line, line)
+    lab.check("nothing to serve yet (SERVFAIL)" in line, line)

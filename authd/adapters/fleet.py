@@ -500,6 +500,8 @@ def _fetch(
         for rrset in message.answer:
             ttl = rrset.ttl
             rrs.extend(RR(rrset.name, ttl, rd) for rd in rrset)
+        if len(rrs) > zc.max_records + 2:  # an IXFR's SOAs and an AXFR's closing SOA
+            raise ValueError(f"more than {zc.max_records} records (max_records): refused")
     return rrs
 
 
