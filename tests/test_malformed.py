@@ -29,6 +29,8 @@ from hypothesis import strategies as st
 from serverkit import HOSTS, V4, frame, parse, tcp_connect, tcp_read_message
 from zonekit import exchange, make_query, snapshot_from_texts
 
+from authd.limits import MAX_MESSAGE, NO_EDNS_UDP_LIMIT
+
 ZONE = """
 $ORIGIN fuzz.test.
 $TTL 300
@@ -83,8 +85,17 @@ def check_reply(wire: bytes, tcp: bool = False) -> None:
         dns.message.from_wire(wire)
     except dns.exception.DNSException:
         assert response.rcode() == dns.rcode.FORMERR, response.to_text()
-    if not tcp:
-        assert len(out) <= 65535
+    if tcp:
+        assert len(out) <= MAX_MESSAGE
+        return
+    # Over UDP: 512 bytes unless the request carried a readable EDNS payload.
+    try:
+        request = dns.message.from_wire(wire, keyring=False)
+        payload = request.payload if request.edns >= 0 else NO_EDNS_UDP_LIMIT
+    except dns.exception.DNSException:
+        payload = NO_EDNS_UDP_LIMIT
+    limit = max(NO_EDNS_UDP_LIMIT, min(payload, SNAPSHOT.options.udp_payload_max))
+    assert len(out) <= limit, f"{len(out)} bytes out for a request allowing {limit}"
 
 
 def _mutate(data: st.DataObject, wire: bytes) -> bytes:
