@@ -47,6 +47,7 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config file, read whole
 MAX_CONFIG_NODES = 1_000_000  # YAML nodes with aliases expanded (billion laughs)
 DEFAULT_MAX_ZONE_RECORDS = 5_000_000  # per zone, files and transfers (BIND's max-records)
 MAX_ZONE_SOURCE_BYTES = 1 << 30  # zone-file text one zone reads, includes counted
+MAX_LINE_CHARS = 1 << 20  # one zone-file line; a 65,535-byte TXT escaped is ~262,000
 MAX_INCLUDE_DEPTH = 16  # $INCLUDE nesting (the top file is depth 0)
 MAX_GENERATE_RECORDS = 1 << 20  # records one $GENERATE makes (a reverse IPv4 /12)
 MAX_GENERATE_WIDTH = 127  # widest ${offset,width,base}; BIND formats into 128 bytes

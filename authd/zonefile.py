@@ -67,6 +67,7 @@ from authd.limits import (
     MAX_GENERATE_RECORDS,
     MAX_GENERATE_WIDTH,
     MAX_INCLUDE_DEPTH,
+    MAX_LINE_CHARS,
     MAX_ZONE_SOURCE_BYTES,
 )
 
@@ -174,6 +175,21 @@ def _open(path: str) -> tuple[TextIO, int]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _bounded_lines(f: TextIOBase) -> Iterator[str]:
+    """The lines of *f*, none read past MAX_LINE_CHARS: a file that is one huge
+    line (no newline in a gigabyte) is refused at that line, not held in memory."""
+    read = f.readline
+    lineno = 0
+    while True:
+        line = read(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE_CHARS and line[-1] != "\n":
+            raise _Bad(f"line longer than {MAX_LINE_CHARS} characters", lineno)
+        yield line
 
 
 def _utf8_error(path: str, error: UnicodeDecodeError) -> tuple[int, str]:
@@ -793,7 +809,7 @@ class _Parser:
             return
         with lines:
             try:
-                self._file(lines, filename, st)
+                self._file(_bounded_lines(lines), filename, st)
             except UnicodeDecodeError as e:
                 line, reason = _utf8_error(filename, e)
                 raise ZoneError(filename, line, reason) from None

@@ -172,3 +172,15 @@ def test_a_transfer_over_max_records_is_refused(lab: Lab) -> None:
     line = lab.wait_log(secondary, r"transfer of t\.test\. failed", 30)
     lab.check("more than 20 records (max_records)" in line, line)
     lab.check("nothing to serve yet (SERVFAIL)" in line, line)
+
+
+def test_a_line_over_max_line_chars_is_refused_without_reading_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(zonefile, "MAX_LINE_CHARS", 200)
+    path = tmp_path / "h.zone"
+    path.write_text(zone_text("h.test", 1) + 'txt TXT "' + "x" * 150 + '"\nlong TXT "' + "y" * 5000)
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    line = path.read_text().count("\n") + 1
+    assert str(err.value) == f"{path}:{line}: line longer than 200 characters"
