@@ -12,12 +12,15 @@ import dataclasses
 import struct
 import time
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.tsig
 import pytest
 from zonekit import exchange, snapshot_from_texts
+
+from authd.query import Request, Transport, handle
 
 ZONE = """
 $ORIGIN tsig.test.
@@ -90,3 +93,23 @@ def test_no_refusal_exceeds_512_without_edns(snapshot, algorithm: bytes, mac: by
             dns.rcode.NOTAUTH,
             dns.rcode.FORMERR,
         )
+
+
+BIG = ZONE + "".join(f'big TXT "{i:03d}{"t" * 100}"\n' for i in range(30))
+
+
+@pytest.mark.parametrize("edns", [None, 512, 1232])
+def test_signed_answers_count_their_tsig_before_truncation(edns: int | None) -> None:
+    """The TSIG record is room taken before truncating, never added past the limit."""
+    snapshot = dataclasses.replace(
+        snapshot_from_texts({"tsig.test.": BIG}), keyring={KEY.name: KEY}
+    )
+    q = dns.message.make_query("big.tsig.test.", "TXT", use_edns=edns is not None, payload=edns)
+    q.use_tsig({KEY.name: KEY}, keyname=KEY.name)
+    reply = handle(
+        Request(q.to_wire(), "192.0.2.7", "127.0.0.1", Transport.UDP, time.time()), snapshot
+    )
+    [out] = reply.messages
+    assert len(out) <= (edns or 512)
+    r = dns.message.from_wire(out, keyring={KEY.name: KEY}, request_mac=q.mac)
+    assert r.had_tsig and r.flags & dns.flags.TC
