@@ -184,3 +184,12 @@ def test_a_line_over_max_line_chars_is_refused_without_reading_it_whole(
         parse_zone_file(str(path), ORIGIN)
     line = path.read_text().count("\n") + 1
     assert str(err.value) == f"{path}:{line}: line longer than 200 characters"
+
+
+def test_following_includes_for_authd_check_never_opens_a_fifo(tmp_path: Path) -> None:
+    """``authd check x.inc`` follows other zones' $INCLUDEs to find its includers."""
+    from authd.cli import includes
+
+    fifo = _fifo(tmp_path)
+    zone = _zone_including(tmp_path, str(fifo))
+    assert includes.closure(str(zone)) == {str(zone), os.path.realpath(fifo)}

@@ -49,10 +49,8 @@ from authd.zone import ZoneVersion
 
 log = Logger(namespace="authd")
 
-SHUTDOWN_POLL = 0.05  # seconds between two looks at the connections still busy
-
-
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
+SHUTDOWN_POLL = 0.05  # seconds between two looks at the connections still busy
 BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent]]  # a reload worker's result
 
 

@@ -19,15 +19,15 @@ import os
 from collections.abc import Callable, Iterable
 
 from authd.cli import repo
-
-#: Deepest include chain followed (``authd.zonefile`` refuses deeper ones).
-MAX_DEPTH = 16
+from authd.limits import MAX_INCLUDE_DEPTH  # deeper chains the parser refuses anyway
 
 
 def included_paths(path: str) -> list[str]:
     """The files *path* names in its ``$INCLUDE`` lines, as real paths."""
-    found = []
+    found: list[str] = []
     folder = os.path.dirname(os.path.realpath(path))
+    if not os.path.isfile(path):
+        return found  # a FIFO or device would block or never end (the parser refuses them)
     try:
         with open(path, "rb") as f:
             for raw in f:
@@ -66,7 +66,7 @@ def closure(zone: str) -> set[str]:
     """Every file *zone* includes, directly or not (real paths; *zone* too)."""
     seen = {zone}
     frontier = [zone]
-    for _ in range(MAX_DEPTH):
+    for _ in range(MAX_INCLUDE_DEPTH):
         nxt = []
         for f in frontier:
             for inc in included_paths(f):
