@@ -60,6 +60,8 @@ class ZoneLoadEvent:
     findings: tuple[Finding, ...] = ()
     journal_note: str | None = None  # what happened to the IXFR journal, when notable
     files: frozenset[str] = frozenset()  # every file this load read, the failing one too
+    # A secondary with no stored copy yet (FAILED until its first transfer fills it).
+    awaiting_transfer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +438,14 @@ def _secondary_copy(
         return old, event
     if not os.path.exists(zc.file):
         event = ZoneLoadEvent(
-            view, zc.name, zc.file, LoadOutcome.FAILED, None, 0, "no copy yet: awaiting transfer"
+            view,
+            zc.name,
+            zc.file,
+            LoadOutcome.FAILED,
+            None,
+            0,
+            "no copy yet: awaiting transfer",
+            awaiting_transfer=True,
         )
         return None, event
     return load_one(view, zc, None)

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
-import os
 from collections.abc import Sequence
 
 from authd.adapters.gcpause import gc_off
-from authd.build import LoadOutcome, ZoneLoadEvent, build_snapshot
+from authd.build import LoadOutcome, build_snapshot
 from authd.cli.common import EXIT_USAGE, Subparsers, error, load_host_config
-from authd.config import Config, ListenConfig, ZoneConfig, ZoneType
+from authd.config import Config, ListenConfig
 from authd.errors import AuthdError
 from authd.limits import DEFAULT_PORT, MAX_PORT
 from authd.views import shadowed_views
@@ -132,18 +131,6 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
-def awaiting_transfer(zc: ZoneConfig | None, event: ZoneLoadEvent) -> bool:
-    """A secondary that has no stored copy yet: it is filled by its first
-    transfer, so it is no refusal.  Told from the config and the disk (the
-    loader's FAILED event carries only a text for it)."""
-    return (
-        event.outcome is LoadOutcome.FAILED
-        and zc is not None
-        and zc.type is ZoneType.SECONDARY
-        and not os.path.exists(zc.file)
-    )
-
-
 def check_config(config: Config) -> int:
     """``--check-config``: load every zone as the server would; 0 or 1."""
     for warning in (*config.warnings, *shadowed_views(config.views)):
@@ -154,8 +141,8 @@ def check_config(config: Config) -> int:
     bad = waiting = 0
     for event in events:
         zc = zones.get((event.view, event.zone))
-        if awaiting_transfer(zc, event):
-            assert zc is not None
+        if event.awaiting_transfer and zc is not None:
+            # Filled by its first transfer: no refusal.
             waiting += 1
             primaries = ", ".join(
                 r.address if r.port == 53 else f"{r.address} port {r.port}" for r in zc.primaries
