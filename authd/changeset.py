@@ -30,6 +30,7 @@ import dns.rdata
 import dns.rdatatype
 import dns.rrset
 
+from authd.namedict import NameMap
 from authd.zone import CompileResult, Node, ZoneVersion, compile_zone
 from authd.zonefile import Record
 
@@ -198,8 +199,20 @@ def diff(old: ZoneVersion, new: ZoneVersion) -> Changeset:
     apex_labels = len(new.origin.labels)
     removed: list[RR] = []
     added: list[RR] = []
-    onodes = old.nodes
-    nnodes = new.nodes
+    _table_diff(old.nodes, new.nodes, apex_labels, removed, added)
+    if old.hashed or new.hashed:
+        # NSEC3 owners: never the apex (depth 0 matches no name).
+        _table_diff(old.hashed, new.hashed, 0, removed, added)
+    return Changeset(_soa_rr(old), _soa_rr(new), tuple(removed), tuple(added))
+
+
+def _table_diff(
+    onodes: NameMap[Node],
+    nnodes: NameMap[Node],
+    apex_labels: int,
+    removed: list[RR],
+    added: list[RR],
+) -> None:
     # Walk the old table with an iterator (a list of its items would be one
     # more allocation per name, which wakes the cyclic garbage collector).
     old_items = iter(onodes.items())
@@ -227,7 +240,6 @@ def diff(old: ZoneVersion, new: ZoneVersion) -> Changeset:
             for rrset in current[1].values():
                 _all(rrset, removed)
         current = next(old_items, None)
-    return Changeset(_soa_rr(old), _soa_rr(new), tuple(removed), tuple(added))
 
 
 def condense(changesets: Sequence[Changeset]) -> Changeset:
@@ -276,14 +288,15 @@ def records(version: ZoneVersion) -> Iterator[RR]:
     """Every record of *version*, the apex SOA first, in node order."""
     yield _soa_rr(version)
     origin = version.origin
-    for name, node in version.nodes.items():
-        apex = name == origin
-        for rdtype, rrset in node.items():
-            if apex and rdtype == _SOA:
-                continue
-            ttl = rrset.ttl
-            for rd in rrset:
-                yield RR(name, ttl, rd)
+    for table in version.tables():
+        for name, node in table.items():
+            apex = name == origin
+            for rdtype, rrset in node.items():
+                if apex and rdtype == _SOA:
+                    continue
+                ttl = rrset.ttl
+                for rd in rrset:
+                    yield RR(name, ttl, rd)
 
 
 def apply(version: ZoneVersion, changeset: Changeset) -> CompileResult:
@@ -304,16 +317,20 @@ def apply(version: ZoneVersion, changeset: Changeset) -> CompileResult:
     # Only the owners the changeset names are looked at closely: a dict of
     # every record would be a million-entry table grown in single long steps
     # (stalling the reactor thread) and a slow rdata hash per record.
-    nodes = version.nodes
     removed = dict.fromkeys((name, rd) for name, _ttl, rd in changeset.removed)
     added = {(name, rd): ttl for name, ttl, rd in changeset.added}
-    touched = {id(node) for name, _ in [*removed, *added] if (node := nodes.get(name)) is not None}
+    touched = {
+        id(node)
+        for name, _ in [*removed, *added]
+        for table in version.tables()
+        if (node := table.get(name)) is not None
+    }
     file = version.file
     soa = changeset.new_soa
     recs = [Record(soa.name, soa.ttl, soa.rdata, file, 0)]
     found = set()
     origin = version.origin
-    for name, node in nodes.items():
+    for name, node in (item for table in version.tables() for item in table.items()):
         check = id(node) in touched
         for rdtype, rrset in node.items():
             if rdtype == _SOA and name == origin:

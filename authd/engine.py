@@ -24,7 +24,10 @@ import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
+from authd.denial import Denial
 from authd.limits import MAX_CHAIN
+from authd.rrsig import is_sig_key
+from authd.signatures import signature_rrsets, with_signatures
 from authd.zone import Node, ZoneIndex, ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
@@ -223,9 +226,12 @@ def _is_authoritative(zone: ZoneVersion, name: dns.name.Name) -> bool:
 
 
 def _addresses(
-    zone: ZoneVersion, targets: list[dns.name.Name], glue_ok: bool
+    zone: ZoneVersion, targets: list[dns.name.Name], glue_ok: bool, signed: bool = False
 ) -> list[dns.rrset.RRset]:
-    """A records for every target, then AAAA, so IPv4 survives truncation first."""
+    """A records for every target, then AAAA, so IPv4 survives truncation first.
+
+    *signed*: each followed by its RRSIGs (glue has none), to be kept or
+    dropped with them."""
     found = []
     for rdtype in (RdataType.A, RdataType.AAAA):
         for target in targets:
@@ -233,16 +239,19 @@ def _addresses(
                 continue
             node = zone.nodes.get(target)
             if node is not None and rdtype in node:
-                found.append(node[rdtype])
+                if signed:
+                    found.extend(with_signatures([node[rdtype]], node))
+                else:
+                    found.append(node[rdtype])
     return found
 
 
 def _dedupe(
-    rrsets: list[dns.rrset.RRset], seen: set[tuple[dns.name.Name, RdataType]]
+    rrsets: list[dns.rrset.RRset], seen: set[tuple[dns.name.Name, RdataType, RdataType]]
 ) -> list[dns.rrset.RRset]:
     out = []
     for r in rrsets:
-        key = (r.name, r.rdtype)
+        key = (r.name, r.rdtype, r.covers)
         if key not in seen:
             seen.add(key)
             out.append(r)
@@ -252,7 +261,9 @@ def _dedupe(
 _TARGET_ATTR = {RdataType.NS: "target", RdataType.MX: "exchange", RdataType.SRV: "target"}
 
 
-def _additional_for(zone: ZoneVersion, rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+def _additional_for(
+    zone: ZoneVersion, rrsets: list[dns.rrset.RRset], signed: bool = False
+) -> list[dns.rrset.RRset]:
     targets: list[dns.name.Name] = []
     for rrset in rrsets:
         attr = _TARGET_ATTR.get(rrset.rdtype)
@@ -262,17 +273,22 @@ def _additional_for(zone: ZoneVersion, rrsets: list[dns.rrset.RRset]) -> list[dn
             target = getattr(rd, attr)
             if target not in targets and target != dns.name.root:
                 targets.append(target)
-    return _addresses(zone, [t for t in targets if t.is_subdomain(zone.origin)], False)
+    return _addresses(zone, [t for t in targets if t.is_subdomain(zone.origin)], False, signed)
 
 
 def _referral(
-    zone: ZoneVersion, cut: dns.name.Name, node: Node, result: Answer, dnssec: bool
+    zone: ZoneVersion, cut: dns.name.Name, node: Node, result: Answer, denial: Denial | None
 ) -> None:
     ns = node[RdataType.NS]
     result.authority.append(ns)
-    # DS proves a secure delegation; only DNSSEC-aware (DO) clients get it (RFC 4035 3.1.4).
-    if dnssec and RdataType.DS in node:
-        result.authority.append(node[RdataType.DS])
+    # DS proves a secure delegation, its absence an insecure one; only
+    # DNSSEC-aware (DO) clients of a signed zone get either (RFC 4035 3.1.4):
+    # an unsigned zone's DS stays out, as NSD, Knot and BIND do.
+    if denial is not None:
+        if RdataType.DS in node:
+            result.authority.extend(with_signatures([node[RdataType.DS]], node))
+        else:
+            result.authority.extend(denial.no_ds(cut))
     targets = [rd.target for rd in ns]
     # RFC 9471: glue below the cut is required; sibling glue is optional.
     in_domain = [t for t in targets if t.is_subdomain(cut)]
@@ -282,7 +298,7 @@ def _referral(
 
 
 def _any_rrsets(node: Node, minimal: bool) -> list[dns.rrset.RRset]:
-    rrsets = [node[t] for t in sorted(node)]
+    rrsets = [node[t] for t in sorted(node) if not is_sig_key(t)]
     if minimal and rrsets:
         # RFC 8482 section 4.1: answer ANY with one RRset (as BIND's minimal-any).
         return rrsets[:1]
@@ -300,9 +316,12 @@ def resolve(
 ) -> Answer:
     """Answer (*qname*, *qtype*) from *zone*, following chains inside it.
 
-    *dnssec* is the query's DO bit.
+    *dnssec* is the query's DO bit: in a signed zone it adds each RRset's
+    RRSIGs and the NSEC/NSEC3 proofs (``authd.denial``).
     """
     result = Answer(State.ANSWER)
+    # DNSSEC records go only to DO clients, and only from a signed zone.
+    denial = zone.denial if dnssec else None
     seen: set[dns.name.Name] = set()
     current = qname
     for _ in range(MAX_CHAIN + 1):
@@ -310,7 +329,7 @@ def resolve(
         outcome, owner, node = _walk(zone, current, qtype)
         if outcome is _Walk.CUT:
             assert node is not None
-            _referral(zone, owner, node, result, dnssec)
+            _referral(zone, owner, node, result, denial)
             result.state = State.DELEGATION
             # A referral alone is not authoritative; after a chain the answer is.
             result.aa = bool(result.answer)
@@ -318,13 +337,17 @@ def resolve(
         if outcome is _Walk.DNAME:
             assert node is not None
             dname = node[RdataType.DNAME]
-            result.answer.append(dname)
+            if denial is not None:
+                result.answer.extend(with_signatures([dname], node))
+            else:
+                result.answer.append(dname)
             try:
                 target = current.relativize(owner).concatenate(dname[0].target)
             except dns.name.NameTooLong:
                 # RFC 6672 section 2.2: the substituted name is too long.
                 result.rcode = dns.rcode.YXDOMAIN
                 return _finish(zone, result, minimal_responses)
+            # The synthesized CNAME is never signed (RFC 6672 section 5.3.1).
             result.answer.append(_cname_rrset(current, target, dname.ttl))
             # Asked for the CNAME itself: the synthesized one is the answer, as
             # for a real CNAME (RFC 1034 4.3.2 step 3a); NSD, Knot and BIND agree.
@@ -337,39 +360,74 @@ def resolve(
         if outcome is _Walk.NXDOMAIN:
             result.state = State.NXDOMAIN
             result.rcode = dns.rcode.NXDOMAIN
-            result.authority.append(zone.negative_soa)
+            _negative(zone, result, denial)
+            if denial is not None:
+                result.authority.extend(denial.nxdomain(current, owner))
             return _finish(zone, result, minimal_responses)
         assert node is not None
         synthesize = outcome is _Walk.WILDCARD
-        if RdataType.CNAME in node and qtype not in (RdataType.CNAME, RdataType.ANY):
+        if RdataType.CNAME in node and qtype not in (
+            RdataType.CNAME,
+            RdataType.ANY,
+            RdataType.RRSIG,
+            RdataType.NSEC,
+        ):
             cname = node[RdataType.CNAME]
-            result.answer.append(_renamed(cname, current) if synthesize else cname)
+            if denial is not None:
+                result.answer.extend(
+                    with_signatures([cname], node, current if synthesize else None)
+                )
+                if synthesize:
+                    result.authority.extend(denial.wildcard_answer(current, owner))
+            else:
+                result.answer.append(_renamed(cname, current) if synthesize else cname)
             target = cname[0].target
             if not target.is_subdomain(zone.origin) or target in seen:
                 return _finish(zone, result, minimal_responses)
             current = target
             continue
+        signed_data = False
         if qtype == RdataType.ANY:
             rrsets = _any_rrsets(node, minimal_any)
+        elif qtype == RdataType.RRSIG:
+            # Asked for: the signatures themselves, DO or not (as NSD).
+            rrsets = signature_rrsets(node)
+            signed_data = True
         else:
             rrset = node.get(RdataType.make(qtype))
             rrsets = [] if rrset is None else [rrset]
         if not rrsets:
             result.state = State.NODATA if not result.answer else State.ANSWER
-            result.authority.append(zone.negative_soa)
+            _negative(zone, result, denial)
+            if denial is not None:
+                if synthesize:
+                    result.authority.extend(denial.wildcard_nodata(current, owner))
+                else:
+                    result.authority.extend(denial.nodata(current, current.parent()))
             return _finish(zone, result, minimal_responses)
+        if denial is not None and not signed_data:
+            rrsets = with_signatures(rrsets, node)
         if synthesize:
             rrsets = [_renamed(r, current) for r in rrsets]
+            if denial is not None:
+                result.authority.extend(denial.wildcard_answer(current, owner))
         result.answer.extend(rrsets)
         if not minimal_responses:
-            result.additional.extend(_additional_for(zone, rrsets))
+            result.additional.extend(_additional_for(zone, rrsets, denial is not None))
         return _finish(zone, result, minimal_responses)
     # The chain limit was reached: return the links we have (NOERROR, as BIND).
     return _finish(zone, result, minimal_responses)
 
 
+def _negative(zone: ZoneVersion, result: Answer, denial: Denial | None) -> None:
+    """The negative answer's SOA (RFC 2308 section 5), signed for DO clients."""
+    result.authority.append(zone.negative_soa)
+    if denial is not None and zone.negative_soa_sig is not None:
+        result.authority.append(zone.negative_soa_sig)
+
+
 def _finish(zone: ZoneVersion, result: Answer, minimal_responses: bool) -> Answer:
-    seen = {(r.name, r.rdtype) for r in result.answer}
+    seen = {(r.name, r.rdtype, r.covers) for r in result.answer}
     result.required = _dedupe(result.required, seen)
     result.additional = [] if minimal_responses else _dedupe(result.additional, seen)
     return result

@@ -18,6 +18,7 @@ NO_EDNS_UDP_LIMIT = 512  # RFC 1035 section 4.2.1: a UDP message without EDNS
 MIN_EDNS_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: a smaller payload is read as 512
 MAX_MESSAGE = 65535  # RFC 1035 section 4.2.2: the TCP length prefix; also the EDNS payload cap
 MAX_CHAIN = 12  # CNAME links followed inside a zone (BIND and NSD stop near here)
+MAX_NSEC3_HASH_CACHE = 65_536  # NSEC3 hashes of names remembered per signed zone version
 
 # -- Listening and answering (options.*) ------------------------------------------------
 

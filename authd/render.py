@@ -3,8 +3,9 @@
 Owns: header flags, EDNS in responses (RFC 6891), NSID (RFC 5001) and
 truncation (RFC 2181 section 9, RFC 9471).  Invariant: a response is always
 a well-formed message: whole RRsets are dropped, never bytes; optional
-additional data goes first and silently, and TC is set only when the answer,
-the authority or required glue did not fit.  The OPT record is reserved up
+additional data goes first and silently (an RRset with its RRSIGs, as one),
+and TC is set only when the answer, the authority (signatures and NSEC/NSEC3
+proofs included) or required glue did not fit.  The OPT record is reserved up
 front so it always fits.
 """
 
@@ -70,6 +71,23 @@ def _opt_size(edns: EdnsReply) -> int:
     return size + (6 if edns.ede is not None else 0)
 
 
+def _units(rrsets: list[dns.rrset.RRset]) -> list[list[dns.rrset.RRset]]:
+    """*rrsets* grouped as each RRset with the RRSIG RRset after it that covers it."""
+    units: list[list[dns.rrset.RRset]] = []
+    for rrset in rrsets:
+        if (
+            units
+            and rrset.rdtype == dns.rdatatype.RRSIG
+            and len(units[-1]) == 1
+            and units[-1][0].rdtype == rrset.covers
+            and units[-1][0].name == rrset.name
+        ):
+            units[-1].append(rrset)
+        else:
+            units.append([rrset])
+    return units
+
+
 def render(
     query_id: int,
     query_flags: int,
@@ -113,10 +131,16 @@ def render(
     except dns.exception.TooBig:
         truncated = True
     else:
-        for rrset in answer.additional:
+        for unit in _units(answer.additional):
+            # An RRset and its RRSIGs go in together or not at all (RFC 4035
+            # 3.1.1): undo the first when the second does not fit.
+            start, count = r.output.tell(), r.counts[dns.renderer.ADDITIONAL]
             try:
-                r.add_rrset(dns.renderer.ADDITIONAL, rrset)
+                for rrset in unit:
+                    r.add_rrset(dns.renderer.ADDITIONAL, rrset)
             except dns.exception.TooBig:
+                r._rollback(start)  # dnspython's own undo (private; stable since 1.x)
+                r.counts[dns.renderer.ADDITIONAL] = count
                 continue  # optional data: drop it quietly, a smaller one may fit
     r.release_reserved()
     if reserve:

@@ -140,6 +140,9 @@ def _zone_rrsets(version: ZoneVersion) -> Iterator[dns.rrset.RRset]:
         for rdtype, rrset in node.items():
             if not (apex and rdtype == RdataType.SOA):
                 yield rrset
+    # NSEC3 owners (not names of the zone) and their signatures.
+    for node in version.hashed.values():
+        yield from node.values()
 
 
 def _ixfr_rrsets(

@@ -26,9 +26,12 @@ import dns.rdtypes.ANY.SOA
 import dns.rrset
 
 from authd.checks import Finding, LoaderCheck, Origin, Severity, check_zone
+from authd.denial import Denial, build_denial
 from authd.errors import ZoneError
 from authd.limits import DEFAULT_MAX_ZONE_RECORDS
 from authd.namedict import NameMap, name_dict, replaced
+from authd.rrsig import sig_key, split_rrsigs
+from authd.signatures import negative_signature
 from authd.zonefile import Record, parse_zone_file
 
 RdataType = dns.rdatatype.RdataType
@@ -75,6 +78,21 @@ class ZoneVersion:
     file: str
     record_count: int
     files: frozenset[str] = frozenset()  # the zone file and every file it $INCLUDEs
+    # NSEC3 owners with their NSEC3 and its RRSIG: not names of the zone
+    # (RFC 5155 section 7.2.8), so not in *nodes*; transfers carry them.
+    hashed: NameMap[Node] = dataclasses.field(default_factory=dict)
+    # The zone's DNSSEC proofs, built at load; None for an unsigned zone.
+    denial: Denial | None = None
+    negative_soa_sig: dns.rrset.RRset | None = None  # RRSIG(SOA) at the negative TTL
+
+    @property
+    def signed(self) -> bool:
+        """A zone is signed when its apex has DNSKEY records (see ``build_denial``)."""
+        return self.denial is not None
+
+    def tables(self) -> tuple[NameMap[Node], ...]:
+        """Every node table: the names of the zone, then the NSEC3 owners."""
+        return (self.nodes, self.hashed) if self.hashed else (self.nodes,)
 
     @property
     def serial(self) -> int:
@@ -100,24 +118,29 @@ class ZoneVersion:
 
     def same_content(self, other: ZoneVersion) -> bool:
         """True when the two versions differ at most in the SOA serial."""
-        if self.origin != other.origin or len(self.nodes) != len(other.nodes):
+        if self.origin != other.origin or len(self.hashed) != len(other.hashed):
             return False
-        onodes = other.nodes
-        for name, node in self.nodes.items():
-            # Equal sizes and every name found: the same names.
-            onode = onodes.get(name)
-            if onode is None or node.keys() != onode.keys():
+        return _same_nodes(self.nodes, other.nodes) and _same_nodes(self.hashed, other.hashed)
+
+
+def _same_nodes(nodes: NameMap[Node], onodes: NameMap[Node]) -> bool:
+    if len(nodes) != len(onodes):
+        return False
+    for name, node in nodes.items():
+        # Equal sizes and every name found: the same names.
+        onode = onodes.get(name)
+        if onode is None or node.keys() != onode.keys():
+            return False
+        for rdtype, rrset in node.items():
+            orrset = onode[rdtype]
+            if rrset.ttl != orrset.ttl:
                 return False
-            for rdtype, rrset in node.items():
-                orrset = onode[rdtype]
-                if rrset.ttl != orrset.ttl:
+            if rdtype == RdataType.SOA:
+                if rrset[0].replace(serial=0) != orrset[0].replace(serial=0):
                     return False
-                if rdtype == RdataType.SOA:
-                    if rrset[0].replace(serial=0) != orrset[0].replace(serial=0):
-                        return False
-                elif not _same_rdatas(rrset, orrset):
-                    return False
-        return True
+            elif not _same_rdatas(rrset, orrset):
+                return False
+    return True
 
 
 # Per rdata class: its slots, parents' included (dnspython lists them per class).
@@ -179,6 +202,9 @@ class Grouping:
     cuts: frozenset[dns.name.Name]  # owners of NS below the apex
     count: int  # records kept (out-of-zone ones are dropped)
     findings: tuple[Finding, ...]  # out-of-zone, ttl-mismatch
+    # owner -> covered type -> TTL of the RRSIGs covering it (``ttls`` holds the
+    # smallest RRSIG TTL of a name under RRSIG, for the linter's TTL checks).
+    sig_ttls: dict[dns.name.Name, dict[RdataType, int]] = dataclasses.field(default_factory=dict)
 
 
 def group_records(
@@ -197,6 +223,7 @@ def group_records(
     expected = len(records) if sharded else 0
     grouped: NameMap[dict[RdataType, tuple[list[object], Origin]]] = name_dict(expected)
     ttls: NameMap[dict[RdataType, int]] = name_dict(expected)
+    sig_ttls: dict[dns.name.Name, dict[RdataType, int]] = {}
     count = 0
     olen = len(origin.labels)
     origin_labels = origin.labels
@@ -216,6 +243,10 @@ def group_records(
             )
             continue
         rdtype = rec.rdata.rdtype
+        if rdtype == RRSIG:
+            _group_rrsig(rec, grouped, ttls, sig_ttls, findings)
+            count += 1
+            continue
         types = grouped.get(name)
         if types is None:
             types = grouped[name] = {}
@@ -244,7 +275,55 @@ def group_records(
         count += 1
 
     cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
-    return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings))
+    return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings), sig_ttls)
+
+
+RRSIG = RdataType.RRSIG
+
+
+def _group_rrsig(
+    rec: Record,
+    grouped: NameMap[dict[RdataType, tuple[list[object], Origin]]],
+    ttls: NameMap[dict[RdataType, int]],
+    sig_ttls: dict[dns.name.Name, dict[RdataType, int]],
+    findings: list[Finding],
+) -> None:
+    """Group an RRSIG record: one entry per name (what the checks read), with
+    the TTL kept per covered type (RFC 4034 section 3: an RRSIG's TTL is that
+    of the RRset it covers, so signatures of different types differ)."""
+    name = rec.name
+    types = grouped.get(name)
+    if types is None:
+        types = grouped[name] = {}
+        type_ttls = ttls[name] = {}
+    else:
+        type_ttls = ttls[name]
+    entry = types.get(RRSIG)
+    if entry is None:
+        types[RRSIG] = ([rec.rdata], Origin(rec.file, rec.line))
+        type_ttls[RRSIG] = rec.ttl
+    else:
+        entry[0].append(rec.rdata)
+        type_ttls[RRSIG] = min(type_ttls[RRSIG], rec.ttl)
+    covered = rec.rdata.type_covered  # type: ignore[attr-defined]
+    per = sig_ttls.get(name)
+    if per is None:
+        per = sig_ttls[name] = {}
+    old = per.get(covered)
+    if old is None:
+        per[covered] = rec.ttl
+    elif old != rec.ttl:
+        findings.append(
+            Finding(
+                LoaderCheck.TTL_MISMATCH,
+                LoaderCheck.TTL_MISMATCH.severity,
+                rec.file,
+                rec.line,
+                f"TTL {rec.ttl} differs from {old} in the {name} RRSIG RRset covering "
+                f"{dns.rdatatype.to_text(covered)}; using the smaller",
+            )
+        )
+        per[covered] = min(old, rec.ttl)
 
 
 GroupedTypes = Mapping[RdataType, tuple[list[object], Origin]]
@@ -384,20 +463,32 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
         return CompileResult(None, tuple(findings))
 
     nodes: NameMap[Node] = name_dict(len(grouped))
+    # NSEC3 owners are not names of the zone (RFC 5155 section 7.2.8): kept
+    # apart, so they make no empty non-terminals and answer no lookup.
+    hashed: NameMap[Node] = name_dict(0)
     dnames = []
     wildcards = False
+    sig_ttls = grouping.sig_ttls
+    NSEC3 = RdataType.NSEC3
     for name, types in grouped.items():
         node: Node = {}
         type_ttls = ttls[name]
         for rdtype, (rdatas, where) in types.items():
-            rrset = dns.rrset.RRset(name, IN, rdtype)
-            rrset.ttl = type_ttls[rdtype]
-            # Filling the ordered set directly hashes each rdata once (RRset.add
-            # hashes twice, and an rdata's hash renders it to wire: the bulk of
-            # a big zone's load time).  The rdatas come from the parser, so they
-            # already have this RRset's class and type.
-            rrset.items = dict.fromkeys(rdatas)
-            if len(rrset) != len(rdatas):
+            if rdtype == RRSIG:
+                sigs = split_rrsigs(name, rdatas, sig_ttls.get(name, {}), type_ttls[rdtype])
+                kept = sum(map(len, sigs.values()))
+                node.update(sigs)
+            else:
+                rrset = dns.rrset.RRset(name, IN, rdtype)
+                rrset.ttl = type_ttls[rdtype]
+                # Filling the ordered set directly hashes each rdata once (RRset.add
+                # hashes twice, and an rdata's hash renders it to wire: the bulk of
+                # a big zone's load time).  The rdatas come from the parser, so they
+                # already have this RRset's class and type.
+                rrset.items = dict.fromkeys(rdatas)
+                kept = len(rrset)
+                node[rdtype] = rrset
+            if kept != len(rdatas):
                 findings.append(
                     Finding(
                         LoaderCheck.DUPLICATE_RECORD,
@@ -408,14 +499,20 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
                         "more than once; duplicates ignored",
                     )
                 )
-            node[rdtype] = rrset
+        if NSEC3 in node:
+            hashed[name] = {NSEC3: node.pop(NSEC3)}
+            sig = node.pop(sig_key(NSEC3), None)
+            if sig is not None:
+                hashed[name][sig_key(NSEC3)] = sig
+            if not node:
+                continue
         nodes[name] = node
         if RdataType.DNAME in node:
             dnames.append(name)
         if name.labels and name.labels[0] == b"*":
             wildcards = True
     # Empty non-terminals: every ancestor between a name and the apex exists.
-    for name in list(grouped):
+    for name in list(nodes):
         parent = name
         while len(parent) > len(origin) + 1:
             parent = parent.parent()
@@ -425,6 +522,7 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
     soa = nodes[origin][RdataType.SOA]
     negative_soa = soa.copy()
     negative_soa.ttl = min(soa.ttl, int(soa[0].minimum))
+    denial = build_denial(origin, nodes, hashed, cuts)
     version = ZoneVersion(
         origin=origin,
         soa=soa,
@@ -435,6 +533,9 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
         wildcards=wildcards,
         file=file,
         record_count=count,
+        hashed=hashed,
+        denial=denial,
+        negative_soa_sig=negative_signature(nodes[origin], negative_soa) if denial else None,
     )
     return CompileResult(version, tuple(findings))
 

@@ -80,7 +80,7 @@ def _retire_later(doomed: list[ZoneVersion], caches: list[MutableMapping[Any, An
         version = doomed.pop()
         # Two references: ``version`` here and getrefcount's own argument.
         if sys.getrefcount(version) <= 2:
-            tables.append(version.nodes)
+            tables.extend(version.tables())
         del version
     if tables:
         began = time.monotonic()
