@@ -88,6 +88,22 @@ def _units(rrsets: list[dns.rrset.RRset]) -> list[list[dns.rrset.RRset]]:
     return units
 
 
+def _add_unit(r: dns.renderer.Renderer, section: int, unit: list[dns.rrset.RRset]) -> None:
+    """Add an RRset and its RRSIGs together or not at all (RFC 4035 3.1.1):
+    when the second does not fit, the first is taken out again."""
+    if len(unit) == 1:
+        r.add_rrset(section, unit[0])
+        return
+    start, count = r.output.tell(), r.counts[section]
+    try:
+        for rrset in unit:
+            r.add_rrset(section, rrset)
+    except dns.exception.TooBig:
+        r._rollback(start)  # dnspython's own undo (private; in it since 1.x)
+        r.counts[section] = count
+        raise
+
+
 def render(
     query_id: int,
     query_flags: int,
@@ -122,25 +138,20 @@ def render(
     truncated = False
     try:
         r.add_question(qname, qtype, qclass)
-        for rrset in answer.answer:
-            r.add_rrset(dns.renderer.ANSWER, rrset)
-        for rrset in answer.authority:
-            r.add_rrset(dns.renderer.AUTHORITY, rrset)
-        for rrset in answer.required:
-            r.add_rrset(dns.renderer.ADDITIONAL, rrset)
+        for section, rrsets in (
+            (dns.renderer.ANSWER, answer.answer),
+            (dns.renderer.AUTHORITY, answer.authority),
+            (dns.renderer.ADDITIONAL, answer.required),
+        ):
+            for unit in _units(rrsets):
+                _add_unit(r, section, unit)
     except dns.exception.TooBig:
         truncated = True
     else:
         for unit in _units(answer.additional):
-            # An RRset and its RRSIGs go in together or not at all (RFC 4035
-            # 3.1.1): undo the first when the second does not fit.
-            start, count = r.output.tell(), r.counts[dns.renderer.ADDITIONAL]
             try:
-                for rrset in unit:
-                    r.add_rrset(dns.renderer.ADDITIONAL, rrset)
+                _add_unit(r, dns.renderer.ADDITIONAL, unit)
             except dns.exception.TooBig:
-                r._rollback(start)  # dnspython's own undo (private; stable since 1.x)
-                r.counts[dns.renderer.ADDITIONAL] = count
                 continue  # optional data: drop it quietly, a smaller one may fit
     r.release_reserved()
     if reserve:
