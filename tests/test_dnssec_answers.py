@@ -18,6 +18,7 @@ import base64
 import dataclasses
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,11 @@ class Signed:
     dnskey: dns.rrset.RRset
 
 
-def _sign(workdir: Path) -> dict[str, Signed]:
+def _sign(
+    workdir: Path, text: str = ZONE, keys: tuple[str, str] | None = None, suffix: str = ""
+) -> dict[str, Signed]:
+    """*text* signed three ways in *workdir* (new keys unless *keys* names
+    the KSK and ZSK files made by an earlier call)."""
     keygen = peers.require_binary("dnssec-keygen")
     signzone = peers.require_binary("dnssec-signzone")
 
@@ -88,14 +93,29 @@ def _sign(workdir: Path) -> dict[str, Signed]:
         )
         return done.stdout.strip()
 
-    ksk = run(keygen, "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", ORIGIN)
-    zsk = run(keygen, "-q", "-a", "ECDSAP256SHA256", ORIGIN)
-    keys = (workdir / f"{ksk}.key").read_text() + (workdir / f"{zsk}.key").read_text()
-    (workdir / "example.zone").write_text(ZONE + keys)
+    if keys is None:
+        ksk = run(keygen, "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", ORIGIN)
+        zsk = run(keygen, "-q", "-a", "ECDSAP256SHA256", ORIGIN)
+        (workdir / "keys").write_text(f"{ksk} {zsk}")
+    else:
+        ksk, zsk = keys
+    dnskeys = (workdir / f"{ksk}.key").read_text() + (workdir / f"{zsk}.key").read_text()
+    (workdir / f"example{suffix}.zone").write_text(text + dnskeys)
     out = {}
     for kind, flags in VARIANTS.items():
-        target = workdir / f"example.{kind}"
-        run(signzone, "-q", *flags, "-o", ORIGIN, "-f", str(target), "example.zone", ksk, zsk)
+        target = workdir / f"example{suffix}.{kind}"
+        run(
+            signzone,
+            "-q",
+            *flags,
+            "-o",
+            ORIGIN,
+            "-f",
+            str(target),
+            f"example{suffix}.zone",
+            ksk,
+            zsk,
+        )
         zone = dns.zone.from_file(str(target), ORIGIN, relativize=False)
         dnskey = zone.find_rrset(ORIGIN, "DNSKEY")
         out[kind] = Signed(kind, target, dnskey)
@@ -469,3 +489,65 @@ def test_do_answers_equal_knot_or_nsd(signed: dict[str, Signed], kind: str) -> N
                 continue
             mismatches.append((q, want, got))
     assert not mismatches, report(f"DO=1 answers differ from Knot and NSD ({kind})", mismatches)
+
+
+# -- a secondary --------------------------------------------------------------------------
+
+
+def test_signed_zone_from_knot_primary_is_served_as_from_the_file(
+    signed: dict[str, Signed], tmp_path: Path
+) -> None:
+    # The transfer builds the zone the way a file does (RRSIGs per covered
+    # type, NSEC3 owners apart, the proofs): every DO=1 answer of the
+    # secondary equals that of authd loading the very file.
+    s = signed["optout"]
+    zones = {ORIGIN: str(s.file)}
+    acl = "acl:\n  - id: xfr\n    address: 127.0.0.1\n    action: transfer\n"
+    with peers.start_knot(zones, sections=acl, zone_options={ORIGIN: "    acl: xfr\n"}) as knot:
+        config = (
+            "listen: [{address: 127.0.0.1, port: {port}}]\n"
+            f"options: {{state_dir: '{tmp_path}'}}\n"
+            f"zones: [{{name: {ORIGIN}, type: secondary, "
+            f"primaries: [{{address: 127.0.0.1, port: {knot.port}}}]}}]\n"
+        )
+        with peers.start_authd(config) as secondary, peers.start_authd(zones) as primary:
+            soa = Question(ORIGIN, "SOA", dnssec_ok=True)
+            for _ in range(200):  # bounded: 20 s
+                if ask(soa, "127.0.0.1", secondary.port).rcode == "NOERROR":
+                    break
+                time.sleep(0.1)
+            mismatches = []
+            for q in _questions(s.file):
+                if q.payload != 1232:
+                    continue
+                want = ask(q, "127.0.0.1", primary.port)
+                got = ask(q, "127.0.0.1", secondary.port)
+                if differences(want, got):
+                    mismatches.append((q, want, got))
+    assert not mismatches, report("secondary answers differ from the file's", mismatches)
+
+
+@pytest.mark.parametrize("kind", list(VARIANTS))
+def test_ixfr_of_a_resigning_rebuilds_the_signed_zone(signed: dict[str, Signed], kind: str) -> None:
+    # A re-signing touches most records: the changeset between the two
+    # signed versions, applied to the old one, gives the new one exactly
+    # (signatures per covered type, the NSEC3 owners, the proofs).
+    from authd.changeset import apply, diff
+
+    workdir = signed[kind].file.parent
+    keys = tuple((workdir / "keys").read_text().split())
+    edited = ZONE.replace(" 1 7200 3600", " 2 7200 3600") + "new TXT added\n"
+    again = _sign(workdir, edited, keys, suffix="-2")[kind]  # type: ignore[arg-type]
+    origin = dns.name.from_text(ORIGIN)
+    old = load_zone(origin, str(signed[kind].file)).version
+    new = load_zone(origin, str(again.file)).version
+    assert old is not None and new is not None
+    changeset = diff(old, new)
+    assert len(changeset.removed) > 20 and len(changeset.added) > 20
+    applied = apply(old, changeset).version
+    assert applied is not None and applied.same_content(new) and applied.serial == 2
+    assert applied.denial is not None and applied.denial.keys == new.denial.keys
+    snapshot = Snapshot((View("default", 0, {origin: applied}),), Options(), 0)
+    msg = _ask(snapshot, f"new.{ORIGIN}", "TXT")
+    _validate_all(msg, again.dnskey)
+    assert _types(msg.answer) == ["new RRSIG(TXT)", "new TXT"]
