@@ -373,14 +373,14 @@ def resolve(
             RdataType.NSEC,
         ):
             cname = node[RdataType.CNAME]
+            shown = _renamed(cname, current) if synthesize else cname
             if denial is not None:
-                result.answer.extend(
-                    with_signatures([cname], node, current if synthesize else None)
-                )
+                sigs = with_signatures([cname], node, current if synthesize else None)
+                result.answer.extend([shown, *sigs[1:]])
                 if synthesize:
                     result.authority.extend(denial.wildcard_answer(current, owner))
             else:
-                result.answer.append(_renamed(cname, current) if synthesize else cname)
+                result.answer.append(shown)
             target = cname[0].target
             if not target.is_subdomain(zone.origin) or target in seen:
                 return _finish(zone, result, minimal_responses)

@@ -18,7 +18,13 @@ Usage:
                         [--clients 4] [--outstanding 100] [--max-qps N]
                         [--authd-nocache] [--no-pin] [--no-edns]
                         [--lines 50000] [--seed 1] [--keep DIR]
-    python -m bench.qps --profile [--profile-n 20000]
+                        [--dnssec [nsec|nsec3]]
+    python -m bench.qps --profile [--profile-n 20000] [--dnssec]
+
+``--dnssec`` signs the zone with ``dnssec-keygen``/``dnssec-signzone`` (NSEC3
+with no salt and no iterations unless ``nsec`` is given) and measures every
+server twice, with DO clear and with DO set (dnsperf ``-D``), printing the
+DO=1/DO=0 ratio of each and authd's ratios against NSD (and Knot) with DO set.
 """
 
 from __future__ import annotations
@@ -164,6 +170,27 @@ def start_server(kind: str, zone: Path, cpu: int | None) -> Server:
     return server
 
 
+def sign_zone(zone: Path, origin: str, denial: str) -> Path:
+    """*zone* signed by dnssec-signzone (ECDSA P-256, a KSK and a ZSK): the new file."""
+    workdir = zone.parent
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(
+            argv, cwd=workdir, capture_output=True, text=True, timeout=600, check=True
+        )
+        return done.stdout.strip()
+
+    ksk = run("dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", origin)
+    zsk = run("dnssec-keygen", "-q", "-a", "ECDSAP256SHA256", origin)
+    keys = (workdir / f"{ksk}.key").read_text() + (workdir / f"{zsk}.key").read_text()
+    unsigned = workdir / "unsigned.zone"
+    unsigned.write_text(zone.read_text() + keys)
+    signed = workdir / f"{zone.name}.signed"
+    flags = ["-3", "-"] if denial == "nsec3" else []
+    run("dnssec-signzone", "-q", *flags, "-o", origin, "-f", str(signed), str(unsigned), ksk, zsk)
+    return signed
+
+
 def stop_server(server: Server, keep: Path | None) -> None:
     """Stop *server*; with --keep, its log is saved as KEEP/<kind>.log."""
     server.stop()
@@ -267,6 +294,8 @@ def run_dnsperf(
         argv += ["-n", str(passes)]
     if not args.no_edns:
         argv.append("-e")
+    if getattr(args, "do_bit", False):
+        argv.append("-D")  # DNSSEC OK (implies EDNS)
     if args.max_qps:
         argv += ["-Q", str(args.max_qps)]
     if cpu is not None:
@@ -472,7 +501,12 @@ def profile(
     n = args.profile_n
     reqs = []
     for i, (name, qtype, _) in enumerate(questions[:n]):
-        q = dns.message.make_query(name, qtype, use_edns=None if args.no_edns else 0)
+        q = dns.message.make_query(
+            name,
+            qtype,
+            use_edns=None if args.no_edns and not args.do_bit else 0,
+            want_dnssec=args.do_bit,
+        )
         q.id = i & 0xFFFF
         reqs.append(Request(q.to_wire(), "127.0.0.1", HOST, Transport.UDP))
     hit = snapshot(1_000_000)
@@ -577,6 +611,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="profile authd.query.handle in-process instead (hit vs miss)",
     )
+    p.add_argument(
+        "--dnssec",
+        nargs="?",
+        const="nsec3",
+        choices=("nsec", "nsec3"),
+        help="sign the zone (NSEC3 by default) and measure DO=0 and DO=1",
+    )
+    p.add_argument(
+        "--do", dest="do_bit", action="store_true", help="with --profile: queries with DO set"
+    )
     p.add_argument("--profile-n", type=int, default=20_000, help="requests per profile loop")
     p.add_argument("--profile-top", type=int, default=25)
     args = p.parse_args(argv)
@@ -602,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         zdir.mkdir(exist_ok=True)
         zone = zdir / "bench.test.zone"
         zone.write_text(text)
+        if args.dnssec:
+            zone = sign_zone(zone, querymix.ORIGIN, args.dnssec)
+            print(f"signed with {args.dnssec.upper()}: {zone}")
         questions, qstats = querymix.build_queries(cat, args.lines, args.seed, args.zipf)
         qfile = base / "queries.txt"
         qfile.write_text("".join(f"{n} {t}\n" for n, t, _ in questions))
@@ -635,8 +682,11 @@ def main(argv: list[str] | None = None) -> int:
         kinds += ["knot"] if args.with_knot else []
 
         rows: list[dict[str, Any]] = []
-        for kind in kinds:
-            print(f"\n[{kind}] starting ...", flush=True)
+        runs = [(kind, do) for kind in kinds for do in ((False, True) if args.dnssec else (False,))]
+        for kind, do in runs:
+            args.do_bit = do
+            kind_label = f"{kind} DO" if do else kind
+            print(f"\n[{kind_label}] starting ...", flush=True)
             t0 = time.monotonic()
             server = start_server(kind, zone, server_cpu)
             try:
@@ -647,12 +697,13 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 row = bench_server(server, qfile, questions, args, client_cpu)
+                row["server"] = kind_label
                 row["startup_s"] = startup
                 if kind.startswith("authd"):
                     row["authd_vmrss_mib"] = round(_rss_kib(server.pgid) / 1024, 1)
                 rows.append(row)
                 print(
-                    f"[{kind}] {float(row['qps']):,.0f} q/s, lost {row['lost_pct']}%, "
+                    f"[{kind_label}] {float(row['qps']):,.0f} q/s, lost {row['lost_pct']}%, "
                     f"server CPU {row['server_cpu_pct']}%, RSS {row['rss_after_mib']} MiB",
                     flush=True,
                 )
@@ -673,6 +724,17 @@ def main(argv: list[str] | None = None) -> int:
                     a_pc, o_pc = per_core.get(mine), per_core.get(other)
                     if a_pc and o_pc:
                         ratios[f"{mine}/{other} per core"] = round(float(a_pc) / float(o_pc), 4)
+        if args.dnssec:
+            for srv in kinds:
+                if by.get(srv) and f"{srv} DO" in by:
+                    ratios[f"{srv} DO/{srv}"] = round(by[f"{srv} DO"] / by[srv], 4)
+            for other in ("nsd", "knot"):
+                if by.get(f"{other} DO"):
+                    for mine in ("authd", "authd-nocache"):
+                        if f"{mine} DO" in by:
+                            ratios[f"{mine} DO/{other} DO"] = round(
+                                by[f"{mine} DO"] / by[f"{other} DO"], 4
+                            )
         print()
         for k, v in ratios.items():
             print(f"{k}: {v:.3f}  ({100 * v:.1f}%)")
@@ -693,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
                             "outstanding": args.outstanding,
                             "max_qps": args.max_qps,
                             "edns": not args.no_edns,
+                            "dnssec": args.dnssec,
                             "pinned": server_cpu is not None,
                         },
                         "results": rows,

@@ -58,6 +58,8 @@ mx AAAA 2001:db8::3
 *.wild A 192.0.2.4
 *.wild TXT "w"
 towild CNAME x.wild
+*.wc CNAME www
+*.ent TXT "empty non-terminal wildcard parent"
 a.b.c TXT "deep"
 alias CNAME www
 chain CNAME alias
@@ -251,6 +253,13 @@ TABLE = [
         ["*.wild NSEC", "*.wild RRSIG(NSEC)"],
     ),
     ("x.dn", "A", "NOERROR", ["dn DNAME", "dn RRSIG(DNAME)", "x.dn CNAME"], []),
+    (
+        "a.wc",
+        "A",
+        "NOERROR",
+        ["a.wc CNAME", "a.wc RRSIG(CNAME)", "www A", "www RRSIG(A)"],
+        ["*.wc NSEC", "*.wc RRSIG(NSEC)"],
+    ),
     ("www.sec", "A", "NOERROR", [], ["sec DS", "sec NS", "sec RRSIG(DS)"]),
     ("sec", "DS", "NOERROR", ["sec DS", "sec RRSIG(DS)"], []),
     ("www.insec", "A", "NOERROR", [], ["insec NS", "insec NSEC", "insec RRSIG(NSEC)"]),
