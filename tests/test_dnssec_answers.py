@@ -560,3 +560,51 @@ def test_ixfr_of_a_resigning_rebuilds_the_signed_zone(signed: dict[str, Signed],
     msg = _ask(snapshot, f"new.{ORIGIN}", "TXT")
     _validate_all(msg, again.dnskey)
     assert _types(msg.answer) == ["new RRSIG(TXT)", "new TXT"]
+
+
+# -- sizes, the cache -------------------------------------------------------------------
+
+
+def _pairs_whole(msg: dns.message.Message) -> None:
+    """No RRset of the zone's authoritative data without its RRSIGs, and no
+    RRSIG without its RRset (glue and DNAME-synthesized CNAMEs have none)."""
+    for section in (msg.answer, msg.authority, msg.additional):
+        data = {(r.name, r.rdtype) for r in section if r.rdtype != dns.rdatatype.RRSIG}
+        sigs = {(r.name, r.covers) for r in section if r.rdtype == dns.rdatatype.RRSIG}
+        assert sigs <= data, sigs - data
+        for name, rdtype in data - sigs:
+            assert rdtype in (dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.OPT) or (
+                section is msg.additional and name.labels[1:2] in [(b"sec",), (b"insec",)]
+            ), (name, rdtype)
+
+
+@pytest.mark.parametrize(
+    ("qname", "qtype"),
+    [("nope", "A"), ("mail", "MX"), ("@", "MX"), ("@", "DNSKEY"), ("chain", "A"), ("x.wild", "MX")],
+)
+def test_rrsets_and_their_signatures_fit_or_go_together(
+    variant: Signed, qname: str, qtype: str
+) -> None:
+    # RFC 4035 3.1.1: at every payload from 512 up, an RRset and its RRSIGs
+    # are in the response together or not at all; TC whenever the answer or
+    # the authority section lost something (compared with TCP's whole reply).
+    snapshot = _snapshot(variant)
+    name = ORIGIN if qname == "@" else f"{qname}.{ORIGIN}"
+    whole = dns.message.from_wire(
+        exchange(snapshot, make_query(name, qtype, edns=0, do=True).to_wire(), tcp=True)
+    )
+    for payload in range(512, 1500, 24):
+        msg = _ask(snapshot, name, qtype, payload=payload)
+        _pairs_whole(msg)
+        lost = len(msg.answer) < len(whole.answer) or len(msg.authority) < len(whole.authority)
+        assert bool(msg.flags & dns.flags.TC) == lost, payload
+
+
+def test_answer_cache_keeps_do_apart(variant: Signed) -> None:
+    # The same question with and without DO: two cached responses.
+    snapshot = _snapshot(variant)
+    for _ in range(2):
+        plain = _ask(snapshot, f"www.{ORIGIN}", "A", do=False)
+        signed_ = _ask(snapshot, f"www.{ORIGIN}", "A", do=True)
+        assert [r.rdtype for r in plain.answer] == [dns.rdatatype.A]
+        assert _types(signed_.answer) == ["www A", "www RRSIG(A)"]
