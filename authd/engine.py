@@ -403,7 +403,9 @@ def resolve(
                 if synthesize:
                     result.authority.extend(denial.wildcard_nodata(current, owner))
                 else:
-                    result.authority.extend(denial.nodata(current, current.parent()))
+                    # The closest existing ancestor (the apex has none: itself).
+                    above = current.parent() if current != zone.origin else current
+                    result.authority.extend(denial.nodata(current, above))
             return _finish(zone, result, minimal_responses)
         if denial is not None and not signed_data:
             rrsets = with_signatures(rrsets, node)

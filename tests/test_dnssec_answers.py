@@ -608,3 +608,59 @@ def test_answer_cache_keeps_do_apart(variant: Signed) -> None:
         signed_ = _ask(snapshot, f"www.{ORIGIN}", "A", do=True)
         assert [r.rdtype for r in plain.answer] == [dns.rdatatype.A]
         assert _types(signed_.answer) == ["www A", "www RRSIG(A)"]
+
+
+ROOT_ZONE = """$ORIGIN .
+$TTL 86400
+. SOA a.root. nstld. 1 1800 900 604800 86400
+. NS a.root.
+a.root. A 192.0.2.53
+tld. NS ns.tld.
+ns.tld. A 192.0.2.54
+tld. DS 12345 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["-3", "-"]], ids=["nsec", "nsec3"])
+def test_signed_root_zone(tmp_path: Path, flags: list[str]) -> None:
+    # The apex of the root has no parent: its NODATA and DS answers still
+    # carry their proofs (a validator's hierarchy starts here).
+    keygen = peers.require_binary("dnssec-keygen")
+    signzone = peers.require_binary("dnssec-signzone")
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(
+            argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+        )
+        return done.stdout.strip()
+
+    ksk = run(keygen, "-q", "-a", "ECDSAP256SHA256", "-f", "KSK", ".")
+    zsk = run(keygen, "-q", "-a", "ECDSAP256SHA256", ".")
+    keys = (tmp_path / f"{ksk}.key").read_text() + (tmp_path / f"{zsk}.key").read_text()
+    (tmp_path / "root.zone").write_text(ROOT_ZONE + keys)
+    run(signzone, "-q", *flags, "-o", ".", "-f", "root.signed", "root.zone", ksk, zsk)
+    version = load_zone(dns.name.root, str(tmp_path / "root.signed")).version
+    assert version is not None and version.signed
+    dnskey = dns.zone.from_file(str(tmp_path / "root.signed"), ".").find_rrset("@", "DNSKEY")
+    snapshot = Snapshot((View("default", 0, {dns.name.root: version}),), Options(), 0)
+    for qname, qtype, rcode in [
+        (".", "DS", dns.rcode.NOERROR),
+        (".", "A", dns.rcode.NOERROR),
+        ("nope.", "A", dns.rcode.NXDOMAIN),
+        ("tld.", "DS", dns.rcode.NOERROR),
+        ("www.tld.", "A", dns.rcode.NOERROR),
+    ]:
+        msg = _ask(snapshot, qname, qtype)
+        assert msg.rcode() == rcode, (qname, qtype)
+        assert msg.answer or any(
+            r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.DS)
+            for r in msg.authority
+        ), (qname, qtype)
+        for section in (msg.answer, msg.authority):
+            sigs = {(r.name, r.covers): r for r in section if r.rdtype == dns.rdatatype.RRSIG}
+            for rrset in section:
+                if rrset.rdtype in (dns.rdatatype.RRSIG, dns.rdatatype.NS):
+                    continue
+                dns.dnssec.validate(
+                    rrset, sigs[(rrset.name, rrset.rdtype)], {dns.name.root: dnskey}
+                )
