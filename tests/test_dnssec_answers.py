@@ -664,3 +664,21 @@ def test_signed_root_zone(tmp_path: Path, flags: list[str]) -> None:
                 dns.dnssec.validate(
                     rrset, sigs[(rrset.name, rrset.rdtype)], {dns.name.root: dnskey}
                 )
+
+
+def test_nsec3_hash_memo_is_bounded(signed: dict[str, Signed], monkeypatch) -> None:
+    # MAX_NSEC3_HASH_CACHE bounds the per-version memo of query-name hashes:
+    # a flood of random names starts it over rather than growing it.
+    import authd.denial
+    from authd.limits import MAX_NSEC3_HASH_CACHE
+
+    assert authd.denial.MAX_NSEC3_HASH_CACHE == MAX_NSEC3_HASH_CACHE
+    monkeypatch.setattr(authd.denial, "MAX_NSEC3_HASH_CACHE", 8)
+    version = load_zone(dns.name.from_text(ORIGIN), str(signed["nsec3"].file)).version
+    assert version is not None and version.denial is not None
+    denial = version.denial
+    for i in range(50):
+        name = dns.name.from_text(f"n{i}.{ORIGIN}")
+        expected = dns.dnssec.nsec3_hash(name, b"", 0, 1).lower().encode()
+        assert denial.hash(name) == expected
+        assert len(denial._hashes) <= 8
