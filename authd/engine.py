@@ -429,6 +429,10 @@ def _negative(zone: ZoneVersion, result: Answer, denial: Denial | None) -> None:
 
 
 def _finish(zone: ZoneVersion, result: Answer, minimal_responses: bool) -> Answer:
+    if len(result.authority) > 2:
+        # Two proofs of one answer may name the same NSEC/NSEC3 (a wildcard
+        # CNAME's, then the target's NODATA): each RRset goes in once.
+        result.authority = _dedupe(result.authority, set())
     seen = {(r.name, r.rdtype, r.covers) for r in result.answer}
     result.required = _dedupe(result.required, seen)
     result.additional = [] if minimal_responses else _dedupe(result.additional, seen)
