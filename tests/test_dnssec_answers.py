@@ -693,9 +693,25 @@ def test_nsec3_hash_memo_is_bounded(signed: dict[str, Signed], monkeypatch) -> N
 
 def test_a_proof_shared_by_two_steps_is_sent_once(variant: Signed) -> None:
     # Regression: a wildcard CNAME's proof and its target's NODATA proof can
-    # be the same NSEC/NSEC3; it was rendered twice (and set TC at 512).
+    # be the same NSEC3 (the one matching www also covers the hash of the
+    # query name); it was rendered twice, and set TC at 512.
     snapshot = _snapshot(variant)
-    for label in ("a", "b", "zz-nx-probe", "q1", "q2", "q3"):
-        msg = _ask(snapshot, f"{label}.wc.{ORIGIN}", "AAAA")
-        keys = [(r.name, r.rdtype, r.covers) for r in msg.authority]
-        assert len(keys) == len(set(keys)), keys
+    labels = ["a", "zz-nx-probe"]
+    version = snapshot.views[0].zones[dns.name.from_text(ORIGIN)]
+    denial = version.denial
+    if variant.kind != "nsec":
+        www = denial.matching(dns.name.from_text(f"www.{ORIGIN}"))
+        shared = next(
+            f"q{i}"
+            for i in range(5000)
+            if denial.covering(dns.name.from_text(f"q{i}.wc.{ORIGIN}")) is www
+        )
+        labels.append(shared)
+    for label in labels:
+        query = make_query(f"{label}.wc.{ORIGIN}", "AAAA", edns=0, do=True, payload=4096)
+        wire = exchange(snapshot, query.to_wire())
+        assert wire is not None
+        # dnspython merges a repeated RRset when parsing: count on the wire.
+        nscount = int.from_bytes(wire[8:10], "big")
+        msg = dns.message.from_wire(wire)
+        assert nscount == sum(len(r) for r in msg.authority), label
