@@ -203,7 +203,7 @@ class Grouping:
     count: int  # records kept (out-of-zone ones are dropped)
     findings: tuple[Finding, ...]  # out-of-zone, ttl-mismatch
     # owner -> covered type -> TTL of the RRSIGs covering it (``ttls`` holds the
-    # smallest RRSIG TTL of a name under RRSIG, for the linter's TTL checks).
+    # largest RRSIG TTL of a name under RRSIG, for the linter's TTL checks).
     sig_ttls: dict[dns.name.Name, dict[RdataType, int]] = dataclasses.field(default_factory=dict)
 
 
@@ -304,7 +304,9 @@ def _group_rrsig(
         type_ttls[RRSIG] = rec.ttl
     else:
         entry[0].append(rec.rdata)
-        type_ttls[RRSIG] = min(type_ttls[RRSIG], rec.ttl)
+        # The largest: a TTL finding on RRSIG then means every signature has
+        # it (a TTL-0 NSEC3PARAM's RRSIG is the NSEC3PARAM's finding).
+        type_ttls[RRSIG] = max(type_ttls[RRSIG], rec.ttl)
     covered = rec.rdata.type_covered  # type: ignore[attr-defined]
     per = sig_ttls.get(name)
     if per is None:
