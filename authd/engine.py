@@ -26,8 +26,7 @@ import dns.rrset
 
 from authd.denial import Denial
 from authd.limits import MAX_CHAIN
-from authd.rrsig import is_sig_key
-from authd.signatures import signature_rrsets, with_signatures
+from authd.signatures import data_types, signature_rrsets, with_signatures
 from authd.zone import Node, ZoneIndex, ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
@@ -298,7 +297,7 @@ def _referral(
 
 
 def _any_rrsets(node: Node, minimal: bool) -> list[dns.rrset.RRset]:
-    rrsets = [node[t] for t in sorted(node) if not is_sig_key(t)]
+    rrsets = [node[t] for t in data_types(node)]
     if minimal and rrsets:
         # RFC 8482 section 4.1: answer ANY with one RRset (as BIND's minimal-any).
         return rrsets[:1]

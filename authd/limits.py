@@ -19,7 +19,7 @@ MIN_EDNS_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: a smaller payload is read 
 MAX_MESSAGE = 65535  # RFC 1035 section 4.2.2: the TCP length prefix; also the EDNS payload cap
 MAX_RDATA_BYTES = 0xFFFF  # RFC 1035 section 3.2.1: RDLENGTH is 16 bits
 MAX_CHAIN = 12  # CNAME links followed inside a zone (BIND and NSD stop near here)
-MAX_NSEC3_HASH_CACHE = 65_536  # NSEC3 hashes of names remembered per signed zone version
+MAX_NSEC3_HASH_CACHE = 4096  # NSEC3 hashes of query names memoised per signed zone version (~1 MB)
 
 # -- Listening and answering (options.*) ------------------------------------------------
 

@@ -43,7 +43,7 @@ def signature_rrsets(node: SigNode, owner: dns.name.Name | None = None) -> list[
     return sigs if owner is None else [renamed(s, owner) for s in sigs]
 
 
-def data_rrsets(node: SigNode) -> list[RdataType]:
+def data_types(node: SigNode) -> list[RdataType]:
     """*node*'s data types (its keys that are not signatures), in type order."""
     return sorted(k for k in node if not is_sig_key(k))
 
@@ -66,7 +66,7 @@ def renamed(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
 
 
 __all__ = [
-    "data_rrsets",
+    "data_types",
     "negative_signature",
     "renamed",
     "signature_rrsets",
