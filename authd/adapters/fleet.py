@@ -151,6 +151,10 @@ class Fleet:
         o = config.options
         self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
         self._ack: dict[tuple[str, dns.name.Name], dict[str, str]] = {}
+        # Set by stop(): a config change replaced this fleet.  Results of work
+        # still in flight are dropped (the new fleet checks again): a catalog
+        # member removed meanwhile must not be published back.
+        self._stopped = False
 
     def _in_thread(self, f: Callable[..., Any], *args: Any) -> Any:
         return threads.deferToThreadPool(self._reactor, _pool(self._reactor), f, *args)
@@ -253,6 +257,7 @@ class Fleet:
                 self._act(sec, actions)
 
     def stop(self) -> None:
+        self._stopped = True
         for sec in self._secondaries.values():
             if sec.timer is not None and sec.timer.active():
                 sec.timer.cancel()
@@ -287,6 +292,8 @@ class Fleet:
         self._act(sec, actions)
 
     def _act(self, sec: _Secondary, actions: list[Action]) -> None:
+        if self._stopped:
+            return
         for action in actions:
             if action is Action.QUERY_SOA:
                 d = self._in_thread(self._query_soa, sec.zc)
@@ -422,6 +429,13 @@ class Fleet:
         self, result: tuple[ZoneVersion, str, JournalChange, str | None], sec: _Secondary
     ) -> None:
         version, how, change, copy_problem = result
+        if self._stopped:
+            # Replaced by a new fleet: the copy (and its journal, already on
+            # disk) is served if the zone still is, but nothing is scheduled.
+            view = next((v for v in self._current().views if v.name == sec.view), None)
+            if view is not None and sec.zc.name in view.configs:
+                self._publish(sec.view, sec.zc.name, version, change)
+            return
         log.info(
             "zone {zone} transferred: serial {serial}, {records} records, by {how}",
             zone=sec.zc.name.to_text(),

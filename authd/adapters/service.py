@@ -28,17 +28,18 @@ from twisted.python.failure import Failure
 from authd import reloads
 from authd import status as status_mod
 from authd.adapters import control
+from authd.adapters.catalogs import build_expanded, clean_up, dropped
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import retire
-from authd.adapters.state import JournalChange, build_snapshot, record_change
+from authd.adapters.state import JournalChange, record_change
 from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
-from authd.config import Config, ZoneType, load_config
+from authd.config import CatalogRole, Config, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.query import Reply
@@ -51,7 +52,9 @@ log = Logger(namespace="authd")
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
 SHUTDOWN_POLL = 0.05  # seconds between two looks at the connections still busy
-BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent]]  # a reload worker's result
+# A reload worker's result: the config with catalog members, its snapshot, the
+# load events, the config as read (no members), and the catalogs' problems.
+BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent], Config, tuple[str, ...]]
 
 
 class StallMonitor:
@@ -89,7 +92,9 @@ def _normalised(path: str) -> str:
 class Service:
     def __init__(self, reactor: Any, config: Config) -> None:
         self._reactor = reactor
-        self.config = config
+        self.config = config  # with the members of interpreted catalogs (authd.catalog)
+        self.base_config = config  # as read from the file
+        self._catalog_problems: tuple[str, ...] = ()
         self.snapshot: Snapshot | None = None
         self._generation = 0
         self._reloads = reloads.ReloadState()
@@ -131,7 +136,11 @@ class Service:
     def load(self) -> list[ZoneLoadEvent]:
         """The first load, before any socket opens."""
         with gc_paused():
-            self.snapshot, events = build_snapshot(self.config, None, 0, time.time())
+            config, self.snapshot, events, problems = build_expanded(
+                self.base_config, None, None, 0, time.time()
+            )
+        self.config = config
+        self._log_catalog_problems(problems)
         for event in events:
             log_load_event(event)
         return events
@@ -165,6 +174,18 @@ class Service:
         self._generation += 1
         self.snapshot = with_zone(snap, view, zone, version, journal, self._generation)
         retire(self._reactor, snap, self.snapshot)
+        zc = v.configs.get(zone)
+        if zc is not None and zc.catalog_role is CatalogRole.INTERPRET:
+            # A new copy of a catalog: its members are followed by a reload
+            # that reads no file again (only new members load their copies).
+            self.reload({(view, zone)})
+
+    def _log_catalog_problems(self, problems: tuple[str, ...]) -> None:
+        """Log what the catalogs' checks ignored, once while it stays the same."""
+        if problems != self._catalog_problems:
+            for problem in problems:
+                log.warn("{problem}", problem=problem)
+        self._catalog_problems = problems
 
     def transferred(self, view: str, zone: dns.name.Name, serial: int, how: str) -> None:
         """A secondary's transferred copy is serving: status shows it as a load."""
@@ -287,17 +308,24 @@ class Service:
         generation = self._generation
         log.info("reloading {what}", what=scope.describe())
         old_config = self.config
+        old_base = self.base_config
 
         def work() -> BuildResult:
-            new_config = old_config
+            base = old_base
             if scope.config and old_config.path is not None:
                 # raises on a bad config: the old one keeps running
-                new_config = load_config(old_config.path, gather_host_info())
+                base = load_config(old_config.path, gather_host_info())
             with gc_paused():
-                snapshot, events = build_snapshot(
-                    new_config, self.snapshot, generation, time.time(), scope.zones
+                new_config, snapshot, events, problems = build_expanded(
+                    base,
+                    old_config,
+                    self.snapshot,
+                    generation,
+                    time.time(),
+                    scope.zones,
+                    keep_config=base is old_base,
                 )
-            return new_config, snapshot, events
+            return new_config, snapshot, events, base, problems
 
         self._stall = StallMonitor(self._reactor)
         d = threads.deferToThread(work)
@@ -339,7 +367,9 @@ class Service:
 
     def _swap(self, scope: reloads.Scope, result: BuildResult) -> tuple[str, ...]:
         began = time.perf_counter()
-        new_config, snapshot, events = result
+        new_config, snapshot, events, base, problems = result
+        self.base_config = base
+        self._log_catalog_problems(problems)
         # Secondary copies published while we parsed must not be rolled back.
         snapshot = reloads.keep_secondaries(snapshot, self.current(), new_config)
         old = self.current()
@@ -347,7 +377,9 @@ class Service:
         retire(self._reactor, old, snapshot)
         del old
         if new_config is not self.config:
+            gone = dropped(self.config, new_config)
             self._config_changed(new_config)
+            self._drop_members(gone)
         self.record_events(events)
         for event in events:
             if scope.covers((event.view, event.zone)):
@@ -365,6 +397,18 @@ class Service:
             stall=self.last_reload_stall * 1000,
         )
         return refused
+
+    def _drop_members(self, gone: list[tuple[str, dns.name.Name, str]]) -> None:
+        """Catalog members no longer listed: forget their records, remove their state."""
+        for view, zone, _ in gone:
+            self.records.pop((view, zone), None)
+            log.info(
+                "catalog member {zone} (view {view}) removed: no longer served",
+                zone=zone.to_text(),
+                view=view,
+            )
+        for path in clean_up(self.config, gone):
+            log.info("removed {path}", path=path)
 
     def _config_changed(self, new: Config) -> None:
         old = self.config
@@ -405,8 +449,8 @@ class Service:
             files.add(self.config.path)
         for view in self.current().views:
             for name, zc in view.configs.items():
-                if zc.type is ZoneType.SECONDARY:
-                    continue  # written by us, not by the operator
+                if zc.type is ZoneType.SECONDARY or zc.catalog_role is CatalogRole.GENERATE:
+                    continue  # written (or built) by us, not by the operator
                 files |= self._zone_files(view.name, name, zc.file)
         self.watcher.watch(files)
 
@@ -433,7 +477,11 @@ class Service:
         only: set[tuple[str, dns.name.Name]] = set()
         for view in self.current().views:
             for name, zc in view.configs.items():
-                if zc.in_view is not None or zc.type is ZoneType.SECONDARY:
+                if (
+                    zc.in_view is not None
+                    or zc.type is ZoneType.SECONDARY
+                    or zc.catalog_role is CatalogRole.GENERATE
+                ):
                     continue
                 files = self._zone_files(view.name, name, zc.file)
                 # The watcher reports normalised absolute paths; an $INCLUDE of
