@@ -239,7 +239,12 @@ def generated_catalog(
     elif remembered is not None and remembered[0] == digest:
         serial = remembered[1]
     else:
-        serial = policy_serial(zc.serial, floor if floor is not None else 0, now)
+        # Never below what secondaries may hold: the journal's last serial or
+        # the one remembered for other members, whichever is later.
+        base = floor
+        if remembered is not None and (base is None or serial_increased(base, remembered[1])):
+            base = remembered[1]
+        serial = policy_serial(zc.serial, base if base is not None else 0, now)
     version = fresh.with_serial(serial)
     event = ZoneLoadEvent(view, zc.name, zc.file, LoadOutcome.LOADED, serial, version.record_count)
     record = None if remembered == (digest, serial) else ServedRecord(view, zc.name, digest, serial)
