@@ -332,24 +332,28 @@ class Fleet:
             q = dns.message.make_query(zc.name, dns.rdatatype.SOA)
             if keyring is not None:
                 q.use_tsig(keyring, keyname=keyname, fudge=self.config.options.tsig_fudge)
-            try:
-                r = dns.query.udp(q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT)
+            where = f"{primary.address}#{primary.port}"
+            # UDP first; TCP when UDP is truncated, fails or is refused: Knot
+            # answers the SOA of a catalog zone only over TCP (as Knot's own
+            # secondaries ask), and refuses it over UDP, unsigned.
+            for tcp in (False, True):
+                try:
+                    query = dns.query.tcp if tcp else dns.query.udp
+                    r = query(q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT)
+                except (dns.exception.DNSException, OSError) as e:
+                    errors.append(f"{where}{' (TCP)' if tcp else ''}: {type(e).__name__} {e}")
+                    continue
                 if r.flags & dns.flags.TC:
-                    r = dns.query.tcp(
-                        q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT
-                    )
-            except (dns.exception.DNSException, OSError) as e:
-                errors.append(f"{primary.address}#{primary.port}: {type(e).__name__} {e}")
-                continue
-            for rrset in r.answer:
-                if (
-                    rrset.rdtype == dns.rdatatype.SOA
-                    and rrset.name == zc.name
-                    and r.rcode() == dns.rcode.NOERROR
-                ):
-                    return int(rrset[0].serial)
-            rcode = dns.rcode.to_text(r.rcode())
-            errors.append(f"{primary.address}#{primary.port}: answered {rcode} without an SOA")
+                    continue
+                for rrset in r.answer:
+                    if (
+                        rrset.rdtype == dns.rdatatype.SOA
+                        and rrset.name == zc.name
+                        and r.rcode() == dns.rcode.NOERROR
+                    ):
+                        return int(rrset[0].serial)
+                rcode = dns.rcode.to_text(r.rcode())
+                errors.append(f"{where}{' (TCP)' if tcp else ''}: answered {rcode} without an SOA")
         raise RuntimeError("; ".join(errors) or "no primaries")
 
     def _transfer_and_record(
