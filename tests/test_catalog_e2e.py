@@ -316,6 +316,8 @@ def bind_catalog_text(members: list[str], serial: int) -> str:
         'version TXT "2"',
     ]
     lines += [f"m-{name.replace('.', '-')}.zones PTR {name}." for name in members]
+    # RFC 9432 section 5: an invalid member entry is ignored, the rest still count.
+    lines += ["bad.zones PTR x.example.", "bad.zones PTR y.example."]
     return "\n".join(lines) + "\n"
 
 
@@ -368,10 +370,12 @@ def test_authd_consumer_follows_a_peer_catalog(lab: Lab, tmp_path: Path, peer: s
     producer.reload()
     wait_served(lab, port, "authd", ["b.example", "c.example"], ["a.example"])
     lab.check(not (state / "default" / "a.example.zone").exists(), "a's copy was not removed")
-    lab.check(
-        "catalog member a.example. (view default) removed" in consumer.read_log(),
-        "authd did not log the removal",
-    )
+    log = consumer.read_log()
+    lab.check("catalog member a.example. (view default) removed" in log, "no removal logged")
+    lab.check("added from catalog catalog.invalid." in log, "no addition logged")
+    if peer == "bind":
+        lab.check(f"catalog {CAT}.: member bad has 2 PTRs: ignored" in log, "bad entry not logged")
+        lab.check(serial_of(port, "x.example") is None, "a member of a bad entry is served")
 
 
 # -- authd to authd, across restarts ---------------------------------------------------------------

@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from authd import reloads
+from authd import catalog, reloads
 from authd import status as status_mod
 from authd.adapters import control
 from authd.adapters.catalogs import build_expanded, clean_up, dropped
@@ -378,7 +378,16 @@ class Service:
         del old
         if new_config is not self.config:
             gone = dropped(self.config, new_config)
-            self._config_changed(new_config)
+            added = catalog.member_set(new_config) - catalog.member_set(self.config)
+            self._config_changed(new_config, reread=scope.config)
+            for view, cat, zone, group in sorted(added, key=lambda k: (k[0], k[2])):
+                log.info(
+                    "catalog member {zone} (view {view}) added from catalog {catalog}{group}",
+                    zone=zone.to_text(),
+                    view=view,
+                    catalog=cat.to_text(),
+                    group=f", group {group}" if group else "",
+                )
             self._drop_members(gone)
         self.record_events(events)
         for event in events:
@@ -410,7 +419,9 @@ class Service:
         for path in clean_up(self.config, gone):
             log.info("removed {path}", path=path)
 
-    def _config_changed(self, new: Config) -> None:
+    def _config_changed(self, new: Config, reread: bool = True) -> None:
+        """*new* is in force: read again from its file, or (*reread* False) the
+        same file with other catalog members."""
         old = self.config
         self.config = new
         for warning in (*new.warnings, *shadowed_views(new.views)):
@@ -438,7 +449,8 @@ class Service:
         if self.fleet is not None:
             self.fleet.stop()
             self.start_fleet()
-        log.info("config {path} reloaded", path=new.path)
+        if reread:
+            log.info("config {path} reloaded", path=new.path)
 
     def _watch_files(self) -> None:
         """Point the watcher at every zone file, every $INCLUDE, and the config."""
