@@ -129,6 +129,7 @@ class _Secondary:
     state: RefreshState
     timer: Any = None
     force_full: bool = False
+    dropped: bool = False  # no longer configured (a catalog member removed)
 
 
 class Fleet:
@@ -228,12 +229,18 @@ class Fleet:
     # -- secondaries --------------------------------------------------------
 
     def start(self) -> None:
+        self._start_zones(self.config, set())
+
+    def _start_zones(self, config: Config, skip: set[tuple[str, dns.name.Name]]) -> None:
+        """Start the refresh machine of every secondary of *config* not in *skip*."""
         snap = self._current()
         now = time.monotonic()
-        for vc in self.config.views:
+        for vc in config.views:
             view = next(v for v in snap.views if v.name == vc.name)
             for zc in vc.zones:
                 if zc.type is not ZoneType.SECONDARY or zc.in_view is not None:
+                    continue
+                if (vc.name, zc.name) in skip:
                     continue
                 version = view.zones.get(zc.name)
                 copy = _timers(version) if version is not None else None
@@ -255,6 +262,26 @@ class Fleet:
                     serial=copy.serial if copy else "none",
                 )
                 self._act(sec, actions)
+
+    def members_changed(self, config: Config) -> None:
+        """Only catalog members changed (the config file was not read again): new
+        secondaries start, dropped ones stop, the others keep their timers, so a
+        catalog of thousands of zones does not send thousands of SOA checks."""
+        self.config = config
+        wanted = {
+            (vc.name, zc.name): zc
+            for vc in config.views
+            for zc in vc.zones
+            if zc.type is ZoneType.SECONDARY and zc.in_view is None
+        }
+        for key in [k for k in self._secondaries if k not in wanted]:
+            sec = self._secondaries.pop(key)
+            sec.dropped = True  # work in flight for it is discarded
+            if sec.timer is not None and sec.timer.active():
+                sec.timer.cancel()
+        for key, sec in self._secondaries.items():
+            sec.zc = wanted[key]  # a member's group, so its primaries, may have changed
+        self._start_zones(config, set(self._secondaries))
 
     def stop(self) -> None:
         self._stopped = True
@@ -292,7 +319,7 @@ class Fleet:
         self._act(sec, actions)
 
     def _act(self, sec: _Secondary, actions: list[Action]) -> None:
-        if self._stopped:
+        if self._stopped or sec.dropped:
             return
         for action in actions:
             if action is Action.QUERY_SOA:
@@ -433,7 +460,7 @@ class Fleet:
         self, result: tuple[ZoneVersion, str, JournalChange, str | None], sec: _Secondary
     ) -> None:
         version, how, change, copy_problem = result
-        if self._stopped:
+        if self._stopped or sec.dropped:
             # Replaced by a new fleet: the copy (and its journal, already on
             # disk) is served if the zone still is, but nothing is scheduled.
             view = next((v for v in self._current().views if v.name == sec.view), None)

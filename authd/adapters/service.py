@@ -446,7 +446,9 @@ class Service:
                 if new.options.watch
                 else "off: reload with SIGHUP or authd ctl reload",
             )
-        if self.fleet is not None:
+        if self.fleet is not None and not reread:
+            self.fleet.members_changed(new)
+        elif self.fleet is not None:
             self.fleet.stop()
             self.start_fleet()
         if reread:
