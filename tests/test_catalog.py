@@ -530,3 +530,52 @@ def test_serial_follows_member_changes_and_survives_restarts(tmp_path: Path) -> 
     moved = plan_snapshot(grown, None, 1, now=1_600_000_000.0, stored=stored)
     serial = _catalog_event(moved).serial
     assert serial is not None and increased(1_700_000_000, serial)
+
+
+# -- builds that follow the catalogs (authd.adapters.catalogs) ---------------------------------
+
+
+def test_a_start_loads_the_members_of_the_stored_catalog_and_a_drop_removes_their_state(
+    tmp_path: Path,
+) -> None:
+    from authd.adapters import catalogs
+    from authd.snapshot import with_zone
+
+    c_file = _zone_file(tmp_path, "c.example.")
+    base = consumer(tmp_path, {"name": "c.example.", "file": c_file})
+    folder = tmp_path / "state" / "default"
+    folder.mkdir(parents=True)
+    body = "m1.zones PTR a.example.\nm2.zones PTR b.example.\nm3.zones PTR c.example.\n"
+    (folder / "catalog.invalid.zone").write_text(cat_text(body))
+    (folder / "a.example.zone").write_text(
+        "$ORIGIN a.example.\n$TTL 300\n@ SOA ns hm 7 7200 3600 1209600 300\n"
+        "@ NS ns\nns A 192.0.2.1\n"
+    )
+    config, snap, events, problems = catalogs.build_expanded(base, None, None, 0, 1e9)
+    assert [z.name.to_text() for z in config.views[0].zones] == [
+        CAT,
+        "c.example.",
+        "a.example.",
+        "b.example.",
+    ]
+    served = snap.views[0].zones
+    assert served[N("a.example.")] is not None and served[N("a.example.")].serial == 7
+    assert served[N("b.example.")] is None  # no copy yet: its first transfer fills it
+    assert next(e for e in events if e.zone == N("b.example.")).awaiting_transfer
+    assert problems == (
+        f"catalog {CAT} member c.example. (view default): also listed by the config, which wins",
+    )
+    # The same members again, the config not read again: the very same config.
+    same, _, _, _ = catalogs.build_expanded(base, config, snap, 1, 1e9, set(), keep_config=True)
+    assert same is config
+
+    # A new copy of the catalog without a: a is dropped, and its state with it.
+    smaller = zone_from_text(cat_text("m2.zones PTR b.example.\n"), CAT)
+    snap = with_zone(snap, "default", N(CAT), smaller, None, 2)
+    new, snap2, _, _ = catalogs.build_expanded(base, config, snap, 3, 1e9, set(), keep_config=True)
+    assert N("a.example.") not in snap2.views[0].zones
+    gone = catalogs.dropped(config, new)
+    assert gone == [("default", N("a.example."), str(folder / "a.example.zone"))]
+    assert catalogs.clean_up(new, gone) == [str(folder / "a.example.zone")]
+    assert not (folder / "a.example.zone").exists()
+    assert (folder / "catalog.invalid.zone").exists()
