@@ -265,13 +265,14 @@ def catalogs_of(config: Config, snapshot: Snapshot) -> dict[tuple[str, dns.name.
     return out
 
 
-MemberKey = tuple[str, dns.name.Name, dns.name.Name, str | None]  # view, catalog, zone, group
+# view, catalog, zone, group, unique id
+MemberKey = tuple[str, dns.name.Name, dns.name.Name, str | None, str]
 
 
 def member_set(config: Config) -> frozenset[MemberKey]:
     """The zones *config* has from catalogs: what a re-expansion compares."""
     return frozenset(
-        (vc.name, zc.from_catalog, zc.name, zc.catalog_group)
+        (vc.name, zc.from_catalog, zc.name, zc.catalog_group, zc.catalog_id or "")
         for vc in config.views
         for zc in vc.zones
         if zc.from_catalog is not None
@@ -297,7 +298,28 @@ def member_zone(config: Config, view: str, catalog: ZoneConfig, member: Member) 
         max_records=template.max_records,
         from_catalog=catalog.name,
         catalog_group=member.group,
+        catalog_id=member.unique_id,
     )
+
+
+def resets(old: Config, new: Config) -> list[tuple[str, ZoneConfig]]:
+    """(view, zone config) of the members *new* lists under another unique id or
+    catalog than *old* did: RFC 9432 section 5.3, a reset (its state is dropped
+    and it is transferred anew)."""
+    before = {
+        (vc.name, zc.name): (zc.from_catalog, zc.catalog_id)
+        for vc in old.views
+        for zc in vc.zones
+        if zc.from_catalog is not None
+    }
+    return [
+        (vc.name, zc)
+        for vc in new.views
+        for zc in vc.zones
+        if zc.from_catalog is not None
+        and (vc.name, zc.name) in before
+        and before[(vc.name, zc.name)] != (zc.from_catalog, zc.catalog_id)
+    ]
 
 
 def expand(
@@ -328,8 +350,8 @@ def expand(
                 if cat is not None:
                     problems.extend(p + "; keeping its members as they were" for p in cat.problems)
                 members = [
-                    Member(name, unique_id(name), group)
-                    for view, catalog, name, group in sorted(old, key=lambda k: k[2])
+                    Member(name, uid, group)
+                    for view, catalog, name, group, uid in sorted(old, key=lambda k: k[2])
                     if view == vc.name and catalog == zc.name
                 ]
             for member in members:

@@ -129,6 +129,7 @@ class ZoneConfig:
     catalog_template: MemberTemplate | None = None
     catalog_groups: Mapping[str, MemberTemplate] = field(default_factory=dict)
     from_catalog: dns.name.Name | None = None  # a member added by this interpreted catalog
+    catalog_id: str | None = None  # and its unique id there (a new id resets the zone)
 
 
 class CatalogRole(enum.Enum):

@@ -415,10 +415,29 @@ def test_expand_adds_members_as_secondaries_of_their_group(tmp_path: Path) -> No
     assert [(p.address, p.port) for p in c.primaries] == [("192.0.2.1", 53)]  # unknown group
     assert a.file == str(tmp_path / "state" / "default" / "a.example.zone")
     assert catalog.member_set(out.config) == {
-        ("default", N(CAT), N("a.example."), None),
-        ("default", N(CAT), N("b.example."), "blue"),
-        ("default", N(CAT), N("c.example."), "red"),
+        ("default", N(CAT), N(name), group, catalog.unique_id(N(name)))
+        for name, group in [("a.example.", None), ("b.example.", "blue"), ("c.example.", "red")]
     }
+
+
+def test_resets_a_member_under_a_new_unique_id(tmp_path: Path) -> None:
+    config = consumer(tmp_path)
+    before = catalog.expand(
+        config, {("default", N(CAT)): listed(("a.example.", None), ("b.example.", None))}
+    )
+    moved = catalog.Catalog(
+        N(CAT),
+        True,
+        (
+            catalog.Member(N("a.example."), catalog.unique_id(N("a.example.")), None),
+            catalog.Member(N("b.example."), "new-id", None),
+        ),
+    )
+    after = catalog.expand(config, {("default", N(CAT)): moved}, before.config)
+    assert [(v, z.name, z.catalog_id) for v, z in catalog.resets(before.config, after.config)] == [
+        ("default", N("b.example."), "new-id")
+    ]
+    assert catalog.resets(after.config, after.config) == []
 
 
 def test_expand_a_zone_in_the_config_wins(tmp_path: Path) -> None:

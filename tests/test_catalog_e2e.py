@@ -10,7 +10,9 @@ logs of every server it started.
    a zone added on authd (config rewritten, SIGHUP) and drop a removed one.
 2. authd interprets a catalog Knot generates (``catalog-role: generate``) and
    one BIND serves from a file: it adds the members as secondaries, then
-   drops a member removed on the producer and adds a new one.
+   drops a member removed on the producer and adds a new one; BIND's catalog
+   also holds an invalid entry (ignored, logged) and moves a member to a new
+   unique id (a reset: dropped and transferred anew, RFC 9432 section 5.3).
 3. authd interprets authd's catalog across restarts: with the producer down
    a restarted consumer serves the members from its stored copies; a member
    removed while the consumer was down is dropped, its copy removed from the
@@ -307,7 +309,7 @@ def knot_producer(lab: Lab, files: dict[str, Path], members: list[str], notify: 
     return lab.add("knot producer", server)
 
 
-def bind_catalog_text(members: list[str], serial: int) -> str:
+def bind_catalog_text(members: list[str], serial: int, prefix: str = "m") -> str:
     lines = [
         f"$ORIGIN {CAT}.",
         "$TTL 0",
@@ -315,7 +317,7 @@ def bind_catalog_text(members: list[str], serial: int) -> str:
         "@ NS invalid.",
         'version TXT "2"',
     ]
-    lines += [f"m-{name.replace('.', '-')}.zones PTR {name}." for name in members]
+    lines += [f"{prefix}-{name.replace('.', '-')}.zones PTR {name}." for name in members]
     # RFC 9432 section 5: an invalid member entry is ignored, the rest still count.
     lines += ["bad.zones PTR x.example.", "bad.zones PTR y.example."]
     return "\n".join(lines) + "\n"
@@ -365,7 +367,8 @@ def test_authd_consumer_follows_a_peer_catalog(lab: Lab, tmp_path: Path, peer: s
     else:
         time.sleep(max(0.0, started + 1.1 - time.monotonic()))  # BIND compares mtimes
         (producer.workdir / "zones" / catalog_file.name).write_text(
-            bind_catalog_text(["b.example", "c.example"], 2)
+            # New unique ids: b is reset (RFC 9432 section 5.3), c is new.
+            bind_catalog_text(["b.example", "c.example"], 2, prefix="n")
         )
     producer.reload()
     wait_served(lab, port, "authd", ["b.example", "c.example"], ["a.example"])
@@ -376,6 +379,11 @@ def test_authd_consumer_follows_a_peer_catalog(lab: Lab, tmp_path: Path, peer: s
     if peer == "bind":
         lab.check(f"catalog {CAT}.: member bad has 2 PTRs: ignored" in log, "bad entry not logged")
         lab.check(serial_of(port, "x.example") is None, "a member of a bad entry is served")
+        lab.check(
+            "catalog member b.example. (view default) reset: new unique id n-b-example" in log,
+            "b was not reset",
+        )
+        lab.check("catalog member c.example. (view default) added" in log, "c not added")
 
 
 # -- authd to authd, across restarts ---------------------------------------------------------------

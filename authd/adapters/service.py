@@ -39,9 +39,10 @@ from authd.adapters.state import JournalChange, record_change
 from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
-from authd.config import CatalogRole, Config, ZoneType, load_config
+from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
+from authd.journal import Journal
 from authd.query import Reply
 from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
@@ -378,9 +379,15 @@ class Service:
         del old
         if new_config is not self.config:
             gone = dropped(self.config, new_config)
-            added = catalog.member_set(new_config) - catalog.member_set(self.config)
+            reset = catalog.resets(self.config, new_config)
+            known = {(v, z) for v, _, z, _, _ in catalog.member_set(self.config)}
+            added = {
+                k
+                for k in catalog.member_set(new_config) - catalog.member_set(self.config)
+                if (k[0], k[2]) not in known
+            }
             self._config_changed(new_config, reread=scope.config)
-            for view, cat, zone, group in sorted(added, key=lambda k: (k[0], k[2])):
+            for view, cat, zone, group, _ in sorted(added, key=lambda k: (k[0], k[2])):
                 log.info(
                     "catalog member {zone} (view {view}) added from catalog {catalog}{group}",
                     zone=zone.to_text(),
@@ -389,6 +396,7 @@ class Service:
                     group=f", group {group}" if group else "",
                 )
             self._drop_members(gone)
+            self._reset_members(reset)
         self.record_events(events)
         for event in events:
             if scope.covers((event.view, event.zone)):
@@ -418,6 +426,34 @@ class Service:
             )
         for path in clean_up(self.config, gone):
             log.info("removed {path}", path=path)
+
+    def _reset_members(self, reset: list[tuple[str, ZoneConfig]]) -> None:
+        """RFC 9432 section 5.3: a member listed under a new unique id starts
+        again, its copy and history dropped, with a full transfer."""
+        if not reset:
+            return
+        opts = self.config.options
+        for view, zc in reset:
+            log.info(
+                "catalog member {zone} (view {view}) reset: new unique id {id}; "
+                "its copy and journal are dropped and it is transferred anew",
+                zone=zc.name.to_text(),
+                view=view,
+                id=zc.catalog_id,
+            )
+            empty = Journal(
+                (), max_entries=opts.journal_max_entries, max_bytes=opts.journal_max_bytes
+            )
+            snap = self.current()
+            self._generation += 1
+            self.snapshot = with_zone(snap, view, zc.name, None, empty, self._generation)
+            retire(self._reactor, snap, self.snapshot)
+            self.records.pop((view, zc.name), None)
+        for path in clean_up(self.config, [(v, zc.name, zc.file) for v, zc in reset]):
+            log.info("removed {path}", path=path)
+        for view, zc in reset:
+            if self.fleet is not None:
+                self.fleet.retransfer(view, zc.name)
 
     def _config_changed(self, new: Config, reread: bool = True) -> None:
         """*new* is in force: read again from its file, or (*reread* False) the
