@@ -540,6 +540,11 @@ def test_serial_follows_member_changes_and_survives_restarts(tmp_path: Path) -> 
     assert [(e.serial_from, e.serial_to) for e in journal.entries] == [
         (1_700_000_000, 1_700_000_200)
     ]
+    # Only a group changes: that is a change too.
+    zones[1]["catalog_group"] = "red"
+    regrouped = plan_snapshot(_config(tmp_path, zones), first.snapshot, 4, now=1_700_000_300.0)
+    assert _catalog_event(regrouped).serial == 1_700_000_300
+    del zones[1]["catalog_group"]
     # A restart with the members as they were: the serial served before.
     stored = {("default", N(CAT)): Stored(served=(record.digest, record.serial))}
     restarted = plan_snapshot(config, None, 1, now=1_800_000_000.0, stored=stored)
