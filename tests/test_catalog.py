@@ -542,7 +542,7 @@ def test_serial_follows_member_changes_and_survives_restarts(tmp_path: Path) -> 
     ]
     # Only a group changes: that is a change too.
     zones[1]["catalog_group"] = "red"
-    regrouped = plan_snapshot(_config(tmp_path, zones), first.snapshot, 4, now=1_700_000_300.0)
+    regrouped = plan_snapshot(_config(tmp_path, zones), third.snapshot, 4, now=1_700_000_300.0)
     assert _catalog_event(regrouped).serial == 1_700_000_300
     del zones[1]["catalog_group"]
     # A restart with the members as they were: the serial served before.
