@@ -28,14 +28,22 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from authd.config import CatalogRole, Config, ViewConfig, ZoneConfig, ZoneType, state_file
+from authd.config import (
+    GENERATED_CATALOG,
+    CatalogRole,
+    Config,
+    ViewConfig,
+    ZoneConfig,
+    ZoneType,
+    state_file,
+)
 from authd.limits import MAX_CATALOG_GROUP_BYTES, MAX_CATALOG_MEMBERS, MAX_CATALOG_PROBLEMS
 from authd.snapshot import Snapshot
 from authd.zone import ZoneVersion, compile_zone
 from authd.zonefile import Record
 
 VERSION = b"2"  # the schema version this module speaks (RFC 9432 section 4.2)
-SOURCE = "<catalog>"  # the "file" of a generated catalog, for messages
+SOURCE = GENERATED_CATALOG  # the "file" of a generated catalog, for messages
 # RFC 9432 section 4.1: the apex NS is required and conventionally "invalid.";
 # nobody resolves a catalog, so TTLs are 0 (the RFC's examples) and the SOA's
 # names are placeholders too.

@@ -56,6 +56,7 @@ from authd.limits import (
 # Defaults and limits live in authd.limits, one place for all of them.
 MAX_RECORDS_SETTING = 10**9  # the largest max_records/max_zone_records accepted
 DEFAULT_VIEW = "default"
+GENERATED_CATALOG = "<generated catalog>"  # the "file" of a catalog authd builds
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,7 +439,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             for key in ("file", "primaries"):
                 if key in m:
                     raise ConfigError(f"{p}.{key}", "a generated catalog has no " + key)
-            file = state_file(ctx.state_dir, view, name, ".zone")  # never read: built in memory
+            file = GENERATED_CATALOG  # built in memory from its members, never read
         elif ztype is ZoneType.SECONDARY:
             if "primaries" not in m:
                 raise ConfigError(f"{p}.primaries", "missing: a secondary zone needs primaries")
