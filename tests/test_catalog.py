@@ -575,7 +575,7 @@ def test_a_start_loads_the_members_of_the_stored_catalog_and_a_drop_removes_thei
         "$ORIGIN a.example.\n$TTL 300\n@ SOA ns hm 7 7200 3600 1209600 300\n"
         "@ NS ns\nns A 192.0.2.1\n"
     )
-    config, snap, events, problems = catalogs.build_expanded(base, None, None, 0, 1e9)
+    config, snap, events, problems, _ = catalogs.build_expanded(base, None, None, 0, 1e9)
     assert [z.name.to_text() for z in config.views[0].zones] == [
         CAT,
         "c.example.",
@@ -590,16 +590,22 @@ def test_a_start_loads_the_members_of_the_stored_catalog_and_a_drop_removes_thei
         f"catalog {CAT} member c.example. (view default): also listed by the config, which wins",
     )
     # The same members again, the config not read again: the very same config.
-    same, _, _, _ = catalogs.build_expanded(base, config, snap, 1, 1e9, set(), keep_config=True)
+    same, _, _, _, unchanged = catalogs.build_expanded(
+        base, config, snap, 1, 1e9, set(), keep_config=True
+    )
     assert same is config
+    assert unchanged == catalogs.MemberChanges()
 
     # A new copy of the catalog without a: a is dropped, and its state with it.
     smaller = zone_from_text(cat_text("m2.zones PTR b.example.\n"), CAT)
     snap = with_zone(snap, "default", N(CAT), smaller, None, 2)
-    new, snap2, _, _ = catalogs.build_expanded(base, config, snap, 3, 1e9, set(), keep_config=True)
+    new, snap2, _, _, change = catalogs.build_expanded(
+        base, config, snap, 3, 1e9, set(), keep_config=True
+    )
     assert N("a.example.") not in snap2.views[0].zones
     gone = catalogs.dropped(config, new)
     assert gone == [("default", N("a.example."), str(folder / "a.example.zone"))]
+    assert change == catalogs.MemberChanges((), tuple(gone), ())
     assert catalogs.clean_up(new, gone) == [str(folder / "a.example.zone")]
     assert not (folder / "a.example.zone").exists()
     assert (folder / "catalog.invalid.zone").exists()

@@ -25,10 +25,10 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from authd import catalog, reloads
+from authd import reloads
 from authd import status as status_mod
 from authd.adapters import control
-from authd.adapters.catalogs import build_expanded, clean_up, dropped
+from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
@@ -54,8 +54,9 @@ log = Logger(namespace="authd")
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
 SHUTDOWN_POLL = 0.05  # seconds between two looks at the connections still busy
 # A reload worker's result: the config with catalog members, its snapshot, the
-# load events, the config as read (no members), and the catalogs' problems.
-BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent], Config, tuple[str, ...]]
+# load events, the config as read (no members), the catalogs' problems, and
+# how the members changed.
+BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent], Config, tuple[str, ...], MemberChanges]
 
 
 class StallMonitor:
@@ -137,7 +138,7 @@ class Service:
     def load(self) -> list[ZoneLoadEvent]:
         """The first load, before any socket opens."""
         with gc_paused():
-            config, self.snapshot, events, problems = build_expanded(
+            config, self.snapshot, events, problems, _ = build_expanded(
                 self.base_config, None, None, 0, time.time()
             )
         self.config = config
@@ -317,7 +318,7 @@ class Service:
                 # raises on a bad config: the old one keeps running
                 base = load_config(old_config.path, gather_host_info())
             with gc_paused():
-                new_config, snapshot, events, problems = build_expanded(
+                new_config, snapshot, events, problems, members = build_expanded(
                     base,
                     old_config,
                     self.snapshot,
@@ -326,7 +327,7 @@ class Service:
                     scope.zones,
                     keep_config=base is old_base,
                 )
-            return new_config, snapshot, events, base, problems
+            return new_config, snapshot, events, base, problems, members
 
         self._stall = StallMonitor(self._reactor)
         d = threads.deferToThread(work)
@@ -368,7 +369,7 @@ class Service:
 
     def _swap(self, scope: reloads.Scope, result: BuildResult) -> tuple[str, ...]:
         began = time.perf_counter()
-        new_config, snapshot, events, base, problems = result
+        new_config, snapshot, events, base, problems, members = result
         self.base_config = base
         self._log_catalog_problems(problems)
         # Secondary copies published while we parsed must not be rolled back.
@@ -378,16 +379,8 @@ class Service:
         retire(self._reactor, old, snapshot)
         del old
         if new_config is not self.config:
-            gone = dropped(self.config, new_config)
-            reset = catalog.resets(self.config, new_config)
-            known = {(v, z) for v, _, z, _, _ in catalog.member_set(self.config)}
-            added = {
-                k
-                for k in catalog.member_set(new_config) - catalog.member_set(self.config)
-                if (k[0], k[2]) not in known
-            }
             self._config_changed(new_config, reread=scope.config)
-            for view, cat, zone, group, _ in sorted(added, key=lambda k: (k[0], k[2])):
+            for view, cat, zone, group, _ in members.added:
                 log.info(
                     "catalog member {zone} (view {view}) added from catalog {catalog}{group}",
                     zone=zone.to_text(),
@@ -395,8 +388,8 @@ class Service:
                     catalog=cat.to_text(),
                     group=f", group {group}" if group else "",
                 )
-            self._drop_members(gone)
-            self._reset_members(reset)
+            self._drop_members(members.gone)
+            self._reset_members(members.reset)
         self.record_events(events)
         for event in events:
             if scope.covers((event.view, event.zone)):
@@ -415,7 +408,7 @@ class Service:
         )
         return refused
 
-    def _drop_members(self, gone: list[tuple[str, dns.name.Name, str]]) -> None:
+    def _drop_members(self, gone: tuple[Gone, ...]) -> None:
         """Catalog members no longer listed: forget their records, remove their state."""
         for view, zone, _ in gone:
             self.records.pop((view, zone), None)
@@ -427,7 +420,7 @@ class Service:
         for path in clean_up(self.config, gone):
             log.info("removed {path}", path=path)
 
-    def _reset_members(self, reset: list[tuple[str, ZoneConfig]]) -> None:
+    def _reset_members(self, reset: tuple[tuple[str, ZoneConfig], ...]) -> None:
         """RFC 9432 section 5.3: a member listed under a new unique id starts
         again, its copy and history dropped, with a full transfer."""
         if not reset:
