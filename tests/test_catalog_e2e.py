@@ -17,6 +17,8 @@ logs of every server it started.
    a restarted consumer serves the members from its stored copies; a member
    removed while the consumer was down is dropped, its copy removed from the
    state folder, and it does not come back at the next restart.
+4. A config edited under the file watcher (no SIGHUP) changes the catalog and
+   raises its serial.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.tsig
+import dns.zone
 import pytest
 import yaml
 
@@ -437,3 +441,40 @@ def test_authd_consumer_of_authd_keeps_members_across_restarts(lab: Lab, tmp_pat
     wait_served(
         lab, port, "the consumer restarted again", ["b.example", "c.example"], ["a.example"]
     )
+
+
+def test_authd_catalog_follows_a_hot_reload_of_the_config(lab: Lab, tmp_path: Path) -> None:
+    """The file watcher (no SIGHUP): an edited config changes the catalog and its serial."""
+    files = write_zones(tmp_path / "zones", ["a.example", "b.example"])
+    port = free_port()
+    state = tmp_path / "state"
+
+    def config(members: list[str]) -> str:
+        data = yaml.safe_load(producer_yaml(port, state, files, members, []))
+        data["options"].update(watch=True, reload_delay=0.2)
+        return yaml.safe_dump(data, sort_keys=False)
+
+    server = lab.add("authd producer", start_authd(config(["a.example"]), port=port))
+    first = serial_of(port, CAT)
+    lab.check(first is not None, "no catalog served")
+    time.sleep(1.1)  # a new unixtime serial needs a new second
+    (server.workdir / "authd.yaml").write_text(config(["a.example", "b.example"]))
+
+    def listed() -> list[str]:
+        key = dns.tsig.Key(KEY_NAME, SECRET, dns.tsig.HMAC_SHA256)
+        try:
+            zone = dns.zone.from_xfr(
+                dns.query.xfr(HOST, CAT, port=port, keyring={key.name: key}, timeout=2)
+            )
+        except (OSError, dns.exception.DNSException):
+            return []
+        return sorted(rd.target.to_text() for _, _, rd in zone.iterate_rdatas("PTR"))
+
+    lab.wait(
+        "the catalog to list b.example",
+        lambda: listed() == ["a.example.", "b.example."],
+        WITHIN,
+        poll=0.2,
+    )
+    second = serial_of(port, CAT)
+    lab.check(second is not None and first is not None and second > first, f"{first} -> {second}")
