@@ -34,6 +34,8 @@ import dns.rrset
 import dns.zone
 import pytest
 from dnsdiff import Outcome, Question, ask, differences, questions_for_zone, read_zone, report
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zonekit import exchange, make_query
 
 from authd.config import Options
@@ -715,3 +717,44 @@ def test_a_proof_shared_by_two_steps_is_sent_once(variant: Signed) -> None:
         nscount = int.from_bytes(wire[8:10], "big")
         msg = dns.message.from_wire(wire)
         assert nscount == sum(len(r) for r in msg.authority), label
+
+
+# -- the chain lookups, against a plain reading of the RFCs ------------------------------
+
+_LABELS = st.text(alphabet="abcwxyz0-*", min_size=1, max_size=6).filter(
+    lambda t: not t.startswith("-")
+)
+
+
+@given(labels=st.lists(_LABELS, min_size=1, max_size=3))
+@settings(max_examples=300)
+def test_covering_link_covers_the_name(signed: dict[str, Signed], labels: list[str]) -> None:
+    # For any name below the apex that is not an owner: the NSEC chosen has
+    # owner < name < next in canonical order (RFC 4034 6.1, dnspython's Name
+    # order), or is the last link; the NSEC3 chosen has owner hash < hash <
+    # next hash, or is the last link wrapping around (RFC 5155 section 7.2).
+    origin = dns.name.from_text(ORIGIN)
+    name = dns.name.Name(tuple(label.encode() for label in labels)).derelativize(origin)
+    for kind in ("nsec", "nsec3salt"):
+        denial = _snapshot(signed[kind]).views[0].zones[origin].denial
+        link = denial.covering(name)
+        assert link is not None
+        rrset = link[0]
+        if kind == "nsec":
+            owner, nxt = rrset.name, rrset[0].next
+            if denial.matching(name) is not None:
+                assert owner == name
+            elif nxt == origin:  # the last NSEC: everything after its owner
+                assert owner < name
+            else:
+                assert owner < name < nxt
+        else:
+            h = denial.hash(name)
+            owner = rrset.name.labels[0].lower()
+            nxt = base64.b32hexencode(rrset[0].next).lower()
+            if owner == h:
+                assert denial.matching(name) is link
+            elif owner < nxt:
+                assert owner < h < nxt
+            else:  # the last link wraps around
+                assert h > owner or h < nxt
