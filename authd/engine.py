@@ -387,7 +387,10 @@ def resolve(
             continue
         signed_data = False
         if qtype == RdataType.ANY:
-            rrsets = _any_rrsets(node, minimal_any)
+            # ANY matches the signatures too, DO or not (RFC 3225 section 3;
+            # BIND answers so): each RRset with its RRSIGs.
+            rrsets = with_signatures(_any_rrsets(node, minimal_any), node)
+            signed_data = True
         elif qtype == RdataType.RRSIG:
             # Asked for: the signatures themselves, DO or not (as NSD).
             rrsets = signature_rrsets(node)

@@ -758,3 +758,19 @@ def test_covering_link_covers_the_name(signed: dict[str, Signed], labels: list[s
                 assert owner < h < nxt
             else:  # the last link wraps around
                 assert h > owner or h < nxt
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_any_comes_with_signatures(variant: Signed, tcp: bool) -> None:
+    # ANY (RFC 8482: one RRset over UDP, all over TCP): each RRset with its
+    # RRSIGs, all valid, DO or not (RFC 3225 section 3: ANY matches them;
+    # BIND answers so).
+    snapshot = _snapshot(variant)
+    for do in (True, False):
+        query = make_query(f"www.{ORIGIN}", "ANY", edns=0, do=do, payload=4096)
+        msg = dns.message.from_wire(exchange(snapshot, query.to_wire(), tcp=tcp))
+        data = [r for r in msg.answer if r.rdtype != dns.rdatatype.RRSIG]
+        sigs = [r for r in msg.answer if r.rdtype == dns.rdatatype.RRSIG]
+        assert len(data) == (1 if not tcp else (3 if variant.kind == "nsec" else 2))
+        assert sorted(s.covers for s in sigs) == sorted(r.rdtype for r in data)
+        _validate_all(msg, variant.dnskey)
