@@ -55,3 +55,7 @@ MAX_ACL_DEPTH = 16  # ACLs naming ACLs
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
 MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number
+
+# -- authd check ---------------------------------------------------------------------------
+
+LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all

@@ -33,6 +33,7 @@ from authd.zonefile import Record, parse_zone_file
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
+RRSIG = RdataType.RRSIG
 
 # A node maps rdtype -> RRset; an empty node is an empty non-terminal (RFC 4592 2.2.2).
 Node = dict[RdataType, dns.rrset.RRset]
@@ -198,6 +199,8 @@ def group_records(
     grouped: NameMap[dict[RdataType, tuple[list[object], Origin]]] = name_dict(expected)
     ttls: NameMap[dict[RdataType, int]] = name_dict(expected)
     count = 0
+    # (owner labels in lower case, covered type) -> (owner, TTL, file, line) of its first RRSIG.
+    sig_ttls: dict[tuple[tuple[bytes, ...], RdataType], tuple[dns.name.Name, int, str, int]] = {}
     olen = len(origin.labels)
     origin_labels = origin.labels
     for rec in records:
@@ -222,6 +225,26 @@ def group_records(
             type_ttls = ttls[name] = {}
         else:
             type_ttls = ttls[name]
+        if rdtype == RRSIG:
+            # RRSIGs of different covered types are different RRsets, each with
+            # the TTL of the RRset it covers (RFC 4034 section 3): TTLs are
+            # compared per covered type, and with that RRset after the loop.
+            covered: RdataType = rec.rdata.type_covered  # type: ignore[attr-defined]
+            sig_key = (tuple(map(bytes.lower, name.labels)), covered)
+            first_sig = sig_ttls.get(sig_key)
+            if first_sig is None:
+                sig_ttls[sig_key] = (name, rec.ttl, rec.file, rec.line)
+            elif first_sig[1] != rec.ttl:
+                findings.append(
+                    Finding(
+                        LoaderCheck.TTL_MISMATCH,
+                        LoaderCheck.TTL_MISMATCH.severity,
+                        rec.file,
+                        rec.line,
+                        f"TTL {rec.ttl} differs from {first_sig[1]} in the {name} RRSIG "
+                        f"RRset covering {dns.rdatatype.to_text(sig_key[1])}",
+                    )
+                )
         entry = types.get(rdtype)
         if entry is None:
             types[rdtype] = ([rec.rdata], Origin(rec.file, rec.line))
@@ -229,7 +252,9 @@ def group_records(
         else:
             entry[0].append(rec.rdata)
             old_ttl = type_ttls[rdtype]
-            if rec.ttl != old_ttl:
+            if rdtype == RRSIG:
+                type_ttls[rdtype] = min(old_ttl, rec.ttl)
+            elif rec.ttl != old_ttl:
                 findings.append(
                     Finding(
                         LoaderCheck.TTL_MISMATCH,
@@ -243,6 +268,20 @@ def group_records(
                 type_ttls[rdtype] = min(old_ttl, rec.ttl)
         count += 1
 
+    for (_, sig_covers), (name, ttl, sig_file, sig_line) in sig_ttls.items():
+        covered_ttl = ttls[name].get(sig_covers)
+        if covered_ttl is not None and covered_ttl != ttl:
+            findings.append(
+                Finding(
+                    LoaderCheck.RRSIG_TTL_MISMATCH,
+                    LoaderCheck.RRSIG_TTL_MISMATCH.severity,
+                    sig_file,
+                    sig_line,
+                    f"{name} RRSIG {dns.rdatatype.to_text(sig_covers)} has TTL {ttl} but the "
+                    f"{dns.rdatatype.to_text(sig_covers)} RRset it covers has {covered_ttl}; "
+                    "an RRSIG's TTL is its RRset's (RFC 4034 section 3)",
+                )
+            )
     cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
     return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings))
 

@@ -1,0 +1,599 @@
+"""``authd check`` on signed zones (``authd.lint_dnssec``), and the loader's RRSIG TTLs.
+
+The zones are signed here, by BIND's ``dnssec-keygen``/``dnssec-signzone``
+(NSEC, NSEC3 without salt or iterations, NSEC3 opt-out, NSEC3 with a salt and
+iterations, and a ZSK-only zone), written one full record a line
+(``-O full``) so that a test breaks one record by editing its line.  Every
+DNSSEC id has a broken zone that triggers it; the unbroken zones give no
+finding at all.  Then the same broken zones are given to ``dnssec-verify``
+(BIND) and ``kzonecheck`` (Knot): for every zone either rejects, ``authd
+check`` reports an error too.  Across zones: the parent's DS against the
+child's keys.  And the RRSIG TTL bug of issue 11: RRSIGs covering types with
+different TTLs are not a ``ttl-mismatch``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.dnssec
+import dns.name
+import pytest
+
+from authd import lint
+from authd.checks import Finding, LoaderCheck, Severity
+from authd.cli import main
+from authd.limits import LINT_MAX_VERIFIED_SIGNATURES
+from authd.lint_dnssec import EXPIRY_WARN_DAYS, DnssecCheck, LintOptions, bitmap_types
+from authd.zone import compile_zone
+from authd.zonefile import parse_zone_text
+from harness.peers import require_binary
+
+ORIGIN = dns.name.from_text("s.test.")
+INCEPTION, EXPIRATION = "20260101000000", "20360101000000"
+NOW = int(dns.dnssec.to_timestamp("20300101000000"))  # well inside the validity
+DS_TEXT = "ab" * 32
+ZONE = f"""$ORIGIN s.test.
+$TTL 300
+@ SOA ns hm 1 7200 3600 1209600 300
+@ NS ns
+ns A 192.0.2.1
+www A 192.0.2.2
+www 600 TXT "hi"
+a.b.c TXT "below an empty non-terminal"
+*.w TXT "wild"
+kid NS ns.kid
+ns.kid A 192.0.2.9
+sec NS ns.sec
+sec DS 12345 13 2 {DS_TEXT}
+ns.sec A 192.0.2.10
+ins.y NS ns.example.
+"""
+# kid and ins.y are insecure delegations (y is an empty non-terminal above
+# ins.y only: opt-out may leave both out); sec is secure.
+
+Lines = list[str]
+
+
+def _keygen(folder: Path, zone: str, *flags: str) -> str:
+    out = subprocess.run(
+        [require_binary("dnssec-keygen"), "-q", "-K", str(folder), "-a", "ECDSAP256SHA256",
+         *flags, zone],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def _sign(folder: Path, zone_text: str, origin: str, name: str, *flags: str) -> Lines:
+    src = folder / f"{name}.src"
+    src.write_text(zone_text)
+    dest = folder / f"{name}.signed"
+    subprocess.run(
+        [require_binary("dnssec-signzone"), "-q", "-S", "-K", str(folder), "-O", "full",
+         "-s", INCEPTION, "-e", EXPIRATION, "-o", origin, "-f", str(dest), *flags, str(src)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return [line for line in dest.read_text().splitlines() if line and not line.startswith(";")]
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Lines]:
+    keys = tmp_path_factory.mktemp("keys")
+    _keygen(keys, "s.test", "-f", "KSK")
+    _keygen(keys, "s.test")
+    zsk_only = tmp_path_factory.mktemp("zsk")
+    _keygen(zsk_only, "s.test")
+    return {
+        "nsec": _sign(keys, ZONE, "s.test", "nsec"),
+        "nsec3": _sign(keys, ZONE, "s.test", "nsec3", "-3", "-"),
+        "optout": _sign(keys, ZONE, "s.test", "optout", "-3", "-", "-A"),
+        "salted": _sign(keys, ZONE, "s.test", "salted", "-3", "abcd", "-H", "5"),
+        "zsk": _sign(zsk_only, ZONE, "s.test", "zsk", "-z"),
+    }
+
+
+def fields(line: str) -> list[str]:
+    return line.split()
+
+
+def is_(owner: str, rdtype: str, covered: str | None = None) -> Callable[[str], bool]:
+    """Whether a line is the record *owner* *rdtype* (an RRSIG: covering *covered*)."""
+
+    def match(line: str) -> bool:
+        f = fields(line)
+        if f[0].lower() != owner.lower() or f[3] != rdtype:
+            return False
+        return covered is None or f[4] == covered
+
+    return match
+
+
+def drop(*matches: Callable[[str], bool]) -> Callable[[Lines], Lines]:
+    return lambda lines: [line for line in lines if not any(m(line) for m in matches)]
+
+
+def change(match: Callable[[str], bool], at: int, value: str) -> Callable[[Lines], Lines]:
+    """Field *at* (0 the owner, 1 the TTL, 3 the type, 4 the first of the rdata)
+    of every matching line becomes *value*."""
+
+    def edit(lines: Lines) -> Lines:
+        out = []
+        for line in lines:
+            if match(line):
+                f = fields(line)
+                f[at] = value
+                line = " ".join(f)
+            out.append(line)
+        return out
+
+    return edit
+
+
+def add(*records: str) -> Callable[[Lines], Lines]:
+    return lambda lines: [*lines, *records]
+
+
+def copy_as(match: Callable[[str], bool], owner: str) -> Callable[[Lines], Lines]:
+    """Add a copy of the first matching line, owned by *owner*."""
+
+    def edit(lines: Lines) -> Lines:
+        line = next(line for line in lines if match(line))
+        f = fields(line)
+        f[0] = owner
+        return [*lines, " ".join(f)]
+
+    return edit
+
+
+def lint_text(text: str, now: int | None = NOW, **options: int) -> lint.ZoneLint:
+    records = parse_zone_text(text, ORIGIN, "s.zone")
+    return lint.lint_records(ORIGIN, records, "s.zone", LintOptions(now=now, **options))
+
+
+def text_of(lines: Lines) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def _line_of(lines: Lines, match: Callable[[str], bool]) -> int:
+    return next(i for i, line in enumerate(lines, 1) if match(line))
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str  # which signed zone
+    edit: Callable[[Lines], Lines]
+    at: Callable[[str], bool] | None = None  # the line the finding names, in the edited zone
+    now: int = NOW
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.id}-{self.kind}{'-' + self.name if self.name else ''}"
+
+
+WWW = "www.s.test."
+APEX = "s.test."
+KID_GLUE = "ns.kid.s.test."
+
+
+def _nsec3_owner_of(name: str, salt: str = "", iterations: int = 0) -> str:
+    h = dns.dnssec.nsec3_hash(name, salt or None, iterations, 1).lower()
+    return f"{h}.s.test."
+
+
+def _is_nsec3_of(name: str) -> Callable[[str], bool]:
+    return is_(_nsec3_owner_of(name), "NSEC3")
+
+
+def _bitmap_without(match: Callable[[str], bool], rdtype: str) -> Callable[[Lines], Lines]:
+    def edit(lines: Lines) -> Lines:
+        return [
+            " ".join(f for f in fields(line) if f != rdtype) if match(line) else line
+            for line in lines
+        ]
+
+    return edit
+
+
+def _first_nsec3(lines: Lines) -> str:
+    return fields(next(line for line in lines if fields(line)[3] == "NSEC3"))[0]
+
+
+def _flip_optout(lines: Lines) -> Lines:
+    owner = _first_nsec3(lines)
+    return change(is_(owner, "NSEC3"), 5, "0")(lines)
+
+
+def _nsec3_next_wrong(lines: Lines) -> Lines:
+    owner = _first_nsec3(lines)
+    return change(is_(owner, "NSEC3"), 8, "0" * 32)(lines)
+
+
+def _drop_all(rdtype: str) -> Callable[[Lines], Lines]:
+    def edit(lines: Lines) -> Lines:
+        return [
+            line
+            for line in lines
+            if fields(line)[3] != rdtype
+            and not (fields(line)[3] == "RRSIG" and fields(line)[4] == rdtype)
+        ]
+
+    return edit
+
+
+def _nsec_into_nsec3(signed: dict[str, Lines]) -> Callable[[Lines], Lines]:
+    nsecs = [line for line in signed["nsec"] if fields(line)[3] == "NSEC"]
+    return lambda lines: [*lines, *nsecs]
+
+
+def _ns_kid_rrsig(lines: Lines) -> Lines:
+    sig = next(line for line in lines if is_(WWW, "RRSIG", "A")(line))
+    f = fields(sig)
+    f[0] = KID_GLUE
+    return [*lines, " ".join(f)]
+
+
+def cases(signed: dict[str, Lines]) -> list[Case]:
+    return [
+        Case("dnskey-missing", "nsec", drop(is_(APEX, "DNSKEY")), is_(APEX, "RRSIG", "SOA")),
+        Case("rrsig-missing", "nsec", drop(is_(WWW, "RRSIG", "A")), is_(WWW, "A")),
+        Case("rrsig-missing", "nsec3", drop(is_(WWW, "RRSIG", "TXT")), is_(WWW, "TXT")),
+        Case("rrsig-not-authoritative", "nsec", _ns_kid_rrsig, None),
+        Case("rrsig-without-rrset", "nsec", drop(is_(WWW, "TXT")), is_(WWW, "RRSIG", "TXT")),
+        Case("rrsig-expired", "nsec", lambda lines: lines, None,
+             now=int(dns.dnssec.to_timestamp("20360102000000"))),
+        Case("rrsig-not-yet-valid", "nsec3", lambda lines: lines, None,
+             now=int(dns.dnssec.to_timestamp("20251231000000"))),
+        Case("rrsig-expiring", "optout", lambda lines: lines, None,
+             now=int(dns.dnssec.to_timestamp("20351230000000"))),
+        Case("rrsig-bogus", "nsec", change(is_(WWW, "A"), 4, "192.0.2.99"),
+             is_(WWW, "RRSIG", "A")),
+        Case("rrsig-bogus", "nsec3", change(is_(WWW, "TXT"), 4, '"changed"'),
+             is_(WWW, "RRSIG", "TXT")),
+        Case("rrsig-key-missing", "nsec", change(is_(WWW, "RRSIG", "A"), 10, "1"),
+             is_(WWW, "RRSIG", "A")),
+        Case("rrsig-algorithm-no-dnskey", "nsec", change(is_(WWW, "RRSIG", "A"), 5, "8"),
+             is_(WWW, "RRSIG", "A")),
+        Case("rrsig-original-ttl", "nsec", change(is_(WWW, "A"), 1, "900"),
+             is_(WWW, "RRSIG", "A")),
+        Case("rrsig-ttl-mismatch", "nsec", change(is_(WWW, "RRSIG", "A"), 1, "900"),
+             is_(WWW, "RRSIG", "A")),
+        Case("dnskey-not-self-signed", "nsec", drop(is_(APEX, "RRSIG", "DNSKEY")),
+             is_(APEX, "DNSKEY")),
+        Case("dnskey-no-sep-signature", "zsk", lambda lines: lines, is_(APEX, "DNSKEY")),
+        Case("denial-missing", "nsec", _drop_all("NSEC"), is_(APEX, "SOA")),
+        Case("nsec-and-nsec3", "nsec3", _nsec_into_nsec3(signed), None),
+        Case("nsec-missing", "nsec", drop(is_(WWW, "NSEC"), is_(WWW, "RRSIG", "NSEC")),
+             is_(WWW, "A")),
+        Case("nsec-next-wrong", "nsec", change(is_(WWW, "NSEC"), 4, "nothere.s.test."),
+             is_(WWW, "NSEC")),
+        Case("nsec-bitmap-mismatch", "nsec", _bitmap_without(is_(WWW, "NSEC"), "TXT"),
+             is_(WWW, "NSEC")),
+        Case("nsec-not-authoritative", "nsec",
+             copy_as(is_("ns.s.test.", "NSEC"), KID_GLUE), None),
+        Case("nsec3param-mismatch", "nsec3", drop(is_(APEX, "NSEC3PARAM"),
+                                                  is_(APEX, "RRSIG", "NSEC3PARAM")), None),
+        Case("nsec3-missing", "nsec3", drop(_is_nsec3_of(WWW)), None),
+        Case("nsec3-next-wrong", "nsec3", _nsec3_next_wrong, None),
+        Case("nsec3-bitmap-mismatch", "nsec3", _bitmap_without(_is_nsec3_of(WWW), "TXT"),
+             _is_nsec3_of(WWW)),
+        Case("nsec3-orphan", "nsec3",
+             drop(is_(WWW, "A"), is_(WWW, "TXT"), is_(WWW, "RRSIG")), _is_nsec3_of(WWW)),
+        Case("nsec3-optout-mixed", "optout", _flip_optout, None),
+        Case("nsec3-iterations", "salted", lambda lines: lines, is_(APEX, "NSEC3PARAM")),
+        Case("nsec3-salt", "salted", lambda lines: lines, is_(APEX, "NSEC3PARAM")),
+        Case("nsec3-missing", "optout", drop(_is_nsec3_of("sec.s.test.")), None,
+             name="secure-delegation"),
+        Case("nsec3-missing", "nsec3", drop(_is_nsec3_of("y.s.test.")), None, name="ent"),
+    ]  # fmt: skip
+
+
+CROSS_IDS = {"ds-no-matching-dnskey", "ds-unmatched", "ds-child-unsigned", "dnssec-island"}
+UNSIGNED_IDS = {"dnssec-unsigned"}
+
+
+@pytest.fixture(scope="module")
+def table(signed: dict[str, Lines]) -> list[tuple[Case, Lines]]:
+    return [(c, c.edit(signed[c.kind])) for c in cases(signed)]
+
+
+def test_every_dnssec_id_has_a_case(signed: dict[str, Lines]) -> None:
+    tested = {c.id for c in cases(signed)} | CROSS_IDS | UNSIGNED_IDS
+    assert tested == {c.value for c in DnssecCheck} | {"rrsig-ttl-mismatch"}
+
+
+@pytest.mark.parametrize("kind", ["nsec", "nsec3", "optout"])
+def test_signed_zones_are_clean(signed: dict[str, Lines], kind: str) -> None:
+    assert [str(f) for f in lint_text(text_of(signed[kind])).findings] == []
+
+
+def test_salted_zone_warns_only_of_rfc_9276(signed: dict[str, Lines]) -> None:
+    linted = lint_text(text_of(signed["salted"]))
+    assert {f.id for f in linted.findings} == {"nsec3-iterations", "nsec3-salt"}
+    assert all(f.severity is Severity.WARNING for f in linted.findings)
+
+
+def test_each_broken_zone_is_reported(table: list[tuple[Case, Lines]]) -> None:
+    problems = []
+    for case, lines in table:
+        linted = lint_text(text_of(lines), now=case.now)
+        found = [f for f in linted.findings if f.id == case.id]
+        if not found:
+            problems.append(f"{case.label}: not reported; got {[str(f) for f in linted.findings]}")
+            continue
+        rule = lint.RULES[case.id]
+        if any(f.severity is not rule.severity for f in found):
+            problems.append(f"{case.label}: wrong severity")
+        if case.at is not None:
+            want = _line_of(lines, case.at)
+            if want not in {f.line for f in found}:
+                problems.append(f"{case.label}: line {[f.line for f in found]}, want {want}")
+    assert problems == []
+
+
+def test_time_checks_only_with_a_time(signed: dict[str, Lines]) -> None:
+    late = int(dns.dnssec.to_timestamp("20360102000000"))
+    assert [f for f in lint_text(text_of(signed["nsec"]), now=None).findings] == []
+    expired = [f for f in lint_text(text_of(signed["nsec"]), now=late).findings]
+    assert [f.id for f in expired] == ["rrsig-expired"]
+    assert "2036-01-01 00:00:00 UTC" in expired[0].message
+    assert "more signatures" in expired[0].message  # one finding, with the count
+
+
+def test_expiry_horizon_is_configurable(signed: dict[str, Lines]) -> None:
+    ten_days = int(dns.dnssec.to_timestamp("20351222000000"))
+    text = text_of(signed["nsec"])
+    assert EXPIRY_WARN_DAYS == 7
+    assert lint_text(text, now=ten_days).findings == ()
+    warned = lint_text(text, now=ten_days, expiry_days=11).findings
+    assert [f.id for f in warned] == ["rrsig-expiring"]
+    assert "within 11 days" in warned[0].message
+
+
+# --- the cost bound -------------------------------------------------------------------------
+
+
+def test_verification_is_bounded_and_says_so(signed: dict[str, Lines]) -> None:
+    lines = change(is_(WWW, "A"), 4, "192.0.2.99")(signed["nsec"])
+    sigs = sum(1 for line in lines if fields(line)[3] == "RRSIG")
+    everything = lint_text(text_of(lines), verify_limit=0)
+    assert [f.id for f in everything.findings] == ["rrsig-bogus"]
+    assert everything.notes == ()
+    bounded = lint_text(text_of(lines), verify_limit=3)
+    assert len(bounded.notes) == 1
+    note = bounded.notes[0]
+    assert note.startswith("s.test.: verified ") and f"of {sigs} signatures" in note
+    verified = int(note.split()[2])
+    assert verified < sigs
+    assert LINT_MAX_VERIFIED_SIGNATURES >= 10_000  # a 10k-name zone is verified whole
+
+
+# --- compared with dnssec-verify and kzonecheck ---------------------------------------------
+
+
+def _references_reject(path: Path) -> dict[str, bool]:
+    verify = subprocess.run(
+        [require_binary("dnssec-verify"), "-q", "-o", "s.test", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    knot = subprocess.run(
+        [require_binary("kzonecheck"), "-d", "on", "-o", "s.test", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return {"dnssec-verify": verify.returncode != 0, "kzonecheck": knot.returncode != 0}
+
+
+def test_zones_the_references_reject_are_errors(
+    table: list[tuple[Case, Lines]], signed: dict[str, Lines], tmp_path: Path
+) -> None:
+    rejected = 0
+    problems = []
+    clean = [(Case("clean", k, drop()), signed[k]) for k in ("nsec", "nsec3", "optout", "salted")]
+    for case, lines in [*table, *clean]:
+        if case.now != NOW:
+            continue  # the references judge at the real time
+        path = tmp_path / f"{case.label}.zone"
+        path.write_text(text_of(lines))
+        verdicts = _references_reject(path)
+        # authd judges at the real time too, as the references do.
+        code = main(["check", "--origin", "s.test", "--format", "json", str(path)])
+        if any(verdicts.values()):
+            rejected += 1
+            if code != 1:
+                problems.append(f"{case.label}: {verdicts} but authd check exits {code}")
+        elif case.id == "clean" and code != 0:
+            problems.append(f"{case.label}: the references accept it, authd check exits {code}")
+    assert problems == []
+    assert rejected >= 15  # the comparison compared something
+
+
+# --- across zones: DS ------------------------------------------------------------------------
+
+PARENT = """$ORIGIN p.test.
+$TTL 300
+@ SOA ns hm 1 7200 3600 1209600 300
+@ NS ns
+ns A 192.0.2.1
+kid NS ns.kid
+ns.kid A 192.0.2.9
+"""
+CHILD = """$ORIGIN kid.p.test.
+$TTL 300
+@ SOA ns hm 1 7200 3600 1209600 300
+@ NS ns
+ns A 192.0.2.9
+www A 192.0.2.20
+"""
+KID = dns.name.from_text("kid.p.test.")
+P = dns.name.from_text("p.test.")
+
+
+@pytest.fixture(scope="module")
+def kid(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The signed child zone and the DS of its KSK."""
+    folder = tmp_path_factory.mktemp("kid")
+    ksk = _keygen(folder, "kid.p.test", "-f", "KSK")
+    _keygen(folder, "kid.p.test")
+    child = text_of(_sign(folder, CHILD, "kid.p.test", "kid"))
+    ds = subprocess.run(
+        [require_binary("dnssec-dsfromkey"), "-2", str(folder / f"{ksk}.key")],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.split(None, 2)[2]  # fmt: skip
+    return child, ds.strip()
+
+
+def _together(parent: str, child: str) -> list[Finding]:
+    zones = [
+        lint.lint_records(P, parse_zone_text(parent, P, "p.zone"), "p.zone", LintOptions(NOW)),
+        lint.lint_records(KID, parse_zone_text(child, KID, "kid.zone"), "kid.zone"),
+    ]
+    return [f for z in zones for f in z.findings] + lint.lint_together(zones)
+
+
+def _ids(findings: list[Finding]) -> list[str]:
+    return sorted(f.id for f in findings)
+
+
+def test_ds_matching_the_childs_ksk_is_clean(kid: tuple[str, str]) -> None:
+    child, ds = kid
+    assert _ids(_together(PARENT + f"kid {ds}\n", child)) == []
+
+
+def test_ds_matching_no_dnskey_breaks_the_chain(kid: tuple[str, str]) -> None:
+    child, ds = kid
+    bad = ds[:-4] + ("0000" if not ds.endswith("0000") else "1111")
+    found = _together(PARENT + f"kid {bad}\n", child)
+    assert _ids(found) == ["ds-no-matching-dnskey"]
+    assert found[0].file == "p.zone" and found[0].line == 8
+    assert found[0].severity is Severity.ERROR
+
+
+def test_ds_matching_a_key_that_signs_nothing(kid: tuple[str, str]) -> None:
+    child, ds = kid
+    # The child's ZSK signs the DNSKEY RRset only beside the KSK; drop the KSK's signature.
+    ksk_tag = ds.split()[1]
+    lines = [
+        line
+        for line in child.splitlines()
+        if not (fields(line)[3] == "RRSIG" and fields(line)[4] == "DNSKEY"
+                and fields(line)[10] == ksk_tag)
+    ]  # fmt: skip
+    found = _together(PARENT + f"kid {ds}\n", text_of(lines))
+    assert "ds-no-matching-dnskey" in _ids(found)
+
+
+def test_a_stale_ds_beside_a_good_one_is_a_warning(kid: tuple[str, str]) -> None:
+    child, ds = kid
+    stale = "kid DS 1 13 2 " + "cd" * 32 + "\n"
+    found = _together(PARENT + f"kid {ds}\n" + stale, child)
+    assert _ids(found) == ["ds-unmatched"]
+    assert found[0].severity is Severity.WARNING
+
+
+def test_signed_child_without_ds_is_an_island(kid: tuple[str, str]) -> None:
+    child, _ = kid
+    found = _together(PARENT, child)
+    assert _ids(found) == ["dnssec-island"]
+    assert found[0].file == "kid.zone"
+
+
+def test_ds_for_an_unsigned_child_is_an_error(kid: tuple[str, str]) -> None:
+    _, ds = kid
+    found = _together(PARENT + f"kid {ds}\n", CHILD)
+    assert _ids(found) == ["ds-child-unsigned"]
+
+
+def test_dnskey_without_signatures_is_an_unsigned_zone(kid: tuple[str, str]) -> None:
+    child, ds = kid
+    dnskeys = [line for line in child.splitlines() if fields(line)[3] == "DNSKEY"]
+    found = _together(PARENT + f"kid {ds}\n", CHILD + "\n".join(dnskeys) + "\n")
+    assert _ids(found) == ["dnssec-unsigned", "ds-child-unsigned"]
+
+
+def test_bundled_child_zone_is_unsigned_but_has_a_ds(capsys: pytest.CaptureFixture[str]) -> None:
+    # zones/example.com.zone has a DS for child.example.com, whose file has
+    # the DNSKEY but no signature: a validator finds the child bogus.
+    root = Path(__file__).resolve().parent.parent / "zones"
+    code = main(["check", str(root / "example.com.zone"), str(root / "child.example.com.zone")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[ds-child-unsigned]" in out and "[dnssec-unsigned]" in out
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_cli_options(signed: dict[str, Lines], tmp_path: Path, capsys) -> None:
+    path = tmp_path / "s.test.zone"
+    path.write_text(text_of(signed["nsec"]))
+    assert main(["check", str(path)]) == 0
+    code = main(["check", "--dnssec-time", "20360102000000", str(path)])
+    assert code == 1 and "[rrsig-expired]" in capsys.readouterr().out
+    code = main(["check", "--dnssec-time", "20351230000000", str(path)])
+    assert code == 0 and "[rrsig-expiring]" in capsys.readouterr().out
+    code = main(["check", "--dnssec-time", "20351220000000", "--dnssec-expiry-days", "14",
+                 str(path)])  # fmt: skip
+    assert code == 0 and "within 14 days" in capsys.readouterr().out
+    assert main(["check", "--dnssec-verify-limit", "2", str(path)]) == 0
+    assert "note: s.test.: verified" in capsys.readouterr().err
+    for bad in (["--dnssec-time", "yesterday"], ["--dnssec-expiry-days", "-1"],
+                ["--dnssec-verify-limit", "x"]):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main(["check", *bad, str(path)])
+        assert e.value.code == 2
+
+
+def test_dnssec_errors_can_be_disabled_refusals_cannot(
+    signed: dict[str, Lines], tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "s.test.zone"
+    path.write_text(text_of(change(is_(WWW, "A"), 4, "192.0.2.99")(signed["nsec"])))
+    assert main(["check", str(path)]) == 1
+    assert main(["check", "--disable", "rrsig-bogus", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--disable", "soa-missing", str(path)]) == 2
+    assert "refusal cannot be disabled" in capsys.readouterr().err
+
+
+# --- the loader: RRSIGs per covered type (issue 11) -----------------------------------------
+
+
+def test_rrsigs_of_different_ttls_are_no_ttl_mismatch(signed: dict[str, Lines]) -> None:
+    """Regression: loading a signed zone logged ``ttl-mismatch`` for the RRSIGs
+    at a name whose RRsets have different TTLs (www A 300, www TXT 600; the
+    apex NSEC3PARAM TTL 0)."""
+    for kind in ("nsec", "nsec3"):
+        text = text_of(signed[kind])
+        result = compile_zone(ORIGIN, parse_zone_text(text, ORIGIN, "s.zone"), "s.zone")
+        assert result.version is not None
+        assert [str(f) for f in result.findings] == []
+
+
+def test_loader_flags_an_rrsig_ttl_unlike_its_rrset(signed: dict[str, Lines]) -> None:
+    lines = change(is_(WWW, "RRSIG", "A"), 1, "900")(signed["nsec"])
+    text = text_of(lines)
+    result = compile_zone(ORIGIN, parse_zone_text(text, ORIGIN, "s.zone"), "s.zone")
+    assert result.version is not None  # a warning: served
+    found = [f for f in result.findings if f.id == LoaderCheck.RRSIG_TTL_MISMATCH]
+    assert [f.line for f in found] == [_line_of(lines, is_(WWW, "RRSIG", "A"))]
+    assert "TTL 900" in found[0].message and "has 300" in found[0].message
+
+
+def test_two_rrsigs_of_one_covered_type_with_different_ttls(signed: dict[str, Lines]) -> None:
+    lines = signed["nsec"]
+    dnskey_sigs = [line for line in lines if is_(APEX, "RRSIG", "DNSKEY")(line)]
+    assert len(dnskey_sigs) == 2
+    edited = change(lambda line: line == dnskey_sigs[1], 1, "60")(lines)
+    result = compile_zone(ORIGIN, parse_zone_text(text_of(edited), ORIGIN, "s.zone"), "s.zone")
+    assert {f.id for f in result.findings} == {"ttl-mismatch"}
+
+
+def test_bitmap_types() -> None:
+    import dns.rdata
+
+    rd = dns.rdata.from_text("IN", "NSEC", "a.test. A NS SOA RRSIG NSEC DNSKEY TYPE1234")
+    assert bitmap_types(rd.windows) == {1, 2, 6, 46, 47, 48, 1234}
