@@ -30,8 +30,8 @@ from authd import lint, serial
 from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import main
 from authd.cli.check import origin_from_filename
-from authd.lint_dnssec import DnssecCheck
 from authd.errors import ZoneError
+from authd.lint_dnssec import DnssecCheck
 from authd.zone import compile_zone, load_zone
 from authd.zonefile import parse_zone_text
 
