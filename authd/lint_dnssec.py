@@ -399,8 +399,7 @@ def lint_signed(g: Grouping, records: Sequence[Record], options: LintOptions) ->
         for r in records
         if r.rdata.rdtype == _RRSIG and r.name in g.rrsets
     ]
-    z = _Zone(g, {_key(s.name) for s in sigs})
-    apex = z.types(origin)
+    apex = g.rrsets.get(origin, {})
     keys = tuple(cast(DNSKEY, rd) for rd in apex[_DNSKEY][0]) if _DNSKEY in apex else ()
     keys_where = apex[_DNSKEY][1] if _DNSKEY in apex else None
     findings: list[Finding] = []
@@ -416,6 +415,7 @@ def lint_signed(g: Grouping, records: Sequence[Record], options: LintOptions) ->
                 )
             )
         return SignedLint(tuple(findings), (), SignedZone(False, keys, keys_where, None))
+    z = _Zone(g, {_key(s.name) for s in sigs})
     if not keys:
         first = min(sigs, key=lambda s: (s.where.file, s.where.line))
         findings.append(
