@@ -49,7 +49,7 @@ import dns.rdtypes.ANY.RRSIG
 import dns.rrset
 
 from authd.checks import CheckId, Finding, Origin, Severity
-from authd.limits import LINT_MAX_VERIFIED_SIGNATURES
+from authd.limits import LINT_MAX_NSEC3_ITERATIONS, LINT_MAX_VERIFIED_SIGNATURES
 from authd.zone import Grouping
 from authd.zonefile import Record
 
@@ -434,7 +434,7 @@ def lint_signed(g: Grouping, records: Sequence[Record], options: LintOptions) ->
     notes.extend(verify_notes)
     if keys:
         findings.extend(_dnskey(z, keys, keys_where, sigs, signers))
-    findings.extend(_denial(z))
+    findings.extend(_denial(z, notes))
     findings.sort(key=lambda f: (f.file, f.line))
     return SignedLint(tuple(findings), tuple(notes), SignedZone(True, keys, keys_where, signers))
 
@@ -675,7 +675,8 @@ def _verify(
             if rd.type_covered == _DNSKEY:
                 dnskey_checked = False
             continue
-        except dns.exception.ValidationFailure as e:
+        except (dns.exception.DNSException, ValueError, TypeError, IndexError) as e:
+            # ValidationFailure, or a key dnspython or cryptography cannot read.
             findings.append(
                 _finding(
                     DnssecCheck.RRSIG_BOGUS,
@@ -734,7 +735,7 @@ def _dnskey(
 # --- denial of existence ---------------------------------------------------------
 
 
-def _denial(z: _Zone) -> list[Finding]:
+def _denial(z: _Zone, notes: list[str]) -> list[Finding]:
     nsec_at = [
         (key, name)
         for table in (z.auth, z.at_cut, z.glue)
@@ -764,7 +765,7 @@ def _denial(z: _Zone) -> list[Finding]:
     if nsec_at:
         findings.extend(_nsec_chain(z))
     if z.hashed or _NSEC3PARAM in apex:
-        findings.extend(_nsec3_chain(z))
+        findings.extend(_nsec3_chain(z, notes))
     return findings
 
 
@@ -847,7 +848,7 @@ class _Chain:
     members: list[tuple[str, Name, NSEC3, Origin]] = field(default_factory=list)
 
 
-def _nsec3_chain(z: _Zone) -> list[Finding]:
+def _nsec3_chain(z: _Zone, notes: list[str]) -> list[Finding]:
     findings: list[Finding] = []
     add = findings.append
     apex = z.types(z.origin)
@@ -948,6 +949,15 @@ def _nsec3_chain(z: _Zone) -> list[Finding]:
             )
         )
     opt_out = True in optout
+    if iterations > LINT_MAX_NSEC3_ITERATIONS:
+        # Hashing every name would cost names x iterations SHA-1 rounds
+        # (65,535 allowed on the wire); validators give up above 150 anyway.
+        notes.append(
+            f"{z.origin}: NSEC3 chain not followed: {iterations} iterations is more than "
+            f"{LINT_MAX_NSEC3_ITERATIONS}, which validators treat as insecure (RFC 9276 "
+            "section 3.2)"
+        )
+        return findings
     required, optional = _nsec3_names(z, opt_out)
     hashes: dict[str, tuple[tuple[bytes, ...], Name]] = {}
     for key, name in [*required.items(), *optional.items()]:

@@ -26,7 +26,7 @@ import pytest
 from authd import lint
 from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import main
-from authd.limits import LINT_MAX_VERIFIED_SIGNATURES
+from authd.limits import LINT_MAX_NSEC3_ITERATIONS, LINT_MAX_VERIFIED_SIGNATURES
 from authd.lint_dnssec import EXPIRY_WARN_DAYS, DnssecCheck, LintOptions, bitmap_types
 from authd.zone import compile_zone
 from authd.zonefile import parse_zone_text
@@ -645,3 +645,51 @@ def test_bitmap_types() -> None:
 
     rd = dns.rdata.from_text("IN", "NSEC", "a.test. A NS SOA RRSIG NSEC DNSKEY TYPE1234")
     assert bitmap_types(rd.windows) == {1, 2, 6, 46, 47, 48, 1234}
+
+
+# --- hostile input ----------------------------------------------------------------------------
+
+
+def test_unreadable_keys_and_unknown_algorithms_never_crash(signed: dict[str, Lines]) -> None:
+    lines = signed["nsec"]
+
+    # A P-256 key of 3 octets, and a key and signature of an algorithm (12,
+    # GOST) dnspython cannot verify: said in a note, not a crash.
+    def short_key(lines: Lines) -> Lines:
+        out = []
+        for line in lines:
+            f = fields(line)
+            if is_(APEX, "DNSKEY")(line) and f[4] == "256":
+                line = " ".join([*f[:7], "AAAA"])
+            out.append(line)
+        return out
+
+    linted = lint_text(text_of(short_key(lines)))
+    assert linted.findings  # the ZSK's tag changed: its signatures name no key
+    import dns.rdata
+
+    tag = dns.dnssec.key_id(dns.rdata.from_text("IN", "DNSKEY", "256 3 12 AAAA"))  # GOST
+    private = add(
+        "s.test. 300 IN DNSKEY 256 3 12 AAAA",
+        f"www.s.test. 300 IN RRSIG A 12 3 300 {EXPIRATION} {INCEPTION} {tag} s.test. AAAA",
+    )
+    linted = lint_text(text_of(private(lines)))
+    assert any("not verified (unsupported)" in n for n in linted.notes), linted.notes
+    tag = dns.dnssec.key_id(dns.rdata.from_text("IN", "DNSKEY", "256 3 13 AAAA"))
+    unreadable = add(
+        "s.test. 300 IN DNSKEY 256 3 13 AAAA",
+        f"www.s.test. 300 IN RRSIG A 13 3 300 {EXPIRATION} {INCEPTION} {tag} s.test. AAAA",
+    )
+    bogus = [f for f in lint_text(text_of(unreadable(lines))).findings if f.id == "rrsig-bogus"]
+    # (The DNSKEY RRset changed, so its own signatures are bogus too.)
+    assert len(lines) + 2 in [f.line for f in bogus]
+
+
+def test_nsec3_iterations_beyond_the_limit_are_not_hashed(signed: dict[str, Lines]) -> None:
+    many = str(LINT_MAX_NSEC3_ITERATIONS + 1)
+    lines = change(is_(APEX, "NSEC3PARAM"), 6, many)(signed["nsec3"])
+    lines = change(lambda line: fields(line)[3] == "NSEC3", 6, many)(lines)
+    linted = lint_text(text_of(lines), verify_limit=1)
+    # The records edited, their signatures are bogus; the chain is not judged.
+    assert {f.id for f in linted.findings} == {"nsec3-iterations", "rrsig-bogus"}
+    assert any("NSEC3 chain not followed" in n for n in linted.notes)
