@@ -250,6 +250,13 @@ class DnssecCheck(CheckId):
         "Across zones: a DS in the parent for a child that is not signed.",
         "RFC 4035 section 5.2",
     )
+    DS_PARENT_UNSIGNED = (
+        "ds-parent-unsigned",
+        _W,
+        "Across zones: a DS in an unsigned parent that would break the child once the "
+        "parent is signed (no match, or the child unsigned).",
+        "RFC 4035 section 5.2",
+    )
     DNSSEC_ISLAND = (
         "dnssec-island",
         _W,
@@ -1070,14 +1077,40 @@ def lint_delegation(
                 "validators treat it as insecure (an island of security)",
             )
         ]
-    rdatas, where = types[_DS]
+    found = _ds_verdict(cut, types[_DS], child_signed, in_child)
+    if parent_signed.signed:
+        return found
+    # Nothing is validated below an unsigned parent (and servers leave its DS
+    # out of referrals): what would break once it is signed is a warning.
+    return [
+        _finding(
+            DnssecCheck.DS_PARENT_UNSIGNED,
+            Origin(f.file, f.line),
+            f"{f.message.removesuffix(VALIDATORS_BOGUS)}, once {parent_origin} is signed "
+            f"(unsigned, it is validated by no one)",
+        )
+        for f in found
+        if f.severity is _E
+    ]
+
+
+#: How the DS errors end: a warning for an unsigned parent says "once".
+VALIDATORS_BOGUS = ": validators find the child bogus"
+
+
+def _ds_verdict(
+    cut: Name,
+    ds_entry: tuple[list[object], Origin],
+    child_signed: SignedZone,
+    in_child: str,
+) -> list[Finding]:
+    rdatas, where = ds_entry
     if not child_signed.signed:
         return [
             _finding(
                 DnssecCheck.DS_CHILD_UNSIGNED,
                 where,
-                f"{cut} DS: the child zone {in_child} is not signed, so validators find "
-                "every answer from it bogus",
+                f"{cut} DS: the child zone {in_child} is not signed{VALIDATORS_BOGUS}",
             )
         ]
     matched: list[tuple[DS, DNSKEY]] = []
@@ -1123,8 +1156,7 @@ def lint_delegation(
             _finding(
                 DnssecCheck.DS_NO_MATCHING_DNSKEY,
                 where,
-                f"{cut} DS: {why} in {in_child}: the chain of trust is broken, validators "
-                "find the child bogus",
+                f"{cut} DS: {why} in {in_child}; the chain of trust is broken{VALIDATORS_BOGUS}",
             )
         ]
     return [
