@@ -726,3 +726,13 @@ def test_nsec3_iterations_beyond_the_limit_are_not_hashed(signed: dict[str, Line
     # The records edited, their signatures are bogus; the chain is not judged.
     assert {f.id for f in linted.findings} == {"nsec3-iterations", "rrsig-bogus"}
     assert any("NSEC3 chain not followed" in n for n in linted.notes)
+
+
+def test_canonical_order_key_is_dnspythons_order() -> None:
+    from authd.lint_dnssec import _canonical
+
+    texts = ["example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.",
+             "z.example.", "\\001.z.example.", "*.z.example.", "\\200.z.example.", "ab.example.",
+             "a-.example.", "a\\000.example."]  # fmt: skip
+    names = [dns.name.from_text(t) for t in texts]
+    assert sorted(names, key=_canonical) == sorted(names)
