@@ -464,6 +464,14 @@ def _zone_algorithms(keys: Sequence[DNSKEY]) -> set[int]:
     }
 
 
+def _sig_text(s: _Sig) -> str:
+    return f"{s.name} RRSIG {_t(s.rd.type_covered)}"
+
+
+def _sig_key_text(s: _Sig) -> str:
+    return f"{_sig_text(s)} (key {s.rd.key_tag}, algorithm {s.rd.algorithm})"
+
+
 def _coverage(z: _Zone, sigs: Sequence[_Sig], keys: Sequence[DNSKEY]) -> list[Finding]:
     findings: list[Finding] = []
     add = findings.append
@@ -472,13 +480,12 @@ def _coverage(z: _Zone, sigs: Sequence[_Sig], keys: Sequence[DNSKEY]) -> list[Fi
         key = _key(s.name)
         covered.setdefault((key, int(s.rd.type_covered)), set()).add(int(s.rd.algorithm))
         types = z.types(s.name)
-        what = f"{s.name} RRSIG {_t(s.rd.type_covered)}"
         if s.rd.type_covered not in types:
             add(
                 _finding(
                     DnssecCheck.RRSIG_WITHOUT_RRSET,
                     s.where,
-                    f"{what}: {s.name} has no {_t(s.rd.type_covered)} RRset to cover",
+                    f"{_sig_text(s)}: {s.name} has no {_t(s.rd.type_covered)} RRset to cover",
                 )
             )
         elif key in z.glue or (key in z.at_cut and s.rd.type_covered not in _SIGNED_AT_CUT):
@@ -491,7 +498,7 @@ def _coverage(z: _Zone, sigs: Sequence[_Sig], keys: Sequence[DNSKEY]) -> list[Fi
                 _finding(
                     DnssecCheck.RRSIG_NOT_AUTHORITATIVE,
                     s.where,
-                    f"{what}: not authoritative data ({why}), so it is never signed "
+                    f"{_sig_text(s)}: not authoritative data ({why}), so it is never signed "
                     "(RFC 4035 section 2.2)",
                 )
             )
@@ -502,7 +509,7 @@ def _coverage(z: _Zone, sigs: Sequence[_Sig], keys: Sequence[DNSKEY]) -> list[Fi
                     _finding(
                         DnssecCheck.RRSIG_ORIGINAL_TTL,
                         s.where,
-                        f"{what} has Original TTL {s.rd.original_ttl} but the RRset's TTL is "
+                        f"{_sig_text(s)} has Original TTL {s.rd.original_ttl} but the RRset's TTL is "
                         f"{ttl}: edited after signing? (BIND and Knot find the signature invalid)",
                     )
                 )
@@ -625,13 +632,12 @@ def _verify(
     rrsets: dict[tuple[tuple[bytes, ...], int], dns.rrset.RRset | None] = {}
     for s in chosen:
         rd = s.rd
-        what = f"{s.name} RRSIG {_t(rd.type_covered)} (key {rd.key_tag}, algorithm {rd.algorithm})"
         if _key(rd.signer) != okey:
             findings.append(
                 _finding(
                     DnssecCheck.RRSIG_KEY_MISSING,
                     s.where,
-                    f"{what}: the signer {rd.signer} is not the zone apex {origin}",
+                    f"{_sig_key_text(s)}: the signer {rd.signer} is not the zone apex {origin}",
                 )
             )
             continue
@@ -642,7 +648,7 @@ def _verify(
                 _finding(
                     DnssecCheck.RRSIG_ALGORITHM_NO_DNSKEY,
                     s.where,
-                    f"{what}: no DNSKEY of algorithm "
+                    f"{_sig_key_text(s)}: no DNSKEY of algorithm "
                     f"{dns.dnssec.algorithm_to_text(rd.algorithm)} at the apex",
                 )
             )
@@ -652,7 +658,7 @@ def _verify(
                 _finding(
                     DnssecCheck.RRSIG_KEY_MISSING,
                     s.where,
-                    f"{what}: no DNSKEY with key tag {rd.key_tag} at the apex (a key "
+                    f"{_sig_key_text(s)}: no DNSKEY with key tag {rd.key_tag} at the apex (a key "
                     "removed before its signatures?)",
                 )
             )
@@ -695,7 +701,7 @@ def _verify(
                 _finding(
                     DnssecCheck.RRSIG_BOGUS,
                     s.where,
-                    f"{what} does not verify with the DNSKEY ({e}): the data or the "
+                    f"{_sig_key_text(s)} does not verify with the DNSKEY ({e}): the data or the "
                     "signature changed after signing; validators find it bogus",
                 )
             )
