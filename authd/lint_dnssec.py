@@ -509,8 +509,9 @@ def _coverage(z: _Zone, sigs: Sequence[_Sig], keys: Sequence[DNSKEY]) -> list[Fi
                     _finding(
                         DnssecCheck.RRSIG_ORIGINAL_TTL,
                         s.where,
-                        f"{_sig_text(s)} has Original TTL {s.rd.original_ttl} but the RRset's TTL is "
-                        f"{ttl}: edited after signing? (BIND and Knot find the signature invalid)",
+                        f"{_sig_text(s)} has Original TTL {s.rd.original_ttl} but the RRset's "
+                        f"TTL is {ttl}: edited after signing? (BIND and Knot find the "
+                        "signature invalid)",
                     )
                 )
     wanted = _zone_algorithms(keys)
