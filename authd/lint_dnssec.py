@@ -368,7 +368,7 @@ class _Zone:
         self.cut_keys = cut_keys
         self.auth: dict[tuple[bytes, ...], Name] = {}  # names with authoritative data
         self.at_cut: dict[tuple[bytes, ...], Name] = {}  # delegation points
-        self.glue: dict[tuple[bytes, ...], Name] = {}  # at or below a cut's descendants
+        self.glue: dict[tuple[bytes, ...], Name] = {}  # below a cut: glue, occluded data
         self.hashed: dict[str, Name] = {}  # NSEC3 owners, by their hash label
         for name, types in g.rrsets.items():
             key = _key(name)
@@ -631,7 +631,10 @@ def _verify(
     dnskey_checked = False
     unsupported: set[int] = set()
     rrsets: dict[tuple[tuple[bytes, ...], int], dns.rrset.RRset | None] = {}
-    for s in chosen:
+    # Signers, key tags and algorithms are checked on every signature; only
+    # the cryptography is sampled.
+    sampled = {id(s) for s in chosen}
+    for s in sigs:
         rd = s.rd
         if _key(rd.signer) != okey:
             findings.append(
@@ -663,6 +666,8 @@ def _verify(
                     "removed before its signatures?)",
                 )
             )
+            continue
+        if id(s) not in sampled:
             continue
         rkey = (_key(s.name), int(rd.type_covered))
         if rkey not in rrsets:
