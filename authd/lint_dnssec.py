@@ -628,7 +628,7 @@ def _verify(
     else:
         chosen = apex + rest
     signers: set[tuple[int, int]] = set()
-    dnskey_checked = False
+    dnskey_unverifiable = False  # a DNSKEY signature of an algorithm we cannot verify
     unsupported: set[int] = set()
     rrsets: dict[tuple[tuple[bytes, ...], int], dns.rrset.RRset | None] = {}
     # Signers, key tags and algorithms are checked on every signature; only
@@ -685,8 +685,6 @@ def _verify(
         rrset = rrsets[rkey]
         if rrset is None:
             continue  # rrsig-without-rrset
-        if rd.type_covered == _DNSKEY:
-            dnskey_checked = True
         try:
             dns.dnssec.validate_rrsig(
                 rrset,
@@ -698,8 +696,7 @@ def _verify(
             )
         except dns.exception.UnsupportedAlgorithm:
             unsupported.add(int(rd.algorithm))
-            if rd.type_covered == _DNSKEY:
-                dnskey_checked = False
+            dnskey_unverifiable = dnskey_unverifiable or rd.type_covered == _DNSKEY
             continue
         except (dns.exception.DNSException, ValueError, TypeError, IndexError) as e:
             # ValidationFailure, or a key dnspython or cryptography cannot read.
@@ -717,7 +714,7 @@ def _verify(
     if unsupported:
         shown = ", ".join(dns.dnssec.algorithm_to_text(a) for a in sorted(unsupported))
         notes.append(f"{origin}: signatures of algorithm {shown} not verified (unsupported)")
-    dnskey_signers = frozenset(signers) if dnskey_checked or signers else None
+    dnskey_signers = None if dnskey_unverifiable and not signers else frozenset(signers)
     return findings, dnskey_signers, notes
 
 

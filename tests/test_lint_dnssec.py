@@ -264,6 +264,8 @@ def cases(signed: dict[str, Lines]) -> list[Case]:
              is_(WWW, "RRSIG", "A")),
         Case("dnskey-not-self-signed", "nsec", drop(is_(APEX, "RRSIG", "DNSKEY")),
              is_(APEX, "DNSKEY")),
+        Case("dnskey-not-self-signed", "nsec", change(is_(APEX, "RRSIG", "DNSKEY"), 10, "1"),
+             is_(APEX, "DNSKEY"), name="unknown-keys"),
         Case("dnskey-no-sep-signature", "zsk", lambda lines: lines, is_(APEX, "DNSKEY")),
         Case("denial-missing", "nsec", _drop_all("NSEC"), is_(APEX, "SOA")),
         Case("nsec-and-nsec3", "nsec3", _nsec_into_nsec3(signed), None),
