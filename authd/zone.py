@@ -33,7 +33,7 @@ from authd.zonefile import Record, parse_zone_file
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
-RRSIG = RdataType.RRSIG
+_RRSIG = RdataType.RRSIG
 
 # A node maps rdtype -> RRset; an empty node is an empty non-terminal (RFC 4592 2.2.2).
 Node = dict[RdataType, dns.rrset.RRset]
@@ -199,8 +199,6 @@ def group_records(
     grouped: NameMap[dict[RdataType, tuple[list[object], Origin]]] = name_dict(expected)
     ttls: NameMap[dict[RdataType, int]] = name_dict(expected)
     count = 0
-    # (owner labels in lower case, covered type) -> (owner, TTL, file, line) of its first RRSIG.
-    sig_ttls: dict[tuple[tuple[bytes, ...], RdataType], tuple[dns.name.Name, int, str, int]] = {}
     olen = len(origin.labels)
     origin_labels = origin.labels
     for rec in records:
@@ -225,26 +223,6 @@ def group_records(
             type_ttls = ttls[name] = {}
         else:
             type_ttls = ttls[name]
-        if rdtype == RRSIG:
-            # RRSIGs of different covered types are different RRsets, each with
-            # the TTL of the RRset it covers (RFC 4034 section 3): TTLs are
-            # compared per covered type, and with that RRset after the loop.
-            covered: RdataType = rec.rdata.type_covered  # type: ignore[attr-defined]
-            sig_key = (tuple(map(bytes.lower, name.labels)), covered)
-            first_sig = sig_ttls.get(sig_key)
-            if first_sig is None:
-                sig_ttls[sig_key] = (name, rec.ttl, rec.file, rec.line)
-            elif first_sig[1] != rec.ttl:
-                findings.append(
-                    Finding(
-                        LoaderCheck.TTL_MISMATCH,
-                        LoaderCheck.TTL_MISMATCH.severity,
-                        rec.file,
-                        rec.line,
-                        f"TTL {rec.ttl} differs from {first_sig[1]} in the {name} RRSIG "
-                        f"RRset covering {dns.rdatatype.to_text(sig_key[1])}",
-                    )
-                )
         entry = types.get(rdtype)
         if entry is None:
             types[rdtype] = ([rec.rdata], Origin(rec.file, rec.line))
@@ -252,38 +230,53 @@ def group_records(
         else:
             entry[0].append(rec.rdata)
             old_ttl = type_ttls[rdtype]
-            if rdtype == RRSIG:
-                type_ttls[rdtype] = min(old_ttl, rec.ttl)
-            elif rec.ttl != old_ttl:
-                findings.append(
-                    Finding(
-                        LoaderCheck.TTL_MISMATCH,
-                        LoaderCheck.TTL_MISMATCH.severity,
-                        rec.file,
-                        rec.line,
-                        f"TTL {rec.ttl} differs from {old_ttl} in the {name} "
-                        f"{dns.rdatatype.to_text(rdtype)} RRset; using the smaller",
+            if rec.ttl != old_ttl:
+                # RRSIGs at a name cover different RRsets of different TTLs:
+                # each is compared with its own RRset instead (_rrsig_ttls).
+                if rdtype != _RRSIG:
+                    findings.append(
+                        Finding(
+                            LoaderCheck.TTL_MISMATCH,
+                            LoaderCheck.TTL_MISMATCH.severity,
+                            rec.file,
+                            rec.line,
+                            f"TTL {rec.ttl} differs from {old_ttl} in the {name} "
+                            f"{dns.rdatatype.to_text(rdtype)} RRset; using the smaller",
+                        )
                     )
-                )
                 type_ttls[rdtype] = min(old_ttl, rec.ttl)
         count += 1
+    findings.extend(_rrsig_ttls(records, ttls))
 
-    for (_, sig_covers), (name, ttl, sig_file, sig_line) in sig_ttls.items():
-        covered_ttl = ttls[name].get(sig_covers)
-        if covered_ttl is not None and covered_ttl != ttl:
-            findings.append(
-                Finding(
-                    LoaderCheck.RRSIG_TTL_MISMATCH,
-                    LoaderCheck.RRSIG_TTL_MISMATCH.severity,
-                    sig_file,
-                    sig_line,
-                    f"{name} RRSIG {dns.rdatatype.to_text(sig_covers)} has TTL {ttl} but the "
-                    f"{dns.rdatatype.to_text(sig_covers)} RRset it covers has {covered_ttl}; "
-                    "an RRSIG's TTL is its RRset's (RFC 4034 section 3)",
-                )
-            )
     cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
     return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings))
+
+
+def _rrsig_ttls(records: Iterable[Record], ttls: NameMap[dict[RdataType, int]]) -> list[Finding]:
+    """``rrsig-ttl-mismatch`` for every RRSIG whose TTL is not that of the RRset
+    it covers (RFC 4034 section 3); RRSIGs of an owner are never compared with
+    each other: they cover different RRsets (issue 11).  A second pass, but
+    only over each record's type: RRSIGs are rare in most zones."""
+    findings = []
+    for rec in records:
+        if rec.rdata.rdtype != _RRSIG:
+            continue
+        covered: RdataType = rec.rdata.type_covered  # type: ignore[attr-defined]
+        covered_ttl = ttls.get(rec.name, {}).get(covered)
+        if covered_ttl is None or covered_ttl == rec.ttl:
+            continue  # an RRSIG with no RRset (the linter says so), or the right TTL
+        kind = dns.rdatatype.to_text(covered)
+        findings.append(
+            Finding(
+                LoaderCheck.RRSIG_TTL_MISMATCH,
+                LoaderCheck.RRSIG_TTL_MISMATCH.severity,
+                rec.file,
+                rec.line,
+                f"{rec.name} RRSIG {kind} has TTL {rec.ttl} but the {kind} RRset it covers "
+                f"has {covered_ttl}; an RRSIG's TTL is its RRset's (RFC 4034 section 3)",
+            )
+        )
+    return findings
 
 
 GroupedTypes = Mapping[RdataType, tuple[list[object], Origin]]

@@ -64,10 +64,10 @@ CHECKS = [
           BASE + "www A 192.0.2.3\n", line=6),
     Check("ttl-mismatch", Severity.WARNING, BASE + "www 300 A 192.0.2.1\nwww 600 A 192.0.2.2\n",
           BASE + "www 300 A 192.0.2.1\nwww 300 A 192.0.2.2\n", line=7),
-    # RRSIGs per covered type (RFC 4034 section 3): their TTLs are compared with
-    # the RRSIGs of the same covered type and with the RRset they cover, never
-    # across covered types (issue 11: www A 300 and www TXT 600 signed).
-    Check("ttl-mismatch", Severity.WARNING, BASE + "www A 192.0.2.1\n" + SIG_A.format(300)
+    # RRSIGs per covered type (RFC 4034 section 3): each TTL is compared with the
+    # RRset it covers, never with RRSIGs of other covered types (issue 11: www A
+    # 300 and www TXT 600 signed were a ttl-mismatch).
+    Check("rrsig-ttl-mismatch", Severity.WARNING, BASE + "www A 192.0.2.1\n" + SIG_A.format(300)
           + SIG_A.format(600).replace(" 1 z.test.", " 2 z.test."),
           BASE + "www A 192.0.2.1\n" + SIG_A.format(300) + "www 600 TXT t\n"
           + SIG_A.format(600).replace("RRSIG A", "RRSIG TXT"), line=8),
