@@ -11,8 +11,11 @@ and every zone of every ``-c`` config (all views, all configs) as one set.
 In a repository with no commit yet, ``--against`` has nothing to compare with:
 the serial comparison is skipped with a note (the hook's first commit).
 
+Signature validity is judged at ``--dnssec-time`` (default: the clock, read
+here, not in the pure ``authd.lint_dnssec``).
+
 Exit codes: 0 clean (warnings allowed unless ``--strict``), 1 a finding at
-error level, 2 usage or unreadable input (a missing file, a refused config,
+error level (a refusal, or a DNSSEC error), 2 usage or unreadable input (a missing file, a refused config,
 an unknown ``--against`` reference).
 """
 
@@ -60,8 +63,9 @@ def register(sub: Subparsers) -> None:
         "check",
         help="check zone files as the server would load them, and lint them",
         description=(
-            "Check zone files: every error is a zone `authd serve` refuses; warnings "
-            "flag what is suspicious. ZONEFILE's origin comes from its name "
+            "Check zone files: an error is a zone `authd serve` refuses, or a signed zone "
+            "validators would find bogus (DNSSEC); warnings flag what is suspicious. "
+            "ZONEFILE's origin comes from its name "
             "(example.com.zone, db.example.com, example.com.db; root.zone, db.root and "
             "named.root mean the root zone) unless --origin; a DIR means its *.zone and "
             "db.* files; a file that zones of its repository $INCLUDE means those zones; "
