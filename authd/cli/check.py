@@ -15,8 +15,8 @@ Signature validity is judged at ``--dnssec-time`` (default: the clock, read
 here, not in the pure ``authd.lint_dnssec``).
 
 Exit codes: 0 clean (warnings allowed unless ``--strict``), 1 a finding at
-error level (a refusal, or a DNSSEC error), 2 usage or unreadable input (a missing file, a refused config,
-an unknown ``--against`` reference).
+error level (a refusal, or a DNSSEC error), 2 usage or unreadable input (a
+missing file, a refused config, an unknown ``--against`` reference).
 """
 
 from __future__ import annotations
