@@ -73,8 +73,9 @@ def _sign(folder: Path, zone_text: str, origin: str, name: str, *flags: str) -> 
     dest = folder / f"{name}.signed"
     subprocess.run(
         [require_binary("dnssec-signzone"), "-q", "-S", "-K", str(folder), "-O", "full",
-         "-s", INCEPTION, "-e", EXPIRATION, "-o", origin, "-f", str(dest), *flags, str(src)],
-        check=True, capture_output=True, text=True, timeout=120,
+         "-d", str(folder), "-s", INCEPTION, "-e", EXPIRATION, "-o", origin, "-f", str(dest),
+         *flags, str(src)],
+        check=True, capture_output=True, text=True, timeout=120, cwd=folder,
     )  # fmt: skip
     return [line for line in dest.read_text().splitlines() if line and not line.startswith(";")]
 
