@@ -62,4 +62,5 @@ MAX_PORT = 65535  # a UDP or TCP port number
 # -- authd check ---------------------------------------------------------------------------
 
 LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
+LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
 LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)

@@ -27,7 +27,11 @@ import pytest
 from authd import lint
 from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import main
-from authd.limits import LINT_MAX_NSEC3_ITERATIONS, LINT_MAX_VERIFIED_SIGNATURES
+from authd.limits import (
+    LINT_MAX_EXPIRY_DAYS,
+    LINT_MAX_NSEC3_ITERATIONS,
+    LINT_MAX_VERIFIED_SIGNATURES,
+)
 from authd.lint_dnssec import EXPIRY_WARN_DAYS, DnssecCheck, LintOptions, bitmap_types
 from authd.zone import compile_zone
 from authd.zonefile import parse_zone_text
@@ -630,8 +634,11 @@ def test_cli_options(signed: dict[str, Lines], tmp_path: Path, capsys) -> None:
     assert code == 0 and "within 14 days" in capsys.readouterr().out
     assert main(["check", "--dnssec-verify-limit", "2", str(path)]) == 0
     assert "note: s.test.: verified" in capsys.readouterr().err
+    assert main(["check", "--dnssec-expiry-days", str(LINT_MAX_EXPIRY_DAYS), str(path)]) == 0
+    capsys.readouterr()
     for bad in (["--dnssec-time", "yesterday"], ["--dnssec-expiry-days", "-1"],
-                ["--dnssec-verify-limit", "x"]):  # fmt: skip
+                ["--dnssec-expiry-days", str(LINT_MAX_EXPIRY_DAYS + 1)],
+                ["--dnssec-verify-limit", "x"], ["--dnssec-verify-limit", "-1"]):  # fmt: skip
         with pytest.raises(SystemExit) as e:
             main(["check", *bad, str(path)])
         assert e.value.code == 2

@@ -41,7 +41,11 @@ from authd.cli.check_report import FORMATS, ZoneSummary, render
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers
 from authd.cli.repo import GitError, NoCommitYet
 from authd.errors import AuthdError, ZoneError
-from authd.limits import DEFAULT_MAX_ZONE_RECORDS, LINT_MAX_VERIFIED_SIGNATURES
+from authd.limits import (
+    DEFAULT_MAX_ZONE_RECORDS,
+    LINT_MAX_EXPIRY_DAYS,
+    LINT_MAX_VERIFIED_SIGNATURES,
+)
 from authd.lint_dnssec import EXPIRY_WARN_DAYS, LintOptions
 from authd.zone import Grouping, group_records
 from authd.zonefile import parse_zone_file
@@ -53,8 +57,6 @@ ZONE_SUFFIXES = (".zone", ".db")
 #: mean the root zone: IANA's ``root.zone``, BIND's hints ``named.root``,
 #: ``db.root``, ``root.hints``.  Else ``root.zone`` would be the zone ``root.``.
 ROOT_NAMES = frozenset({"root", "named.root", "root.hints", "root.hint", "named.cache"})
-#: The widest --dnssec-expiry-days: signatures are rarely valid longer than a year.
-MAX_EXPIRY_DAYS = 3660
 
 
 def register(sub: Subparsers) -> None:
@@ -137,8 +139,8 @@ def _days(text: str) -> int:
         days = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if not 0 <= days <= MAX_EXPIRY_DAYS:
-        raise argparse.ArgumentTypeError(f"{days}: give 0 to {MAX_EXPIRY_DAYS} days")
+    if not 0 <= days <= LINT_MAX_EXPIRY_DAYS:
+        raise argparse.ArgumentTypeError(f"{days}: give 0 to {LINT_MAX_EXPIRY_DAYS} days")
     return days
 
 
