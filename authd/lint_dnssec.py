@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import dns.dnssec
@@ -365,7 +365,6 @@ class _Zone:
         self.origin = g.origin
         self.depth = len(g.origin.labels)
         cut_keys = {_key(c) for c in g.cuts}
-        self.cut_keys = cut_keys
         self.auth: dict[tuple[bytes, ...], Name] = {}  # names with authoritative data
         self.at_cut: dict[tuple[bytes, ...], Name] = {}  # delegation points
         self.glue: dict[tuple[bytes, ...], Name] = {}  # below a cut: glue, occluded data
@@ -861,14 +860,6 @@ def _nsec_chain(z: _Zone) -> list[Finding]:
                 )
             )
     return findings
-
-
-@dataclass(slots=True)
-class _Chain:
-    algorithm: int
-    iterations: int
-    salt: bytes
-    members: list[tuple[str, Name, NSEC3, Origin]] = field(default_factory=list)
 
 
 def _nsec3_chain(z: _Zone, notes: list[str]) -> list[Finding]:
