@@ -6,6 +6,12 @@ owners, empty non-terminals, the negative-answer TTL).  Invariant: a
 ``ZoneVersion`` is never mutated after ``compile_zone`` returns it; a reload
 builds a new one and the server swaps a single reference.
 
+Signed zones (DNSSEC): a node holds its RRSIGs as one RRset per covered type
+under ``authd.rrsig.sig_key`` with the TTL they were signed with; NSEC3
+owners live in ``hashed``, not in ``nodes`` (they are not names of the zone);
+``denial`` holds the NSEC/NSEC3 proofs built at load (``authd.denial``).
+Code that iterates a node's keys sees signature keys too (``is_sig_key``).
+
 Also owns ``ZoneIndex``, what the engine's lookup reads of a zone, and
 ``GroupingIndex``, that view of a zone grouped but not compiled, so the linter
 runs the server's own lookup (``authd.engine.locate``).
@@ -38,7 +44,8 @@ RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
 _RRSIG = RdataType.RRSIG
 
-# A node maps rdtype -> RRset; an empty node is an empty non-terminal (RFC 4592 2.2.2).
+# A node maps rdtype -> RRset, and sig_key(covered) -> its RRSIG RRset; an empty
+# node is an empty non-terminal (RFC 4592 2.2.2).
 Node = dict[RdataType, dns.rrset.RRset]
 
 
