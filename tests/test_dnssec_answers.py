@@ -774,3 +774,19 @@ def test_any_comes_with_signatures(variant: Signed, tcp: bool) -> None:
         assert len(data) == (1 if not tcp else (3 if variant.kind == "nsec" else 2))
         assert sorted(s.covers for s in sigs) == sorted(r.rdtype for r in data)
         _validate_all(msg, variant.dnskey)
+
+
+def test_secondary_copy_text_keeps_a_signed_zone_whole(variant: Signed) -> None:
+    # A secondary's stored copy (xfr_in.zone_text) read back is the same
+    # zone: RRSIGs with their TTLs, the NSEC3 owners, the same proofs.
+    from authd.xfr_in import zone_text
+    from authd.zone import compile_zone
+    from authd.zonefile import parse_zone_text
+
+    origin = dns.name.from_text(ORIGIN)
+    version = _snapshot(variant).views[0].zones[origin]
+    text = "".join(zone_text(version))
+    again = compile_zone(origin, parse_zone_text(text, origin, "copy"), "copy").version
+    assert again is not None and again.same_content(version)
+    assert again.denial is not None and again.denial.keys == version.denial.keys
+    assert len(again.hashed) == len(version.hashed)
