@@ -139,6 +139,7 @@ class _Bucket:
     credit: float
     stamp: float
     limited: int = 0  # responses limited since the bucket last had credit
+    slips: int = 0  # every limited response ever, so one in ``slip`` slips across refills
 
 
 class Limiter:
@@ -205,9 +206,10 @@ class Limiter:
             bucket.limited = 0
             return Verdict.SEND, None
         bucket.limited += 1
+        bucket.slips += 1
         started = self._started(client, token) if bucket.limited == 1 else None
         slip = self.settings.slip
-        if slip and bucket.limited % slip == 0:
+        if slip and bucket.slips % slip == 0:
             return Verdict.SLIP, started
         return Verdict.DROP, started
 
