@@ -137,9 +137,14 @@ def by_rcode(rcode: int, qname: bytes, qtype: int) -> Token:
 @dataclass(slots=True)
 class _Bucket:
     credit: float
-    stamp: float
+    stamp: float  # when credit was last brought up to date
+    touched: float  # when the bucket last moved to the recent end of the table
     limited: int = 0  # responses limited since the bucket last had credit
     slips: int = 0  # every limited response ever, so one in ``slip`` slips across refills
+
+
+_SEND: tuple[Verdict, None] = (Verdict.SEND, None)
+_PREFIX_CACHE = 4096  # client addresses whose prefix is remembered (cleared when full)
 
 
 class Limiter:
@@ -147,16 +152,13 @@ class Limiter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._rates = (
-            settings.responses_per_second,
-            settings.responses_per_second,
-            settings.responses_per_second,
-            settings.nxdomains_per_second,
-            settings.errors_per_second,
-        )
+        r = settings.responses_per_second
+        self._rates = (r, r, r, settings.nxdomains_per_second, settings.errors_per_second)
+        self._caps = tuple(float(rate * settings.window) for rate in self._rates)
         self._v4 = settings.ipv4_prefix_length
         self._v6 = settings.ipv6_prefix_length
-        self._table: OrderedDict[tuple[int, int, bytes, int], _Bucket] = OrderedDict()
+        self._table: OrderedDict[tuple[int, Token], _Bucket] = OrderedDict()
+        self._prefixes: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._table)
@@ -186,25 +188,36 @@ class Limiter:
         kind = token[0]
         rate = self._rates[kind]
         if rate == 0:
-            return Verdict.SEND, None
-        key = (self.prefix(client), kind, token[1], token[2])
+            return _SEND
+        prefixes = self._prefixes
+        prefix = prefixes.get(client)
+        if prefix is None:
+            if len(prefixes) >= _PREFIX_CACHE:
+                prefixes.clear()
+            prefix = prefixes[client] = self.prefix(client)
+        key = (prefix, token)
         table = self._table
         bucket = table.get(key)
-        cap = float(rate * self.settings.window)
         if bucket is None:
             if len(table) >= self.settings.table_entries:
                 table.popitem(last=False)  # the least recently used bucket goes
-            bucket = table[key] = _Bucket(cap, now)
+            bucket = table[key] = _Bucket(self._caps[kind], now, now)
         else:
-            table.move_to_end(key)
             elapsed = now - bucket.stamp
             if elapsed > 0:
-                bucket.credit = min(cap, bucket.credit + elapsed * rate)
+                credit = bucket.credit + elapsed * rate
+                cap = self._caps[kind]
+                bucket.credit = credit if credit < cap else cap
                 bucket.stamp = now
+            # Recency to the second is enough to choose which bucket to reuse,
+            # and saves reordering the table on every response.
+            if now - bucket.touched >= 1.0:
+                table.move_to_end(key)
+                bucket.touched = now
         if bucket.credit >= 1.0:
             bucket.credit -= 1.0
             bucket.limited = 0
-            return Verdict.SEND, None
+            return _SEND
         bucket.limited += 1
         bucket.slips += 1
         started = self._started(client, token) if bucket.limited == 1 else None

@@ -130,14 +130,23 @@ def test_prefix_lengths_are_configurable() -> None:
 
 def test_the_table_is_bounded_and_reuses_the_least_recently_used_bucket() -> None:
     limiter = Limiter(Settings(responses_per_second=1, slip=0, table_entries=3))
-    hot = (Kind.ANSWER, b"\x03hot\x00", 1)
-    assert limiter.check("192.0.2.1", hot, 1.0)[0] is Verdict.SEND
+
+    def cls(name: str) -> ratelimit.Token:
+        return (Kind.ANSWER, dns.name.from_text(name).to_wire(), 1)
+
     for i in range(1000):  # a spray of classes: memory stays at three buckets
-        limiter.check("192.0.2.1", (Kind.ANSWER, f"n{i}".encode(), 1), 1.0)
-        limiter.check("192.0.2.1", hot, 1.0)  # the hot one keeps being used
+        limiter.check("192.0.2.1", cls(f"n{i}"), 0.0)
         assert len(limiter) <= 3
-    # The hot bucket survived (still empty): not a fresh bucket with credit.
-    assert limiter.check("192.0.2.1", hot, 1.0)[0] is Verdict.DROP
+    assert limiter.check("192.0.2.1", cls("hot"), 0.0)[0] is Verdict.SEND  # credit spent
+    limiter.check("192.0.2.1", cls("a"), 0.0)
+    # A second later the hot class is used again (one credit earned, spent)...
+    assert limiter.check("192.0.2.1", cls("hot"), 1.0)[0] is Verdict.SEND
+    limiter.check("192.0.2.1", cls("c"), 1.0)  # ...so these two evict the
+    limiter.check("192.0.2.1", cls("d"), 1.0)  # spray's last bucket and "a" instead
+    assert len(limiter) == 3
+    # Still the same, empty bucket (a reused slot would come with fresh credit).
+    assert limiter.check("192.0.2.1", cls("hot"), 1.0)[0] is Verdict.DROP
+    assert limiter.check("192.0.2.1", cls("a"), 1.0)[0] is Verdict.SEND  # "a" was new again
 
 
 def test_default_table_size_is_bind_s() -> None:
