@@ -68,6 +68,7 @@ DEFAULT_RRL_IPV4_PREFIX = 24  # clients counted per /24 (BIND and NSD)
 DEFAULT_RRL_IPV6_PREFIX = 56  # and per IPv6 /56 (BIND's; NSD uses /64)
 DEFAULT_RRL_TABLE_ENTRIES = 20_000  # buckets kept, least recently used reused (BIND's max)
 MAX_RRL_TABLE_ENTRIES = 10_000_000
+RRL_PREFIX_CACHE = 4096  # client addresses whose prefix is remembered (cleared when full)
 COOKIE_CLIENT_LEN = 8  # RFC 7873 section 4: the client cookie
 COOKIE_SERVER_MIN = 8  # RFC 7873 section 4: a server cookie is 8 to 32 bytes
 COOKIE_SERVER_MAX = 32

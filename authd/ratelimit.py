@@ -43,6 +43,7 @@ from authd.limits import (
     DEFAULT_RRL_SLIP,
     DEFAULT_RRL_TABLE_ENTRIES,
     DEFAULT_RRL_WINDOW,
+    RRL_PREFIX_CACHE,
 )
 
 
@@ -144,7 +145,6 @@ class _Bucket:
 
 
 _SEND: tuple[Verdict, None] = (Verdict.SEND, None)
-_PREFIX_CACHE = 4096  # client addresses whose prefix is remembered (cleared when full)
 
 
 class Limiter:
@@ -192,7 +192,7 @@ class Limiter:
         prefixes = self._prefixes
         prefix = prefixes.get(client)
         if prefix is None:
-            if len(prefixes) >= _PREFIX_CACHE:
+            if len(prefixes) >= RRL_PREFIX_CACHE:
                 prefixes.clear()
             prefix = prefixes[client] = self.prefix(client)
         key = (prefix, token)

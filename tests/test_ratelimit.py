@@ -34,6 +34,7 @@ from authd.limits import (
     MAX_RRL_SLIP,
     MAX_RRL_TABLE_ENTRIES,
     MAX_RRL_WINDOW,
+    RRL_PREFIX_CACHE,
 )
 from authd.query import Reply, Request, Transport, handle
 from authd.ratelimit import Kind, Limiter, Settings, Verdict
@@ -147,6 +148,13 @@ def test_the_table_is_bounded_and_reuses_the_least_recently_used_bucket() -> Non
     # Still the same, empty bucket (a reused slot would come with fresh credit).
     assert limiter.check("192.0.2.1", cls("hot"), 1.0)[0] is Verdict.DROP
     assert limiter.check("192.0.2.1", cls("a"), 1.0)[0] is Verdict.SEND  # "a" was new again
+
+
+def test_the_prefix_memo_is_bounded() -> None:
+    limiter = Limiter(Settings(responses_per_second=5))
+    for i in range(3 * RRL_PREFIX_CACHE):
+        limiter.check(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", TOKEN, 1.0)
+        assert len(limiter._prefixes) <= RRL_PREFIX_CACHE
 
 
 def test_default_table_size_is_bind_s() -> None:
