@@ -278,7 +278,8 @@ def _rate_limited(
 ) -> Reply:
     """RRL: *out* as it is, nothing, or its slip (a valid cookie was checked before)."""
     client = request.client
-    if limiter.exempt(client):
+    exempt = limiter.settings.exempt
+    if exempt is not None and exempt.allows(client):
         return Reply((out,))
     verdict, started = limiter.check(client, token, request.now)
     if verdict is Verdict.SEND:
