@@ -159,6 +159,9 @@ class Limiter:
         self._v6 = settings.ipv6_prefix_length
         self._table: OrderedDict[tuple[int, Token], _Bucket] = OrderedDict()
         self._prefixes: dict[str, int] = {}
+        # Totals since this limiter was made, for status and metrics.
+        self.dropped = 0
+        self.slipped = 0
 
     def __len__(self) -> int:
         return len(self._table)
@@ -223,7 +226,9 @@ class Limiter:
         started = self._started(client, token) if bucket.limited == 1 else None
         slip = self.settings.slip
         if slip and bucket.slips % slip == 0:
+            self.slipped += 1
             return Verdict.SLIP, started
+        self.dropped += 1
         return Verdict.DROP, started
 
     def _started(self, client: str, token: Token) -> Started:

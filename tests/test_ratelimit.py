@@ -75,6 +75,7 @@ def _verdicts(limiter: Limiter, n: int, now: float, client: str = "192.0.2.7") -
 def test_a_burst_gets_the_rate_and_the_rest_slips_one_in_slip(slip: int, expected: dict) -> None:
     limiter = Limiter(Settings(responses_per_second=10, slip=slip))
     assert _verdicts(limiter, 100, 1000.0) == Counter(expected)
+    assert (limiter.slipped, limiter.dropped) == (expected.get("slip", 0), expected.get("drop", 0))
 
 
 def test_credit_comes_back_at_the_rate_and_a_flood_gets_about_the_rate() -> None:
