@@ -106,6 +106,7 @@ class Options:
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
     rate_limit: ratelimit.Settings | None = None  # response rate limiting; None: off
     cookies: cookies.Settings = field(default_factory=cookies.Settings)  # RFC 7873: on
+    include_root: str | None = None  # a zone's default include_root
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,7 @@ class ZoneConfig:
     in_view: str | None = None  # shared with (loaded by) this earlier view
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
+    include_root: str | None = None  # absolute; $INCLUDE must stay inside it (None: anywhere)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -261,6 +263,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     # Parsed by _parse_rate_limit once the ACLs are known (``exempt`` is one).
     "rate_limit": lambda v, p: None,
     "cookies": lambda v, p: _parse_cookies(v, p),
+    "include_root": _opt_str,
 }
 
 RATE_LIMIT_KEYS = {
@@ -411,7 +414,19 @@ ZONE_KEYS = {
     "in_view",
     "serial",
     "max_records",
+    "include_root",
 }
+
+
+def _include_root(value: object, path: str, base: str) -> str | None:
+    """The folder ``$INCLUDE`` is confined to, absolute and resolved; it must exist."""
+    if value is None:
+        return None
+    text = _expect(value, str, path, "a folder path")
+    folder = os.path.realpath(os.path.join(base, text))
+    if not os.path.isdir(folder):
+        raise ConfigError(path, f"not a folder: {text!r}")
+    return folder
 
 
 def _parse_zone_name(value: object, path: str) -> dns.name.Name:
@@ -437,6 +452,7 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
 class _Context:
     base: str
     max_zone_records: int
+    include_root: str | None
     keys: KeySet
     acl_defs: dict[str, acl.AclDef]
     acls: dict[str, acl.CompiledAcl]
@@ -541,6 +557,11 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                     f"{p}.max_records",
                     1,
                     MAX_RECORDS_SETTING,
+                ),
+                include_root=(
+                    _include_root(m["include_root"], f"{p}.include_root", ctx.base)
+                    if "include_root" in m
+                    else ctx.include_root
                 ),
                 name=name,
                 file=file,
@@ -674,6 +695,7 @@ def config_from_dict(
         host=host,
         state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
         max_zone_records=options.max_zone_records,
+        include_root=_include_root(options.include_root, "options.include_root", base),
         # Compiled warnings: the definitions' plus elements that never decide.
         warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],
         views={},
