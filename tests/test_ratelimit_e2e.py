@@ -3,9 +3,10 @@
 From one source the answered rate of one response class stays near the
 limit and the slip ratio holds, while another source (another /24) is
 answered in full; TCP is never limited; an exempt client is not limited; the
-start of limiting is logged.  Loopback is 127.0.0.0/8, so sources in other
-/24s are just other 127.x addresses.  Bounds are generous: the machine is
-shared, and the server's clock, not ours, decides each credit.
+start of limiting is logged; IPv6 clients are limited as well.  Loopback
+is 127.0.0.0/8, so sources in other /24s are just other 127.x addresses.
+Bounds are generous: the machine is shared, and the server's clock, not
+ours, decides each credit.
 """
 
 from __future__ import annotations
@@ -116,3 +117,19 @@ def test_no_rate_limit_by_default(tmp_path: Path) -> None:
         stream = Stream(LIMITED, _www(), 150.0)
         flood(HOST, s.port, [stream], 1.0, SETTLE)
     assert stream.sent >= 100 and stream.answered == stream.sent, stream
+
+
+def test_ipv6_clients_are_limited_per_prefix_too(tmp_path: Path) -> None:
+    zone = tmp_path / "rrl.test.zone"
+    zone.write_text(ZONE)
+    config = (
+        'listen: [{address: "::1", port: {port}}]\n'
+        f"zones: [{{name: rrl.test., file: {zone}}}]\n"
+        f"options: {{rate_limit: {{responses_per_second: {RATE}, slip: 2}}}}\n"
+    )
+    with start_authd(config) as s:
+        stream = Stream("::1", _www(), 150.0)
+        result = flood("::1", s.port, [stream], 2.0, SETTLE)
+    assert stream.sent >= 100, stream
+    assert RATE <= stream.answered <= RATE + RATE * (result.seconds + SETTLE + 1.0), stream
+    assert abs(stream.truncated - (stream.sent - stream.answered) / 2) <= 2 + stream.sent * 0.02
