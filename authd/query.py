@@ -1,7 +1,8 @@
 """The core's front door: one request in, a reply out.
 
 Owns: the order of the checks a query goes through (drop, FORMERR, NOTIMP,
-BADVERS, CHAOS, view, zone), the answer cache, and EDNS negotiation.  Pure: the
+BADVERS, CHAOS, view, zone), what goes into the answer caches
+(``authd.answercache`` keeps them bounded), and EDNS negotiation.  Pure: the
 request carries the bytes, the addresses and the transport; the reply carries
 zero (drop) or more wire messages and, when query logging is on, an event.
 """
@@ -26,6 +27,7 @@ import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 from authd import ecs, tsig, views, wire, xfr
+from authd.answercache import AnswerCache
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
@@ -189,9 +191,8 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 return Reply((out,), _event(request, out, True) if options.query_log else None)
             reply, cacheable = _answer(request, snapshot)
             if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
-                if len(cache) >= options.answer_cache_entries:
-                    cache.clear()  # bounded memory: start over rather than track recency
-                cache[cache_key] = reply.messages[0]
+                # Bounded: a full cache gives up its least recently asked entry (CLOCK).
+                cache.put(cache_key, reply.messages[0], options.answer_cache_entries)
                 _remember(snapshot, front, (data[2:], udp), reply.messages[0])
             return _logged(request, reply, options.query_log)
     reply, _ = _answer(request, snapshot)
@@ -200,15 +201,12 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
 
 def _remember(
     snapshot: Snapshot,
-    front: dict[tuple[bytes, bool], bytes] | None,
+    front: AnswerCache | None,
     key: tuple[bytes, bool],
     response: bytes,
 ) -> None:
-    if front is None:
-        return
-    if len(front) >= snapshot.options.answer_cache_entries:
-        front.clear()
-    front[key] = response[2:]
+    if front is not None:
+        front.put(key, response[2:], snapshot.options.answer_cache_entries)
 
 
 def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:

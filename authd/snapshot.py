@@ -19,6 +19,7 @@ import dns.name
 import dns.tsig
 
 from authd.acl import CompiledAcl
+from authd.answercache import AnswerCache
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
 from authd.zone import ZoneVersion
@@ -59,10 +60,11 @@ class Snapshot:
     generation: int = 0
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
     # Rendered responses keyed by question shape; dropped with the snapshot.
-    cache: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # Both caches hold at most options.answer_cache_entries (CLOCK eviction).
+    cache: AnswerCache = field(default_factory=AnswerCache)
     # Responses (less their ID) keyed by the exact query bytes (less the ID):
     # only when one view answers everybody alike and nothing is logged per query.
-    front: dict[tuple[bytes, bool], bytes] | None = None
+    front: AnswerCache | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
 
@@ -91,10 +93,10 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
         and only.match_destinations is None
         and (only.match_clients is None or allows_all(only.match_clients))
     )
-    front: dict[tuple[bytes, bool], bytes] | None = None
+    front: AnswerCache | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
-        front = {}
-    return dataclasses.replace(snapshot, cache={}, front=front)
+        front = AnswerCache()
+    return dataclasses.replace(snapshot, cache=AnswerCache(), front=front)
 
 
 def with_zone(
