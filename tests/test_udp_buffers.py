@@ -6,7 +6,7 @@ NSD sizes its own (1 MiB in, 4 MiB out by default; forced past
 The config refuses nonsense with the key path; the running server's sockets
 carry the sizes (read back with ``ss``, as an operator would), and the log
 says what the kernel granted.  That dnsperf ``-c 10 -q 500`` then loses
-nothing is a benchmark (``python -m bench.qps --burst``), not a timed test.
+nothing is a benchmark (``python -m bench.qps --mix burst``), not a timed test.
 """
 
 from __future__ import annotations
