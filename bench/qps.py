@@ -496,34 +496,6 @@ def flood_questions(n: int, seed: int, origin: str = querymix.ORIGIN) -> list[st
     return out
 
 
-def zonegen_questions(lines: list[str], origin: str) -> list[tuple[str, str]]:
-    """(fqdn, qtype) of every authoritative host RRset in a ``harness.zonegen`` zone.
-
-    Delegations (and their glue), the wildcard and the apex SOA/NS are left
-    out: every question left gets an authoritative answer of its own type.
-    """
-    owner = "@"
-    delegated: set[str] = set()
-    pairs: dict[tuple[str, str], None] = {}
-    for line in lines:
-        if not line or line[0] in ";$(" or line.startswith("\t\t"):
-            continue
-        fields = line.split(";", 1)[0].split()
-        if not line[0].isspace():
-            owner, fields = fields[0], fields[1:]
-        if "IN" not in fields:
-            continue
-        rtype = fields[fields.index("IN") + 1]
-        if rtype == "NS" and owner != "@":
-            delegated.add(owner)
-        if rtype in ("SOA", "NS") or owner in ("@", "*") or owner in delegated:
-            continue
-        if "." in owner and owner.split(".", 1)[1] in delegated:
-            continue  # glue below a cut: a referral
-        pairs[(owner, rtype)] = None
-    return [(f"{o}.{origin}", t) for o, t in pairs]
-
-
 def build_mix(name: str, base: Path, args: argparse.Namespace) -> Mix:
     zdir = base / "zones"
     zdir.mkdir(exist_ok=True)
@@ -533,7 +505,7 @@ def build_mix(name: str, base: Path, args: argparse.Namespace) -> Mix:
         zone = zdir / "big.test.zone"
         zone_lines = list(zonegen.generate(args.records, origin, args.seed))
         zone.write_text("\n".join(zone_lines) + "\n")
-        pairs = zonegen_questions(zone_lines, origin)
+        pairs = zonegen.answerable(zone_lines, origin)
         rng = random.Random(args.seed)
         rng.shuffle(pairs)  # spread over the hosts; repeats only once all were asked
         n = _one_pass_lines(args)
