@@ -19,6 +19,10 @@ from typing import Any
 from harness.xfrfigures import measure
 
 
+def _figure(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{float(value):,.3f}"
+
+
 def summary(result: dict[str, Any]) -> str:
     """authd's figures beside Knot's (the reference of issue 10), with authd/Knot."""
     a, k = result["authd"], result["knot"]
@@ -36,7 +40,7 @@ def summary(result: dict[str, Any]) -> str:
     for label, key in rows:
         mine, ref = float(a[key]), float(k[key])
         ratio = f"{mine / ref:.1f}x" if ref else "-"
-        lines.append(f"{label:<32}{mine:>14,g}{ref:>14,g}{ratio:>12}")
+        lines.append(f"{label:<32}{_figure(a[key]):>14}{_figure(k[key]):>14}{ratio:>12}")
     return "\n".join(lines)
 
 
