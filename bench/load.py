@@ -6,8 +6,8 @@ size so one size's memory does not hide another's.
 
 Beside it, ``serve_load`` measures what issue 10 compares with NSD: from
 exec of the server (``authd serve``, then NSD with the same file) until the
-zone's last name answers, and the server's resident memory then (summed over
-its process group), with the ratios authd/NSD.
+zone's last name answers, and the server's resident memory then (PSS summed
+over its process group), with the ratios authd/NSD.
 
 Usage: python -m bench.load [10k] [100k] [1M] [--dnspython] [--no-servers]
 (default: 10k 100k).  ``--dnspython`` also times ``dns.zone.from_file`` for
@@ -102,7 +102,12 @@ def measure_dnspython(path: str, origin: str) -> dict[str, float | int | str]:
 
 
 def _group_rss_mib(pgid: int) -> float:
-    """VmRSS summed over the processes of group *pgid* (NSD forks xfrd and a server)."""
+    """Resident memory of process group *pgid*: each process's PSS, summed.
+
+    NSD forks xfrd and a server process that share the zone's pages copy on
+    write; summing their VmRSS would count those pages three times, PSS
+    (``smaps_rollup``) splits each shared page among its sharers.
+    """
     total = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -112,8 +117,8 @@ def _group_rss_mib(pgid: int) -> float:
                 stat = f.read()
             if int(stat[stat.rfind(")") + 2 :].split()[2]) != pgid:
                 continue
-            with open(f"/proc/{entry}/status", encoding="ascii") as f:
-                total += next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+            with open(f"/proc/{entry}/smaps_rollup", encoding="ascii") as f:
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith("Pss:"))
         except (OSError, StopIteration, ValueError):
             continue
     return total / 1024
