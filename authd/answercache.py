@@ -1,9 +1,10 @@
 """A bounded cache of rendered responses, evicting by CLOCK (second chance).
 
 Owns: the table behind ``Snapshot.cache`` and ``Snapshot.front``: key ->
-response bytes, at most *capacity* entries, where capacity is the snapshot's
-``options.answer_cache_entries`` (given on every insert, so a snapshot built
-without a cache of its own still obeys its options).
+response (with its rate-limiting class), at most *capacity* entries, where
+capacity is the snapshot's ``options.answer_cache_entries`` (given on every
+insert, so a snapshot built without a cache of its own still obeys its
+options).
 
 CLOCK approximates LRU without writing on a hit anything but one byte: each
 slot of a ring has a "referenced" bit that a hit sets; an insert into a full
@@ -23,19 +24,25 @@ cache be emptied an entry at a time off the reactor thread
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
 
 __all__ = ["AnswerCache"]
 
+V = TypeVar("V")
 
-class AnswerCache:
-    """key -> bytes, bounded; CLOCK eviction.  Not thread-safe: the reactor's alone."""
+
+class AnswerCache(Generic[V]):
+    """key -> V (a response, with what goes along), bounded; CLOCK eviction.
+
+    Not thread-safe: the reactor's alone.
+    """
 
     __slots__ = ("_hand", "_keys", "_ref", "_slots", "_values")
 
     def __init__(self) -> None:
         self._slots: dict[Hashable, int] = {}  # key -> its slot in the ring
         self._keys: list[Hashable] = []  # slot -> key
-        self._values: list[bytes] = []  # slot -> response
+        self._values: list[V] = []  # slot -> response
         self._ref = bytearray()  # slot -> 1 when hit since the hand last passed
         self._hand = 0  # the next slot the clock considers
 
@@ -49,7 +56,7 @@ class AnswerCache:
         """The keys, in ring order (not recency)."""
         return iter(list(self._keys))
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> V | None:
         """The response cached for *key* (marking it recently used), or None."""
         slot = self._slots.get(key)
         if slot is None:
@@ -57,7 +64,7 @@ class AnswerCache:
         self._ref[slot] = 1
         return self._values[slot]
 
-    def put(self, key: Hashable, value: bytes, capacity: int) -> None:
+    def put(self, key: Hashable, value: V, capacity: int) -> None:
         """Cache *value* for *key*, evicting one entry if *capacity* is reached.
 
         A *capacity* of 0 (or less) caches nothing.  A key already present
@@ -104,7 +111,7 @@ class AnswerCache:
         ref[:hand] = bytes(hand)  # every slot was referenced: all are cleared now
         return hand
 
-    def popitem(self) -> tuple[Hashable, bytes]:
+    def popitem(self) -> tuple[Hashable, V]:
         """Remove and return one entry (the last slot); KeyError when empty."""
         if not self._keys:
             raise KeyError("popitem(): the answer cache is empty")
