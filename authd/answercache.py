@@ -56,6 +56,10 @@ class AnswerCache(Generic[V]):
         """The keys, in ring order (not recency)."""
         return iter(list(self._keys))
 
+    def values(self) -> list[V]:
+        """The cached responses, in ring order."""
+        return list(self._values)
+
     def get(self, key: Hashable) -> V | None:
         """The response cached for *key* (marking it recently used), or None."""
         slot = self._slots.get(key)

@@ -173,3 +173,10 @@ def test_an_old_cache_is_taken_apart_by_the_retirement_worker() -> None:
     for i in range(100):
         cache.put(i, b"x", 100)
     assert dismantle([cache]) == 100 and len(cache) == 0
+
+
+def test_values_in_ring_order() -> None:
+    cache: AnswerCache[bytes] = AnswerCache()
+    for key in ("a", "b", "c"):
+        cache.put(key, key.encode(), 2)
+    assert sorted(cache.values()) == [b"b", b"c"]
