@@ -90,6 +90,7 @@ www              AAAA 2001:db8::80
 alias            CNAME www
 a.b              A    192.0.2.90
 *.wild           TXT  "wildcard"
+*.cwild          CNAME www
 mx               MX   10 www
 """
 
@@ -137,6 +138,8 @@ HIERARCHY_STATUS: dict[tuple[str, str], tuple[str, str]] = {
             ("x.wild.", "TXT", "NOERROR"),  # wildcard
             ("x.wild.", "A", "NOERROR"),  # wildcard NODATA
             ("alias.", "A", "NOERROR"),  # CNAME to www
+            ("x.cwild.", "A", "NOERROR"),  # wildcard CNAME to www
+            ("x.cwild.", "TXT", "NOERROR"),  # wildcard CNAME, then NODATA
             ("mx.", "MX", "NOERROR"),
         )
     },
