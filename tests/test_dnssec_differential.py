@@ -37,7 +37,13 @@ from dnsdiff import NX_LABEL, Outcome, Question, RRsetKey, ZoneData, ask, read_z
 from harness.peers import HOST, Server, start_authd, start_bind, start_knot, start_nsd
 from harness.signing import Denial, SignedZone
 
-AUTHD_OPTIONS = {"udp_payload_max": 1232, "minimal_responses": False}
+# Every server accepts UDP answers up to 4096 octets, so that a client's payload
+# decides: 1232 and 4096 give different answers for large RRsets and referrals.
+MAX_UDP = 4096
+AUTHD_OPTIONS = {"udp_payload_max": MAX_UDP, "minimal_responses": False}
+NSD_EXTRA = f"    ipv4-edns-size: {MAX_UDP}\n"
+KNOT_EXTRA = f"    udp-max-payload: {MAX_UDP}\n"
+BIND_EXTRA = f"    minimal-responses no-auth;\n    max-udp-size {MAX_UDP};\n"
 MAX_NSEC3_PROBES = 2  # NSEC3 owner names asked about, per zone
 ZONES = signkit.zone_files()
 APEXES = {dns.name.from_text(zone) for zone in ZONES}
@@ -430,9 +436,9 @@ def peer_replies(denial: Denial) -> dict[Question, Peers]:
         files = _files(denial)
         any_questions = [q for q in everything if q.qtype == "ANY"]
         with (
-            start_nsd(files) as nsd,
-            start_knot(files) as knot,
-            start_bind(files, extra="    minimal-responses no-auth;\n") as bind,
+            start_nsd(files, extra=NSD_EXTRA) as nsd,
+            start_knot(files, extra=KNOT_EXTRA) as knot,
+            start_bind(files, extra=BIND_EXTRA) as bind,
         ):
             with concurrent.futures.ThreadPoolExecutor(3) as pool:
                 jobs = [
