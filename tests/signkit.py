@@ -44,9 +44,23 @@ def zone_files() -> dict[str, Path]:
     return zones
 
 
+# DS records added before signing, so that the signed sets have secure
+# referrals to zones no test server holds (child.example.com is served beside
+# its parent, so its referral is never seen): one with two in-domain name
+# servers, one with thirteen whose glue and DS do not all fit in 1232 octets.
+# The digests match no key: nothing validates below these cuts.
+EXTRA_DS: dict[str, tuple[str, ...]] = {
+    "example.com": (f"sub.example.com. 3600 IN DS 4711 13 2 {'ab' * 32}",),
+    "big.test": (f"many.big.test. 900 IN DS 4712 13 2 {'cd' * 32}",),
+}
+
+
 def signed_set(denial: Denial) -> dict[str, SignedZone]:
     """Every bundled and test zone signed with *denial*: zone name -> signed zone."""
-    return {zone: cache().sign(zone, path, denial) for zone, path in zone_files().items()}
+    return {
+        zone: cache().sign(zone, path, denial, extra=EXTRA_DS.get(zone, ()))
+        for zone, path in zone_files().items()
+    }
 
 
 # --- The hierarchy -------------------------------------------------------------

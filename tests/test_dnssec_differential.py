@@ -2,7 +2,9 @@
 
 Every bundled zone (``zones/*.zone``) and every test zone (``tests/zones/*.zone``)
 is signed three ways in the test set-up (``signkit.signed_set``: NSEC, NSEC3
-with no salt and 0 iterations, NSEC3 with opt-out), and each set is served by
+with no salt and 0 iterations, NSEC3 with opt-out; ``signkit.EXTRA_DS`` adds
+DS records for two delegations first, so that there are secure referrals to
+zones nobody here serves), and each set is served by
 NSD, Knot and authd at once on loopback.  The questions (``dnssec_questions``)
 cover what RFC 4035 section 3.1 and RFC 5155 section 7.2 make a signed
 zone's server answer: positive answers, NXDOMAIN, NODATA, empty
