@@ -422,12 +422,22 @@ def _all_questions(denial: Denial) -> list[Question]:
 
 PEER_REPLIES: dict[Denial, dict[Question, Peers]] = {}
 ASK_THREADS = 4  # questions in flight at once per server: loopback round trips overlap
+ASK_TRIES = 3  # a question that times out (a loaded machine) is asked again, this often
+
+
+def _ask_patiently(question: Question, port: int) -> Outcome:
+    outcome = ask(question, HOST, port)
+    for _ in range(ASK_TRIES - 1):
+        if outcome.error != "timeout":
+            break
+        outcome = ask(question, HOST, port)
+    return outcome
 
 
 def ask_many(questions: list[Question], port: int) -> dict[Question, Outcome]:
     """Every question's outcome from the server on *port* (several in flight at once)."""
     with concurrent.futures.ThreadPoolExecutor(ASK_THREADS) as pool:
-        outcomes = pool.map(lambda q: ask(q, HOST, port), questions)
+        outcomes = pool.map(lambda q: _ask_patiently(q, port), questions)
         return dict(zip(questions, outcomes, strict=True))
 
 
