@@ -21,7 +21,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 
-for tool in dig kdig delv named knotd knotc nsd dnsperf unbound unbound-checkconf dnssec-signzone dnssec-keygen ldns-signzone promtool dot; do
+for tool in dig kdig delv named knotd nsd dnsperf unbound dnssec-signzone dnssec-keygen ldns-signzone promtool dot; do
     command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null \
         || { echo "missing tool: $tool" >&2; exit 1; }
 done
