@@ -54,6 +54,10 @@ DENIALS = tuple(Denial)
 # (tcp, payload): UDP 1232 (RFC 9715 / flag day 2020), UDP 4096 (what most
 # resolvers still offer), TCP.
 TRANSPORTS = ((False, 1232), (False, 4096), (True, 1232))
+# Payload 512 (the smallest, RFC 6891 section 6.2.5) for the questions whose
+# signed answers are the largest: apex data and referrals.
+SMALL = (False, 512)
+SMALL_FOR = ("apex", "delegation, secure or insecure")
 DNSSEC_TYPES = ("DS", "RRSIG", "NSEC", "NSEC3")
 APEX_TYPES = ("SOA", "NS", "DNSKEY", "NSEC3PARAM", "ANY")
 
@@ -132,7 +136,7 @@ def dnssec_questions(zone: ZoneData, signed: SignedZone) -> list[Question]:
     result = []
     for name, (qtypes, why) in kinds.items():
         for qtype in qtypes:
-            for tcp, payload in TRANSPORTS:
+            for tcp, payload in TRANSPORTS + ((SMALL,) if why in SMALL_FOR else ()):
                 result.append(
                     Question(
                         name.to_text(), qtype, tcp=tcp, payload=payload, dnssec_ok=True, why=why
@@ -257,7 +261,8 @@ def _referral(outcome: Outcome) -> bool:
 
 
 def _full_referral(peers: Peers) -> bool:
-    if peers.question.tcp or not (_referral(peers.nsd) or _referral(peers.knot)):
+    squeezed = peers.question.payload == SMALL[1]
+    if peers.question.tcp or not (_referral(peers.nsd) or _referral(peers.knot) or squeezed):
         return False
     if ("TC" in peers.nsd.flags) != ("TC" in peers.knot.flags):
         return True
@@ -306,7 +311,9 @@ def _nsec_at_wildcard(peers: Peers) -> bool:
 
 
 def _rrsig_qtype(peers: Peers) -> bool:
-    return peers.question.qtype == "RRSIG" and peers.knot.answer <= peers.nsd.answer
+    return peers.question.qtype == "RRSIG" and (
+        peers.knot.answer <= peers.nsd.answer or "TC" in peers.nsd.flags
+    )
 
 
 RULES: tuple[Rule, ...] = (
@@ -323,23 +330,25 @@ RULES: tuple[Rule, ...] = (
         FIELDS[:-1] + ("answer", "authority"),
     ),
     Rule(
-        "referral that does not fit",
+        "qtype RRSIG",
+        _rrsig_qtype,
+        "No RFC says what a question for qtype RRSIG gets (RFC 4035 section 3.1 covers"
+        " RRSIGs that come with the RRsets they sign).  NSD returns every RRSIG at the"
+        " name (and sets TC at payload 512, where they do not fit), Knot 3.2 a subset of"
+        " them; either is accepted.",
+    ),
+    Rule(
+        "referral or proof that does not fit",
         _full_referral,
         "A signed referral with many in-domain name servers (big.test) exceeds the payload:"
         " Knot sets TC as RFC 9471 section 3 requires when glue does not fit, NSD fills"
         " what fits; with opt-out the two drop different NSEC3 or RRSIG records from the"
         " authority section (RFC 4035 section 3.1.1 lets the server omit what does not fit"
-        " and set TC when it must).  Which records a truncated or crowded referral keeps"
+        " and set TC when it must).  At payload 512 the same happens to the NSEC3 proof"
+        " of an opt-out DS NODATA.  Which records a truncated or crowded referral keeps"
         " is not specified (RFC 9471 section 3: the resolver retries over TCP), so only"
         " the header, rcode and answer are compared.",
         FIELDS + ("answer",),
-    ),
-    Rule(
-        "qtype RRSIG",
-        _rrsig_qtype,
-        "No RFC says what a question for qtype RRSIG gets (RFC 4035 section 3.1 covers"
-        " RRSIGs that come with the RRsets they sign).  NSD returns every RRSIG at the"
-        " name, Knot 3.2 a subset of them; either is accepted.",
     ),
     Rule(
         "chain leaves the zone",
@@ -508,6 +517,22 @@ def test_peers_disagree_only_as_documented(denial: Denial) -> None:
     )
 
 
+def accepts(rule: Rule, peers: Peers, got: Outcome) -> bool:
+    """Whether *got* is a reply *rule* allows.
+
+    Where the peers disagree (a named rule) and both *got* and the peer it is
+    compared with are truncated, only the header is compared: what a reply with
+    TC carries besides is not specified (RFC 2181 section 9; the client asks
+    again over TCP).  Where NSD and Knot agree, everything is compared.
+    """
+    fields = rule.fields or ALL
+    for reply in peers.accepted():
+        compare = FIELDS if rule.name and {"TC"} <= got.flags & reply.flags else fields
+        if project(got, compare) == project(reply, compare):
+            return True
+    return False
+
+
 @pytest.mark.parametrize("zone", list(ZONES))
 def test_authd_answers_like_the_peers(denial: Denial, zone: str, authd: Server) -> None:
     replies = peer_replies(denial)
@@ -518,11 +543,11 @@ def test_authd_answers_like_the_peers(denial: Denial, zone: str, authd: Server) 
         rule = rule_for(peers)
         if rule is None:
             continue  # reported by test_peers_disagree_only_as_documented
+        if accepts(rule, peers, got):
+            continue
         fields = rule.fields or ALL
         have = project(got, fields)
         accepted = [project(reply, fields) for reply in peers.accepted()]
-        if have in accepted:
-            continue
         source = f"rule {rule.name!r}: NSD or Knot" if rule.name else "NSD and Knot agree"
         if peers.bind is not None:
             source += " or BIND, shown"
