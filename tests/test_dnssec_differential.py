@@ -11,14 +11,15 @@ zone's server answer: positive answers, NXDOMAIN, NODATA, empty
 non-terminals, wildcard answers and wildcard NODATA, secure and insecure
 referrals, DS at a cut, DNSKEY, NSEC3PARAM, qtype RRSIG/NSEC/NSEC3, CNAME and
 DNAME chains and ANY, each with DO=1 over UDP with payload 1232, UDP with
-payload 4096, and TCP.  Replies are compared as in ``test_differential``:
+payload 4096 (every server accepts 4096), and TCP, and apex and delegation
+questions also with payload 512.  Replies are compared as in ``test_differential``:
 rcode, every header flag, EDNS, the question, and the three sections as sets
 of RRsets with TTLs, RRSIGs (one RRset per covered type) and NSEC/NSEC3
 records included.
 
 Where NSD 4.6 and Knot 3.2 disagree, ``RULES`` names the disagreement and the
-RFC text that allows both, and authd may give either reply.
-``test_peers_disagree_only_as_documented`` keeps that list honest.
+RFC text that allows both, and authd may give either reply (or BIND's, for
+ANY).  ``test_peers_disagree_only_as_documented`` keeps that list honest.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ ZONES = signkit.zone_files()
 APEXES = {dns.name.from_text(zone) for zone in ZONES}
 DENIALS = tuple(Denial)
 
-# (tcp, payload): UDP 1232 (RFC 9715 / flag day 2020), UDP 4096 (what most
+# (tcp, payload): UDP 1232 (DNS flag day 2020), UDP 4096 (what most
 # resolvers still offer), TCP.
 TRANSPORTS = ((False, 1232), (False, 4096), (True, 1232))
 # Payload 512 (the smallest, RFC 6891 section 6.2.5) for the questions whose
