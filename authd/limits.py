@@ -58,3 +58,9 @@ MAX_ACL_DEPTH = 16  # ACLs naming ACLs
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
 MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number
+
+# -- Catalog zones (RFC 9432) --------------------------------------------------------------
+
+MAX_CATALOG_MEMBERS = 100_000  # member zones one interpreted catalog may add; more are ignored
+MAX_CATALOG_GROUP_BYTES = 255  # a group property is one TXT string (RFC 9432 section 4.4.2)
+MAX_CATALOG_PROBLEMS = 20  # ignored entries one catalog reports by name; the rest are counted

@@ -230,7 +230,7 @@ def _together(view_groups: Sequence[list[Target]]) -> list[list[Target]]:
 
 
 def _plan_config(p: Plan, path: str, groups: list[list[Target]]) -> None:
-    from authd.config import SerialPolicy, ZoneType, load_config
+    from authd.config import CatalogRole, SerialPolicy, ZoneType, load_config
 
     try:
         config = load_config(path)
@@ -240,6 +240,12 @@ def _plan_config(p: Plan, path: str, groups: list[list[Target]]) -> None:
     for view in config.views:
         group = []
         for zc in view.zones:
+            if zc.catalog_role is CatalogRole.GENERATE:
+                p.notes.append(
+                    f"{path}: {view.name}/{zc.name}: generated catalog zone skipped, "
+                    "authd builds it from the zones naming it"
+                )
+                continue
             if zc.type is ZoneType.SECONDARY and not os.path.exists(zc.file):
                 p.notes.append(
                     f"{path}: {view.name}/{zc.name}: secondary zone skipped, "
