@@ -64,3 +64,9 @@ MAX_PORT = 65535  # a UDP or TCP port number
 MAX_CATALOG_MEMBERS = 100_000  # member zones one interpreted catalog may add; more are ignored
 MAX_CATALOG_GROUP_BYTES = 255  # a group property is one TXT string (RFC 9432 section 4.4.2)
 MAX_CATALOG_PROBLEMS = 20  # ignored entries one catalog reports by name; the rest are counted
+
+# -- authd check ---------------------------------------------------------------------------
+
+LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
+LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
+LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)
