@@ -2,7 +2,8 @@
 
 Owns: starting Knot DNS, NSD, BIND and authd itself as child processes with
 throw-away configurations on 127.0.0.1, waiting until they answer, and
-stopping them again.  Each ``start_*`` function returns a ``Server`` that is
+stopping them again; and a validating unbound whose root is one of them
+(``start_unbound``).  Each ``start_*`` function returns a ``Server`` that is
 also a context manager.  ``cpu=N`` pins a server to one CPU (``taskset``),
 for benchmarks that measure it.
 
@@ -373,6 +374,11 @@ def _zone_key(zone: str) -> str:
     return dns.name.from_text(zone).to_text(omit_final_dot=True).lower()
 
 
+def _fqdn(zone: str) -> str:
+    """*zone* with its final dot ("." for the root)."""
+    return dns.name.from_text(zone).to_text()
+
+
 def _workdir(kind: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"authd-peer-{kind}-"))
 
@@ -437,11 +443,11 @@ def start_knot(
         (workdir / "run").mkdir()
         (workdir / "db").mkdir()
         zone_lines = "".join(
-            f'  - domain: "{zone}."\n    file: "{name}"\n' + options.get(zone, "")
+            f'  - domain: "{_fqdn(zone)}"\n    file: "{name}"\n' + options.get(zone, "")
             for zone, name in staged.items()
         )
         zone_lines += "".join(
-            f'  - domain: "{_zone_key(zone)}."\n' + options.get(_zone_key(zone), "")
+            f'  - domain: "{_fqdn(zone)}"\n' + options.get(_zone_key(zone), "")
             for zone in secondaries
         )
         conf = (
@@ -612,4 +618,108 @@ def start_authd(
     argv = [sys.executable, "-m", "authd", "serve", "-c", str(conf_path)]
     server = _launch("authd", argv, workdir, port, cpu)
     _wait_for_line(server, AUTHD_READY, timeout)
+    return server
+
+
+UNBOUND_READY_NAME = "localhost."  # answered by unbound's default local zone, no recursion
+
+
+def _unbound_answers(port: int) -> bool:
+    query = dns.message.make_query(UNBOUND_READY_NAME, dns.rdatatype.A)
+    try:
+        reply = dns.query.udp(query, HOST, port=port, timeout=PROBE_TIMEOUT)
+    except (OSError, dns.exception.DNSException):
+        return False
+    return reply.rcode() == dns.rcode.NOERROR
+
+
+def start_unbound(
+    root_port: int,
+    trust_anchors: Sequence[str] = (),
+    port: int | None = None,
+    timeout: float = STARTUP_TIMEOUT,
+    *,
+    root_host: str = HOST,
+    stubs: Mapping[str, str] | None = None,
+    extra: str = "",
+    cpu: int | None = None,
+) -> Server:
+    """A validating unbound resolver on 127.0.0.1:*port* whose root is *root_port*.
+
+    Unbound asks the servers of a delegation on port 53 only (glue has no
+    port), so the test root is a stub zone for "." with ``stub-addr:
+    root_host@root_port`` and ``stub-prime: no``: unbound sends every question
+    there and follows what it gets back, and the validator walks the chain of
+    trust down from *trust_anchors* (DS or DNSKEY lines with their owner, as
+    ``trust-anchor:`` takes them; none means no validation at all).  *stubs*
+    adds more stub zones (zone name -> ``addr@port``), for delegations to
+    servers on other ports.  *extra* is appended to the ``server:`` section
+    (indented lines).  The log (verbosity 1, validation failures at
+    ``val-log-level: 2``) is ``unbound.log`` in the server's folder.
+    """
+    unbound, port, workdir = _prepare("unbound", "unbound", port)
+    anchors = "".join(f'    trust-anchor: "{anchor}"\n' for anchor in trust_anchors)
+    # Unbound answers special-use names itself (RFC 6761: test., invalid., ...)
+    # unless told not to; the test hierarchy lives under test.
+    unblock = "".join(
+        f'    local-zone: "{dns.name.from_text(zone).to_text()}" nodefault\n'
+        for zone in ("test.", "invalid.", *(stubs or {}))
+    )
+    modules = "validator iterator" if trust_anchors else "iterator"
+    stub_lines = "".join(
+        f'stub-zone:\n    name: "{dns.name.from_text(zone).to_text()}"\n'
+        f"    stub-addr: {addr}\n    stub-prime: no\n"
+        for zone, addr in (stubs or {}).items()
+    )
+    try:
+        conf = (
+            "server:\n"
+            f"    interface: {HOST}@{port}\n"
+            f"    port: {port}\n"
+            "    do-ip6: no\n"
+            "    do-ip4: yes\n"
+            "    do-udp: yes\n"
+            "    do-tcp: yes\n"
+            "    num-threads: 1\n"
+            "    so-reuseport: no\n"
+            '    username: ""\n'
+            '    chroot: ""\n'
+            f'    directory: "{workdir}"\n'
+            f'    pidfile: "{workdir / "unbound.pid"}"\n'
+            '    logfile: ""\n'  # stderr, which _launch sends to unbound.log
+            "    use-syslog: no\n"
+            "    log-time-ascii: yes\n"
+            "    verbosity: 1\n"
+            "    val-log-level: 2\n"
+            "    access-control: 127.0.0.0/8 allow\n"
+            # The test servers are on loopback, which unbound skips by default.
+            "    do-not-query-localhost: no\n"
+            f'    module-config: "{modules}"\n' + anchors + unblock + extra + "remote-control:\n"
+            "    control-enable: no\n"
+            'stub-zone:\n    name: "."\n'
+            f"    stub-addr: {root_host}@{root_port}\n"
+            "    stub-prime: no\n" + stub_lines
+        )
+        (workdir / "unbound.conf").write_text(conf)
+        done = subprocess.run(
+            [require_binary("unbound-checkconf"), str(workdir / "unbound.conf")],
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise PeerError(f"unbound-checkconf: {done.stdout}{done.stderr}\n{conf}")
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    argv = [unbound, "-d", "-c", str(workdir / "unbound.conf")]
+    server = _launch("unbound", argv, workdir, port, cpu)
+    deadline = time.monotonic() + timeout
+    while not _unbound_answers(port):
+        if server.process.poll() is not None:
+            raise _fail(server, f"exited with status {server.process.returncode}")
+        if time.monotonic() > deadline:
+            raise _fail(server, f"not answering after {timeout:.0f}s")
+        time.sleep(PROBE_INTERVAL)
     return server
