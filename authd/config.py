@@ -64,6 +64,19 @@ class ListenConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint listens (``options.metrics``)."""
+
+    address: str
+    port: int
+
+
+class LogFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
 class Options:
     udp_payload_max: int = DEFAULT_UDP_PAYLOAD_MAX
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
@@ -93,6 +106,10 @@ class Options:
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
+    metrics: MetricsConfig | None = None  # the Prometheus endpoint; None: off
+    log_format: LogFormat = LogFormat.TEXT
+    user: str | None = None  # drop to this user once the sockets are bound
+    pidfile: str | None = None  # absolute once loaded (relative to the config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +233,24 @@ def _opt_str(value: object, path: str) -> str | None:
     return _expect(value, str, path, "a string or null")
 
 
+def _parse_metrics(value: object, path: str) -> MetricsConfig | None:
+    if value is None:
+        return None
+    m = _mapping(value, path, {"address", "port"})
+    address = _parse_address(m.get("address", "127.0.0.1"), f"{path}.address")
+    if "port" not in m:
+        raise ConfigError(f"{path}.port", "missing")
+    return MetricsConfig(address, _int_in(m["port"], f"{path}.port", 0, MAX_PORT))
+
+
+def _parse_log_format(value: object, path: str) -> LogFormat:
+    text = _expect(value, str, path, "text or json")
+    try:
+        return LogFormat(text)
+    except ValueError:
+        raise ConfigError(path, f"{text!r}: expected text or json") from None
+
+
 _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "udp_payload_max": lambda v, p: _int_in(v, p, MIN_EDNS_UDP_PAYLOAD, MAX_MESSAGE),
     "tcp_idle_timeout": lambda v, p: _seconds(v, p, 3600.0),
@@ -245,6 +280,10 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
+    "metrics": _parse_metrics,
+    "log_format": _parse_log_format,
+    "user": _opt_str,
+    "pidfile": _opt_str,
 }
 
 
@@ -590,6 +629,9 @@ def config_from_dict(
     client_subnet = _parse_client_subnet(m.get("client_subnet"), ctx)
     control = options.control or os.path.join(ctx.state_dir, "authd.ctl")
     options = dataclasses.replace(options, control=os.path.normpath(os.path.join(base, control)))
+    if options.pidfile is not None:
+        pidfile = os.path.normpath(os.path.join(base, options.pidfile))
+        options = dataclasses.replace(options, pidfile=pidfile)
     return Config(
         path,
         listen,

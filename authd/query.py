@@ -25,13 +25,13 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import ecs, tsig, views, wire, xfr
+from authd import ecs, tally, tsig, views, wire, xfr
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
 from authd.limits import HEADER_LEN, MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
 from authd.render import EdnsReply, edns_options, render
-from authd.snapshot import Snapshot, View
+from authd.snapshot import CacheEntry, Snapshot, View
 
 RdataType = dns.rdatatype.RdataType
 
@@ -70,6 +70,10 @@ class QueryEvent:
     rcode: str
     cached: bool
     size: int
+    time: float = 0.0  # when the query arrived (the request's now)
+    transport: str = "udp"
+    id: int = 0  # the query's message ID
+    port: int = 0  # the client's source port
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,8 @@ class Reply:
     transfer: TransferEvent | None = None
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
+    # What the metrics count this answer as (only when options.metrics is set).
+    tally: tally.Tally | None = None
 
     @property
     def reportable(self) -> bool:
@@ -157,9 +163,9 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
     front = snapshot.front
     if front is not None:
         # The exact query seen before (ID aside): its answer, ID patched.
-        tail = front.get((data[2:], udp))
-        if tail is not None:
-            return Reply((data[:2] + tail,))
+        hit = front.get((data[2:], udp))
+        if hit is not None:
+            return Reply((data[:2] + hit[0],), tally=hit[1])
     key = wire.question_key(data)
     options = snapshot.options
     if key is not None:
@@ -184,15 +190,17 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             cache = snapshot.cache
             cached = cache.get(cache_key)
             if cached is not None:
-                out = wire.patch_response(cached, data, len(key.qname))
-                _remember(snapshot, front, (data[2:], udp), out)
-                return Reply((out,), _event(request, out, True) if options.query_log else None)
+                out = wire.patch_response(cached[0], data, len(key.qname))
+                _remember(snapshot, front, (data[2:], udp), out, cached[1])
+                event = _event(request, out, True) if options.query_log else None
+                return Reply((out,), event, tally=cached[1])
             reply, cacheable = _answer(request, snapshot)
             if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
                 if len(cache) >= options.answer_cache_entries:
                     cache.clear()  # bounded memory: start over rather than track recency
-                cache[cache_key] = reply.messages[0]
-                _remember(snapshot, front, (data[2:], udp), reply.messages[0])
+                counted = reply.tally._replace(cached=True) if reply.tally is not None else None
+                cache[cache_key] = (reply.messages[0], counted)
+                _remember(snapshot, front, (data[2:], udp), reply.messages[0], counted)
             return _logged(request, reply, options.query_log)
     reply, _ = _answer(request, snapshot)
     return _logged(request, reply, options.query_log)
@@ -200,15 +208,16 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
 
 def _remember(
     snapshot: Snapshot,
-    front: dict[tuple[bytes, bool], bytes] | None,
+    front: dict[tuple[bytes, bool], CacheEntry] | None,
     key: tuple[bytes, bool],
     response: bytes,
+    counted: tally.Tally | None,
 ) -> None:
     if front is None:
         return
     if len(front) >= snapshot.options.answer_cache_entries:
         front.clear()
-    front[key] = response[2:]
+    front[key] = (response[2:], counted)
 
 
 def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:
@@ -225,7 +234,19 @@ def _event(request: Request, response: bytes, cached: bool) -> QueryEvent:
         rcode = dns.rcode.to_text(msg.rcode())
     except (dns.exception.DNSException, IndexError):
         qname, qtype, rcode = "?", "?", dns.rcode.to_text(dns.rcode.Rcode(response[3] & 0xF))
-    return QueryEvent(request.client, qname, qtype, rcode, cached, len(response))
+    qid = int.from_bytes(response[:2], "big")
+    return QueryEvent(
+        request.client,
+        qname,
+        qtype,
+        rcode,
+        cached,
+        len(response),
+        request.now,
+        request.transport.value,
+        qid,
+        request.port,
+    )
 
 
 @dataclass(slots=True)
@@ -364,8 +385,18 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     out = render(
         msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, ctx.limit, ctx.tsig_reserve
     )
+    counted = None
+    if options.metrics is not None:
+        found = find_zone(view.zones, q.name, q.rdtype) if view is not None else None
+        counted = tally.of_response(
+            view.name if view is not None else tally.NO_NAME,
+            found[0].to_text() if found is not None else tally.NO_NAME,
+            q.rdtype,
+            out,
+            False,
+        )
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
-    return Reply((ctx.sign(out),)), signer is None and subnet is None
+    return Reply((ctx.sign(out),), tally=counted), signer is None and subnet is None
 
 
 def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:

@@ -21,15 +21,20 @@ import dns.tsig
 from authd.acl import CompiledAcl
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
+from authd.tally import Tally
 from authd.zone import ZoneVersion
 
 __all__ = [
+    "CacheEntry",
     "Snapshot",
     "View",
     "allows_all",
     "with_fresh_caches",
     "with_zone",
 ]
+
+# A cached response and what the metrics count its hits as.
+CacheEntry = tuple[bytes, Tally | None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -59,10 +64,10 @@ class Snapshot:
     generation: int = 0
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
     # Rendered responses keyed by question shape; dropped with the snapshot.
-    cache: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    cache: dict[tuple[object, ...], CacheEntry] = field(default_factory=dict)
     # Responses (less their ID) keyed by the exact query bytes (less the ID):
     # only when one view answers everybody alike and nothing is logged per query.
-    front: dict[tuple[bytes, bool], bytes] | None = None
+    front: dict[tuple[bytes, bool], CacheEntry] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
 
@@ -91,7 +96,7 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
         and only.match_destinations is None
         and (only.match_clients is None or allows_all(only.match_clients))
     )
-    front: dict[tuple[bytes, bool], bytes] | None = None
+    front: dict[tuple[bytes, bool], CacheEntry] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
         front = {}
     return dataclasses.replace(snapshot, cache={}, front=front)

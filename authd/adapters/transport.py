@@ -13,6 +13,7 @@ its answers cannot pile up without bound.
 from __future__ import annotations
 
 import fcntl
+import socket
 import struct
 import termios
 import time
@@ -27,12 +28,16 @@ from zope.interface import implementer
 
 from authd import wire
 from authd.adapters.logs import LogLimit
+from authd.adapters.metrics import Metrics, TransportCounts
 from authd.connections import ConnectionTable, Verdict
 from authd.limits import HEADER_LEN
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
 
 log = Logger(namespace="authd")
+
+TCP_BACKLOG = 128  # the listen() queue, as before (Twisted's listenTCP backlog)
+UDP_MAX_PACKET = 8192  # the largest datagram read, as Twisted's listenUDP default
 
 SnapshotSource = Callable[[], Snapshot]
 ReplyHook = Callable[[Reply], None]
@@ -48,13 +53,63 @@ def _safe_handle(request: Request, snapshot: Snapshot) -> Reply:
         return Reply((out,) if out is not None else ())
 
 
+def bound_socket(address: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    """A non-blocking socket bound to *address* and *port*, for the reactor to adopt.
+
+    IPv6 sockets get IPV6_V6ONLY: without it (Linux's default) a socket on
+    ``::`` also takes IPv4 for the port, so ``0.0.0.0`` and ``::`` on one port
+    collide ("Address already in use"), and IPv4 clients would appear as
+    ``::ffff:a.b.c.d`` to the ACLs.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(TCP_BACKLOG)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        what = "TCP" if kind == socket.SOCK_STREAM else "UDP"
+        raise OSError(e.errno, f"{address} port {port} ({what}): {e.strerror}") from None
+    return sock
+
+
+def listen_ipv6(reactor: Any, address: str, port: int, udp: Any, tcp: Any) -> tuple[Any, Any]:
+    """Listen on an IPv6 address with IPV6_V6ONLY set: (the UDP port, the TCP port)."""
+    usock = bound_socket(address, port, socket.SOCK_DGRAM)
+    try:
+        tsock = bound_socket(address, port, socket.SOCK_STREAM)
+    except OSError:
+        usock.close()
+        raise
+    try:
+        # The reactor dup()s the descriptors; ours are closed either way.
+        uport = reactor.adoptDatagramPort(
+            usock.fileno(), socket.AF_INET6, udp, maxPacketSize=UDP_MAX_PACKET
+        )
+        tport = reactor.adoptStreamPort(tsock.fileno(), socket.AF_INET6, tcp)
+    finally:
+        usock.close()
+        tsock.close()
+    return uport, tport
+
+
 class UdpServer(protocol.DatagramProtocol):
     def __init__(self, snapshot: SnapshotSource, local: str, on_reply: ReplyHook) -> None:
         self._snapshot = snapshot
         self._local = local
         self._on_reply = on_reply
+        self.counts: TransportCounts | None = None  # metrics on: what UDP answered
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
+        counts = self.counts
+        timed = counts is not None and counts.sample()
+        began = time.perf_counter() if timed else 0.0
         request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
         reply = _safe_handle(request, self._snapshot())
         sock = self.transport.socket  # type: ignore[union-attr]
@@ -65,6 +120,10 @@ class UdpServer(protocol.DatagramProtocol):
                 sock.sendto(message, addr)
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
+        if counts is not None:
+            counts.count(reply)
+            if timed:
+                counts.timed(time.perf_counter() - began)
         if reply.reportable:
             self._on_reply(reply)
 
@@ -114,6 +173,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 )
             victim.transport.abortConnection()  # type: ignore[attr-defined]
         if admission.verdict is not Verdict.ADMITTED:
+            if f.metrics is not None:
+                f.metrics.tcp_refused[admission.verdict.value] += 1
             if f.log_limit.allow(f"TCP {admission.verdict.value}"):
                 log.warn(
                     "TCP connection from {client} refused: {why}",
@@ -152,12 +213,19 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             del buf[: 2 + length]
             self._cancel_deadline()  # this message is complete; the next has its own
             self._factory.connections.idle(self)  # so the next one queues afresh
+            counts = f.counts
+            timed = counts is not None and counts.sample()
+            began = time.perf_counter() if timed else 0.0
             request = Request(
                 message, self._client, f.local, Transport.TCP, time.time(), self._port
             )
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
+            if counts is not None:
+                counts.count(reply)
+                if timed:
+                    counts.timed(time.perf_counter() - began)
             if reply.reportable:
                 f.on_reply(reply)
             if not self.transport or not self.connected:
@@ -314,6 +382,8 @@ class TcpFactory(protocol.Factory):
         self.connections = connections  # shared by every listening socket
         self.on_reply = on_reply
         self.log_limit = log_limit
+        self.metrics: Metrics | None = None  # metrics on: refusals are counted
+        self.counts: TransportCounts | None = None  # and what TCP answered
 
     def buildProtocol(self, addr: object) -> TcpConnection:  # noqa: N802
         return TcpConnection(self)

@@ -180,5 +180,6 @@ def run(args: argparse.Namespace) -> int:
     from authd.adapters.service import run as run_service
     from authd.adapters.service import start_logging
 
-    start_logging(LogLevel.debug if args.verbose else LogLevel.info)
+    level = LogLevel.debug if args.verbose else LogLevel.info
+    start_logging(level, fmt=config.options.log_format.value)
     return run_service(config)
