@@ -55,3 +55,9 @@ MAX_ACL_DEPTH = 16  # ACLs naming ACLs
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
 MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number
+
+# -- Operations (metrics, sockets) -----------------------------------------------------
+
+METRICS_LATENCY_SAMPLE = 16  # one answer in this many is timed (a power of two: a mask)
+TCP_LISTEN_BACKLOG = 128  # listen() queue of a TCP socket
+UDP_MAX_QUERY = 8192  # the largest datagram read (Twisted's listenUDP default)

@@ -16,7 +16,7 @@ always gives the same zone and query file.
 Usage:
     python -m bench.qps [--seconds 15] [--with-knot] [--json out.json]
                         [--clients 4] [--outstanding 100] [--max-qps N]
-                        [--authd-nocache] [--no-pin] [--no-edns]
+                        [--authd-nocache] [--authd-metrics] [--no-pin] [--no-edns]
                         [--lines 50000] [--seed 1] [--keep DIR]
     python -m bench.qps --profile [--profile-n 20000]
 """
@@ -154,6 +154,9 @@ def start_server(kind: str, zone: Path, cpu: int | None) -> Server:
         options: dict[str, object] = {"udp_payload_max": 1232}
         if kind == "authd-nocache":
             options["answer_cache_entries"] = 0
+        if kind == "authd-metrics":
+            # The endpoint on a port of its own choosing: counting is what is measured.
+            options["metrics"] = {"address": HOST, "port": 0}
         server = start_authd(zones, options=options, timeout=STARTUP_TIMEOUT, cpu=cpu)
     elif kind == "nsd":
         server = start_nsd(zones, timeout=STARTUP_TIMEOUT, extra=NSD_NO_RRL, cpu=cpu)
@@ -545,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run authd with answer_cache_entries: 0 (the miss path)",
     )
+    p.add_argument(
+        "--authd-metrics",
+        action="store_true",
+        help="also run authd with options.metrics on (the cost of counting)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--clients", type=int, default=4, help="dnsperf -c (4)")
     p.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (100)")
@@ -592,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         base = Path(args.keep).resolve()
         base.mkdir(parents=True, exist_ok=True)
-        for kind in ("authd", "authd-nocache", "nsd", "knot"):
+        for kind in ("authd", "authd-nocache", "authd-metrics", "nsd", "knot"):
             (base / f"{kind}.log").unlink(missing_ok=True)
     else:
         base = Path(tempfile.mkdtemp(prefix="authd-qps-"))
@@ -631,7 +639,8 @@ def main(argv: list[str] | None = None) -> int:
             f"pinning: {'server CPU 1, dnsperf CPU 0' if server_cpu is not None else 'off'}"
         )
 
-        kinds = ["authd", *(["authd-nocache"] if args.authd_nocache else []), "nsd"]
+        kinds = ["authd", *(["authd-metrics"] if args.authd_metrics else [])]
+        kinds += [*(["authd-nocache"] if args.authd_nocache else []), "nsd"]
         kinds += ["knot"] if args.with_knot else []
 
         rows: list[dict[str, Any]] = []
@@ -666,13 +675,15 @@ def main(argv: list[str] | None = None) -> int:
         ratios = {}
         for other in ("nsd", "knot"):
             if other in by and by[other] > 0:
-                for mine in ("authd", "authd-nocache"):
+                for mine in ("authd", "authd-nocache", "authd-metrics"):
                     if mine not in by:
                         continue
                     ratios[f"{mine}/{other}"] = round(by[mine] / by[other], 4)
                     a_pc, o_pc = per_core.get(mine), per_core.get(other)
                     if a_pc and o_pc:
                         ratios[f"{mine}/{other} per core"] = round(float(a_pc) / float(o_pc), 4)
+        if "authd-metrics" in by and by["authd"] > 0:
+            ratios["authd-metrics/authd"] = round(by["authd-metrics"] / by["authd"], 4)
         print()
         for k, v in ratios.items():
             print(f"{k}: {v:.3f}  ({100 * v:.1f}%)")

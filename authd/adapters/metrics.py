@@ -33,15 +33,20 @@ from prometheus_client.core import (
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from authd.limits import (
+    DEFAULT_UDP_PAYLOAD_MAX,
+    MAX_MESSAGE,
+    METRICS_LATENCY_SAMPLE,
+    NO_EDNS_UDP_LIMIT,
+)
 from authd.query import Reply, TransferEvent
 from authd.tally import NO_NAME, OTHER, RCODE_LABELS, Tally
 
 log = Logger(namespace="authd")
 
-# One answer in LATENCY_SAMPLE is timed (a power of two: the test is a mask).
-LATENCY_SAMPLE = 16
+LATENCY_SAMPLE = METRICS_LATENCY_SAMPLE
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
-SIZE_BUCKETS = (64, 128, 256, 512, 1232, 1500, 4096, 16384, 65535)
+SIZE_BUCKETS = (64, 128, 256, NO_EDNS_UDP_LIMIT, DEFAULT_UDP_PAYLOAD_MAX, 1500, 4096, MAX_MESSAGE)
 TRANSPORTS = ("udp", "tcp")
 
 # The zone status a scrape reads: (view, zone, serial or None, refresh phase or

@@ -43,6 +43,7 @@ from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
+from authd.limits import TCP_LISTEN_BACKLOG
 from authd.query import Reply
 from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
@@ -264,7 +265,9 @@ class Service:
                 self._ports.append(uport)
             else:
                 self._ports.append(self._reactor.listenUDP(lc.port, udp, interface=lc.address))
-                tcp = self._reactor.listenTCP(lc.port, factory, interface=lc.address, backlog=128)
+                tcp = self._reactor.listenTCP(
+                    lc.port, factory, interface=lc.address, backlog=TCP_LISTEN_BACKLOG
+                )
             self._ports.append(tcp)
             self._tcp_ports.append(tcp)
         for lc in self.config.listen:

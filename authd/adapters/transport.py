@@ -30,14 +30,11 @@ from authd import wire
 from authd.adapters.logs import LogLimit
 from authd.adapters.metrics import Metrics, TransportCounts
 from authd.connections import ConnectionTable, Verdict
-from authd.limits import HEADER_LEN
+from authd.limits import HEADER_LEN, TCP_LISTEN_BACKLOG, UDP_MAX_QUERY
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
 
 log = Logger(namespace="authd")
-
-TCP_BACKLOG = 128  # the listen() queue, as before (Twisted's listenTCP backlog)
-UDP_MAX_PACKET = 8192  # the largest datagram read, as Twisted's listenUDP default
 
 SnapshotSource = Callable[[], Snapshot]
 ReplyHook = Callable[[Reply], None]
@@ -70,7 +67,7 @@ def bound_socket(address: str, port: int, kind: socket.SocketKind) -> socket.soc
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
         if kind == socket.SOCK_STREAM:
-            sock.listen(TCP_BACKLOG)
+            sock.listen(TCP_LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError as e:
         sock.close()
@@ -90,7 +87,7 @@ def listen_ipv6(reactor: Any, address: str, port: int, udp: Any, tcp: Any) -> tu
     try:
         # The reactor dup()s the descriptors; ours are closed either way.
         uport = reactor.adoptDatagramPort(
-            usock.fileno(), socket.AF_INET6, udp, maxPacketSize=UDP_MAX_PACKET
+            usock.fileno(), socket.AF_INET6, udp, maxPacketSize=UDP_MAX_QUERY
         )
         tport = reactor.adoptStreamPort(tsock.fileno(), socket.AF_INET6, tcp)
     finally:
