@@ -210,6 +210,13 @@ def _parse_listen(value: object, path: str) -> tuple[ListenConfig, ...]:
         if "address" not in m:
             raise ConfigError(f"{p}.address", "missing")
         address = _parse_address(m["address"], f"{p}.address")
+        mapped = getattr(ipaddress.ip_address(address), "ipv4_mapped", None)
+        if mapped is not None:
+            # IPv6 sockets are IPV6_V6ONLY (so 0.0.0.0 and :: share a port):
+            # a v4-mapped address would never see a packet.
+            raise ConfigError(
+                f"{p}.address", f"{address} is IPv4-mapped: listen on {mapped} instead"
+            )
         port = _int_in(m.get("port", DEFAULT_PORT), f"{p}.port", 0, MAX_PORT)
         if (address, port) in seen:
             raise ConfigError(p, f"duplicate listen address {address} port {port}")

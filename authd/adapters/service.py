@@ -685,6 +685,8 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
             uid, gid = daemon.drop_privileges(opts.user)
         except (AuthdError, OSError) as e:
             log.critical("{error}", error=str(e))
+            if opts.pidfile is not None:
+                daemon.remove_pidfile(opts.pidfile)
             return 1
         log.info("running as user {user} (uid {uid}, gid {gid})", user=opts.user, uid=uid, gid=gid)
     if config.options.watch:
