@@ -131,7 +131,7 @@ class Reply:
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
     # What the metrics count this answer as (only when options.metrics is set).
-    tally: tally.Tally | None = None
+    tally: str | None = None
 
     @property
     def reportable(self) -> bool:
@@ -198,7 +198,7 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
                 if len(cache) >= options.answer_cache_entries:
                     cache.clear()  # bounded memory: start over rather than track recency
-                counted = reply.tally._replace(cached=True) if reply.tally is not None else None
+                counted = tally.as_cached(reply.tally) if reply.tally is not None else None
                 cache[cache_key] = (reply.messages[0], counted)
                 _remember(snapshot, front, (data[2:], udp), reply.messages[0], counted)
             return _logged(request, reply, options.query_log)
@@ -211,7 +211,7 @@ def _remember(
     front: dict[tuple[bytes, bool], CacheEntry] | None,
     key: tuple[bytes, bool],
     response: bytes,
-    counted: tally.Tally | None,
+    counted: str | None,
 ) -> None:
     if front is None:
         return
@@ -388,7 +388,7 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     counted = None
     if options.metrics is not None:
         found = find_zone(view.zones, q.name, q.rdtype) if view is not None else None
-        counted = tally.of_response(
+        counted = tally.key_of(
             view.name if view is not None else tally.NO_NAME,
             found[0].to_text() if found is not None else tally.NO_NAME,
             q.rdtype,

@@ -21,7 +21,6 @@ import dns.tsig
 from authd.acl import CompiledAcl
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
-from authd.tally import Tally
 from authd.zone import ZoneVersion
 
 __all__ = [
@@ -33,8 +32,8 @@ __all__ = [
     "with_zone",
 ]
 
-# A cached response and what the metrics count its hits as.
-CacheEntry = tuple[bytes, Tally | None]
+# A cached response and what the metrics count its hits as (an authd.tally key).
+CacheEntry = tuple[bytes, str | None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

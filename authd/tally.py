@@ -1,12 +1,14 @@
 """What one answered query counts as, for the metrics: a value the core returns.
 
-Owns: ``Tally`` (view, zone, question type label, rcode, truncated, cached) and
-the bounded set of question types that get a label of their own.  The core
+Owns: the tally key of an answer (view, zone, question type label, rcode,
+truncated, cached, size, in one string), ``Tally`` (a key decoded) and the
+bounded set of question types that get a label of their own.  The core
 attaches a tally to the replies it can describe (answers from a zone, the
 answer cache's hits) only when metrics are on; the adapter counts tallies
-in plain dicts and publishes them when scraped.  Invariants: every field
+in plain dicts and publishes them when scraped.  Invariants: every label
 comes from a bounded set (configured views and zones, ``QTYPE_LABELS`` plus
-``other``, the 16 header rcodes), so counting tallies has bounded memory.
+``other``, the 16 header rcodes) and sizes are at most 65,535, so counting
+tallies has bounded memory; ``decode(key_of(...))`` gives back the labels.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ RCODE_LABELS: tuple[str, ...] = tuple(dns.rcode.to_text(dns.rcode.Rcode(i)) for 
 
 
 class Tally(NamedTuple):
-    """One answered query's labels; a tuple so that counting it is one dict hit."""
+    """One answered query's labels, as decoded from its key."""
 
     view: str
     zone: str
@@ -62,14 +64,43 @@ class Tally(NamedTuple):
     rcode: str
     truncated: bool
     cached: bool
+    size: int  # the response's length in bytes
 
 
 def qtype_label(qtype: int) -> str:
     return QTYPE_LABELS.get(qtype, OTHER)
 
 
-def of_response(view: str, zone: str, qtype: int, response: bytes, cached: bool) -> Tally:
-    """The tally of a rendered *response* (its header gives rcode and TC)."""
+# A tally travels as one string, "cached TAB view TAB zone TAB qtype TAB rcode TAB
+# truncated TAB size": a string caches its hash, so the adapter's count of a
+# cached answer (whose key is stored with it) is one dict increment that hashes
+# nothing.  No label holds a TAB (view names are [A-Za-z0-9_.-]; zone names are
+# in presentation form, where a TAB is escaped as \009).
+SEP = "\t"
+
+
+def key_of(view: str, zone: str, qtype: int, response: bytes, cached: bool) -> str:
+    """The tally key of a rendered *response* (its header gives rcode and TC)."""
     rcode = RCODE_LABELS[response[3] & 0xF] if len(response) > 3 else OTHER
     truncated = len(response) > 2 and bool(response[2] & 0x02)
-    return Tally(view, zone, qtype_label(qtype), rcode, truncated, cached)
+    return SEP.join(
+        (
+            "1" if cached else "0",
+            view,
+            zone,
+            qtype_label(qtype),
+            rcode,
+            "1" if truncated else "0",
+            str(len(response)),
+        )
+    )
+
+
+def as_cached(key: str) -> str:
+    """*key* for the same answer served from the cache."""
+    return "1" + key[1:]
+
+
+def decode(key: str) -> Tally:
+    cached, view, zone, qtype, rcode, truncated, size = key.split(SEP)
+    return Tally(view, zone, qtype, rcode, truncated == "1", cached == "1", int(size))

@@ -35,7 +35,7 @@ from authd.config import MetricsConfig
 from authd.limits import METRICS_LATENCY_SAMPLE
 from authd.query import Request, TransferEvent, Transport, handle
 from authd.snapshot import with_fresh_caches
-from authd.tally import OTHER, Tally, qtype_label
+from authd.tally import OTHER, Tally, as_cached, decode, key_of, qtype_label
 from harness.peers import HOST, Server, require_binary, start_authd
 
 ZONE = (
@@ -68,24 +68,38 @@ def test_no_tally_when_metrics_are_off() -> None:
         assert _ask(snap, "www.m.test.", "A", qid=qid).tally is None
 
 
+def _tally(reply) -> Tally:
+    assert reply.tally is not None
+    return decode(reply.tally)
+
+
 def test_a_miss_is_tallied_uncached_and_its_hits_cached() -> None:
     snap = _snapshot(True)
     first = _ask(snap, "www.m.test.", "A", qid=1)
-    assert first.tally == Tally("default", "m.test.", "A", "NOERROR", False, False)
+    size = len(first.messages[0])
+    assert _tally(first) == Tally("default", "m.test.", "A", "NOERROR", False, False, size)
     # The second is a hit of the front cache (same bytes but the ID), the
     # third of the answer cache (another letter case).
-    assert _ask(snap, "www.m.test.", "A", qid=2).tally == first.tally._replace(cached=True)
-    assert _ask(snap, "WWW.m.test.", "A", qid=3).tally == first.tally._replace(cached=True)
+    hit = _tally(first)._replace(cached=True)
+    assert _tally(_ask(snap, "www.m.test.", "A", qid=2)) == hit
+    assert _tally(_ask(snap, "WWW.m.test.", "A", qid=3)) == hit
 
 
 def test_nxdomain_refused_and_truncated_are_told_apart() -> None:
     snap = _snapshot(True)
-    nx = _ask(snap, "nope.m.test.", "A").tally
-    assert nx is not None and (nx.zone, nx.rcode) == ("m.test.", "NXDOMAIN")
-    refused = _ask(snap, "www.elsewhere.test.", "A").tally
-    assert refused is not None and (refused.zone, refused.rcode) == ("-", "REFUSED")
-    big = _ask(snap, "big.m.test.", "TXT").tally  # 20 x 200 bytes over 512-byte UDP
-    assert big is not None and big.truncated and big.qtype == "TXT"
+    nx = _tally(_ask(snap, "nope.m.test.", "A"))
+    assert (nx.zone, nx.rcode) == ("m.test.", "NXDOMAIN")
+    refused = _tally(_ask(snap, "www.elsewhere.test.", "A"))
+    assert (refused.zone, refused.rcode) == ("-", "REFUSED")
+    big = _tally(_ask(snap, "big.m.test.", "TXT"))  # 20 x 200 bytes over 512-byte UDP
+    assert big.truncated and big.qtype == "TXT" and big.size <= 512
+
+
+def test_a_tally_key_round_trips() -> None:
+    response = make_query("x.", "A").to_wire()
+    key = key_of("v", "z.", 28, response, False)
+    assert decode(key) == Tally("v", "z.", "AAAA", "NOERROR", False, False, len(response))
+    assert decode(as_cached(key)).cached
 
 
 def test_question_types_are_a_bounded_set() -> None:
@@ -264,3 +278,71 @@ def _udp(wire: bytes, port: int) -> bytes:
         s.settimeout(5)
         s.sendto(wire, (HOST, port))
         return s.recv(65535)
+
+
+# -- end to end: a primary and a secondary ------------------------------------------------------
+
+FLEET_WAIT = 60.0  # seconds for a transfer or a NOTIFY round (a loaded machine)
+
+
+def _wait_sample(url: str, name: str, at_least: float, **labels: str) -> str:
+    """Scrape until *name* (with *labels*) reaches *at_least*; the last scrape."""
+    deadline = time.monotonic() + FLEET_WAIT
+    text = ""
+    while time.monotonic() < deadline:
+        text = _scrape(url)
+        try:
+            if _sample(text, name, **labels) >= at_least:
+                return text
+        except AssertionError:
+            pass  # not there yet
+        time.sleep(0.2)
+    raise AssertionError(f"{name} {labels} never reached {at_least}:\n{text}")
+
+
+def test_transfers_notify_refresh_and_reload_are_counted(tmp_path: Path) -> None:
+    zone = tmp_path / "m.test.zone"
+    zone.write_text(ZONE)
+    metrics = {"address": HOST, "port": 0}
+    from harness.peers import free_port
+
+    secondary_port = free_port()
+    primary = start_authd(
+        "listen: [{address: 127.0.0.1, port: {port}}]\n"
+        f"options: {{state_dir: {tmp_path / 'p'}, metrics: {json.dumps(metrics)}}}\n"
+        f"zones:\n  - name: m.test.\n    file: {zone}\n    allow_transfer: [127.0.0.1]\n"
+        f"    also_notify: [{{address: 127.0.0.1, port: {secondary_port}}}]\n"
+    )
+    try:
+        secondary = start_authd(
+            "listen: [{address: 127.0.0.1, port: {port}}]\n"
+            f"options: {{state_dir: {tmp_path / 's'}, metrics: {json.dumps(metrics)}}}\n"
+            "zones:\n  - name: m.test.\n    type: secondary\n"
+            f"    primaries: [{{address: 127.0.0.1, port: {primary.port}}}]\n",
+            secondary_port,
+        )
+        try:
+            p_url, s_url = _metrics_url(primary), _metrics_url(secondary)
+            s_text = _wait_sample(s_url, "authd_transfers_in_total", 1, kind="axfr")
+            assert _sample(s_text, "authd_transfers_in_total", result="success") >= 1
+            assert _sample(s_text, "authd_secondary_expired", zone="m.test.") == 0
+            assert _sample(s_text, "authd_secondary_refresh_state", zone="m.test.") == 1
+            assert _sample(s_text, "authd_secondary_seconds_since_refresh", zone="m.test.") < 600
+            _wait_sample(s_url, "authd_zone_serial", 7, zone="m.test.")
+            p_text = _scrape(p_url)
+            assert _sample(p_text, "authd_transfers_out_total", kind="axfr", result="full") >= 1
+            # An edit and SIGHUP: a reload, a NOTIFY acknowledged, an IXFR in and out.
+            zone.write_text(ZONE.replace(" 7 7200", " 8 7200") + "new A 192.0.2.9\n")
+            primary.reload()
+            p_text = _wait_sample(p_url, "authd_notify_acked_total", 1)
+            assert _sample(p_text, "authd_notify_sent_total") >= 1
+            _wait_sample(s_url, "authd_zone_serial", 8, zone="m.test.")
+            s_text = _wait_sample(s_url, "authd_transfers_in_total", 1, kind="ixfr")
+            p_text = _wait_sample(p_url, "authd_reloads_total", 1, result="ok")
+            assert _sample(p_text, "authd_transfers_out_total", kind="ixfr") >= 1
+            assert _sample(p_text, "authd_zone_serial", zone="m.test.") == 8
+            assert _sample(p_text, "authd_reload_reactor_stall_seconds") >= 0
+        finally:
+            secondary.stop()
+    finally:
+        primary.stop()

@@ -1,9 +1,9 @@
 """The server's counters and the Prometheus endpoint that publishes them.
 
 Owns: ``Metrics``, plain counters the transports, the fleet and the service
-bump on the reactor thread (a dict increment per answered query: the core's
-``Tally`` is the key), and ``MetricsCollector``, which turns them into
-Prometheus metric families only when scraped; ``listen`` serves them with
+bump on the reactor thread (a dict increment per answered query, keyed by the
+core's tally key: a string, whose hash is cached), and ``MetricsCollector``,
+which turns them into Prometheus metric families only when scraped; ``listen`` serves them with
 twisted.web on ``options.metrics``.  Invariants: counting never touches
 prometheus_client on the answer path (its locked counters would cost a few
 hundred nanoseconds a query); all counting and scraping happen on the reactor
@@ -40,7 +40,7 @@ from authd.limits import (
     NO_EDNS_UDP_LIMIT,
 )
 from authd.query import Reply, TransferEvent
-from authd.tally import NO_NAME, OTHER, RCODE_LABELS, Tally
+from authd.tally import NO_NAME, OTHER, RCODE_LABELS, Tally, decode
 
 log = Logger(namespace="authd")
 
@@ -60,36 +60,47 @@ ExpirySource = Callable[[], dict[tuple[str, str], float]]
 class TransportCounts:
     """What one transport answered; ``count`` runs once per reply."""
 
-    __slots__ = ("_n", "latency", "latency_sum", "sizes", "tallies", "untallied")
+    __slots__ = ("latency", "latency_sum", "n", "sizes", "tallies", "untallied")
 
     def __init__(self) -> None:
-        self.tallies: defaultdict[Tally, int] = defaultdict(int)
+        self.tallies: defaultdict[str, int] = defaultdict(int)  # by tally key
         self.untallied: defaultdict[int, int] = defaultdict(int)  # by header rcode
-        self.sizes: defaultdict[int, int] = defaultdict(int)  # by exact length
+        self.sizes: defaultdict[int, int] = defaultdict(int)  # untallied, by length
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
-        self._n = 0
+        self.n = 0  # replies seen, for sampling
 
     def count(self, reply: Reply) -> None:
-        messages = reply.messages
-        if not messages:
-            return
-        first = messages[0]
         t = reply.tally
         if t is not None:
-            self.tallies[t] += 1
-        elif len(first) > 3:
-            self.untallied[first[3] & 0xF] += 1
-        self.sizes[len(first)] += 1
+            self.tallies[t] += 1  # the key carries the size too
+        else:
+            self.other(reply)
+
+    def other(self, reply: Reply) -> None:
+        """A reply the core did not tally: counted by its header's rcode."""
+        messages = reply.messages
+        if messages and len(messages[0]) > 3:
+            self.untallied[messages[0][3] & 0xF] += 1
+            self.sizes[len(messages[0])] += 1
 
     def sample(self) -> bool:
         """Whether to time this answer (one in ``LATENCY_SAMPLE``)."""
-        self._n += 1
-        return not self._n & (LATENCY_SAMPLE - 1)
+        self.n += 1
+        return not self.n & (LATENCY_SAMPLE - 1)
 
     def timed(self, seconds: float) -> None:
         self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
+
+    def decoded(self) -> list[tuple[Tally, int]]:
+        return [(decode(k), n) for k, n in self.tallies.items()]
+
+    def all_sizes(self) -> dict[int, int]:
+        out = dict(self.sizes)
+        for t, n in self.decoded():
+            out[t.size] = out.get(t.size, 0) + n
+        return out
 
 
 class Metrics:
@@ -125,17 +136,17 @@ class Metrics:
         """Queries by (transport, view, zone, qtype, rcode)."""
         out: defaultdict[tuple[str, str, str, str, str], int] = defaultdict(int)
         for name, tc in self.transports.items():
-            for t, n in tc.tallies.items():
+            for t, n in tc.decoded():
                 out[(name, t.view, t.zone, t.qtype, t.rcode)] += n
             for rcode, n in tc.untallied.items():
                 out[(name, NO_NAME, NO_NAME, OTHER, RCODE_LABELS[rcode])] += n
         return dict(out)
 
     def cache_hits(self, transport: str) -> int:
-        return sum(n for t, n in self.transports[transport].tallies.items() if t.cached)
+        return sum(n for t, n in self.transports[transport].decoded() if t.cached)
 
     def truncated(self, transport: str) -> int:
-        return sum(n for t, n in self.transports[transport].tallies.items() if t.truncated)
+        return sum(n for t, n in self.transports[transport].decoded() if t.truncated)
 
     def as_json(self) -> dict[str, Any]:
         """The counters for ``authd ctl status --json``."""
@@ -212,7 +223,7 @@ class MetricsCollector:
             trunc.add_metric([name], m.truncated(name))
             size_counts = [0] * (len(SIZE_BUCKETS) + 1)
             total = 0
-            for size, n in tc.sizes.items():
+            for size, n in tc.all_sizes().items():
                 size_counts[bisect.bisect_left(SIZE_BUCKETS, size)] += n
                 total += size * n
             sizes.add_metric([name], _buckets(SIZE_BUCKETS, size_counts), total)
