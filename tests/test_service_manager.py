@@ -21,12 +21,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.edns
 import dns.message
 import dns.query
 import dns.rcode
 import pytest
 
 from authd.adapters import daemon
+from authd.limits import MAX_MESSAGE, TCP_LISTEN_BACKLOG, UDP_MAX_QUERY
 from harness.peers import HOST, REPO_ROOT, Server, free_port, require_binary, start_authd
 
 ZONE = "$ORIGIN s.test.\n$TTL 300\n@ SOA ns hm 3 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n"
@@ -342,3 +344,33 @@ def test_check_config_refuses_a_state_dir_that_cannot_be_created(tmp_path: Path)
     done = _check_config(config)
     assert done.returncode == 1 and "options.state_dir" in done.stderr, done.stderr
     os.chmod(tmp_path, 0o755)
+
+
+# -- the listening sockets' limits ------------------------------------------------------------
+
+
+def test_listen_backlog_and_largest_query_on_both_families(tmp_path: Path) -> None:
+    ss = require_binary("ss")
+    port = free_port()
+    config = _config(tmp_path, [("127.0.0.1", port), ("::1", port)])
+    with start_authd(config.read_text()):
+        # A listening socket's Send-Q in ss is its backlog.
+        out = subprocess.run(
+            [ss, "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=30
+        ).stdout
+        backlogs = [int(line.split()[2]) for line in out.splitlines() if line.strip()]
+        assert backlogs == [TCP_LISTEN_BACKLOG] * 2, out
+        for address, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+            # The largest datagram read whole: padded (RFC 7830) to exactly UDP_MAX_QUERY.
+            q = dns.message.make_query("s.test.", "SOA", use_edns=0)
+            pad = UDP_MAX_QUERY - len(q.to_wire()) - 4
+            q.use_edns(
+                0, options=[dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\0" * pad)]
+            )
+            wire = q.to_wire(max_size=MAX_MESSAGE)
+            assert len(wire) == UDP_MAX_QUERY
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.settimeout(QUERY_TIMEOUT)
+                s.sendto(wire, (address, port))
+                r = dns.message.from_wire(s.recv(65535))
+            assert r.rcode() == dns.rcode.NOERROR and r.answer, address
