@@ -262,6 +262,9 @@ def test_scrape_during_dnsperf_matches_its_counts(served) -> None:
     status = json.loads(ctl.stdout)
     assert status["metrics"]["queries_by_transport"]["udp"] == completed
     assert status["metrics"]["answer_cache_hits"] == hits
+    detail = status["metrics"]["queries_detail"]
+    assert sum(d["count"] for d in detail if d["transport"] == "udp") == completed
+    assert status["metrics"]["response_size_buckets"]["udp"]["+Inf"] == completed
 
 
 def test_metrics_are_off_by_default(tmp_path: Path) -> None:

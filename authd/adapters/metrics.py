@@ -159,8 +159,30 @@ class Metrics:
             by_qtype[qtype] += n
             by_zone[zone] += n
             by_transport[transport] += n
+        detail = [
+            {
+                "transport": k[0],
+                "view": k[1],
+                "zone": k[2],
+                "qtype": k[3],
+                "rcode": k[4],
+                "count": n,
+            }
+            for k, n in sorted(self.queries().items())
+        ]
+        sizes = {}
+        latency = {}
+        for name, tc in self.transports.items():
+            counts = [0] * (len(SIZE_BUCKETS) + 1)
+            for size, n in tc.all_sizes().items():
+                counts[bisect.bisect_left(SIZE_BUCKETS, size)] += n
+            sizes[name] = dict(_buckets(SIZE_BUCKETS, counts))
+            latency[name] = dict(_buckets(LATENCY_BUCKETS, tc.latency))
         return {
             "queries": sum(by_transport.values()),
+            "queries_detail": detail,
+            "response_size_buckets": sizes,
+            "answer_latency_buckets_sampled": latency,
             "queries_by_transport": dict(by_transport),
             "queries_by_rcode": dict(by_rcode),
             "queries_by_qtype": dict(by_qtype),

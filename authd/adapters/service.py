@@ -113,6 +113,9 @@ class Service:
         self._log_limit = LogLimit(LOG_LINES_PER_SECOND, time.monotonic, reactor.callLater)
         # Counters for options.metrics (and ctl status --json); None: metrics off.
         self.metrics: Metrics | None = Metrics() if config.options.metrics is not None else None
+        # Signed zones' earliest RRSIG expiry by (view, zone), for the metrics:
+        # the hook DNSSEC signing (not built yet) will fill.
+        self.signature_expiry: Callable[[], dict[tuple[str, str], float]] = dict
         self.commands: dict[str, control.Command] = {
             "status": control.Command(lambda targets, zone: self.status_json()),
             "reload": control.Command(self._ctl_reload, control.ZoneArg.OPTIONAL),
@@ -410,6 +413,9 @@ class Service:
             log.warn("listen addresses changed in the config: they take effect at restart")
         if new.options.control != old.options.control:
             log.warn("options.control changed in the config: it takes effect at restart")
+        for key in ("metrics", "user", "pidfile"):
+            if getattr(new.options, key) != getattr(old.options, key):
+                log.warn("options.{key} changed in the config: it takes effect at restart", key=key)
         self._connections.limit = new.options.tcp_max_connections
         self._connections.per_client = new.options.tcp_max_connections_per_client
         watching = (new.options.watch, new.options.reload_delay)
@@ -530,7 +536,7 @@ class Service:
             self.metric_zones,
             lambda: len(self._connections),
             lambda: self.last_reload_stall,
-            lambda: {},  # DNSSEC signing (another issue) will report RRSIG expiries here
+            lambda: self.signature_expiry(),
         )
 
     def log_summary(self) -> None:
