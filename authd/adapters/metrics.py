@@ -10,8 +10,9 @@ hundred nanoseconds a query); all counting and scraping happen on the reactor
 thread, so no lock is needed; every label comes from a bounded set (views
 and zones of the config, ``authd.tally``'s question types, rcodes, the
 transfer kinds), so the counters' memory is bounded; the latency histogram
-samples one answer in ``LATENCY_SAMPLE`` (its count says how many were
-timed, the query counters say how many there were).
+times one answer in ``LATENCY_SAMPLE``, those whose query ID's low bits are
+zero (its count says how many were timed, the query counters how many there
+were).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ ExpirySource = Callable[[], dict[tuple[str, str], float]]
 class TransportCounts:
     """What one transport answered; ``count`` runs once per reply."""
 
-    __slots__ = ("latency", "latency_sum", "n", "sizes", "tallies", "untallied")
+    __slots__ = ("latency", "latency_sum", "sizes", "tallies", "untallied")
 
     def __init__(self) -> None:
         self.tallies: defaultdict[str, int] = defaultdict(int)  # by tally key
@@ -68,7 +69,6 @@ class TransportCounts:
         self.sizes: defaultdict[int, int] = defaultdict(int)  # untallied, by length
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
-        self.n = 0  # replies seen, for sampling
 
     def count(self, reply: Reply) -> None:
         t = reply.tally
@@ -83,11 +83,6 @@ class TransportCounts:
         if messages and len(messages[0]) > 3:
             self.untallied[messages[0][3] & 0xF] += 1
             self.sizes[len(messages[0])] += 1
-
-    def sample(self) -> bool:
-        """Whether to time this answer (one in ``LATENCY_SAMPLE``)."""
-        self.n += 1
-        return not self.n & (LATENCY_SAMPLE - 1)
 
     def timed(self, seconds: float) -> None:
         self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1

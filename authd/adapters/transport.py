@@ -36,7 +36,7 @@ from authd.snapshot import Snapshot
 
 log = Logger(namespace="authd")
 
-LATENCY_MASK = LATENCY_SAMPLE - 1  # time the answer when the reply count & mask is 0
+LATENCY_MASK = LATENCY_SAMPLE - 1  # time an answer when its query ID & mask is 0
 
 SnapshotSource = Callable[[], Snapshot]
 ReplyHook = Callable[[Reply], None]
@@ -124,8 +124,10 @@ class UdpServer(protocol.DatagramProtocol):
 
     def _counted(self, data: bytes, addr: tuple[str, int], counts: TransportCounts) -> None:
         """``datagramReceived`` with metrics on: the same, counted (inline: the hot path)."""
-        counts.n += 1
-        timed = not counts.n & LATENCY_MASK
+        # One answer in LATENCY_SAMPLE is timed: those whose query ID ends in
+        # zero bits.  IDs are random (RFC 5452) or sequential, so the sample is
+        # fair, and it costs no counter.
+        timed = len(data) > 1 and not data[1] & LATENCY_MASK
         began = time.perf_counter() if timed else 0.0
         request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
         reply = _safe_handle(request, self._snapshot())
@@ -231,7 +233,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             self._cancel_deadline()  # this message is complete; the next has its own
             self._factory.connections.idle(self)  # so the next one queues afresh
             counts = f.counts
-            timed = counts is not None and counts.sample()
+            timed = counts is not None and not message[1] & LATENCY_MASK  # as over UDP
             began = time.perf_counter() if timed else 0.0
             request = Request(
                 message, self._client, f.local, Transport.TCP, time.time(), self._port
