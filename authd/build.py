@@ -159,7 +159,7 @@ def load_one(
         )
 
     try:
-        result = load_zone(zc.name, zc.file, zc.max_records)
+        result = load_zone(zc.name, zc.file, zc.max_records, zc.include_root)
     except ZoneError as e:
         # Watch the file that failed too ($INCLUDE): fixing it must reload the zone.
         read = read | {os.path.normpath(e.file)}

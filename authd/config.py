@@ -110,6 +110,7 @@ class Options:
     log_format: LogFormat = LogFormat.TEXT
     user: str | None = None  # drop to this user once the sockets are bound
     pidfile: str | None = None  # absolute once loaded (relative to the config)
+    include_root: str | None = None  # a zone's default include_root
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ class ZoneConfig:
     in_view: str | None = None  # shared with (loaded by) this earlier view
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
+    include_root: str | None = None  # absolute; $INCLUDE must stay inside it (None: anywhere)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -291,6 +293,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "log_format": _parse_log_format,
     "user": _opt_str,
     "pidfile": _opt_str,
+    "include_root": _opt_str,
 }
 
 
@@ -355,7 +358,19 @@ ZONE_KEYS = {
     "in_view",
     "serial",
     "max_records",
+    "include_root",
 }
+
+
+def _include_root(value: object, path: str, base: str) -> str | None:
+    """The folder ``$INCLUDE`` is confined to, absolute and resolved; it must exist."""
+    if value is None:
+        return None
+    text = _expect(value, str, path, "a folder path")
+    folder = os.path.realpath(os.path.join(base, text))
+    if not os.path.isdir(folder):
+        raise ConfigError(path, f"not a folder: {text!r}")
+    return folder
 
 
 def _parse_zone_name(value: object, path: str) -> dns.name.Name:
@@ -381,6 +396,7 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
 class _Context:
     base: str
     max_zone_records: int
+    include_root: str | None
     keys: KeySet
     acl_defs: dict[str, acl.AclDef]
     acls: dict[str, acl.CompiledAcl]
@@ -485,6 +501,11 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                     f"{p}.max_records",
                     1,
                     MAX_RECORDS_SETTING,
+                ),
+                include_root=(
+                    _include_root(m["include_root"], f"{p}.include_root", ctx.base)
+                    if "include_root" in m
+                    else ctx.include_root
                 ),
                 name=name,
                 file=file,
@@ -618,6 +639,7 @@ def config_from_dict(
         host=host,
         state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
         max_zone_records=options.max_zone_records,
+        include_root=_include_root(options.include_root, "options.include_root", base),
         # Compiled warnings: the definitions' plus elements that never decide.
         warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],
         views={},

@@ -440,10 +440,13 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
 
 
 def load_zone(
-    origin: dns.name.Name, file: str, max_records: int = DEFAULT_MAX_ZONE_RECORDS
+    origin: dns.name.Name,
+    file: str,
+    max_records: int = DEFAULT_MAX_ZONE_RECORDS,
+    include_root: str | None = None,
 ) -> CompileResult:
     """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
-    records = parse_zone_file(file, origin, max_records)
+    records = parse_zone_file(file, origin, max_records, include_root)
     # Remember every file read, so a watcher knows which edits concern this zone.
     files = frozenset({file, *(r.file for r in records)})
     result = compile_zone(origin, records, file)  # empties records

@@ -36,6 +36,7 @@ from authd.cli.check_report import FORMATS, ZoneSummary, render
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers
 from authd.cli.repo import GitError, NoCommitYet
 from authd.errors import AuthdError, ZoneError
+from authd.limits import DEFAULT_MAX_ZONE_RECORDS
 from authd.zone import Grouping, group_records
 from authd.zonefile import parse_zone_file
 
@@ -129,6 +130,8 @@ class Target:
     origin: dns.name.Name
     file: str
     check_serial: bool = True  # False when authd manages the serial (config serial policy)
+    max_records: int = DEFAULT_MAX_ZONE_RECORDS  # from the config, as the server reads it
+    include_root: str | None = None
 
 
 @dataclass(slots=True)
@@ -245,7 +248,15 @@ def _plan_config(p: Plan, path: str, groups: list[list[Target]]) -> None:
                 continue
             managed = zc.serial is not SerialPolicy.KEEP
             file = _display(zc.file, os.getcwd())  # as the messages will show it
-            group.append(Target(zc.name, file, check_serial=not managed))
+            group.append(
+                Target(
+                    zc.name,
+                    file,
+                    check_serial=not managed,
+                    max_records=zc.max_records,
+                    include_root=zc.include_root,
+                )
+            )
         if group:
             groups.append(group)
 
@@ -263,7 +274,9 @@ def check_file(target: Target) -> lint.ZoneLint:
         problem = _problem(LoaderCheck.UNREADABLE, target.file, f"cannot read: {e.strerror or e}")
         return lint.ZoneLint(target.origin, target.file, None, (problem,))
     try:
-        records = parse_zone_file(target.file, target.origin)
+        records = parse_zone_file(
+            target.file, target.origin, target.max_records, target.include_root
+        )
     except ZoneError as e:
         return lint.syntax_failure(target.origin, e)
     return lint.lint_records(target.origin, records, target.file)
