@@ -193,6 +193,14 @@ def _sample(text: str, name: str, **labels: str) -> float:
 # -- end to end: dnsperf against the real server --------------------------------------------
 
 
+def _promtool_accepts(text: str) -> None:
+    promtool = require_binary("promtool")
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def _metrics_url(server: Server) -> str:
     deadline = time.monotonic() + SCRAPE_TIMEOUT
     while time.monotonic() < deadline:
@@ -226,7 +234,6 @@ def served(tmp_path: Path):
 def test_scrape_during_dnsperf_matches_its_counts(served) -> None:
     server, tmp = served
     dnsperf = require_binary("dnsperf")
-    promtool = require_binary("promtool")
     url = _metrics_url(server)
     queries = tmp / "queries.txt"
     queries.write_text("www.m.test. A\nnope.m.test. A\nm.test. SOA\nns.m.test. AAAA\n")
@@ -263,10 +270,7 @@ def test_scrape_during_dnsperf_matches_its_counts(served) -> None:
     expected = completed / METRICS_LATENCY_SAMPLE
     assert abs(timed - expected) <= max(40, 6 * expected**0.5), (timed, completed)
     assert _sample(after, "authd_zone_serial", zone="m.test.") == 7
-    check = subprocess.run(
-        [promtool, "check", "metrics"], input=after, capture_output=True, text=True, timeout=30
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    _promtool_accepts(after)
     # The same counters in authd ctl status --json.
     ctl = subprocess.run(
         [sys.executable, "-m", "authd", "ctl", "status", "--json"]
@@ -362,6 +366,8 @@ def test_transfers_notify_refresh_and_reload_are_counted(tmp_path: Path) -> None
             assert _sample(p_text, "authd_transfers_out_total", kind="ixfr") >= 1
             assert _sample(p_text, "authd_zone_serial", zone="m.test.") == 8
             assert _sample(p_text, "authd_reload_reactor_stall_seconds") >= 0
+            _promtool_accepts(p_text)
+            _promtool_accepts(s_text)
         finally:
             secondary.stop()
     finally:
