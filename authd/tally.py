@@ -79,8 +79,9 @@ def qtype_label(qtype: int) -> str:
 SEP = "\t"
 
 
-def key_of(view: str, zone: str, qtype: int, response: bytes, cached: bool) -> str:
-    """The tally key of a rendered *response* (its header gives rcode and TC)."""
+def key_of(view: str, zone: str, qtype: int | None, response: bytes, cached: bool) -> str:
+    """The tally key of a rendered *response* (its header gives rcode and TC);
+    *qtype* None: not a question we answered from a zone (counted as other)."""
     rcode = RCODE_LABELS[response[3] & 0xF] if len(response) > 3 else OTHER
     truncated = len(response) > 2 and bool(response[2] & 0x02)
     return SEP.join(
@@ -88,7 +89,7 @@ def key_of(view: str, zone: str, qtype: int, response: bytes, cached: bool) -> s
             "1" if cached else "0",
             view,
             zone,
-            qtype_label(qtype),
+            qtype_label(qtype) if qtype is not None else OTHER,
             rcode,
             "1" if truncated else "0",
             str(len(response)),

@@ -41,7 +41,7 @@ from authd.limits import (
     NO_EDNS_UDP_LIMIT,
 )
 from authd.query import Reply, TransferEvent
-from authd.tally import NO_NAME, OTHER, RCODE_LABELS, Tally, decode
+from authd.tally import Tally, decode
 
 log = Logger(namespace="authd")
 
@@ -59,40 +59,32 @@ ExpirySource = Callable[[], dict[tuple[str, str], float]]
 
 
 class TransportCounts:
-    """What one transport answered; ``count`` runs once per reply."""
+    """What one transport answered: ``tallies[reply.tally] += 1`` once per reply."""
 
-    __slots__ = ("latency", "latency_sum", "sizes", "tallies", "untallied")
+    __slots__ = ("latency", "latency_sum", "tallies")
 
     def __init__(self) -> None:
-        self.tallies: defaultdict[str, int] = defaultdict(int)  # by tally key
-        self.untallied: defaultdict[int, int] = defaultdict(int)  # by header rcode
-        self.sizes: defaultdict[int, int] = defaultdict(int)  # untallied, by length
+        # By tally key; None counts the queries dropped (no reply sent).
+        self.tallies: defaultdict[str | None, int] = defaultdict(int)
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
 
     def count(self, reply: Reply) -> None:
-        t = reply.tally
-        if t is not None:
-            self.tallies[t] += 1  # the key carries the size too
-        else:
-            self.other(reply)
-
-    def other(self, reply: Reply) -> None:
-        """A reply the core did not tally: counted by its header's rcode."""
-        messages = reply.messages
-        if messages and len(messages[0]) > 3:
-            self.untallied[messages[0][3] & 0xF] += 1
-            self.sizes[len(messages[0])] += 1
+        self.tallies[reply.tally] += 1  # the key carries the size too
 
     def timed(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)  # the UDP path reads the wall clock: it may step back
         self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
 
     def decoded(self) -> list[tuple[Tally, int]]:
-        return [(decode(k), n) for k, n in self.tallies.items()]
+        return [(decode(k), n) for k, n in self.tallies.items() if k is not None]
+
+    def dropped(self) -> int:
+        return self.tallies.get(None, 0)
 
     def all_sizes(self) -> dict[int, int]:
-        out = dict(self.sizes)
+        out: dict[int, int] = {}
         for t, n in self.decoded():
             out[t.size] = out.get(t.size, 0) + n
         return out
@@ -133,8 +125,6 @@ class Metrics:
         for name, tc in self.transports.items():
             for t, n in tc.decoded():
                 out[(name, t.view, t.zone, t.qtype, t.rcode)] += n
-            for rcode, n in tc.untallied.items():
-                out[(name, NO_NAME, NO_NAME, OTHER, RCODE_LABELS[rcode])] += n
         return dict(out)
 
     def cache_hits(self, transport: str) -> int:
@@ -183,6 +173,7 @@ class Metrics:
             "queries_by_qtype": dict(by_qtype),
             "queries_by_zone": dict(by_zone),
             "answer_cache_hits": sum(self.cache_hits(t) for t in TRANSPORTS),
+            "dropped": sum(self.transports[t].dropped() for t in TRANSPORTS),
             "truncated": sum(self.truncated(t) for t in TRANSPORTS),
             "tcp_refused": dict(self.tcp_refused),
             "transfers_out": {f"{k}/{r}": n for (k, r), n in self.transfers_out.items()},
@@ -245,6 +236,14 @@ class MetricsCollector:
                 total += size * n
             sizes.add_metric([name], _buckets(SIZE_BUCKETS, size_counts), total)
             latency.add_metric([name], _buckets(LATENCY_BUCKETS, tc.latency), tc.latency_sum)
+        dropped = CounterMetricFamily(
+            "authd_queries_dropped",
+            "Messages answered with nothing (too short to answer, or a response)",
+            labels=["transport"],
+        )
+        for name in TRANSPORTS:
+            dropped.add_metric([name], m.transports[name].dropped())
+        yield dropped
         yield hits
         yield trunc
         yield sizes

@@ -106,10 +106,9 @@ class UdpServer(protocol.DatagramProtocol):
         self.counts: TransportCounts | None = None  # metrics on: what UDP answered
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        if self.counts is not None:
-            self._counted(data, addr, self.counts)
-            return
-        request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
+        counts = self.counts
+        now = time.time()
+        request = Request(data, addr[0], self._local, Transport.UDP, now, addr[1])
         reply = _safe_handle(request, self._snapshot())
         sock = self.transport.socket  # type: ignore[union-attr]
         for message in reply.messages:
@@ -119,30 +118,14 @@ class UdpServer(protocol.DatagramProtocol):
                 sock.sendto(message, addr)
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
-        if reply.reportable:
-            self._on_reply(reply)
-
-    def _counted(self, data: bytes, addr: tuple[str, int], counts: TransportCounts) -> None:
-        """``datagramReceived`` with metrics on: the same, counted (inline: the hot path)."""
-        # One answer in LATENCY_SAMPLE is timed: those whose query ID ends in
-        # zero bits.  IDs are random (RFC 5452) or sequential, so the sample is
-        # fair, and it costs no counter.
-        timed = len(data) > 1 and not data[1] & LATENCY_MASK
-        began = time.perf_counter() if timed else 0.0
-        request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
-        reply = _safe_handle(request, self._snapshot())
-        sock = self.transport.socket  # type: ignore[union-attr]
-        for message in reply.messages:
-            try:
-                sock.sendto(message, addr)
-            except OSError:
-                pass
-        if reply.tally is not None:
+        if counts is not None:
+            # Metrics on: a dict increment (the key's hash is cached), and one
+            # answer in LATENCY_SAMPLE timed, those whose query ID ends in zero
+            # bits: IDs are random (RFC 5452) or sequential, so the sample is
+            # fair and needs no counter.
             counts.tallies[reply.tally] += 1
-        else:
-            counts.other(reply)
-        if timed:
-            counts.timed(time.perf_counter() - began)
+            if len(data) > 1 and not data[1] & LATENCY_MASK:
+                counts.timed(time.time() - now)
         if reply.reportable:
             self._on_reply(reply)
 
