@@ -34,7 +34,7 @@ from authd.adapters.metrics import (
 from authd.adapters.transport import UdpServer
 from authd.config import MetricsConfig
 from authd.limits import METRICS_LATENCY_SAMPLE
-from authd.query import Request, TransferEvent, Transport, handle
+from authd.query import Reply, Request, TransferEvent, Transport, handle
 from authd.snapshot import with_fresh_caches
 from authd.tally import OTHER, Tally, as_cached, decode, key_of, qtype_label
 from harness.peers import HOST, Server, require_binary, start_authd
@@ -101,6 +101,11 @@ def test_a_tally_key_round_trips() -> None:
     key = key_of("v", "z.", 28, response, False)
     assert decode(key) == Tally("v", "z.", "AAAA", "NOERROR", False, False, len(response))
     assert decode(as_cached(key)).cached
+
+
+def test_tally_is_replys_eighth_field() -> None:
+    """query.handle's front-cache path passes it by position (a keyword call costs more)."""
+    assert list(Reply.__dataclass_fields__).index("tally") == 7
 
 
 def test_question_types_are_a_bounded_set() -> None:
