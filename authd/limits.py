@@ -61,6 +61,7 @@ MAX_PORT = 65535  # a UDP or TCP port number
 
 # -- Operations (metrics, sockets) -----------------------------------------------------
 
-METRICS_LATENCY_SAMPLE = 16  # one answer in this many is timed (a power of two: a mask)
+METRICS_TICK = 0.01  # seconds: each tick, the next answer per transport is timed
+METRICS_FOLD_AT = 10_000  # answers' tallies queued before a tick folds them into the counts
 TCP_LISTEN_BACKLOG = 128  # listen() queue of a TCP socket
 UDP_MAX_QUERY = 8192  # the largest datagram read (Twisted's listenUDP default)

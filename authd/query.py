@@ -12,6 +12,7 @@ import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import dns.edns
 import dns.exception
@@ -130,8 +131,10 @@ class Reply:
     transfer: TransferEvent | None = None
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
-    # What the metrics count this answer as (only when options.metrics is set).
-    tally: str | None = None
+    # What the metrics count this answer as: set on a Tallied reply, which the
+    # core returns only when options.metrics is set (a class attribute here, so
+    # the replies of a server without metrics cost no extra field to build).
+    tally: ClassVar[str | None] = None
 
     @property
     def reportable(self) -> bool:
@@ -143,6 +146,21 @@ class Reply:
             or self.tsig_rejected is not None
             or self.notify_refused is not None
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Tallied(Reply):
+    """A reply with its ``authd.tally`` key, for the metrics."""
+
+    tally: str | None = None  # type: ignore[misc]
+
+
+def with_tally(reply: Reply, key: str | None) -> Reply:
+    """*reply* carrying the tally *key* (None: *reply* as it is)."""
+    if key is None:
+        return reply
+    values = {f.name: getattr(reply, f.name) for f in dataclasses.fields(Reply)}
+    return Tallied(**values, tally=key)
 
 
 _DROP = Reply(())
@@ -169,7 +187,7 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 return Reply((data[:2] + hit[0],))
             # Positional: a keyword call costs this, the hottest path, ~1,000
             # more instructions (tests/test_metrics.py pins tally's position).
-            return Reply((data[:2] + hit[0],), None, None, None, None, None, None, hit[1])
+            return Tallied((data[:2] + hit[0],), None, None, None, None, None, None, hit[1])
     key = wire.question_key(data)
     options = snapshot.options
     if key is not None:
@@ -197,7 +215,9 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 out = wire.patch_response(cached[0], data, len(key.qname))
                 _remember(snapshot, front, (data[2:], udp), out, cached[1])
                 event = _event(request, out, True) if options.query_log else None
-                return Reply((out,), event, tally=cached[1])
+                if cached[1] is None:
+                    return Reply((out,), event)
+                return Tallied((out,), event, tally=cached[1])
             reply, cacheable = _answer(request, snapshot)
             if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
                 if len(cache) >= options.answer_cache_entries:
@@ -230,7 +250,7 @@ def _tallied(reply: Reply, options: Options) -> Reply:
     if options.metrics is None or reply.tally is not None or not reply.messages:
         return reply
     counted = tally.key_of(tally.NO_NAME, tally.NO_NAME, None, reply.messages[0], False)
-    return dataclasses.replace(reply, tally=counted)
+    return with_tally(reply, counted)
 
 
 def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:
@@ -447,7 +467,9 @@ def _parsed(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
             False,
         )
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
-    return Reply((ctx.sign(out),), tally=counted), signer is None and subnet is None
+    signed = (ctx.sign(out),)
+    reply = Reply(signed) if counted is None else Tallied(signed, tally=counted)
+    return reply, signer is None and subnet is None
 
 
 def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:

@@ -661,6 +661,7 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     service.log_summary()
     opts = config.options
     if opts.metrics is not None and service.metrics is not None:
+        service.metrics.start(reactor)
         try:
             registry = metrics_mod.registry_for(service.metrics_collector())
             port = metrics_mod.listen(reactor, opts.metrics.address, opts.metrics.port, registry)

@@ -28,15 +28,13 @@ from zope.interface import implementer
 
 from authd import wire
 from authd.adapters.logs import LogLimit
-from authd.adapters.metrics import LATENCY_SAMPLE, Metrics, TransportCounts
+from authd.adapters.metrics import Metrics, TransportCounts
 from authd.connections import ConnectionTable, Verdict
 from authd.limits import HEADER_LEN, TCP_LISTEN_BACKLOG, UDP_MAX_QUERY
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
 
 log = Logger(namespace="authd")
-
-LATENCY_MASK = LATENCY_SAMPLE - 1  # time an answer when its query ID & mask is 0
 
 SnapshotSource = Callable[[], Snapshot]
 ReplyHook = Callable[[Reply], None]
@@ -119,12 +117,11 @@ class UdpServer(protocol.DatagramProtocol):
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
         if counts is not None:
-            # Metrics on: a dict increment (the key's hash is cached), and one
-            # answer in LATENCY_SAMPLE timed, those whose query ID ends in zero
-            # bits: IDs are random (RFC 5452) or sequential, so the sample is
-            # fair and needs no counter.
-            counts.tallies[reply.tally] += 1
-            if len(data) > 1 and not data[1] & LATENCY_MASK:
+            # Metrics on: a list append (folded into the counts each tick), and
+            # the first answer after each tick timed.
+            counts.pending.append(reply.tally)
+            if counts.time_next:
+                counts.time_next = False
                 counts.timed(time.time() - now)
         if reply.reportable:
             self._on_reply(reply)
@@ -216,7 +213,9 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             self._cancel_deadline()  # this message is complete; the next has its own
             self._factory.connections.idle(self)  # so the next one queues afresh
             counts = f.counts
-            timed = counts is not None and not message[1] & LATENCY_MASK  # as over UDP
+            timed = counts is not None and counts.time_next  # as over UDP
+            if timed:
+                counts.time_next = False  # type: ignore[union-attr]
             began = time.perf_counter() if timed else 0.0
             request = Request(
                 message, self._client, f.local, Transport.TCP, time.time(), self._port
