@@ -24,10 +24,11 @@ import dns.exception
 import dns.name
 import yaml
 
-from authd import acl
+from authd import acl, cookies, ratelimit
 from authd.errors import ConfigError
 from authd.keys import KeySet, parse_key_name, parse_keys
 from authd.limits import (
+    COOKIE_SECRET_LEN,
     DEFAULT_ANSWER_CACHE_ENTRIES,
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
@@ -37,6 +38,12 @@ from authd.limits import (
     DEFAULT_MIN_REFRESH,
     DEFAULT_MIN_RETRY,
     DEFAULT_PORT,
+    DEFAULT_RRL_IPV4_PREFIX,
+    DEFAULT_RRL_IPV6_PREFIX,
+    DEFAULT_RRL_RESPONSES_PER_SECOND,
+    DEFAULT_RRL_SLIP,
+    DEFAULT_RRL_TABLE_ENTRIES,
+    DEFAULT_RRL_WINDOW,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_TCP_IDLE_TIMEOUT,
     DEFAULT_TCP_IO_TIMEOUT,
@@ -44,17 +51,27 @@ from authd.limits import (
     DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_TSIG_FUDGE,
     DEFAULT_UDP_PAYLOAD_MAX,
+    DEFAULT_UDP_RECEIVE_BUFFER,
+    DEFAULT_UDP_SEND_BUFFER,
+    MAX_CATALOG_GROUP_BYTES,
     MAX_CONFIG_BYTES,
     MAX_CONFIG_NODES,
     MAX_MESSAGE,
     MAX_NSID_BYTES,
     MAX_PORT,
+    MAX_RRL_PER_SECOND,
+    MAX_RRL_SLIP,
+    MAX_RRL_TABLE_ENTRIES,
+    MAX_RRL_WINDOW,
+    MAX_UDP_SOCKET_BUFFER,
     MIN_EDNS_UDP_PAYLOAD,
+    MIN_UDP_SOCKET_BUFFER,
 )
 
 # Defaults and limits live in authd.limits, one place for all of them.
 MAX_RECORDS_SETTING = 10**9  # the largest max_records/max_zone_records accepted
 DEFAULT_VIEW = "default"
+GENERATED_CATALOG = "<generated catalog>"  # the "file" of a catalog authd builds
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +127,10 @@ class Options:
     log_format: LogFormat = LogFormat.TEXT
     user: str | None = None  # drop to this user once the sockets are bound
     pidfile: str | None = None  # absolute once loaded (relative to the config)
+    udp_receive_buffer: int = DEFAULT_UDP_RECEIVE_BUFFER  # bytes per UDP socket; 0: kernel's
+    udp_send_buffer: int = DEFAULT_UDP_SEND_BUFFER
+    rate_limit: ratelimit.Settings | None = None  # response rate limiting; None: off
+    cookies: cookies.Settings = field(default_factory=cookies.Settings)  # RFC 7873: on
     include_root: str | None = None  # a zone's default include_root
 
 
@@ -138,6 +159,34 @@ class ZoneConfig:
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
     include_root: str | None = None  # absolute; $INCLUDE must stay inside it (None: anywhere)
+    # Catalog zones (RFC 9432), in Knot's terms: this zone is a catalog authd
+    # generates or a catalog it interprets; a member names its catalog.
+    catalog_role: CatalogRole | None = None
+    catalog_zone: dns.name.Name | None = None  # the generated catalog listing this zone
+    catalog_group: str | None = None  # its group property there
+    # For an interpreted catalog: how its members are served (by group, or the default).
+    catalog_template: MemberTemplate | None = None
+    catalog_groups: Mapping[str, MemberTemplate] = field(default_factory=dict)
+    from_catalog: dns.name.Name | None = None  # a member added by this interpreted catalog
+    catalog_id: str | None = None  # and its unique id there (a new id resets the zone)
+
+
+class CatalogRole(enum.Enum):
+    GENERATE = "generate"  # authd produces the catalog from the zones naming it
+    INTERPRET = "interpret"  # a secondary catalog: its members become secondary zones
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MemberTemplate:
+    """How the members an interpreted catalog lists are served (Knot's catalog-template)."""
+
+    primaries: tuple[Remote, ...]
+    allow_notify: acl.CompiledAcl
+    allow_transfer: acl.CompiledAcl | None = None
+    allow_query: acl.CompiledAcl | None = None
+    notify: NotifyMode = field(default_factory=lambda: NotifyMode.EXPLICIT)
+    also_notify: tuple[Remote, ...] = ()
+    max_records: int = DEFAULT_MAX_ZONE_RECORDS
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -236,6 +285,14 @@ def _seconds(value: object, path: str, hi: float) -> float:
     return n
 
 
+def _socket_buffer(value: object, path: str) -> int:
+    """Bytes of a UDP socket buffer: 0 (the kernel's default) or a sane size."""
+    n = _int_in(value, path, 0, MAX_UDP_SOCKET_BUFFER)
+    if 0 < n < MIN_UDP_SOCKET_BUFFER:
+        raise ConfigError(path, f"0 (the kernel's default) or at least {MIN_UDP_SOCKET_BUFFER}")
+    return n
+
+
 def _opt_str(value: object, path: str) -> str | None:
     if value is None:
         return None
@@ -293,8 +350,99 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "log_format": _parse_log_format,
     "user": _opt_str,
     "pidfile": _opt_str,
+    "udp_receive_buffer": _socket_buffer,
+    "udp_send_buffer": _socket_buffer,
+    # Parsed by _parse_rate_limit once the ACLs are known (``exempt`` is one).
+    "rate_limit": lambda v, p: None,
+    "cookies": lambda v, p: _parse_cookies(v, p),
     "include_root": _opt_str,
 }
+
+RATE_LIMIT_KEYS = {
+    "responses_per_second",
+    "errors_per_second",
+    "nxdomains_per_second",
+    "window",
+    "slip",
+    "ipv4_prefix_length",
+    "ipv6_prefix_length",
+    "exempt",
+    "table_entries",
+}
+
+
+def _parse_rate_limit(value: object, ctx: _Context) -> ratelimit.Settings | None:
+    """``options.rate_limit``: absent or null is off; a mapping (even ``{}``) is on."""
+    if value is None:
+        return None
+    p = "options.rate_limit"
+    m = _mapping(value, p, RATE_LIMIT_KEYS)
+    per_second = {
+        k: _int_in(m[k], f"{p}.{k}", 0, MAX_RRL_PER_SECOND)
+        for k in ("responses_per_second", "errors_per_second", "nxdomains_per_second")
+        if k in m
+    }
+    responses = per_second.get("responses_per_second", DEFAULT_RRL_RESPONSES_PER_SECOND)
+    # As BIND: errors and NXDOMAIN are limited like other responses unless set.
+    exempt = None
+    if m.get("exempt") is not None:
+        exempt = _acl(m["exempt"], f"{p}.exempt", ctx, [])
+    return ratelimit.Settings(
+        responses_per_second=responses,
+        errors_per_second=per_second.get("errors_per_second", responses),
+        nxdomains_per_second=per_second.get("nxdomains_per_second", responses),
+        window=_int_in(m.get("window", DEFAULT_RRL_WINDOW), f"{p}.window", 1, MAX_RRL_WINDOW),
+        slip=_int_in(m.get("slip", DEFAULT_RRL_SLIP), f"{p}.slip", 0, MAX_RRL_SLIP),
+        ipv4_prefix_length=_int_in(
+            m.get("ipv4_prefix_length", DEFAULT_RRL_IPV4_PREFIX),
+            f"{p}.ipv4_prefix_length",
+            8,
+            32,
+        ),
+        ipv6_prefix_length=_int_in(
+            m.get("ipv6_prefix_length", DEFAULT_RRL_IPV6_PREFIX),
+            f"{p}.ipv6_prefix_length",
+            16,
+            128,
+        ),
+        exempt=exempt,
+        table_entries=_int_in(
+            m.get("table_entries", DEFAULT_RRL_TABLE_ENTRIES),
+            f"{p}.table_entries",
+            1,
+            MAX_RRL_TABLE_ENTRIES,
+        ),
+    )
+
+
+def _secret(value: object, path: str) -> bytes:
+    text = _expect(value, str, path, f"{COOKIE_SECRET_LEN * 2} hex digits")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(path, "not hex digits") from None
+    if len(raw) != COOKIE_SECRET_LEN:
+        raise ConfigError(
+            path,
+            f"{len(raw)} bytes; a cookie secret is {COOKIE_SECRET_LEN} "
+            f"({COOKIE_SECRET_LEN * 2} hex digits)",
+        )
+    return raw
+
+
+def _parse_cookies(value: object, path: str) -> cookies.Settings:
+    """``options.cookies``: true/false, or ``{secret, previous_secret}`` (on)."""
+    if isinstance(value, bool):
+        return cookies.Settings(enabled=value)
+    m = _mapping(value, path, {"enabled", "secret", "previous_secret"})
+    secret = _secret(m["secret"], f"{path}.secret") if m.get("secret") is not None else None
+    previous = None
+    if m.get("previous_secret") is not None:
+        if secret is None:
+            raise ConfigError(f"{path}.previous_secret", "needs a secret beside it")
+        previous = _secret(m["previous_secret"], f"{path}.previous_secret")
+    enabled = _expect(m.get("enabled", True), bool, f"{path}.enabled", "true or false")
+    return cookies.Settings(enabled, secret, previous)
 
 
 def _parse_options(value: object) -> Options:
@@ -359,6 +507,20 @@ ZONE_KEYS = {
     "serial",
     "max_records",
     "include_root",
+    "catalog_role",
+    "catalog_zone",
+    "catalog_group",
+    "catalog_template",
+    "catalog_groups",
+}
+TEMPLATE_KEYS = {
+    "primaries",
+    "allow_transfer",
+    "allow_notify",
+    "allow_query",
+    "notify",
+    "also_notify",
+    "max_records",
 }
 
 
@@ -451,8 +613,14 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 f"{p}.type", f"expected primary or secondary, got {type_text!r}"
             ) from None
         keys = ctx.keys
+        role = _catalog_role(m, p, ztype)
         primaries: tuple[Remote, ...] = ()
-        if ztype is ZoneType.SECONDARY:
+        if role is CatalogRole.GENERATE:
+            for key in ("file", "primaries"):
+                if key in m:
+                    raise ConfigError(f"{p}.{key}", "a generated catalog has no " + key)
+            file = GENERATED_CATALOG  # built in memory from its members, never read
+        elif ztype is ZoneType.SECONDARY:
             if "primaries" not in m:
                 raise ConfigError(f"{p}.primaries", "missing: a secondary zone needs primaries")
             primaries = _parse_remotes(m["primaries"], f"{p}.primaries", keys)
@@ -483,7 +651,11 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             raise ConfigError(
                 f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
             ) from None
-        policy_text = _expect(m.get("serial", "keep"), str, f"{p}.serial", "a serial policy")
+        # A generated catalog's serial goes up whenever its member list changes.
+        default_policy = "unixtime" if role is CatalogRole.GENERATE else "keep"
+        policy_text = _expect(
+            m.get("serial", default_policy), str, f"{p}.serial", "a serial policy"
+        )
         try:
             policy = SerialPolicy(policy_text)
         except ValueError:
@@ -493,8 +665,11 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             ) from None
         if policy is not SerialPolicy.KEEP and ztype is ZoneType.SECONDARY:
             raise ConfigError(f"{p}.serial", "a secondary serves its primary's serial")
+        if policy is SerialPolicy.KEEP and role is CatalogRole.GENERATE:
+            raise ConfigError(f"{p}.serial", "a generated catalog has no file serial to keep")
         out.append(
             ZoneConfig(
+                **_catalog_fields(m, p, ctx, role, primaries),
                 serial=policy,
                 max_records=_int_in(
                     m.get("max_records", ctx.max_zone_records),
@@ -526,7 +701,116 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", keys),
             )
         )
+    _check_catalog_members(out)
     return tuple(out)
+
+
+def _catalog_role(m: Mapping[str, Any], p: str, ztype: ZoneType) -> CatalogRole | None:
+    if m.get("catalog_role") is None:
+        for key in ("catalog_template", "catalog_groups"):
+            if key in m:
+                raise ConfigError(f"{p}.{key}", "only for a zone with catalog_role: interpret")
+        return None
+    text = _expect(m["catalog_role"], str, f"{p}.catalog_role", "generate or interpret")
+    try:
+        role = CatalogRole(text)
+    except ValueError:
+        raise ConfigError(
+            f"{p}.catalog_role", f"expected generate or interpret, got {text!r}"
+        ) from None
+    if role is CatalogRole.GENERATE and ztype is not ZoneType.PRIMARY:
+        raise ConfigError(f"{p}.catalog_role", "a generated catalog is a primary zone")
+    if role is CatalogRole.INTERPRET and ztype is not ZoneType.SECONDARY:
+        raise ConfigError(f"{p}.catalog_role", "an interpreted catalog is a secondary zone")
+    if role is CatalogRole.GENERATE:
+        for key in ("catalog_template", "catalog_groups"):
+            if key in m:
+                raise ConfigError(f"{p}.{key}", "only for a zone with catalog_role: interpret")
+    for key in ("catalog_zone", "catalog_group"):
+        if key in m:
+            raise ConfigError(f"{p}.{key}", "a catalog zone is no member of a catalog")
+    return role
+
+
+def _group_name(value: object, path: str) -> str:
+    text = _expect(value, str, path, "a group name")
+    # RFC 9432 section 4.4.2: the group is one TXT string, at most 255 bytes.
+    if not text or len(text.encode()) > MAX_CATALOG_GROUP_BYTES:
+        raise ConfigError(path, f"a group name is 1 to {MAX_CATALOG_GROUP_BYTES} bytes")
+    return text
+
+
+def _template(
+    value: object, p: str, ctx: _Context, primaries: tuple[Remote, ...]
+) -> MemberTemplate:
+    m = _mapping(value if value is not None else {}, p, TEMPLATE_KEYS)
+    own = primaries
+    if "primaries" in m:
+        own = _parse_remotes(m["primaries"], f"{p}.primaries", ctx.keys)
+        if not own:
+            raise ConfigError(f"{p}.primaries", "at least one primary is needed")
+    notify_text = m.get("notify", "explicit")
+    if isinstance(notify_text, bool):
+        notify_text = "yes" if notify_text else "no"
+    try:
+        notify = NotifyMode(_expect(notify_text, str, f"{p}.notify", "yes, explicit or no"))
+    except ValueError:
+        raise ConfigError(
+            f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
+        ) from None
+    return MemberTemplate(
+        primaries=own,
+        allow_notify=_acl(
+            m.get("allow_notify"), f"{p}.allow_notify", ctx, [r.address for r in own] or ["none"]
+        ),
+        allow_transfer=_acl(m.get("allow_transfer"), f"{p}.allow_transfer", ctx, ["none"]),
+        allow_query=_acl(m.get("allow_query"), f"{p}.allow_query", ctx, ["any"]),
+        notify=notify,
+        also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", ctx.keys),
+        max_records=_int_in(
+            m.get("max_records", ctx.max_zone_records), f"{p}.max_records", 1, MAX_RECORDS_SETTING
+        ),
+    )
+
+
+def _catalog_fields(
+    m: Mapping[str, Any],
+    p: str,
+    ctx: _Context,
+    role: CatalogRole | None,
+    primaries: tuple[Remote, ...],
+) -> dict[str, Any]:
+    """The ZoneConfig fields of the catalog keys (catalog_role and friends)."""
+    out: dict[str, Any] = {"catalog_role": role}
+    if role is CatalogRole.INTERPRET:
+        out["catalog_template"] = _template(
+            m.get("catalog_template"), f"{p}.catalog_template", ctx, primaries
+        )
+        groups = _expect(m.get("catalog_groups", {}), dict, f"{p}.catalog_groups", "a mapping")
+        out["catalog_groups"] = {
+            _group_name(g, f"{p}.catalog_groups"): _template(
+                t, f"{p}.catalog_groups.{g}", ctx, primaries
+            )
+            for g, t in groups.items()
+        }
+    if m.get("catalog_zone") is not None:
+        out["catalog_zone"] = _parse_zone_name(m["catalog_zone"], f"{p}.catalog_zone")
+    if m.get("catalog_group") is not None:
+        if "catalog_zone" not in out:
+            raise ConfigError(f"{p}.catalog_group", "a group needs catalog_zone")
+        out["catalog_group"] = _group_name(m["catalog_group"], f"{p}.catalog_group")
+    return out
+
+
+def _check_catalog_members(zones: list[ZoneConfig]) -> None:
+    """Each catalog_zone names a generated catalog of the same view (Knot's rule)."""
+    generated = {z.name for z in zones if z.catalog_role is CatalogRole.GENERATE}
+    for z in zones:
+        if z.catalog_zone is not None and z.catalog_zone not in generated:
+            raise ConfigError(
+                f"{z.key_path}.catalog_zone",
+                f"no zone {z.catalog_zone} with catalog_role: generate in this view",
+            )
 
 
 def _shared_zone(m: Mapping[str, Any], p: str, name: dns.name.Name, ctx: _Context) -> ZoneConfig:
@@ -656,6 +940,10 @@ def config_from_dict(
     else:
         raise ConfigError("zones", "missing: list the zones to serve (or define views)")
     client_subnet = _parse_client_subnet(m.get("client_subnet"), ctx)
+    raw_options = m.get("options") or {}
+    if raw_options.get("rate_limit") is not None:
+        rate_limit = _parse_rate_limit(raw_options["rate_limit"], ctx)
+        options = dataclasses.replace(options, rate_limit=rate_limit)
     control = options.control or os.path.join(ctx.state_dir, "authd.ctl")
     options = dataclasses.replace(options, control=os.path.normpath(os.path.join(base, control)))
     if options.pidfile is not None:

@@ -29,6 +29,12 @@ DEFAULT_TCP_IO_TIMEOUT = 0.5  # seconds for a whole message from its first byte 
 DEFAULT_TCP_MAX_CONNECTIONS = 1000
 DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT = 100  # an IPv4 address or an IPv6 /64
 DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
+# UDP socket buffers, as NSD 4 sizes them (server.c: 1 MiB in, 4 MiB out), so a
+# burst of queries waits in the kernel instead of being dropped (issue 10).
+DEFAULT_UDP_RECEIVE_BUFFER = 1 << 20  # bytes; 0 in the config: the kernel's default
+DEFAULT_UDP_SEND_BUFFER = 4 << 20
+MIN_UDP_SOCKET_BUFFER = 4096  # bytes; a nonzero setting below this is refused
+MAX_UDP_SOCKET_BUFFER = 1 << 30  # Linux stores twice the value in an int
 DEFAULT_TSIG_FUDGE = 300  # seconds of clock skew a TSIG may have (RFC 8945 section 5.2.3)
 MAX_NSID_BYTES = 512  # our NSID option; fits any response
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0  # seconds SIGTERM waits for transfers in flight
@@ -65,3 +71,36 @@ METRICS_TICK = 0.01  # seconds: each tick, the next answer per transport is time
 METRICS_FOLD_AT = 10_000  # answers' tallies queued before a tick folds them into the counts
 TCP_LISTEN_BACKLOG = 128  # listen() queue of a TCP socket
 UDP_MAX_QUERY = 8192  # the largest datagram read (Twisted's listenUDP default)
+# -- Response rate limiting (options.rate_limit.*) and DNS cookies (options.cookies.*) ---
+
+DEFAULT_RRL_RESPONSES_PER_SECOND = 200  # NSD's rrl-ratelimit; errors and NXDOMAIN default to it
+MAX_RRL_PER_SECOND = 1_000_000  # the largest per-second limit accepted
+DEFAULT_RRL_WINDOW = 1  # seconds of credit a bucket banks: a burst of rate x window
+MAX_RRL_WINDOW = 3600  # BIND's upper bound for its window
+DEFAULT_RRL_SLIP = 2  # every 2nd limited response goes out as TC (BIND and NSD)
+MAX_RRL_SLIP = 10  # BIND's upper bound
+DEFAULT_RRL_IPV4_PREFIX = 24  # clients counted per /24 (BIND and NSD)
+DEFAULT_RRL_IPV6_PREFIX = 56  # and per IPv6 /56 (BIND's; NSD uses /64)
+DEFAULT_RRL_TABLE_ENTRIES = 20_000  # buckets kept, least recently used reused (BIND's max)
+MAX_RRL_TABLE_ENTRIES = 10_000_000
+RRL_PREFIX_CACHE = 4096  # client addresses whose prefix is remembered (cleared when full)
+COOKIE_CLIENT_LEN = 8  # RFC 7873 section 4: the client cookie
+COOKIE_SERVER_MIN = 8  # RFC 7873 section 4: a server cookie is 8 to 32 bytes
+COOKIE_SERVER_MAX = 32
+COOKIE_SERVER_LEN = 16  # RFC 9018 section 4: version, reserved, timestamp, hash
+COOKIE_SECRET_LEN = 16  # the SipHash-2-4 key (RFC 9018 section 4.4)
+COOKIE_MAX_AGE = 3600  # RFC 9018 section 4.3: older server cookies are invalid
+COOKIE_MAX_FUTURE = 300  # and so are those dated more than five minutes ahead
+COOKIE_REFRESH_AGE = 1800  # a valid one older than this is replaced by a new one
+
+# -- Catalog zones (RFC 9432) --------------------------------------------------------------
+
+MAX_CATALOG_MEMBERS = 100_000  # member zones one interpreted catalog may add; more are ignored
+MAX_CATALOG_GROUP_BYTES = 255  # a group property is one TXT string (RFC 9432 section 4.4.2)
+MAX_CATALOG_PROBLEMS = 20  # ignored entries one catalog reports by name; the rest are counted
+
+# -- authd check ---------------------------------------------------------------------------
+
+LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
+LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
+LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)

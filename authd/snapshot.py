@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.tsig
 
+from authd import cookies, ratelimit
 from authd.acl import CompiledAcl
+from authd.answercache import AnswerCache
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
 from authd.zone import ZoneVersion
@@ -32,8 +34,10 @@ __all__ = [
     "with_zone",
 ]
 
-# A cached response and what the metrics count its hits as (an authd.tally key).
-CacheEntry = tuple[bytes, str | None]
+
+# A cached response, its rate-limiting class, and what the metrics count its
+# hits as (an authd.tally key; None with metrics off).
+CacheEntry = tuple[bytes, ratelimit.Token, str | None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -62,13 +66,19 @@ class Snapshot:
     options: Options
     generation: int = 0
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
-    # Rendered responses keyed by question shape; dropped with the snapshot.
-    cache: dict[tuple[object, ...], CacheEntry] = field(default_factory=dict)
+    # Rendered responses keyed by question shape, with their rate-limiting
+    # class; dropped with the snapshot.
+    # At most options.answer_cache_entries entries each (CLOCK eviction).
+    cache: AnswerCache[CacheEntry] = field(default_factory=AnswerCache)
     # Responses (less their ID) keyed by the exact query bytes (less the ID):
     # only when one view answers everybody alike and nothing is logged per query.
-    front: dict[tuple[bytes, bool], CacheEntry] | None = None
+    front: AnswerCache[CacheEntry] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
+    # Response rate limiting: the buckets live across snapshots; None: off.
+    limiter: ratelimit.Limiter | None = None
+    # DNS cookie secrets (RFC 7873); None: cookies are off (or no secret yet).
+    cookies: cookies.Secrets | None = None
 
     def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
         """The version *view* serves for *zone*, if any."""
@@ -95,10 +105,10 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
         and only.match_destinations is None
         and (only.match_clients is None or allows_all(only.match_clients))
     )
-    front: dict[tuple[bytes, bool], CacheEntry] | None = None
+    front: AnswerCache[CacheEntry] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
-        front = {}
-    return dataclasses.replace(snapshot, cache={}, front=front)
+        front = AnswerCache()
+    return dataclasses.replace(snapshot, cache=AnswerCache(), front=front)
 
 
 def with_zone(
