@@ -383,3 +383,17 @@ def test_transfers_notify_refresh_and_reload_are_counted(tmp_path: Path) -> None
             secondary.stop()
     finally:
         primary.stop()
+
+
+def test_rate_limited_answers_keep_their_tally_and_slips_count_by_rcode() -> None:
+    """With RRL on, what is sent as it was keeps its zone labels; a slip (TC) is its own."""
+    from authd.ratelimit import Limiter, Settings
+
+    snap = dataclasses.replace(
+        _snapshot(True), limiter=Limiter(Settings(responses_per_second=1, slip=1))
+    )
+    tallies = [_ask(snap, "www.m.test.", "A", qid=q) for q in range(1, 6)]
+    first = _tally(tallies[0])
+    assert (first.zone, first.rcode, first.truncated) == ("m.test.", "NOERROR", False)
+    later = [_tally(r) for r in tallies[1:] if r.messages]
+    assert later and any(t.truncated for t in later), later  # slipped as TC
