@@ -206,7 +206,16 @@ def test_compose_wires_a_primary_and_two_secondaries() -> None:
     assert notified == {addresses["secondary"], addresses["knot"]}
     secondary = yaml.safe_load((DOCKER / "compose" / "secondary.yaml").read_text())
     assert secondary["zones"][0]["primaries"][0]["address"] == addresses["primary"]
-    assert f"address: {addresses['primary']}@5300" in (DOCKER / "compose" / "knot.conf").read_text()
+    knot_conf = (DOCKER / "compose" / "knot.conf").read_text()
+    assert f"address: {addresses['primary']}@5300" in knot_conf
+    # Wired by a catalog zone (RFC 9432): the primary generates it, both follow it.
+    catalog = primary["zones"][0]
+    assert catalog["catalog_role"] == "generate"
+    members = [z["name"] for z in primary["zones"] if z.get("catalog_zone") == catalog["name"]]
+    assert members == ["example.com"]
+    assert secondary["zones"] == [secondary["zones"][0]]  # the catalog alone
+    assert secondary["zones"][0]["catalog_role"] == "interpret"
+    assert "domain: catalog.invalid\n    catalog-role: interpret" in knot_conf
 
 
 @pytest.fixture()
