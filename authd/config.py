@@ -81,6 +81,19 @@ class ListenConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint listens (``options.metrics``)."""
+
+    address: str
+    port: int
+
+
+class LogFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
 class Options:
     udp_payload_max: int = DEFAULT_UDP_PAYLOAD_MAX
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
@@ -110,6 +123,10 @@ class Options:
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
+    metrics: MetricsConfig | None = None  # the Prometheus endpoint; None: off
+    log_format: LogFormat = LogFormat.TEXT
+    user: str | None = None  # drop to this user once the sockets are bound
+    pidfile: str | None = None  # absolute once loaded (relative to the config)
     udp_receive_buffer: int = DEFAULT_UDP_RECEIVE_BUFFER  # bytes per UDP socket; 0: kernel's
     udp_send_buffer: int = DEFAULT_UDP_SEND_BUFFER
     rate_limit: ratelimit.Settings | None = None  # response rate limiting; None: off
@@ -244,6 +261,13 @@ def _parse_listen(value: object, path: str) -> tuple[ListenConfig, ...]:
         if "address" not in m:
             raise ConfigError(f"{p}.address", "missing")
         address = _parse_address(m["address"], f"{p}.address")
+        mapped = getattr(ipaddress.ip_address(address), "ipv4_mapped", None)
+        if mapped is not None:
+            # IPv6 sockets are IPV6_V6ONLY (so 0.0.0.0 and :: share a port):
+            # a v4-mapped address would never see a packet.
+            raise ConfigError(
+                f"{p}.address", f"{address} is IPv4-mapped: listen on {mapped} instead"
+            )
         port = _int_in(m.get("port", DEFAULT_PORT), f"{p}.port", 0, MAX_PORT)
         if (address, port) in seen:
             raise ConfigError(p, f"duplicate listen address {address} port {port}")
@@ -275,6 +299,24 @@ def _opt_str(value: object, path: str) -> str | None:
     return _expect(value, str, path, "a string or null")
 
 
+def _parse_metrics(value: object, path: str) -> MetricsConfig | None:
+    if value is None:
+        return None
+    m = _mapping(value, path, {"address", "port"})
+    address = _parse_address(m.get("address", "127.0.0.1"), f"{path}.address")
+    if "port" not in m:
+        raise ConfigError(f"{path}.port", "missing")
+    return MetricsConfig(address, _int_in(m["port"], f"{path}.port", 0, MAX_PORT))
+
+
+def _parse_log_format(value: object, path: str) -> LogFormat:
+    text = _expect(value, str, path, "text or json")
+    try:
+        return LogFormat(text)
+    except ValueError:
+        raise ConfigError(path, f"{text!r}: expected text or json") from None
+
+
 _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "udp_payload_max": lambda v, p: _int_in(v, p, MIN_EDNS_UDP_PAYLOAD, MAX_MESSAGE),
     "tcp_idle_timeout": lambda v, p: _seconds(v, p, 3600.0),
@@ -304,6 +346,10 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
+    "metrics": _parse_metrics,
+    "log_format": _parse_log_format,
+    "user": _opt_str,
+    "pidfile": _opt_str,
     "udp_receive_buffer": _socket_buffer,
     "udp_send_buffer": _socket_buffer,
     # Parsed by _parse_rate_limit once the ACLs are known (``exempt`` is one).
@@ -900,6 +946,9 @@ def config_from_dict(
         options = dataclasses.replace(options, rate_limit=rate_limit)
     control = options.control or os.path.join(ctx.state_dir, "authd.ctl")
     options = dataclasses.replace(options, control=os.path.normpath(os.path.join(base, control)))
+    if options.pidfile is not None:
+        pidfile = os.path.normpath(os.path.join(base, options.pidfile))
+        options = dataclasses.replace(options, pidfile=pidfile)
     return Config(
         path,
         listen,

@@ -380,6 +380,23 @@ def key_snippets(name: dns.name.Name | str, algorithm: str, secret: bytes) -> tu
     return yaml_snippet, bind_snippet
 
 
+def peer_snippets(name: dns.name.Name | str, algorithm: str, secret: bytes) -> tuple[str, str]:
+    """(Knot's ``key:`` section, NSD's ``key:`` clause) for one key."""
+    if isinstance(name, str):
+        name = parse_key_name(name, "name")
+    algorithm = parse_algorithm(algorithm, "algorithm")
+    text = name.to_text(omit_final_dot=True)
+    b64 = base64.b64encode(secret).decode("ascii")
+    knot = f"key:\n  - id: {text}\n    algorithm: {algorithm}\n    secret: {b64}\n"
+    nsd = f'key:\n\tname: "{text}"\n\talgorithm: {algorithm}\n\tsecret: "{b64}"\n'
+    return knot, nsd
+
+
+def new_secret(algorithm: str) -> bytes:
+    """A random secret as long as *algorithm*'s digest, from the OS's CSPRNG (impure)."""
+    return secrets.token_bytes(DIGEST_SIZES[parse_algorithm(algorithm, "algorithm")])
+
+
 def generate_key(name: str, algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, str]:
     """A new random key as (YAML snippet, BIND snippet); the secret is digest-sized.
 

@@ -66,6 +66,12 @@ MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
 MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number
 
+# -- Operations (metrics, sockets) -----------------------------------------------------
+
+METRICS_TICK = 0.01  # seconds: each tick, the next answer per transport is timed
+METRICS_FOLD_AT = 10_000  # answers' tallies queued before a tick folds them into the counts
+TCP_LISTEN_BACKLOG = 128  # listen() queue of a TCP socket
+UDP_MAX_QUERY = 8192  # the largest datagram read (Twisted's listenUDP default)
 # -- Response rate limiting (options.rate_limit.*) and DNS cookies (options.cookies.*) ---
 
 DEFAULT_RRL_RESPONSES_PER_SECOND = 200  # NSD's rrl-ratelimit; errors and NXDOMAIN default to it

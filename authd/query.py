@@ -13,7 +13,7 @@ import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import dns.edns
 import dns.exception
@@ -27,9 +27,9 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import cookies, ecs, ratelimit, tsig, views, wire, xfr
+from authd import cookies, ecs, ratelimit, tally, tsig, views, wire, xfr
 from authd.answercache import AnswerCache
-from authd.config import ZoneType
+from authd.config import Options, ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
 from authd.limits import (
@@ -42,7 +42,7 @@ from authd.limits import (
 )
 from authd.ratelimit import ERROR_TOKEN, Token, Verdict
 from authd.render import EdnsReply, edns_options, render
-from authd.snapshot import Snapshot, View
+from authd.snapshot import CacheEntry, Snapshot, View
 
 RdataType = dns.rdatatype.RdataType
 
@@ -81,6 +81,10 @@ class QueryEvent:
     rcode: str
     cached: bool
     size: int
+    time: float = 0.0  # when the query arrived (the request's now)
+    transport: str = "udp"
+    id: int = 0  # the query's message ID
+    port: int = 0  # the client's source port
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,10 @@ class Reply:
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
     rate_limited: ratelimit.Started | None = None  # a prefix began to be limited
+    # What the metrics count this answer as: set on a Tallied reply, which the
+    # core returns only when options.metrics is set (a class attribute here, so
+    # the replies of a server without metrics cost no extra field to build).
+    tally: ClassVar[str | None] = None
 
     @property
     def reportable(self) -> bool:
@@ -150,6 +158,21 @@ class Reply:
             or self.notify_refused is not None
             or self.rate_limited is not None
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Tallied(Reply):
+    """A reply with its ``authd.tally`` key, for the metrics."""
+
+    tally: str | None = None  # type: ignore[misc]
+
+
+def with_tally(reply: Reply, key: str | None) -> Reply:
+    """*reply* carrying the tally *key* (None: *reply* as it is)."""
+    if key is None:
+        return reply
+    values = {f.name: getattr(reply, f.name) for f in dataclasses.fields(Reply)}
+    return Tallied(**values, tally=key)
 
 
 _DROP = Reply(())
@@ -184,8 +207,14 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
         hit = front.get((data[2:], udp))
         if hit is not None:
             if limiter is not None:
-                return _rate_limited(request, snapshot, limiter, data[:2] + hit[0], hit[1], None)
-            return Reply((data[:2] + hit[0],))
+                out = data[:2] + hit[0]
+                limited = _rate_limited(request, snapshot, limiter, out, hit[1], None)
+                return _tallied(limited, snapshot.options, out, hit[2])
+            if hit[2] is None:
+                return Reply((data[:2] + hit[0],))
+            # Positional: a keyword call costs this, the hottest path, ~1,000
+            # more instructions (tests/test_metrics.py pins tally's position).
+            return Tallied((data[:2] + hit[0],), None, None, None, None, None, None, None, hit[2])
     key = wire.question_key(data)
     options = snapshot.options
     if key is not None:
@@ -223,15 +252,19 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                     )
                     out = out[:-_COOKIE_REPLY_LEN] + checked.reply
                 else:
-                    _remember(snapshot, front, (data[2:], udp), out, cached[1])
+                    _remember(snapshot, front, (data[2:], udp), out, cached[1], cached[2])
                 if limiter is not None and not (checked is not None and checked.valid):
                     reply = _rate_limited(request, snapshot, limiter, out, cached[1], checked)
+                    reply = _tallied(reply, options, out, cached[2])
                     if not options.query_log or not reply.messages:
                         return reply
                     return dataclasses.replace(
                         reply, event=_event(request, reply.messages[0], True)
                     )
-                return Reply((out,), _event(request, out, True) if options.query_log else None)
+                event = _event(request, out, True) if options.query_log else None
+                if cached[2] is None:
+                    return Reply((out,), event)
+                return Tallied((out,), event, tally=cached[2])
             answered = _answer(request, snapshot)
             reply = answered.reply
             if (
@@ -241,18 +274,31 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 and answered.token is not None
             ):
                 # Bounded: a full cache gives up its least recently asked entry (CLOCK).
+                counted = tally.as_cached(reply.tally) if reply.tally is not None else None
                 cache.put(
-                    cache_key, (reply.messages[0], answered.token), options.answer_cache_entries
+                    cache_key,
+                    (reply.messages[0], answered.token, counted),
+                    options.answer_cache_entries,
                 )
                 if not with_cookie:
-                    _remember(snapshot, front, (data[2:], udp), reply.messages[0], answered.token)
+                    first = reply.messages[0]
+                    _remember(snapshot, front, (data[2:], udp), first, answered.token, counted)
             return _logged(
-                request, _limit_answered(request, snapshot, limiter, answered), options.query_log
+                request, _limited(request, snapshot, limiter, answered), options.query_log
             )
     answered = _answer(request, snapshot)
-    return _logged(
-        request, _limit_answered(request, snapshot, limiter, answered), options.query_log
-    )
+    return _logged(request, _limited(request, snapshot, limiter, answered), options.query_log)
+
+
+def _limited(
+    request: Request, snapshot: Snapshot, limiter: ratelimit.Limiter | None, answered: _Answered
+) -> Reply:
+    """RRL's verdict on a fresh answer, tallied for the metrics."""
+    limited = _limit_answered(request, snapshot, limiter, answered)
+    if limited is answered.reply:
+        return _tallied(limited, snapshot.options)
+    first = answered.reply.messages[0] if answered.reply.messages else None
+    return _tallied(limited, snapshot.options, first, answered.reply.tally)
 
 
 def _limit_answered(
@@ -323,13 +369,28 @@ def _slip(
 
 def _remember(
     snapshot: Snapshot,
-    front: AnswerCache[tuple[bytes, Token]] | None,
+    front: AnswerCache[CacheEntry] | None,
     key: tuple[bytes, bool],
     response: bytes,
     token: Token,
+    counted: str | None,
 ) -> None:
     if front is not None:
-        front.put(key, (response[2:], token), snapshot.options.answer_cache_entries)
+        front.put(key, (response[2:], token, counted), snapshot.options.answer_cache_entries)
+
+
+def _tallied(
+    reply: Reply, options: Options, out: bytes | None = None, known: str | None = None
+) -> Reply:
+    """With metrics on, every reply sent has a tally: *known* when RRL let *out*
+    through as it was; those not answered from a zone (FORMERR, NOTIMP, NOTIFY,
+    transfers, RRL slips...) count by their rcode alone."""
+    if options.metrics is None or reply.tally is not None or not reply.messages:
+        return reply
+    if known is not None and reply.messages[0] is out:
+        return with_tally(reply, known)
+    counted = tally.key_of(tally.NO_NAME, tally.NO_NAME, None, reply.messages[0], False)
+    return with_tally(reply, counted)
 
 
 def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:
@@ -346,7 +407,19 @@ def _event(request: Request, response: bytes, cached: bool) -> QueryEvent:
         rcode = dns.rcode.to_text(msg.rcode())
     except (dns.exception.DNSException, IndexError):
         qname, qtype, rcode = "?", "?", dns.rcode.to_text(dns.rcode.Rcode(response[3] & 0xF))
-    return QueryEvent(request.client, qname, qtype, rcode, cached, len(response))
+    qid = int.from_bytes(response[:2], "big")
+    return QueryEvent(
+        request.client,
+        qname,
+        qtype,
+        rcode,
+        cached,
+        len(response),
+        request.now,
+        request.transport.value,
+        qid,
+        request.port,
+    )
 
 
 @dataclass(slots=True)
@@ -543,8 +616,20 @@ def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
             token = ratelimit.by_rcode(result.rcode, qname, q.rdtype)
         else:
             token = ratelimit.classify(result, qname, q.rdtype)
+    counted = None
+    if options.metrics is not None:
+        found = find_zone(view.zones, q.name, q.rdtype) if view is not None else None
+        counted = tally.key_of(
+            view.name if view is not None else tally.NO_NAME,
+            found[0].to_text() if found is not None else tally.NO_NAME,
+            q.rdtype,
+            out,
+            False,
+        )
+    signed = (ctx.sign(out),)
+    reply = Reply(signed) if counted is None else Tallied(signed, tally=counted)
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
-    return _Answered(Reply((ctx.sign(out),)), signer is None and subnet is None, token, checked)
+    return _Answered(reply, signer is None and subnet is None, token, checked)
 
 
 def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:

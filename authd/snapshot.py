@@ -26,12 +26,18 @@ from authd.journal import Journal
 from authd.zone import ZoneVersion
 
 __all__ = [
+    "CacheEntry",
     "Snapshot",
     "View",
     "allows_all",
     "with_fresh_caches",
     "with_zone",
 ]
+
+
+# A cached response, its rate-limiting class, and what the metrics count its
+# hits as (an authd.tally key; None with metrics off).
+CacheEntry = tuple[bytes, ratelimit.Token, str | None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -63,10 +69,10 @@ class Snapshot:
     # Rendered responses keyed by question shape, with their rate-limiting
     # class; dropped with the snapshot.
     # At most options.answer_cache_entries entries each (CLOCK eviction).
-    cache: AnswerCache[tuple[bytes, ratelimit.Token]] = field(default_factory=AnswerCache)
+    cache: AnswerCache[CacheEntry] = field(default_factory=AnswerCache)
     # Responses (less their ID) keyed by the exact query bytes (less the ID):
     # only when one view answers everybody alike and nothing is logged per query.
-    front: AnswerCache[tuple[bytes, ratelimit.Token]] | None = None
+    front: AnswerCache[CacheEntry] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
     # Response rate limiting: the buckets live across snapshots; None: off.
@@ -99,7 +105,7 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
         and only.match_destinations is None
         and (only.match_clients is None or allows_all(only.match_clients))
     )
-    front: AnswerCache[tuple[bytes, ratelimit.Token]] | None = None
+    front: AnswerCache[CacheEntry] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
         front = AnswerCache()
     return dataclasses.replace(snapshot, cache=AnswerCache(), front=front)

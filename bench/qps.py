@@ -17,7 +17,7 @@ always gives the same zone and query file.
 Usage:
     python -m bench.qps [--seconds 15] [--with-knot] [--json out.json]
                         [--clients 4] [--outstanding 100] [--max-qps N]
-                        [--authd-nocache] [--authd-rrl] [--no-pin] [--no-edns]
+                        [--authd-nocache] [--authd-rrl] [--authd-metrics] [--no-pin] [--no-edns]
                         [--lines 50000] [--seed 1] [--keep DIR]
                         [--dnssec [nsec|nsec3]]
     python -m bench.qps --profile [--profile-n 20000] [--dnssec]
@@ -175,6 +175,9 @@ def start_server(kind: str, zone: Path, cpu: int | None, origin: str = querymix.
             options["answer_cache_entries"] = 0
         if kind == "authd-rrl":
             options["rate_limit"] = RRL_NEVER
+        if kind == "authd-metrics":
+            # The endpoint on a port of its own choosing: counting is what is measured.
+            options["metrics"] = {"address": HOST, "port": 0}
         server = start_authd(zones, options=options, timeout=STARTUP_TIMEOUT, cpu=cpu)
     elif kind == "nsd":
         server = start_nsd(zones, timeout=STARTUP_TIMEOUT, extra=NSD_NO_RRL, cpu=cpu)
@@ -779,7 +782,7 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     ratios = {}
     for other in ("nsd", "knot"):
         if other in by and by[other] > 0:
-            for mine in ("authd", "authd-nocache", "authd-rrl"):
+            for mine in ("authd", "authd-nocache", "authd-rrl", "authd-metrics"):
                 if mine not in by:
                     continue
                 ratios[f"{mine}/{other}"] = round(by[mine] / by[other], 4)
@@ -788,6 +791,8 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
                     ratios[f"{mine}/{other} per core"] = round(float(a_pc) / float(o_pc), 4)
     if by.get("authd") and "authd-rrl" in by:
         ratios["authd-rrl/authd"] = round(by["authd-rrl"] / by["authd"], 4)
+    if by.get("authd") and "authd-metrics" in by:
+        ratios["authd-metrics/authd"] = round(by["authd-metrics"] / by["authd"], 4)
     # --dnssec: every server also ran with DO set, as "<server> DO".
     for srv in [k for k in by if f"{k} DO" in by and by[k]]:
         ratios[f"{srv} DO/{srv}"] = round(by[f"{srv} DO"] / by[srv], 4)
@@ -889,6 +894,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run authd with rate_limit on, at limits never reached (RRL's cost)",
     )
+    p.add_argument(
+        "--authd-metrics",
+        action="store_true",
+        help="also run authd with options.metrics on (the cost of counting)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--clients", type=int, default=None, help="dnsperf -c (4; mixes 10)")
     p.add_argument("--outstanding", type=int, default=None, help="dnsperf -q (100; burst 500)")
@@ -960,7 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         base = Path(args.keep).resolve()
         base.mkdir(parents=True, exist_ok=True)
-        for kind in ("authd", "authd-nocache", "authd-rrl", "nsd", "knot"):
+        for kind in ("authd", "authd-nocache", "authd-rrl", "authd-metrics", "nsd", "knot"):
             (base / f"{kind}.log").unlink(missing_ok=True)
     else:
         base = Path(tempfile.mkdtemp(prefix="authd-qps-"))
@@ -998,6 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
 
         kinds = ["authd", *(["authd-nocache"] if args.authd_nocache else []), "nsd"]
         kinds[1:1] = ["authd-rrl"] if args.authd_rrl else []
+        kinds[1:1] = ["authd-metrics"] if args.authd_metrics else []
         kinds += ["knot"] if args.with_knot else []
 
         rows: list[dict[str, Any]] = []

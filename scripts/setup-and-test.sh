@@ -8,12 +8,13 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 # The peers the tests start (BIND, Knot, NSD, unbound), the clients (dig, kdig, delv),
-# the signers (dnssec-signzone, ldns), dnsperf, promtool and Graphviz.
+# the signers (dnssec-signzone, ldns), dnsperf, promtool, Graphviz and systemd-analyze
+# (etc/authd.service is verified).
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     python3 python3-venv python3-pip \
     bind9 bind9-utils bind9-dnsutils knot knot-dnsutils knot-dnssecutils nsd dnsperf iproute2 git \
-    unbound unbound-anchor ldnsutils prometheus graphviz >/dev/null
+    unbound unbound-anchor ldnsutils prometheus graphviz systemd >/dev/null
 # Debian starts the daemons it installs; the tests start their own on other ports.
 for svc in named bind9 knot nsd unbound prometheus; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 
@@ -22,7 +23,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 
 for tool in dig kdig delv named knotd nsd dnsperf unbound dnssec-signzone dnssec-keygen ldns-signzone promtool dot \
-    dnssec-verify dnssec-dsfromkey kzonecheck ldns-keygen ss taskset; do
+    dnssec-verify dnssec-dsfromkey kzonecheck ldns-keygen ss taskset systemd-analyze knotc nsd-checkconf; do
     command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null \
         || { echo "missing tool: $tool" >&2; exit 1; }
 done

@@ -422,3 +422,55 @@ def test_keygen_command_prints_a_usable_key(tmp_path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "unsupported algorithm" in bad.stderr
+
+
+def _keygen_sections(algorithm: str) -> dict[str, str]:
+    """`authd keygen`'s output split at its ``# ...`` headings: heading word -> text."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "authd", "keygen", "xfr.example.com", "--algorithm", algorithm],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    sections: dict[str, str] = {}
+    current = ""
+    for line in out.splitlines(keepends=True):
+        if line.startswith("# "):
+            current = line[2:].split()[0]
+            sections[current] = ""
+        else:
+            sections[current] = sections.get(current, "") + line
+    return sections
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "hmac-sha512"])
+def test_knot_accepts_the_generated_key(tmp_path: Path, algorithm: str) -> None:
+    sections = _keygen_sections(algorithm)
+    conf = tmp_path / "knot.conf"
+    # The key, and an ACL that uses it: an unknown key id would be refused.
+    acl = "acl:\n  - id: xfr\n    key: xfr.example.com\n    action: transfer\n"
+    conf.write_text(sections["Knot"] + acl)
+    result = subprocess.run(
+        [_tool("knotc"), "-c", str(conf), "conf-check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    secret = next(line for line in sections["authd"].splitlines() if "secret" in line)
+    assert secret.split('"')[1] in sections["Knot"]  # one key, printed four times
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "hmac-sha512"])
+def test_nsd_accepts_the_generated_key(tmp_path: Path, algorithm: str) -> None:
+    sections = _keygen_sections(algorithm)
+    conf = tmp_path / "nsd.conf"
+    uses = 'pattern:\n\tname: "p"\n\tprovide-xfr: 127.0.0.1 xfr.example.com\n'
+    conf.write_text(f'server:\n\tzonesdir: "{tmp_path}"\n' + sections["NSD"] + uses)
+    result = subprocess.run([_tool("nsd-checkconf"), str(conf)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # And the check would fail for a key it did not define.
+    conf.write_text(f'server:\n\tzonesdir: "{tmp_path}"\n' + uses)
+    refused = subprocess.run([_tool("nsd-checkconf"), str(conf)], capture_output=True, text=True)
+    assert refused.returncode != 0

@@ -194,7 +194,7 @@ def _token(snapshot: Snapshot, qname: str, qtype: str) -> ratelimit.Token:
     handle(
         Request(make_query(qname, qtype).to_wire(), "192.0.2.1", "127.0.0.1", Transport.UDP), snap
     )
-    ((_, token),) = snap.cache.values()
+    ((_, token, _),) = snap.cache.values()  # (response, RRL token, metrics tally)
     return token
 
 

@@ -35,6 +35,7 @@ from twisted.python.threadpool import ThreadPool
 from authd import changeset, refresh, xfr_in
 from authd import notify as notify_mod
 from authd.adapters.gcpause import gc_paused
+from authd.adapters.metrics import Metrics
 from authd.adapters.state import JournalChange, record_change, write_copy
 from authd.changeset import RR
 from authd.config import Config, Remote, ZoneConfig, ZoneType
@@ -152,6 +153,7 @@ class Fleet:
         o = config.options
         self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
         self._ack: dict[tuple[str, dns.name.Name], dict[str, str]] = {}
+        self.metrics: Metrics | None = None  # the service sets it when metrics are on
         # Set by stop(): a config change replaced this fleet.  Results of work
         # still in flight are dropped (the new fleet checks again): a catalog
         # member removed meanwhile must not be published back.
@@ -200,12 +202,16 @@ class Fleet:
         for target in notify_mod.targets(zc, version, v.zones, ourselves):
             label = f"{target.address}#{target.port}"
             d = self._in_thread(send_notify, self.config, target, version, label)
+            if self.metrics is not None:
+                self.metrics.notify["sent"] += 1
 
             def done(
                 result: tuple[bool, str], label: str = label, serial: int = version.serial
             ) -> None:
                 ok, why = result
                 self._ack.setdefault((view, zone), {})[label] = f"serial {serial}: {why}"
+                if self.metrics is not None:
+                    self.metrics.notify["acked" if ok else "failed"] += 1
                 if ok:
                     log.info(
                         "notify {zone} serial {serial} to {target}: {why}",
@@ -251,6 +257,9 @@ class Fleet:
                     except OSError:
                         age = 0.0
                 state, actions = refresh.start(now, copy, age, self._clamp)
+                if self.metrics is not None and version is not None:
+                    # The copy on disk was last refreshed when its file was touched.
+                    self.metrics.last_refresh[(vc.name, zc.name)] = time.time() - age
                 sec = _Secondary(vc.name, zc, state)
                 self._secondaries[(vc.name, zc.name)] = sec
                 log.info(
@@ -440,6 +449,8 @@ class Fleet:
         sec.state, actions = refresh.soa_answer(
             sec.state, time.monotonic(), serial, self._clamp, random.random()
         )
+        if serial is not None and self.metrics is not None and not actions:
+            self.metrics.refreshed(sec.view, sec.zc.name)  # up to date: a good refresh
         if not actions and serial is not None and os.path.exists(sec.zc.file):
             # Up to date: the refresh restarts the expire clock, on disk too.
             try:
@@ -483,6 +494,9 @@ class Fleet:
                 serial=version.serial,
             )
         self._publish(sec.view, sec.zc.name, version, change)
+        if self.metrics is not None:
+            self.metrics.transfer_in(how, True)
+            self.metrics.refreshed(sec.view, sec.zc.name)
         if self._transferred is not None:
             self._transferred(sec.view, sec.zc.name, version.serial, how)
         sec.state, actions = refresh.transfer_done(
@@ -494,6 +508,8 @@ class Fleet:
     def _transfer_failed(self, failure: Any, sec: _Secondary) -> None:
         why = failure.getErrorMessage()
         served, _ = self._served(sec)
+        if self.metrics is not None:
+            self.metrics.transfer_in("IXFR" if served is not None else "AXFR", False)
         log.warn(
             "transfer of {zone} failed, {keeps}: {why}",
             zone=sec.zc.name.to_text(),

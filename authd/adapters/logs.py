@@ -1,6 +1,9 @@
 """The server's log: its observer, load events as lines, and a per-kind rate limit.
 
-Owns: how twisted.logger events become stderr lines (``start_logging``), the
+Owns: how twisted.logger events become stderr lines (``start_logging``:
+``TIME authd[LEVEL] text`` with an RFC 3339 UTC time, or with
+``options.log_format: json`` one JSON object a line holding the time, the
+level, the text and the event's keyword fields), the
 lines a zone load writes (``log_load_event``), and whether one more line of a
 kind (``TSIG BADSIG``, ``transfer refused``) is written now (``LogLimit``).
 Invariants: at most ``per_second`` lines of a limited kind are written in any
@@ -11,7 +14,10 @@ nothing goes unaccounted.
 
 from __future__ import annotations
 
+import datetime
+import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,20 +85,47 @@ class LogLimit:
             )
 
 
-def start_logging(level: LogLevel = LogLevel.info, stream: Any = None) -> None:
-    """Send twisted.logger events to stderr as plain lines."""
+def _timestamp(when: float) -> str:
+    """RFC 3339 UTC with microseconds: ``2026-12-03T17:53:39.123456Z``."""
+    stamp = datetime.datetime.fromtimestamp(when, datetime.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def format_line(event: dict[str, Any], fmt: str = "text") -> str:
+    """One log event as a line: ``TIME authd[LEVEL] text`` or a JSON object."""
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    when = _timestamp(event.get("log_time") or time.time())
+    level_name = event["log_level"].name
+    if fmt == "json":
+        record: dict[str, Any] = {"time": when, "level": level_name, "message": text}
+        for key, value in event.items():
+            # The event's keyword fields (zone=, client=...): machine-readable as given.
+            if not key.startswith("log_") and key not in record and not key.startswith("_"):
+                record[key] = _json_value(value)
+        if failure is not None:
+            record["traceback"] = failure.getTraceback()
+        return json.dumps(record, sort_keys=False)
+    if failure is not None:
+        text += "\n" + failure.getTraceback()
+    return f"{when} authd[{level_name}] {text}"
+
+
+def start_logging(level: LogLevel = LogLevel.info, stream: Any = None, fmt: str = "text") -> None:
+    """Send twisted.logger events to stderr, one line each (*fmt*: text or json)."""
     out = stream if stream is not None else sys.stderr
 
     def observer(event: dict[str, Any]) -> None:
         namespace = event.get("log_namespace", "")
         if namespace != "authd" and event["log_level"] < LogLevel.warn:
             return  # Twisted's own chatter ("UdpServer starting on ...")
-        text = formatEvent(event)
-        failure = event.get("log_failure")
-        if failure is not None:
-            text += "\n" + failure.getTraceback()
-        level_name = event["log_level"].name
-        out.write(f"authd[{level_name}] {text}\n")
+        out.write(format_line(event, fmt) + "\n")
         out.flush()
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)

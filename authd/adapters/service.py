@@ -28,7 +28,8 @@ from twisted.python.failure import Failure
 
 from authd import cookies, reloads
 from authd import status as status_mod
-from authd.adapters import control
+from authd.adapters import control, daemon
+from authd.adapters import metrics as metrics_mod
 from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
@@ -36,15 +37,16 @@ from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import retire
+from authd.adapters.metrics import Metrics, MetricsCollector, ZoneRow
 from authd.adapters.state import JournalChange, record_change
-from authd.adapters.transport import TcpFactory, UdpServer
+from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.journal import Journal
-from authd.limits import COOKIE_SECRET_LEN
+from authd.limits import COOKIE_SECRET_LEN, TCP_LISTEN_BACKLOG
 from authd.query import Reply
 from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
@@ -117,10 +119,15 @@ class Service:
         )
         self.fleet: Fleet | None = None
         self._log_limit = LogLimit(LOG_LINES_PER_SECOND, time.monotonic, reactor.callLater)
+        # Counters for options.metrics (and ctl status --json); None: metrics off.
+        self.metrics: Metrics | None = Metrics() if config.options.metrics is not None else None
+        # Signed zones' earliest RRSIG expiry by (view, zone), for the metrics:
+        # the hook DNSSEC signing (not built yet) will fill.
+        self.signature_expiry: Callable[[], dict[tuple[str, str], float]] = dict
         # DNS cookies without a configured secret: one random secret for this run.
         self._cookie_secret = os.urandom(COOKIE_SECRET_LEN)
         self.commands: dict[str, control.Command] = {
-            "status": control.Command(lambda targets, zone: control.status_json(self.status())),
+            "status": control.Command(lambda targets, zone: self.status_json()),
             "reload": control.Command(self._ctl_reload, control.ZoneArg.OPTIONAL),
             "notify": control.Command(self._ctl_notify, control.ZoneArg.REQUIRED),
             "retransfer": control.Command(self._ctl_retransfer, control.ZoneArg.REQUIRED),
@@ -162,6 +169,7 @@ class Service:
         self.fleet = Fleet(
             self._reactor, self.config, self.current, self.publish_zone, self.transferred
         )
+        self.fleet.metrics = self.metrics
         self.fleet.start()
 
     def publish_zone(
@@ -233,6 +241,8 @@ class Service:
                 key=r.key.to_text(),
             )
         t = reply.transfer
+        if t is not None and self.metrics is not None:
+            self.metrics.transfer_out(t)
         # Refusals (no serial) are what a flood from anyone produces: those are
         # limited; a transfer that was allowed is always logged.
         if t is not None and (t.serial is not None or self._log_limit.allow(f"transfer {t.kind}")):
@@ -258,22 +268,27 @@ class Service:
         e = reply.event
         if e is not None:
             log.info(
-                "query {client} {qname} {qtype} -> {rcode} {size}B{cached}",
+                "query {client}#{port} {transport} id {id} {qname} {qtype} -> "
+                "{rcode} {size}B{cached}",
                 client=e.client,
+                port=e.port,
+                transport=e.transport,
+                id=e.id,
                 qname=e.qname,
                 qtype=e.qtype,
                 rcode=e.rcode,
                 size=e.size,
                 cached=" (cached)" if e.cached else "",
+                query_time=e.time,
             )
 
     def listen(self) -> None:
         opts = self.config.options
+        metrics = self.metrics
         for lc in self.config.listen:
             buffers = (opts.udp_receive_buffer, opts.udp_send_buffer)
             udp = UdpServer(self.current, lc.address, self._on_reply, buffers)
             udp.noisy = False
-            self._ports.append(self._reactor.listenUDP(lc.port, udp, interface=lc.address))
             factory = TcpFactory(
                 self.current,
                 lc.address,
@@ -285,7 +300,19 @@ class Service:
                 self._log_limit,
             )
             factory.noisy = False
-            tcp = self._reactor.listenTCP(lc.port, factory, interface=lc.address, backlog=128)
+            if metrics is not None:
+                udp.counts = metrics.transports["udp"]
+                factory.counts = metrics.transports["tcp"]
+                factory.metrics = metrics
+            if ":" in lc.address:
+                # IPV6_V6ONLY, so that 0.0.0.0 and :: can share a port.
+                uport, tcp = listen_ipv6(self._reactor, lc.address, lc.port, udp, factory)
+                self._ports.append(uport)
+            else:
+                self._ports.append(self._reactor.listenUDP(lc.port, udp, interface=lc.address))
+                tcp = self._reactor.listenTCP(
+                    lc.port, factory, interface=lc.address, backlog=TCP_LISTEN_BACKLOG
+                )
             self._ports.append(tcp)
             self._tcp_ports.append(tcp)
         for lc in self.config.listen:
@@ -373,6 +400,8 @@ class Service:
         else:
             log.failure("reload failed; the old zones keep serving", failure)
             problem = f"reload failed: {failure.getErrorMessage()}"
+        if self.metrics is not None:
+            self.metrics.reloads["failed"] += 1
         self._step(reloads.WorkerFailed(problem))
 
     def _publish(self, scope: reloads.Scope, result: BuildResult) -> tuple[str, ...]:
@@ -416,6 +445,14 @@ class Service:
             if scope.covers((event.view, event.zone)):
                 log_load_event(event)
         refused = reloads.refusals(events, scope)
+        if self.metrics is not None:
+            self.metrics.reloads["refused" if refused else "ok"] += 1
+            self.metrics.zones_refused += sum(
+                1
+                for e in events
+                if scope.covers((e.view, e.zone))
+                and e.outcome in (LoadOutcome.KEPT_OLD, LoadOutcome.FAILED)
+            )
         self.notify_changed(events)
         self._watch_files()
         assert self._stall is not None
@@ -480,6 +517,9 @@ class Service:
             log.warn("listen addresses changed in the config: they take effect at restart")
         if new.options.control != old.options.control:
             log.warn("options.control changed in the config: it takes effect at restart")
+        for key in ("metrics", "user", "pidfile"):
+            if getattr(new.options, key) != getattr(old.options, key):
+                log.warn("options.{key} changed in the config: it takes effect at restart", key=key)
         self._connections.limit = new.options.tcp_max_connections
         self._connections.per_client = new.options.tcp_max_connections_per_client
         watching = (new.options.watch, new.options.reload_delay)
@@ -572,6 +612,44 @@ class Service:
             self.last_reload_stall,
         )
 
+    def status_json(self) -> dict[str, Any]:
+        """``authd ctl status --json``: the status, and the counters when metrics are on."""
+        out = control.status_json(self.status())
+        if self.metrics is not None:
+            out["metrics"] = self.metrics.as_json()
+            out["metrics"]["tcp_connections"] = len(self._connections)
+        return out
+
+    def metric_zones(self) -> list[ZoneRow]:
+        """Each zone's serial and, for a secondary, its refresh state, for a scrape."""
+        rows: list[ZoneRow] = []
+        now = time.time()
+        last = self.metrics.last_refresh if self.metrics is not None else {}
+        for z in self.status().zones:
+            r = z.fleet.refresh
+            when = last.get((z.view, z.zone))
+            rows.append(
+                (
+                    z.view,
+                    z.zone.to_text(),
+                    z.serial,
+                    r.phase if r is not None else None,
+                    max(0.0, now - when) if when is not None else None,
+                    r.expired if r is not None else False,
+                )
+            )
+        return rows
+
+    def metrics_collector(self) -> MetricsCollector:
+        assert self.metrics is not None
+        return MetricsCollector(
+            self.metrics,
+            self.metric_zones,
+            lambda: len(self._connections),
+            lambda: self.last_reload_stall,
+            lambda: self.signature_expiry(),
+        )
+
     def log_summary(self) -> None:
         """One start-up line per zone: role, serial, journal span, peers, refresh state."""
         for z in self.status().zones:
@@ -624,6 +702,7 @@ class Service:
         if self._stopping:
             return
         self._stopping = True
+        daemon.sd_notify("STOPPING=1")
         deadline = self._reactor.seconds() + self.config.options.shutdown_timeout
         for port in self._tcp_ports:
             port.stopListening()
@@ -691,12 +770,43 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     service.notify_changed(events)
     service.record_events(events)
     service.log_summary()
-    if config.options.control:
+    opts = config.options
+    if opts.metrics is not None and service.metrics is not None:
+        service.metrics.start(reactor)
         try:
-            control.listen(reactor, config.options.control, service.control)
-            log.info("control socket {path}", path=config.options.control)
+            registry = metrics_mod.registry_for(service.metrics_collector())
+            port = metrics_mod.listen(reactor, opts.metrics.address, opts.metrics.port, registry)
+        except Exception as e:
+            log.critical("cannot listen for metrics: {error}", error=str(e))
+            return 1
+        host = port.getHost()
+        shown = f"[{host.host}]" if ":" in host.host else host.host
+        log.info("metrics on http://{address}:{port}/metrics", address=shown, port=host.port)
+    owner = daemon.lookup_user(opts.user) if opts.user is not None else None
+    if opts.control:
+        try:
+            control.listen(reactor, opts.control, service.control)
+            if owner is not None and os.geteuid() == 0:
+                os.chown(opts.control, *owner)  # so the dropped user can still own it
+            log.info("control socket {path}", path=opts.control)
         except Exception as e:
             log.error("no control socket: {error}", error=str(e))
+    if opts.pidfile is not None:
+        try:
+            daemon.write_pidfile(opts.pidfile, owner if os.geteuid() == 0 else None)
+        except OSError as e:
+            log.critical("cannot write pidfile {path}: {error}", path=opts.pidfile, error=e)
+            return 1
+    if opts.user is not None:
+        # Every socket is bound: port 53 needs root no longer.
+        try:
+            uid, gid = daemon.drop_privileges(opts.user)
+        except (AuthdError, OSError) as e:
+            log.critical("{error}", error=str(e))
+            if opts.pidfile is not None:
+                daemon.remove_pidfile(opts.pidfile)
+            return 1
+        log.info("running as user {user} (uid {uid}, gid {gid})", user=opts.user, uid=uid, gid=gid)
     if config.options.watch:
         service.watcher = Watcher(reactor, config.options.reload_delay, service.files_changed)
         service._watch_files()
@@ -708,6 +818,9 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     )
     if ready is not None:
         ready()
+    daemon.sd_notify(f"READY=1\nSTATUS=serving {len(events)} zones\nMAINPID={os.getpid()}")
     reactor.run(installSignalHandlers=False)
+    if opts.pidfile is not None:
+        daemon.remove_pidfile(opts.pidfile)
     log.info("stopped")
     return 0

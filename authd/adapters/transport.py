@@ -32,8 +32,9 @@ from zope.interface import implementer
 
 from authd import wire
 from authd.adapters.logs import LogLimit
+from authd.adapters.metrics import Metrics, TransportCounts
 from authd.connections import ConnectionTable, Verdict
-from authd.limits import HEADER_LEN
+from authd.limits import HEADER_LEN, TCP_LISTEN_BACKLOG, UDP_MAX_QUERY
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
 
@@ -51,6 +52,52 @@ def _safe_handle(request: Request, snapshot: Snapshot) -> Reply:
         log.failure("internal error answering a query from {client}", client=request.client)
         out = wire.header_only(request.wire, dns.rcode.SERVFAIL)
         return Reply((out,) if out is not None else ())
+
+
+def bound_socket(address: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    """A non-blocking socket bound to *address* and *port*, for the reactor to adopt.
+
+    IPv6 sockets get IPV6_V6ONLY: without it (Linux's default) a socket on
+    ``::`` also takes IPv4 for the port, so ``0.0.0.0`` and ``::`` on one port
+    collide ("Address already in use"), and IPv4 clients would appear as
+    ``::ffff:a.b.c.d`` to the ACLs.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(TCP_LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError as e:
+        sock.close()
+        what = "TCP" if kind == socket.SOCK_STREAM else "UDP"
+        raise OSError(e.errno, f"{address} port {port} ({what}): {e.strerror}") from None
+    return sock
+
+
+def listen_ipv6(reactor: Any, address: str, port: int, udp: Any, tcp: Any) -> tuple[Any, Any]:
+    """Listen on an IPv6 address with IPV6_V6ONLY set: (the UDP port, the TCP port)."""
+    usock = bound_socket(address, port, socket.SOCK_DGRAM)
+    try:
+        tsock = bound_socket(address, port, socket.SOCK_STREAM)
+    except OSError:
+        usock.close()
+        raise
+    try:
+        # The reactor dup()s the descriptors; ours are closed either way.
+        uport = reactor.adoptDatagramPort(
+            usock.fileno(), socket.AF_INET6, udp, maxPacketSize=UDP_MAX_QUERY
+        )
+        tport = reactor.adoptStreamPort(tsock.fileno(), socket.AF_INET6, tcp)
+    finally:
+        usock.close()
+        tsock.close()
+    return uport, tport
 
 
 # Linux's "ignore rmem_max/wmem_max" variants (CAP_NET_ADMIN); Python names neither.
@@ -95,6 +142,7 @@ class UdpServer(protocol.DatagramProtocol):
         self._snapshot = snapshot
         self._local = local
         self._on_reply = on_reply
+        self.counts: TransportCounts | None = None  # metrics on: what UDP answered
         self._buffers = buffers  # (receive, send) bytes asked for; 0: the kernel's default
         self.buffer_sizes = (0, 0)  # what the kernel reports once listening
 
@@ -133,7 +181,9 @@ class UdpServer(protocol.DatagramProtocol):
             )
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
-        request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
+        counts = self.counts
+        now = time.time()
+        request = Request(data, addr[0], self._local, Transport.UDP, now, addr[1])
         reply = _safe_handle(request, self._snapshot())
         sock = self.transport.socket  # type: ignore[union-attr]
         for message in reply.messages:
@@ -143,6 +193,13 @@ class UdpServer(protocol.DatagramProtocol):
                 sock.sendto(message, addr)
             except OSError:
                 pass  # a full send buffer or an ICMP error: UDP may drop, as Twisted would
+        if counts is not None:
+            # Metrics on: a list append (folded into the counts each tick), and
+            # the first answer after each tick timed.
+            counts.pending.append(reply.tally)
+            if counts.time_next:
+                counts.time_next = False
+                counts.timed(time.time() - now)
         if reply.reportable:
             self._on_reply(reply)
 
@@ -192,6 +249,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
                 )
             victim.transport.abortConnection()  # type: ignore[attr-defined]
         if admission.verdict is not Verdict.ADMITTED:
+            if f.metrics is not None:
+                f.metrics.tcp_refused[admission.verdict.value] += 1
             if f.log_limit.allow(f"TCP {admission.verdict.value}"):
                 log.warn(
                     "TCP connection from {client} refused: {why}",
@@ -230,12 +289,21 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             del buf[: 2 + length]
             self._cancel_deadline()  # this message is complete; the next has its own
             self._factory.connections.idle(self)  # so the next one queues afresh
+            counts = f.counts
+            timed = counts is not None and counts.time_next  # as over UDP
+            if timed:
+                counts.time_next = False  # type: ignore[union-attr]
+            began = time.perf_counter() if timed else 0.0
             request = Request(
                 message, self._client, f.local, Transport.TCP, time.time(), self._port
             )
             reply = _safe_handle(request, f.snapshot())
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
+            if counts is not None:
+                counts.count(reply)
+                if timed:
+                    counts.timed(time.perf_counter() - began)
             if reply.reportable:
                 f.on_reply(reply)
             if not self.transport or not self.connected:
@@ -392,6 +460,8 @@ class TcpFactory(protocol.Factory):
         self.connections = connections  # shared by every listening socket
         self.on_reply = on_reply
         self.log_limit = log_limit
+        self.metrics: Metrics | None = None  # metrics on: refusals are counted
+        self.counts: TransportCounts | None = None  # and what TCP answered
 
     def buildProtocol(self, addr: object) -> TcpConnection:  # noqa: N802
         return TcpConnection(self)

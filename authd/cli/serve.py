@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import os
 from collections.abc import Sequence
 
 from authd.adapters.gcpause import gc_off
@@ -131,10 +132,50 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
+def state_dir_problem(config: Config) -> str | None:
+    """Why the server could not write its state folder (None: it can).
+
+    Without it the server has no control socket and keeps journals in memory
+    only, so ``--check-config`` refuses.  A folder not there yet must be
+    creatable.  With ``options.user`` and root, the user's rights decide.
+    """
+    from authd.adapters import daemon
+
+    path = config.state_dir
+    uid, gid = os.geteuid(), os.getegid()
+    who = f"uid {uid}"
+    if config.options.user is not None and uid == 0:
+        try:
+            uid, gid = daemon.lookup_user(config.options.user)
+        except AuthdError as e:
+            return str(e)
+        who = f"user {config.options.user}"
+    existing = path
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        return f"state_dir {path}: {existing} is not a folder"
+    if uid == os.geteuid():
+        # Ourselves: ask the kernel (a read-only mount refuses even root).
+        writable = os.access(existing, os.W_OK | os.X_OK)
+    else:
+        writable = daemon.writable_by(existing, uid, gid)
+    if not writable:
+        what = "is not writable" if existing == path else f"cannot be created in {existing}"
+        return f"state_dir {path} {what} by {who} (control socket, journals, secondary copies)"
+    return None
+
+
 def check_config(config: Config) -> int:
     """``--check-config``: load every zone as the server would; 0 or 1."""
     for warning in (*config.warnings, *shadowed_views(config.views)):
         error("authd", f"warning: {warning}")
+    problem = state_dir_problem(config)
+    if problem is not None:
+        error("authd", f"options.{problem}")
     zones = config.zone_files()
     with gc_off():  # a one-shot load of acyclic zone data: see gcpause
         _, events = build_snapshot(config, None, 0)
@@ -158,7 +199,7 @@ def check_config(config: Config) -> int:
                 error("authd", finding)
     awaiting = f", {waiting} awaiting a first transfer" if waiting else ""
     error("authd", f"config {config.path}: {len(events)} zones, {bad} refused{awaiting}")
-    return 1 if bad else 0
+    return 1 if bad or problem is not None else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,5 +221,6 @@ def run(args: argparse.Namespace) -> int:
     from authd.adapters.service import run as run_service
     from authd.adapters.service import start_logging
 
-    start_logging(LogLevel.debug if args.verbose else LogLevel.info)
+    level = LogLevel.debug if args.verbose else LogLevel.info
+    start_logging(level, fmt=config.options.log_format.value)
     return run_service(config)
