@@ -25,7 +25,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import ecs, tsig, views, wire, xfr
+from authd import assemble, ecs, tsig, views, wire, xfr
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
@@ -187,7 +187,13 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 out = wire.patch_response(cached, data, len(key.qname))
                 _remember(snapshot, front, (data[2:], udp), out)
                 return Reply((out,), _event(request, out, True) if options.query_log else None)
-            reply, cacheable = _answer(request, snapshot)
+            limit = cache_key[5]
+            assert isinstance(limit, int)
+            compiled = _compiled(data, key, view, snapshot, limit)
+            if compiled is not None:
+                reply, cacheable = Reply((compiled,)), True
+            else:
+                reply, cacheable = _answer(request, snapshot)
             if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
                 if len(cache) >= options.answer_cache_entries:
                     cache.clear()  # bounded memory: start over rather than track recency
@@ -196,6 +202,20 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             return _logged(request, reply, options.query_log)
     reply, _ = _answer(request, snapshot)
     return _logged(request, reply, options.query_log)
+
+
+def _compiled(
+    data: bytes, key: wire.QuestionKey, view: View, snapshot: Snapshot, limit: int
+) -> bytes | None:
+    """The answer from the view's compiled zones (authd.assemble), or None."""
+    entry = snapshot.wire_tables.get(view.index)
+    if entry is None or entry[0] is not view.zones:
+        entry = snapshot.wire_tables[view.index] = (view.zones, assemble.zone_table(view.zones))
+    options = snapshot.options
+    nsid = options.nsid.encode() if key.nsid and options.nsid is not None else None
+    return assemble.respond(
+        data, key, entry[1], limit, options.udp_payload_max, nsid, options.minimal_responses
+    )
 
 
 def _remember(

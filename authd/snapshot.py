@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.tsig
@@ -22,6 +23,9 @@ from authd.acl import CompiledAcl
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
 from authd.zone import ZoneVersion
+
+if TYPE_CHECKING:
+    from authd.assemble import WireTable
 
 __all__ = [
     "Snapshot",
@@ -65,6 +69,12 @@ class Snapshot:
     front: dict[tuple[bytes, bool], bytes] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
+    # Per view index: its zone table and that table's compiled zones by apex
+    # key (authd.assemble), made on the first query; stale once the view's
+    # zone table is another object.
+    wire_tables: dict[int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable]] = field(
+        default_factory=dict
+    )
 
     def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
         """The version *view* serves for *zone*, if any."""
@@ -94,7 +104,7 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
     front: dict[tuple[bytes, bool], bytes] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
         front = {}
-    return dataclasses.replace(snapshot, cache={}, front=front)
+    return dataclasses.replace(snapshot, cache={}, front=front, wire_tables={})
 
 
 def with_zone(

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Set, Sized
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import dns.name
 import dns.rdataclass
@@ -30,6 +30,9 @@ from authd.errors import ZoneError
 from authd.limits import DEFAULT_MAX_ZONE_RECORDS
 from authd.namedict import NameMap, name_dict, replaced
 from authd.zonefile import Record, parse_zone_file
+
+if TYPE_CHECKING:
+    from authd.compiled import CompiledZone
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
@@ -75,6 +78,9 @@ class ZoneVersion:
     file: str
     record_count: int
     files: frozenset[str] = frozenset()  # the zone file and every file it $INCLUDEs
+    # The same zone rendered to wire format for the assembler (authd.compiled);
+    # None: answered by the engine alone (the linter's versions).
+    wire: CompiledZone | None = None
 
     @property
     def serial(self) -> int:
@@ -96,7 +102,8 @@ class ZoneVersion:
         apex = dict(self.nodes[self.origin])
         apex[RdataType.SOA] = soa
         nodes = replaced(self.nodes, self.origin, apex)
-        return dataclasses.replace(self, soa=soa, negative_soa=negative, nodes=nodes)
+        wire = self.wire.with_soa(soa, negative) if self.wire is not None else None
+        return dataclasses.replace(self, soa=soa, negative_soa=negative, nodes=nodes, wire=wire)
 
     def same_content(self, other: ZoneVersion) -> bool:
         """True when the two versions differ at most in the SOA serial."""
@@ -369,8 +376,9 @@ def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) ->
     return result
 
 
-def compile_grouping(grouping: Grouping) -> CompileResult:
-    """Check and compile *grouping* into a zone version."""
+def compile_grouping(grouping: Grouping, *, wire: bool = True) -> CompileResult:
+    """Check and compile *grouping* into a zone version; with *wire*, into
+    wire format too (``authd.compiled``), for the assembler."""
     origin, file, grouped, ttls, cuts, count = (
         grouping.origin,
         grouping.file,
@@ -436,6 +444,11 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
         file=file,
         record_count=count,
     )
+    if wire:
+        # Imported here: the compiler builds on the engine, which reads zones.
+        from authd.compiled import compile_version
+
+        version = dataclasses.replace(version, wire=compile_version(version))
     return CompileResult(version, tuple(findings))
 
 
