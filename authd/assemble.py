@@ -45,9 +45,10 @@ WireTable = dict[bytes, CompiledZone | None]
 TYPE_CNAME = 5
 TYPE_DS = 43
 # Left to the engine: DS (answered from the parent side of a cut), the
-# DNSSEC types (the "dnssec" work decides those), type 0 and the meta and
-# question-only types 128-255 (ANY, AXFR, TSIG...), which are never plain data.
-_ENGINE_TYPES = frozenset({0, TYPE_DS, 46, 47, 50, 51})
+# DNSSEC types RRSIG, NSEC, NSEC3, NSEC3PARAM (the DNSSEC work decides
+# those), type 0, OPT (FORMERR) and the meta and question-only types 128-255
+# (ANY, AXFR, TSIG...), which are never plain data (RFC 6895 section 3.1).
+_ENGINE_TYPES = frozenset({0, 41, TYPE_DS, 46, 47, 50, 51})
 RCODE_NXDOMAIN = 3
 RCODE_YXDOMAIN = 6
 FLAG_QR_AA = 0x8400
