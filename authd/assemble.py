@@ -270,6 +270,25 @@ def respond(
             tc = True
             break
         an += rr.count
+    memo = None
+    if not answer and authority and authority[0] is zone.negative:
+        # NXDOMAIN or NODATA: the zone's shared SOA, as bytes memoised by
+        # qname length when no label of the qname below the apex is one the
+        # SOA's names could be compressed against.
+        memo = zone.negative_by_length
+        keys = zone.negative_keys
+        p = 0
+        while p < qlen - len(origin):
+            if lower[p:] in keys:
+                memo = None
+                break
+            p += lower[p] + 1
+        if memo is not None:
+            body = memo.get(qlen)
+            if body is not None and qend + len(body) <= room:
+                out += body
+                ns = 1
+                authority = _NO_DATA
     if not tc:
         for rr in authority:
             start = len(out)
@@ -279,6 +298,8 @@ def respond(
                 tc = True
                 break
             ns += rr.count
+        if memo is not None and ns and authority:
+            memo[qlen] = bytes(out[qend:])
     if not tc:
         for rr in required:
             start = len(out)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import dns.name
@@ -122,6 +122,14 @@ class CompiledZone:
     apex_dname: bool  # a DNAME at the apex redirects every name below it
     wildcards: bool
     negative: RRsetWire  # the SOA every negative answer carries (RFC 2308 s5)
+    # Every suffix of the names in that SOA's rdata: a qname holding one of
+    # them below the apex compresses the SOA differently from the rest.
+    negative_keys: frozenset[bytes] = frozenset()
+    # The negative answer's authority bytes by qname length, for the qnames
+    # not in ``negative_keys``: with no answer before it, where the SOA starts
+    # and where the apex sits in the question depend on that length alone.
+    # A memo of a pure function, filled by the assembler as lengths occur.
+    negative_by_length: dict[int, bytes] = field(default_factory=dict)
 
     def node(self, key: bytes) -> NodeWire | None:
         return self.shards[hash(key) & self.mask].get(key)
@@ -139,7 +147,14 @@ class CompiledZone:
         shard[self.origin] = replace(apex, rrsets=rrsets)
         shards = list(self.shards)
         shards[index] = shard
-        return replace(self, shards=tuple(shards), negative=_render(negative))
+        neg = _render(negative)
+        return replace(
+            self,
+            shards=tuple(shards),
+            negative=neg,
+            negative_keys=_rdata_keys(neg),
+            negative_by_length={},
+        )
 
 
 class _Recorder(dict[dns.name.Name, int]):
@@ -215,6 +230,12 @@ def _render(rrset: dns.rrset.RRset, owner: dns.name.Name | None = None) -> RRset
         len(rrset),
         tuple(tails) if all_plain else None,
         () if all_plain else tuple(parts),
+    )
+
+
+def _rdata_keys(rrset: RRsetWire) -> frozenset[bytes]:
+    return frozenset(
+        key for _, pieces, _ in rrset.parts for _, (_, sfx) in pieces for key, _ in sfx
     )
 
 
@@ -319,13 +340,15 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
             stop,
             extra,
         )
+    negative = _render(version.negative_soa)
     return CompiledZone(
         origin_key,
         tuple(shards),
         mask,
         origin in version.dnames,
         version.wildcards,
-        _render(version.negative_soa),
+        negative,
+        _rdata_keys(negative),
     )
 
 

@@ -164,7 +164,7 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
     options = snapshot.options
     if key is not None:
         # A plain unsigned query: its view depends on the addresses alone.
-        if front is not None:
+        if front is not None or snapshot.open_view is not None:
             view: View | None = snapshot.views[0]
         else:
             view = snapshot.select_view(request.client, request.local)

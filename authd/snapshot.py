@@ -75,6 +75,8 @@ class Snapshot:
     wire_tables: dict[int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable]] = field(
         default_factory=dict
     )
+    # The one view, when it answers every client alike (no ACL to evaluate).
+    open_view: View | None = None
 
     def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
         """The version *view* serves for *zone*, if any."""
@@ -104,7 +106,9 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
     front: dict[tuple[bytes, bool], bytes] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
         front = {}
-    return dataclasses.replace(snapshot, cache={}, front=front, wire_tables={})
+    return dataclasses.replace(
+        snapshot, cache={}, front=front, wire_tables={}, open_view=only if open_view else None
+    )
 
 
 def with_zone(
