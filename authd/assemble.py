@@ -29,6 +29,7 @@ from authd.compiled import (
     CompiledZone,
     RRsetWire,
     WireName,
+    in_zone,
     key_of,
     suffixes,
     synthesized_cname,
@@ -60,13 +61,6 @@ LOW14 = 0x3FFF
 def zone_table(zones: Mapping[dns.name.Name, ZoneVersion | None]) -> WireTable:
     """The compiled zones of a view's zone table, by apex key."""
     return {key_of(name): (v.wire if v is not None else None) for name, v in zones.items()}
-
-
-def _in_zone(key: bytes, origin: bytes) -> bool:
-    olen = len(origin)
-    while len(key) > olen:
-        key = key[key[0] + 1 :]
-    return key == origin
 
 
 def _name(
@@ -213,7 +207,7 @@ def respond(
             if qtype == TYPE_CNAME:
                 break
             tkey = target.lower()
-            if tkey in seen or not _in_zone(tkey, origin):
+            if tkey in seen or not in_zone(tkey, origin):
                 break
             cur, cur_case = tkey, target
             continue

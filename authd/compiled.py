@@ -22,7 +22,6 @@ building it on a worker thread never holds the GIL for one long dict resize.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -178,19 +177,34 @@ class _Recorder(dict[dns.name.Name, int]):
         self.entries.append((key, value))
 
 
-# Per rdata class: whether dnspython writes its names through the table.
-_COMPRESSES: dict[type, bool] = {}
+# Per rdata class: None when dnspython writes its names plainly; otherwise the
+# slots holding names, in wire order, when the names can be found in the plain
+# wire form by search (the well-known types, whose fixed fields before a name
+# are at most two bytes: no name fits in them), or () to ask the recorder.
+_NAME_SLOTS: dict[type, tuple[str, ...] | None] = {}
+_SEARCHABLE = frozenset(
+    {
+        RdataType.NS,
+        RdataType.MD,
+        RdataType.MF,
+        RdataType.CNAME,
+        RdataType.SOA,
+        RdataType.MB,
+        RdataType.MG,
+        RdataType.MR,
+        RdataType.PTR,
+        RdataType.MINFO,
+        RdataType.MX,
+    }
+)
 
 
-def _rdata_wire(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
-    """*rd*'s wire form and the (start, length) of each compressible name in it."""
+def _learn(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
+    """Render *rd* through the recorder; remember how its class writes names."""
     cls = type(rd)
-    if _COMPRESSES.get(cls) is False:
-        return rd.to_wire() or b"", []
     recorder = _Recorder()
     f = io.BytesIO()
     rd.to_wire(f, recorder, None)
-    _COMPRESSES[cls] = _COMPRESSES.get(cls, False) or recorder.used
     wire = f.getvalue()
     names = []
     # A name's first entry is the whole name; its suffixes follow at the
@@ -201,11 +215,70 @@ def _rdata_wire(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
             length = len(name.to_wire() or b"")
             names.append((pos, length))
             end = pos + length
+    if not recorder.used:
+        _NAME_SLOTS[cls] = None
+    elif cls not in _NAME_SLOTS or _NAME_SLOTS[cls] is None:
+        # Slots as the classes list them, base classes repeating some.
+        slots = tuple(
+            dict.fromkeys(
+                slot
+                for c in reversed(cls.__mro__)
+                for slot in getattr(c, "__slots__", ())
+                if isinstance(getattr(rd, slot, None), dns.name.Name)
+            )
+        )
+        _NAME_SLOTS[cls] = slots if rd.rdtype in _SEARCHABLE and len(slots) <= 2 else ()
     return wire, names
 
 
-def _render(rrset: dns.rrset.RRset, owner: dns.name.Name | None = None) -> RRsetWire:
-    owner_name = wire_name(owner if owner is not None else rrset.name)
+def _rdata_wire(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
+    """*rd*'s wire form and the (start, length) of each compressible name in it."""
+    cls = type(rd)
+    if cls not in _NAME_SLOTS:
+        return _learn(rd)
+    slots = _NAME_SLOTS[cls]
+    if slots is None:
+        return rd.to_wire() or b"", []
+    if not slots:
+        return _learn(rd)
+    wire = rd.to_wire() or b""
+    names = []
+    at = 0
+    for slot in slots:
+        name = getattr(rd, slot)
+        if len(name) <= 1:
+            continue  # the root is never entered in a compression table
+        nwire = name.to_wire()
+        at = wire.index(nwire, at)
+        names.append((at, len(nwire)))
+        at += len(nwire)
+    return wire, names
+
+
+class _Interner:
+    """Suffix keys shared between names (a zone's names share most of their labels)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: dict[bytes, bytes] = {}
+
+    def suffixes(self, wire: bytes) -> Suffixes:
+        out = []
+        lower = wire.lower()
+        table = self.table
+        pos = 0
+        while wire[pos]:
+            key = lower[pos:]
+            out.append((table.setdefault(key, key), pos))
+            pos += wire[pos] + 1
+        return tuple(out)
+
+
+def _render(
+    rrset: dns.rrset.RRset, owner: WireName | None = None, intern: _Interner | None = None
+) -> RRsetWire:
+    owner_name = owner if owner is not None else wire_name(rrset.name)
     head = rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")
     head += rrset.ttl.to_bytes(4, "big")
     tails: list[bytes] = []
@@ -220,7 +293,8 @@ def _render(rrset: dns.rrset.RRset, owner: dns.name.Name | None = None) -> RRset
         last = 0
         for start, length in names:
             name = wire[start : start + length]
-            pieces.append((wire[last:start], (name, suffixes(name))))
+            sfx = intern.suffixes(name) if intern is not None else suffixes(name)
+            pieces.append((wire[last:start], (name, sfx)))
             last = start + length
         parts.append((head, tuple(pieces), wire[last:]))
     all_plain = len(tails) == len(parts)
@@ -258,21 +332,8 @@ def synthesized_cname(owner: bytes, target: bytes, ttl: bytes) -> RRsetWire:
     )
 
 
-def _rendered(
-    cache: dict[int, RRsetWire], rrsets: Iterable[dns.rrset.RRset]
-) -> tuple[RRsetWire, ...]:
-    return tuple(_cached(cache, r) for r in rrsets)
-
-
-def _cached(cache: dict[int, RRsetWire], rrset: dns.rrset.RRset) -> RRsetWire:
-    # The version's RRsets live as long as it does, so their ids are stable here.
-    out = cache.get(id(rrset))
-    if out is None:
-        out = cache[id(rrset)] = _render(rrset)
-    return out
-
-
 _EXTRA_TYPES = (RdataType.NS, RdataType.MX, RdataType.SRV)
+_NO_EXTRA: dict[int, tuple[RRsetWire, ...]] = {}
 
 
 def compile_version(version: ZoneVersion) -> CompiledZone:
@@ -281,15 +342,34 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
     origin_key = key_of(origin)
     olen = len(origin_key)
     nodes = version.nodes
-    rendered: dict[int, RRsetWire] = {}
-    keys = {name: key_of(name) for name in nodes}
+    intern = _Interner()
+    owners: dict[int, WireName] = {}  # by id of the node's name
+    rendered: dict[int, RRsetWire] = {}  # by id of the RRset: each is rendered once
+
+    def rrset_wire(rrset: dns.rrset.RRset) -> RRsetWire:
+        out = rendered.get(id(rrset))
+        if out is None:
+            owner = owners.get(id(rrset.name))
+            if owner is None:
+                wire = rrset.name.to_wire() or b""
+                owner = (wire, intern.suffixes(wire))
+            out = rendered[id(rrset)] = _render(rrset, owner, intern)
+        return out
+
+    cut_keys = {key_of(n) for n in version.cuts}
     # Cuts and DNAME owners below the apex, by key, for the stop of each name.
-    stops = {keys[n] for n in version.cuts} | {keys[n] for n in version.dnames if n != origin}
+    stops = cut_keys | {key_of(n) for n in version.dnames if n != origin}
     count = shard_count(len(nodes))
     shards: list[dict[bytes, NodeWire]] = [{} for _ in range(count)]
     mask = count - 1
+    CNAME, DNAME = RdataType.CNAME, RdataType.DNAME
     for name, node in nodes.items():
-        key = keys[name]
+        wire = name.to_wire() or b""
+        sfx = intern.suffixes(wire)
+        key = sfx[0][0] if sfx else b"\x00"
+        owners[id(name)] = (wire, sfx)
+        for r in node.values():
+            owners[id(r.name)] = (wire, sfx)
         stop = None
         if stops:
             # Top-down: the first stop from the apex wins (the walk meets it first).
@@ -300,47 +380,49 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
                 p = p[p[0] + 1 :]
             for a in reversed(ancestors):
                 if a in stops:
-                    stop = a
+                    stop = intern.table.get(a, a)
                     break
-        rrsets = {int(t): _cached(rendered, r) for t, r in node.items()}
-        cname = node.get(RdataType.CNAME)
+        rrsets = {int(t): rrset_wire(r) for t, r in node.items()}
+        cname = node.get(CNAME)
         cname_target = None
         cname_wire = b""
         if cname is not None:
-            target = cname[0].target
-            cname_wire = target.to_wire() or b""
-            if target.is_subdomain(origin):
-                cname_target = cname_wire.lower()
-        dname = node.get(RdataType.DNAME)
+            cname_wire = cname[0].target.to_wire() or b""
+            lower = cname_wire.lower()
+            if in_zone(lower, origin_key):
+                cname_target = lower
+        dname = node.get(DNAME)
         referral = None
-        if name in version.cuts:
+        if key in cut_keys:
             answer = engine.Answer(engine.State.DELEGATION)
             engine._referral(version, name, node, answer, False)
             answer = engine._finish(version, answer, False)
             referral = Referral(
                 rrsets[RdataType.NS],
-                _rendered(rendered, answer.required),
-                _rendered(rendered, answer.additional),
+                tuple(rrset_wire(r) for r in answer.required),
+                tuple(rrset_wire(r) for r in answer.additional),
             )
-        extra = {}
+        extra = _NO_EXTRA
         for t in _EXTRA_TYPES:
-            r = node.get(t)
-            if r is not None:
-                found = engine._dedupe(engine._additional_for(version, [r]), set())
+            targets = node.get(t)
+            if targets is not None:
+                found = engine._dedupe(engine._additional_for(version, [targets]), set())
                 if found:
-                    extra[int(t)] = _rendered(rendered, found)
+                    if extra is _NO_EXTRA:
+                        extra = {}
+                    extra[int(t)] = tuple(rrset_wire(a) for a in found)
         shards[hash(key) & mask][key] = NodeWire(
             rrsets,
-            rrsets.get(RdataType.CNAME),
+            rrsets.get(CNAME),
             cname_target,
             cname_wire,
-            rrsets.get(RdataType.DNAME),
+            rrsets.get(DNAME),
             (dname[0].target.to_wire() or b"") if dname is not None else b"",
             referral,
             stop,
             extra,
         )
-    negative = _render(version.negative_soa)
+    negative = _render(version.negative_soa, owners.get(id(version.negative_soa.name)), intern)
     return CompiledZone(
         origin_key,
         tuple(shards),
@@ -352,6 +434,14 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
     )
 
 
+def in_zone(key: bytes, origin: bytes) -> bool:
+    """Whether the name *key* is at or below *origin* (both lowercased wire forms)."""
+    olen = len(origin)
+    while len(key) > olen:
+        key = key[key[0] + 1 :]
+    return key == origin
+
+
 __all__ = [
     "SHARD_SIZE",
     "CompiledZone",
@@ -360,6 +450,7 @@ __all__ = [
     "Referral",
     "WireName",
     "compile_version",
+    "in_zone",
     "key_of",
     "suffixes",
     "synthesized_cname",
