@@ -83,7 +83,7 @@ def _name(
             names[suffix] = base + off
 
 
-def _rrset(out: bytearray, names: dict[bytes, int], rr: RRsetWire, owner: WireName) -> None:
+def put_rrset(out: bytearray, names: dict[bytes, int], rr: RRsetWire, owner: WireName) -> None:
     wire, sfx = owner
     tails = rr.tails
     if tails is not None:
@@ -114,7 +114,7 @@ def _rrset(out: bytearray, names: dict[bytes, int], rr: RRsetWire, owner: WireNa
         out[at + 1] = n & 0xFF
 
 
-def _rollback(out: bytearray, names: dict[bytes, int], start: int) -> None:
+def rollback(out: bytearray, names: dict[bytes, int], start: int) -> None:
     del out[start:]
     for k in [k for k, v in names.items() if v >= start]:
         del names[k]
@@ -258,9 +258,9 @@ def respond(
     an = ns = ar = 0
     for rr, own in answer:
         start = len(out)
-        _rrset(out, names, rr, own if own is not None else rr.owner)
+        put_rrset(out, names, rr, own if own is not None else rr.owner)
         if len(out) > room:
-            _rollback(out, names, start)
+            rollback(out, names, start)
             tc = True
             break
         an += rr.count
@@ -286,9 +286,9 @@ def respond(
     if not tc:
         for rr in authority:
             start = len(out)
-            _rrset(out, names, rr, rr.owner)
+            put_rrset(out, names, rr, rr.owner)
             if len(out) > room:
-                _rollback(out, names, start)
+                rollback(out, names, start)
                 tc = True
                 break
             ns += rr.count
@@ -297,18 +297,18 @@ def respond(
     if not tc:
         for rr in required:
             start = len(out)
-            _rrset(out, names, rr, rr.owner)
+            put_rrset(out, names, rr, rr.owner)
             if len(out) > room:
-                _rollback(out, names, start)
+                rollback(out, names, start)
                 tc = True
                 break
             ar += rr.count
     if not tc:
         for rr in optional:
             start = len(out)
-            _rrset(out, names, rr, rr.owner)
+            put_rrset(out, names, rr, rr.owner)
             if len(out) > room:
-                _rollback(out, names, start)
+                rollback(out, names, start)
                 continue  # optional: a smaller one may still fit
             ar += rr.count
     if key.payload is not None:
@@ -331,4 +331,4 @@ def respond(
     return bytes(out)
 
 
-__all__ = ["WireTable", "respond", "zone_table"]
+__all__ = ["WireTable", "put_rrset", "respond", "rollback", "zone_table"]

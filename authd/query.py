@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import assemble, ecs, tsig, views, wire, xfr
+from authd import assemble, ecs, tsig, views, wire, xfr, xfr_wire
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
@@ -472,7 +473,13 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
     if ctx.signer is not None:
         signer = xfr.TsigSigner(ctx.signer.key, ctx.now)
     payload = ctx.snapshot.options.udp_payload_max if ctx.edns is not None else None
-    if q.rdtype == RdataType.AXFR:
+    if q.rdtype == RdataType.AXFR and signer is None and version.wire is not None:
+        # Unsigned: straight from the compiled zone's prepared bytes.
+        question = (q.name.to_wire() or b"") + struct.pack("!HH", q.rdtype, q.rdclass)
+        rd = bool(msg.flags & dns.flags.RD)
+        messages = xfr_wire.iter_axfr_wire(msg.id, rd, question, version.wire, edns_payload=payload)
+        kind = "axfr"
+    elif q.rdtype == RdataType.AXFR:
         messages = xfr.iter_axfr_messages(msg, version, tsig=signer, edns_payload=payload)
         kind = "axfr"
     else:
