@@ -256,21 +256,26 @@ def _rdata_wire(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
 
 
 class _Interner:
-    """Suffix keys shared between names (a zone's names share most of their labels)."""
+    """Suffix keys shared between names (a zone's names share most of their
+    labels), in shards as the node table is, so it never grows in one long step."""
 
-    __slots__ = ("table",)
+    __slots__ = ("tables", "mask")
 
-    def __init__(self) -> None:
-        self.table: dict[bytes, bytes] = {}
+    def __init__(self, count: int) -> None:
+        self.tables: list[dict[bytes, bytes]] = [{} for _ in range(count)]
+        self.mask = count - 1
+
+    def key(self, key: bytes) -> bytes:
+        return self.tables[hash(key) & self.mask].setdefault(key, key)
 
     def suffixes(self, wire: bytes) -> Suffixes:
         out = []
         lower = wire.lower()
-        table = self.table
+        tables, mask = self.tables, self.mask
         pos = 0
         while wire[pos]:
             key = lower[pos:]
-            out.append((table.setdefault(key, key), pos))
+            out.append((tables[hash(key) & mask].setdefault(key, key), pos))
             pos += wire[pos] + 1
         return tuple(out)
 
@@ -337,92 +342,97 @@ _NO_EXTRA: dict[int, tuple[RRsetWire, ...]] = {}
 
 
 def compile_version(version: ZoneVersion) -> CompiledZone:
-    """Render *version* into a ``CompiledZone`` answering as the engine does."""
+    """Render *version* into a ``CompiledZone`` answering as the engine does.
+
+    Two passes over the names: the first renders every RRset under its
+    node's key, the second adds what refers to other nodes (referrals,
+    additional targets), found by key: no table keyed by every RRset, which
+    would grow in long steps as the node table would unsharded.
+    """
     origin = version.origin
     origin_key = key_of(origin)
     olen = len(origin_key)
     nodes = version.nodes
-    intern = _Interner()
-    owners: dict[int, WireName] = {}  # by id of the node's name
-    rendered: dict[int, RRsetWire] = {}  # by id of the RRset: each is rendered once
+    count = shard_count(len(nodes))
+    mask = count - 1
+    intern = _Interner(count)
+    # Pass 1, per key: the name, its node and its rendered RRsets.
+    first: list[
+        dict[bytes, tuple[dns.name.Name, dict[RdataType, dns.rrset.RRset], dict[int, RRsetWire]]]
+    ]
+    first = [{} for _ in range(count)]
+    for name, node in nodes.items():
+        wire = name.to_wire() or b""
+        owner = (wire, intern.suffixes(wire))
+        key = owner[1][0][0] if owner[1] else b"\x00"
+        rrsets = {int(t): _render(r, owner, intern) for t, r in node.items()}
+        first[hash(key) & mask][key] = (name, node, rrsets)
 
-    def rrset_wire(rrset: dns.rrset.RRset) -> RRsetWire:
-        out = rendered.get(id(rrset))
-        if out is None:
-            owner = owners.get(id(rrset.name))
-            if owner is None:
-                wire = rrset.name.to_wire() or b""
-                owner = (wire, intern.suffixes(wire))
-            out = rendered[id(rrset)] = _render(rrset, owner, intern)
-        return out
+    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
+        key = key_of(rrset.name)
+        return first[hash(key) & mask][key][2][int(rrset.rdtype)]
 
     cut_keys = {key_of(n) for n in version.cuts}
     # Cuts and DNAME owners below the apex, by key, for the stop of each name.
     stops = cut_keys | {key_of(n) for n in version.dnames if n != origin}
-    count = shard_count(len(nodes))
     shards: list[dict[bytes, NodeWire]] = [{} for _ in range(count)]
-    mask = count - 1
     CNAME, DNAME = RdataType.CNAME, RdataType.DNAME
-    for name, node in nodes.items():
-        wire = name.to_wire() or b""
-        sfx = intern.suffixes(wire)
-        key = sfx[0][0] if sfx else b"\x00"
-        owners[id(name)] = (wire, sfx)
-        for r in node.values():
-            owners[id(r.name)] = (wire, sfx)
-        stop = None
-        if stops:
-            # Top-down: the first stop from the apex wins (the walk meets it first).
-            ancestors = []
-            p = key[key[0] + 1 :] if key != origin_key else key
-            while len(p) > olen:
-                ancestors.append(p)
-                p = p[p[0] + 1 :]
-            for a in reversed(ancestors):
-                if a in stops:
-                    stop = intern.table.get(a, a)
-                    break
-        rrsets = {int(t): rrset_wire(r) for t, r in node.items()}
-        cname = node.get(CNAME)
-        cname_target = None
-        cname_wire = b""
-        if cname is not None:
-            cname_wire = cname[0].target.to_wire() or b""
-            lower = cname_wire.lower()
-            if in_zone(lower, origin_key):
-                cname_target = lower
-        dname = node.get(DNAME)
-        referral = None
-        if key in cut_keys:
-            answer = engine.Answer(engine.State.DELEGATION)
-            engine._referral(version, name, node, answer, False)
-            answer = engine._finish(version, answer, False)
-            referral = Referral(
-                rrsets[RdataType.NS],
-                tuple(rrset_wire(r) for r in answer.required),
-                tuple(rrset_wire(r) for r in answer.additional),
+    for index, table in enumerate(first):
+        shard = shards[index]
+        for key, (name, node, rrsets) in table.items():
+            stop = None
+            if stops:
+                # Top-down: the first stop from the apex wins (the walk meets it first).
+                ancestors = []
+                p = key[key[0] + 1 :] if key != origin_key else key
+                while len(p) > olen:
+                    ancestors.append(p)
+                    p = p[p[0] + 1 :]
+                for a in reversed(ancestors):
+                    if a in stops:
+                        stop = intern.key(a)
+                        break
+            cname = node.get(CNAME)
+            cname_target = None
+            cname_wire = b""
+            if cname is not None:
+                cname_wire = cname[0].target.to_wire() or b""
+                lower = cname_wire.lower()
+                if in_zone(lower, origin_key):
+                    cname_target = intern.key(lower)
+            dname = node.get(DNAME)
+            referral = None
+            if key in cut_keys:
+                answer = engine.Answer(engine.State.DELEGATION)
+                engine._referral(version, name, node, answer, False)
+                answer = engine._finish(version, answer, False)
+                referral = Referral(
+                    rrsets[RdataType.NS],
+                    tuple(rendered(r) for r in answer.required),
+                    tuple(rendered(r) for r in answer.additional),
+                )
+            extra = _NO_EXTRA
+            for t in _EXTRA_TYPES:
+                targets = node.get(t)
+                if targets is not None:
+                    found = engine._dedupe(engine._additional_for(version, [targets]), set())
+                    if found:
+                        if extra is _NO_EXTRA:
+                            extra = {}
+                        extra[int(t)] = tuple(rendered(r) for r in found)
+            shard[key] = NodeWire(
+                rrsets,
+                rrsets.get(CNAME),
+                cname_target,
+                cname_wire,
+                rrsets.get(DNAME),
+                (dname[0].target.to_wire() or b"") if dname is not None else b"",
+                referral,
+                stop,
+                extra,
             )
-        extra = _NO_EXTRA
-        for t in _EXTRA_TYPES:
-            targets = node.get(t)
-            if targets is not None:
-                found = engine._dedupe(engine._additional_for(version, [targets]), set())
-                if found:
-                    if extra is _NO_EXTRA:
-                        extra = {}
-                    extra[int(t)] = tuple(rrset_wire(a) for a in found)
-        shards[hash(key) & mask][key] = NodeWire(
-            rrsets,
-            rrsets.get(CNAME),
-            cname_target,
-            cname_wire,
-            rrsets.get(DNAME),
-            (dname[0].target.to_wire() or b"") if dname is not None else b"",
-            referral,
-            stop,
-            extra,
-        )
-    negative = _render(version.negative_soa, owners.get(id(version.negative_soa.name)), intern)
+    apex = shards[hash(origin_key) & mask][origin_key]
+    negative = _render(version.negative_soa, apex.rrsets[RdataType.SOA].owner, intern)
     return CompiledZone(
         origin_key,
         tuple(shards),
