@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import dns.name
 
+from authd import catalog
 from authd.changeset import Changeset, diff
 from authd.checks import Finding, Severity
-from authd.config import Config, Options, SerialPolicy, ZoneConfig, ZoneType
+from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
 from authd.errors import ZoneError
 from authd.journal import Journal, reconcile
 from authd.serial import increased as serial_increased
@@ -159,7 +160,7 @@ def load_one(
         )
 
     try:
-        result = load_zone(zc.name, zc.file, zc.max_records)
+        result = load_zone(zc.name, zc.file, zc.max_records, zc.include_root)
     except ZoneError as e:
         # Watch the file that failed too ($INCLUDE): fixing it must reload the zone.
         read = read | {os.path.normpath(e.file)}
@@ -209,6 +210,48 @@ def load_one(
         files=read,
     )
     return new, event
+
+
+def generated_catalog(
+    view: str,
+    zc: ZoneConfig,
+    members: list[tuple[dns.name.Name, str | None]],
+    old: ZoneVersion | None,
+    now: float,
+    floor: int | None,
+    remembered: tuple[str, int] | None,
+) -> tuple[ZoneVersion, ZoneLoadEvent, ServedRecord | None]:
+    """The catalog authd generates for *members* (RFC 9432), against the one it replaces.
+
+    The serial follows the zone's policy whenever the member list changes; after
+    a restart with the same members it is the one served before (the digest is
+    remembered like a managed-serial zone's), otherwise above the journal's last.
+    """
+    digest = catalog.digest(members)
+    if old is not None:
+        # Reading the served catalog is cheaper than building one to compare.
+        listed = catalog.read(old)
+        if listed.valid and {(m.name, m.group) for m in listed.members} == set(members):
+            event = ZoneLoadEvent(
+                view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
+            )
+            return old, event, None
+    fresh = catalog.generate(zc.name, members)
+    if old is not None:
+        serial = policy_serial(zc.serial, old.serial, now)
+    elif remembered is not None and remembered[0] == digest:
+        serial = remembered[1]
+    else:
+        # Never below what secondaries may hold: the journal's last serial or
+        # the one remembered for other members, whichever is later.
+        base = floor
+        if remembered is not None and (base is None or serial_increased(base, remembered[1])):
+            base = remembered[1]
+        serial = policy_serial(zc.serial, base if base is not None else 0, now)
+    version = fresh.with_serial(serial)
+    event = ZoneLoadEvent(view, zc.name, zc.file, LoadOutcome.LOADED, serial, version.record_count)
+    record = None if remembered == (digest, serial) else ServedRecord(view, zc.name, digest, serial)
+    return version, event, record
 
 
 def content_digest(files: Iterable[str]) -> str:
@@ -296,7 +339,20 @@ def plan_snapshot(
                 old_journal, problem = found.journal, found.problem
             else:
                 found = Stored()
-            if zc.type is ZoneType.SECONDARY:
+            version: ZoneVersion | None
+            if zc.catalog_role is CatalogRole.GENERATE:
+                version, event, record = generated_catalog(
+                    vc.name,
+                    zc,
+                    catalog.members_of(vc, zc),
+                    old,
+                    now,
+                    old_journal.serial_to if first and old_journal is not None else None,
+                    found.served if first else None,
+                )
+                if record is not None:
+                    served.append(record)
+            elif zc.type is ZoneType.SECONDARY:
                 version, event = _secondary_copy(vc.name, zc, old)
             else:
                 floor = old_journal.serial_to if first and old_journal is not None else None

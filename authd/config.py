@@ -44,6 +44,7 @@ from authd.limits import (
     DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_TSIG_FUDGE,
     DEFAULT_UDP_PAYLOAD_MAX,
+    MAX_CATALOG_GROUP_BYTES,
     MAX_CONFIG_BYTES,
     MAX_CONFIG_NODES,
     MAX_MESSAGE,
@@ -55,6 +56,7 @@ from authd.limits import (
 # Defaults and limits live in authd.limits, one place for all of them.
 MAX_RECORDS_SETTING = 10**9  # the largest max_records/max_zone_records accepted
 DEFAULT_VIEW = "default"
+GENERATED_CATALOG = "<generated catalog>"  # the "file" of a catalog authd builds
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class Options:
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
+    include_root: str | None = None  # a zone's default include_root
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,35 @@ class ZoneConfig:
     in_view: str | None = None  # shared with (loaded by) this earlier view
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
+    include_root: str | None = None  # absolute; $INCLUDE must stay inside it (None: anywhere)
+    # Catalog zones (RFC 9432), in Knot's terms: this zone is a catalog authd
+    # generates or a catalog it interprets; a member names its catalog.
+    catalog_role: CatalogRole | None = None
+    catalog_zone: dns.name.Name | None = None  # the generated catalog listing this zone
+    catalog_group: str | None = None  # its group property there
+    # For an interpreted catalog: how its members are served (by group, or the default).
+    catalog_template: MemberTemplate | None = None
+    catalog_groups: Mapping[str, MemberTemplate] = field(default_factory=dict)
+    from_catalog: dns.name.Name | None = None  # a member added by this interpreted catalog
+    catalog_id: str | None = None  # and its unique id there (a new id resets the zone)
+
+
+class CatalogRole(enum.Enum):
+    GENERATE = "generate"  # authd produces the catalog from the zones naming it
+    INTERPRET = "interpret"  # a secondary catalog: its members become secondary zones
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MemberTemplate:
+    """How the members an interpreted catalog lists are served (Knot's catalog-template)."""
+
+    primaries: tuple[Remote, ...]
+    allow_notify: acl.CompiledAcl
+    allow_transfer: acl.CompiledAcl | None = None
+    allow_query: acl.CompiledAcl | None = None
+    notify: NotifyMode = field(default_factory=lambda: NotifyMode.EXPLICIT)
+    also_notify: tuple[Remote, ...] = ()
+    max_records: int = DEFAULT_MAX_ZONE_RECORDS
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -245,6 +277,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
+    "include_root": _opt_str,
 }
 
 
@@ -309,7 +342,33 @@ ZONE_KEYS = {
     "in_view",
     "serial",
     "max_records",
+    "include_root",
+    "catalog_role",
+    "catalog_zone",
+    "catalog_group",
+    "catalog_template",
+    "catalog_groups",
 }
+TEMPLATE_KEYS = {
+    "primaries",
+    "allow_transfer",
+    "allow_notify",
+    "allow_query",
+    "notify",
+    "also_notify",
+    "max_records",
+}
+
+
+def _include_root(value: object, path: str, base: str) -> str | None:
+    """The folder ``$INCLUDE`` is confined to, absolute and resolved; it must exist."""
+    if value is None:
+        return None
+    text = _expect(value, str, path, "a folder path")
+    folder = os.path.realpath(os.path.join(base, text))
+    if not os.path.isdir(folder):
+        raise ConfigError(path, f"not a folder: {text!r}")
+    return folder
 
 
 def _parse_zone_name(value: object, path: str) -> dns.name.Name:
@@ -335,6 +394,7 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
 class _Context:
     base: str
     max_zone_records: int
+    include_root: str | None
     keys: KeySet
     acl_defs: dict[str, acl.AclDef]
     acls: dict[str, acl.CompiledAcl]
@@ -389,8 +449,14 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 f"{p}.type", f"expected primary or secondary, got {type_text!r}"
             ) from None
         keys = ctx.keys
+        role = _catalog_role(m, p, ztype)
         primaries: tuple[Remote, ...] = ()
-        if ztype is ZoneType.SECONDARY:
+        if role is CatalogRole.GENERATE:
+            for key in ("file", "primaries"):
+                if key in m:
+                    raise ConfigError(f"{p}.{key}", "a generated catalog has no " + key)
+            file = GENERATED_CATALOG  # built in memory from its members, never read
+        elif ztype is ZoneType.SECONDARY:
             if "primaries" not in m:
                 raise ConfigError(f"{p}.primaries", "missing: a secondary zone needs primaries")
             primaries = _parse_remotes(m["primaries"], f"{p}.primaries", keys)
@@ -421,7 +487,11 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             raise ConfigError(
                 f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
             ) from None
-        policy_text = _expect(m.get("serial", "keep"), str, f"{p}.serial", "a serial policy")
+        # A generated catalog's serial goes up whenever its member list changes.
+        default_policy = "unixtime" if role is CatalogRole.GENERATE else "keep"
+        policy_text = _expect(
+            m.get("serial", default_policy), str, f"{p}.serial", "a serial policy"
+        )
         try:
             policy = SerialPolicy(policy_text)
         except ValueError:
@@ -431,14 +501,22 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             ) from None
         if policy is not SerialPolicy.KEEP and ztype is ZoneType.SECONDARY:
             raise ConfigError(f"{p}.serial", "a secondary serves its primary's serial")
+        if policy is SerialPolicy.KEEP and role is CatalogRole.GENERATE:
+            raise ConfigError(f"{p}.serial", "a generated catalog has no file serial to keep")
         out.append(
             ZoneConfig(
+                **_catalog_fields(m, p, ctx, role, primaries),
                 serial=policy,
                 max_records=_int_in(
                     m.get("max_records", ctx.max_zone_records),
                     f"{p}.max_records",
                     1,
                     MAX_RECORDS_SETTING,
+                ),
+                include_root=(
+                    _include_root(m["include_root"], f"{p}.include_root", ctx.base)
+                    if "include_root" in m
+                    else ctx.include_root
                 ),
                 name=name,
                 file=file,
@@ -459,7 +537,116 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", keys),
             )
         )
+    _check_catalog_members(out)
     return tuple(out)
+
+
+def _catalog_role(m: Mapping[str, Any], p: str, ztype: ZoneType) -> CatalogRole | None:
+    if m.get("catalog_role") is None:
+        for key in ("catalog_template", "catalog_groups"):
+            if key in m:
+                raise ConfigError(f"{p}.{key}", "only for a zone with catalog_role: interpret")
+        return None
+    text = _expect(m["catalog_role"], str, f"{p}.catalog_role", "generate or interpret")
+    try:
+        role = CatalogRole(text)
+    except ValueError:
+        raise ConfigError(
+            f"{p}.catalog_role", f"expected generate or interpret, got {text!r}"
+        ) from None
+    if role is CatalogRole.GENERATE and ztype is not ZoneType.PRIMARY:
+        raise ConfigError(f"{p}.catalog_role", "a generated catalog is a primary zone")
+    if role is CatalogRole.INTERPRET and ztype is not ZoneType.SECONDARY:
+        raise ConfigError(f"{p}.catalog_role", "an interpreted catalog is a secondary zone")
+    if role is CatalogRole.GENERATE:
+        for key in ("catalog_template", "catalog_groups"):
+            if key in m:
+                raise ConfigError(f"{p}.{key}", "only for a zone with catalog_role: interpret")
+    for key in ("catalog_zone", "catalog_group"):
+        if key in m:
+            raise ConfigError(f"{p}.{key}", "a catalog zone is no member of a catalog")
+    return role
+
+
+def _group_name(value: object, path: str) -> str:
+    text = _expect(value, str, path, "a group name")
+    # RFC 9432 section 4.4.2: the group is one TXT string, at most 255 bytes.
+    if not text or len(text.encode()) > MAX_CATALOG_GROUP_BYTES:
+        raise ConfigError(path, f"a group name is 1 to {MAX_CATALOG_GROUP_BYTES} bytes")
+    return text
+
+
+def _template(
+    value: object, p: str, ctx: _Context, primaries: tuple[Remote, ...]
+) -> MemberTemplate:
+    m = _mapping(value if value is not None else {}, p, TEMPLATE_KEYS)
+    own = primaries
+    if "primaries" in m:
+        own = _parse_remotes(m["primaries"], f"{p}.primaries", ctx.keys)
+        if not own:
+            raise ConfigError(f"{p}.primaries", "at least one primary is needed")
+    notify_text = m.get("notify", "explicit")
+    if isinstance(notify_text, bool):
+        notify_text = "yes" if notify_text else "no"
+    try:
+        notify = NotifyMode(_expect(notify_text, str, f"{p}.notify", "yes, explicit or no"))
+    except ValueError:
+        raise ConfigError(
+            f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
+        ) from None
+    return MemberTemplate(
+        primaries=own,
+        allow_notify=_acl(
+            m.get("allow_notify"), f"{p}.allow_notify", ctx, [r.address for r in own] or ["none"]
+        ),
+        allow_transfer=_acl(m.get("allow_transfer"), f"{p}.allow_transfer", ctx, ["none"]),
+        allow_query=_acl(m.get("allow_query"), f"{p}.allow_query", ctx, ["any"]),
+        notify=notify,
+        also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", ctx.keys),
+        max_records=_int_in(
+            m.get("max_records", ctx.max_zone_records), f"{p}.max_records", 1, MAX_RECORDS_SETTING
+        ),
+    )
+
+
+def _catalog_fields(
+    m: Mapping[str, Any],
+    p: str,
+    ctx: _Context,
+    role: CatalogRole | None,
+    primaries: tuple[Remote, ...],
+) -> dict[str, Any]:
+    """The ZoneConfig fields of the catalog keys (catalog_role and friends)."""
+    out: dict[str, Any] = {"catalog_role": role}
+    if role is CatalogRole.INTERPRET:
+        out["catalog_template"] = _template(
+            m.get("catalog_template"), f"{p}.catalog_template", ctx, primaries
+        )
+        groups = _expect(m.get("catalog_groups", {}), dict, f"{p}.catalog_groups", "a mapping")
+        out["catalog_groups"] = {
+            _group_name(g, f"{p}.catalog_groups"): _template(
+                t, f"{p}.catalog_groups.{g}", ctx, primaries
+            )
+            for g, t in groups.items()
+        }
+    if m.get("catalog_zone") is not None:
+        out["catalog_zone"] = _parse_zone_name(m["catalog_zone"], f"{p}.catalog_zone")
+    if m.get("catalog_group") is not None:
+        if "catalog_zone" not in out:
+            raise ConfigError(f"{p}.catalog_group", "a group needs catalog_zone")
+        out["catalog_group"] = _group_name(m["catalog_group"], f"{p}.catalog_group")
+    return out
+
+
+def _check_catalog_members(zones: list[ZoneConfig]) -> None:
+    """Each catalog_zone names a generated catalog of the same view (Knot's rule)."""
+    generated = {z.name for z in zones if z.catalog_role is CatalogRole.GENERATE}
+    for z in zones:
+        if z.catalog_zone is not None and z.catalog_zone not in generated:
+            raise ConfigError(
+                f"{z.key_path}.catalog_zone",
+                f"no zone {z.catalog_zone} with catalog_role: generate in this view",
+            )
 
 
 def _shared_zone(m: Mapping[str, Any], p: str, name: dns.name.Name, ctx: _Context) -> ZoneConfig:
@@ -572,6 +759,7 @@ def config_from_dict(
         host=host,
         state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
         max_zone_records=options.max_zone_records,
+        include_root=_include_root(options.include_root, "options.include_root", base),
         # Compiled warnings: the definitions' plus elements that never decide.
         warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],
         views={},

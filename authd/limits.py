@@ -17,6 +17,7 @@ MAX_NAME_WIRE = 255  # RFC 1035 section 3.1: a name on the wire, root label incl
 NO_EDNS_UDP_LIMIT = 512  # RFC 1035 section 4.2.1: a UDP message without EDNS
 MIN_EDNS_UDP_PAYLOAD = 512  # RFC 6891 section 6.2.5: a smaller payload is read as 512
 MAX_MESSAGE = 65535  # RFC 1035 section 4.2.2: the TCP length prefix; also the EDNS payload cap
+MAX_RDATA_BYTES = 0xFFFF  # RFC 1035 section 3.2.1: RDLENGTH is 16 bits
 MAX_CHAIN = 12  # CNAME links followed inside a zone (BIND and NSD stop near here)
 
 # -- Listening and answering (options.*) ------------------------------------------------
@@ -48,6 +49,8 @@ MAX_CONFIG_NODES = 1_000_000  # YAML nodes with aliases expanded (billion laughs
 DEFAULT_MAX_ZONE_RECORDS = 5_000_000  # per zone, files and transfers (BIND's max-records)
 MAX_ZONE_SOURCE_BYTES = 1 << 30  # zone-file text one zone reads, includes counted
 MAX_LINE_CHARS = 1 << 20  # one zone-file line; a 65,535-byte TXT escaped is ~262,000
+MAX_RECORD_CHARS = 1 << 20  # one record, all the lines its parentheses span
+MAX_TOKEN_CHARS = 1 << 18  # one token: a whole 65,535-byte rdata fits in one hex word
 MAX_INCLUDE_DEPTH = 16  # $INCLUDE nesting (the top file is depth 0)
 MAX_GENERATE_RECORDS = 1 << 20  # records one $GENERATE makes (a reverse IPv4 /12)
 MAX_GENERATE_WIDTH = 127  # widest ${offset,width,base}; BIND formats into 128 bytes
@@ -55,3 +58,15 @@ MAX_ACL_DEPTH = 16  # ACLs naming ACLs
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
 MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number
+
+# -- Catalog zones (RFC 9432) --------------------------------------------------------------
+
+MAX_CATALOG_MEMBERS = 100_000  # member zones one interpreted catalog may add; more are ignored
+MAX_CATALOG_GROUP_BYTES = 255  # a group property is one TXT string (RFC 9432 section 4.4.2)
+MAX_CATALOG_PROBLEMS = 20  # ignored entries one catalog reports by name; the rest are counted
+
+# -- authd check ---------------------------------------------------------------------------
+
+LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
+LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
+LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)

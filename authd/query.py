@@ -304,6 +304,44 @@ def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     data = request.wire
     if len(data) < HEADER_LEN or data[2] & 0x80:
         return _DROP, False  # no header to answer, or a response: never answer those
+    early = junk_reply(data)
+    if early is not None:
+        return Reply((early,)), False
+    return _parsed(request, snapshot)
+
+
+# NOTIFY is served; dnspython reads an UPDATE's zone section by its own rules.
+_PARSED_OPCODES = frozenset({dns.opcode.NOTIFY, dns.opcode.UPDATE})
+
+
+def junk_reply(data: bytes) -> bytes | None:
+    """The reply the full path would give *data* (a header, not a response),
+    when its layout alone decides it; None when only a parse can tell.
+
+    Junk is most of a flood of bad packets, and this costs a fraction of a
+    parse: a message no parser reads gets FORMERR; with no additional records
+    (so no OPT to echo, no TSIG to check), a QUERY without exactly one question
+    gets FORMERR and an opcode we do not serve gets NOTIMP.  The replies are
+    the full path's to the byte (tests/test_malformed.py checks it).
+    """
+    layout = wire.shape(data)
+    if layout == wire.MALFORMED:
+        return wire.header_only(data, dns.rcode.FORMERR)
+    if data[10] or data[11]:
+        return None
+    opcode = (data[2] >> 3) & 0xF
+    if opcode == dns.opcode.QUERY:
+        if data[4] or data[5] != 1:
+            return wire.header_only(data, dns.rcode.FORMERR)
+    elif opcode not in _PARSED_OPCODES and layout == wire.PLAIN and not any(data[6:10]):
+        # Only questions, uncompressed and sound: it parses, so unknown_opcode's bare NOTIMP.
+        flags = 0x8000 | (data[2] & 0x78) << 8 | dns.rcode.NOTIMP
+        return data[:2] + flags.to_bytes(2, "big") + bytes(8)
+    return None
+
+
+def _parsed(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
+    data = request.wire
     try:
         # keyring=False: parse a TSIG without checking it; tsig.verify does that.
         msg = dns.message.from_wire(data, keyring=False)

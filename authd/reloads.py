@@ -24,7 +24,9 @@ import dns.name
 
 from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config, ZoneType
-from authd.snapshot import Snapshot, with_zone
+from authd.journal import Journal
+from authd.snapshot import Snapshot, with_fresh_caches
+from authd.zone import ZoneVersion
 
 Target = tuple[str, dns.name.Name]  # (view, zone)
 Waiter = int  # a token the adapter maps to whoever waits
@@ -193,19 +195,34 @@ def keep_secondaries(new: Snapshot, current: Snapshot, config: Config) -> Snapsh
 
     A reload parses beside the running snapshot; a transfer published meanwhile
     is newer than anything the reload read, so it must not be rolled back.
+    One pass over the views (a catalog brings thousands of secondaries: one
+    ``with_zone`` each would copy every zone table once per zone).
     """
+    running = {v.name: v for v in current.views}
+    kept: dict[Target, tuple[ZoneVersion | None, Journal | None]] = {}
     for vc in config.views:
-        cur = next((v for v in current.views if v.name == vc.name), None)
+        cur = running.get(vc.name)
         if cur is None:
             continue
         for zc in vc.zones:
             if zc.type is ZoneType.SECONDARY and zc.in_view is None and zc.name in cur.zones:
-                new = with_zone(
-                    new,
-                    vc.name,
-                    zc.name,
-                    cur.zones[zc.name],
-                    cur.journals.get(zc.name),
-                    new.generation,
-                )
-    return new
+                kept[(vc.name, zc.name)] = (cur.zones[zc.name], cur.journals.get(zc.name))
+    if not kept:
+        return new
+    views = []
+    for v in new.views:
+        zones, journals = dict(v.zones), dict(v.journals)
+        touched = False
+        for name in list(zones):
+            entry = v.configs.get(name)
+            shared = entry.in_view if entry is not None else None
+            source = (shared, name) if shared else (v.name, name)
+            if source not in kept:
+                continue
+            version, journal = kept[source]
+            zones[name] = version
+            if journal is not None:
+                journals[name] = journal
+            touched = True
+        views.append(dataclasses.replace(v, zones=zones, journals=journals) if touched else v)
+    return with_fresh_caches(dataclasses.replace(new, views=tuple(views)))

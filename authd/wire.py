@@ -130,3 +130,79 @@ def header_only(query: bytes, rcode: int) -> bytes | None:
     flags = (query[2] << 8) | query[3]
     out_flags = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
     return query[:2] + out_flags.to_bytes(2, "big") + bytes(8)
+
+
+# What ``shape`` says of a message.
+MALFORMED = -1  # no parser reads it
+PLAIN = 0  # its layout is sound and no name in it is compressed
+COMPRESSED = 1  # its layout is sound; some name has a pointer, not judged here
+
+
+def _name_end(wire: bytes, pos: int) -> tuple[int, int]:
+    """Where the name at *pos* ends in place, and PLAIN or COMPRESSED; or
+    (-1, MALFORMED) when no version of dnspython reads it.
+
+    The rules every reader has: a pointer points before the last one (so
+    before the name itself: no loops), labels have type 00 or 11, the whole
+    name, pointers followed, is at most 255 octets.  Newer readers refuse more
+    of compressed names (overlapping targets, long chains); those are left to
+    the parser.
+    """
+    n = len(wire)
+    end = -1
+    biggest = pos
+    total = 0
+    while pos < n:
+        length = wire[pos]
+        if length == 0:
+            if total + 1 > MAX_NAME_WIRE:
+                return -1, MALFORMED
+            return (pos + 1, PLAIN) if end < 0 else (end, COMPRESSED)
+        if length < 64:
+            total += length + 1
+            pos += length + 1
+        elif length >= 0xC0:
+            if pos + 1 >= n:
+                return -1, MALFORMED
+            target = ((length & 0x3F) << 8) | wire[pos + 1]
+            if target >= biggest:
+                return -1, MALFORMED
+            if end < 0:
+                end = pos + 2
+            biggest = pos = target
+        else:
+            return -1, MALFORMED
+    return -1, MALFORMED
+
+
+def shape(wire: bytes) -> int:
+    """MALFORMED, PLAIN or COMPRESSED: what the layout of message *wire*
+    (12 bytes or more) says before any parse.
+
+    MALFORMED: a name no parser reads (see ``_name_end``), a section that runs
+    past the end, or bytes left over; dnspython refuses all of these.  Rdata
+    is only skipped, so a message that passes may still be refused for its
+    content.  Cheap, so junk is turned away before a parse.
+    """
+    n = len(wire)
+    pos = HEADER_LEN
+    records = (wire[4] << 8) | wire[5]
+    fixed = 4  # a question's type and class
+    seen = PLAIN
+    for section in range(2):
+        for _ in range(records):
+            pos, kind = _name_end(wire, pos)
+            if pos < 0:
+                return MALFORMED
+            seen |= kind
+            pos += fixed
+            if pos > n:
+                return MALFORMED
+            if section:
+                pos += (wire[pos - 2] << 8) | wire[pos - 1]  # RDLENGTH
+                if pos > n:
+                    return MALFORMED
+        # Answer, authority and additional alike: owner, type to RDLENGTH, rdata.
+        records = sum((wire[i] << 8) | wire[i + 1] for i in (6, 8, 10))
+        fixed = 10
+    return seen if pos == n else MALFORMED

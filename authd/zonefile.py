@@ -68,6 +68,9 @@ from authd.limits import (
     MAX_GENERATE_WIDTH,
     MAX_INCLUDE_DEPTH,
     MAX_LINE_CHARS,
+    MAX_RDATA_BYTES,
+    MAX_RECORD_CHARS,
+    MAX_TOKEN_CHARS,
     MAX_ZONE_SOURCE_BYTES,
 )
 
@@ -92,11 +95,15 @@ class Record(NamedTuple):
 
 
 def parse_zone_file(
-    path: str, origin: dns.name.Name, max_records: int = DEFAULT_MAX_ZONE_RECORDS
+    path: str,
+    origin: dns.name.Name,
+    max_records: int = DEFAULT_MAX_ZONE_RECORDS,
+    include_root: str | None = None,
 ) -> list[Record]:
     """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*;
-    more than *max_records* records (its includes counted) is an error."""
-    parser = _Parser(max_records)
+    more than *max_records* records (its includes counted) is an error, and so
+    is an ``$INCLUDE`` that leads outside the folder *include_root* (if given)."""
+    parser = _Parser(max_records, include_root)
     try:
         f = parser.open_source(path)
     except _Bad as e:
@@ -222,16 +229,22 @@ def _tokenize(line: str, more: Iterator[str], lineno: int) -> tuple[list[str], l
     glued: list[int] = []
     depth = 0
     taken = 0
+    chars = 0  # of the record so far: parentheses must not make it unbounded
     while True:
         last_end = -1
         at_line = len(tokens), len(glued), depth  # to read this line again, joined
         text = line.rstrip("\n")
+        chars += len(text)
+        if chars > MAX_RECORD_CHARS:
+            raise _Bad(f"record longer than {MAX_RECORD_CHARS} characters", lineno + taken)
         rejoined = False
         for m in _TOKEN.finditer(text):
             kind = m.lastgroup
             if kind == "w" or kind == "q":
                 if m.start() == last_end:
                     glued.append(len(tokens))
+                if m.end() - m.start() > MAX_TOKEN_CHARS:
+                    raise _Bad(f"token longer than {MAX_TOKEN_CHARS} characters", lineno + taken)
                 tokens.append(m.group())
                 last_end = m.end()
             elif kind == "p":
@@ -646,7 +659,13 @@ def _rdata(
         try:
             rd = dns.rdata.from_text(_IN, t, key[1], origin=o.origin, relativize=False)
         except (dns.exception.DNSException, ValueError) as e:
-            raise _Bad(f"bad {t.name} rdata '{key[1]}': {e}") from None
+            raise _Bad(f"bad {t.name} rdata '{_echo(key[1])}': {e}") from None
+    # A field of text never makes more than four wire bytes per character (a
+    # one-digit 32-bit number), so only long rdata can overflow RDLENGTH.
+    if len(key[1]) * 4 > MAX_RDATA_BYTES:
+        size = len(rd.to_wire() or b"")
+        if size > MAX_RDATA_BYTES:
+            raise _Bad(f"{t.name} rdata of {size} bytes is over {MAX_RDATA_BYTES} (RDLENGTH)")
     if len(o.rdata) < _CACHE_LIMIT:
         o.rdata[key] = rd
     return rd
@@ -768,8 +787,11 @@ class _State:
 class _Parser:
     """Parses one zone: a top file and what it includes."""
 
-    def __init__(self, max_records: int = DEFAULT_MAX_ZONE_RECORDS) -> None:
+    def __init__(
+        self, max_records: int = DEFAULT_MAX_ZONE_RECORDS, include_root: str | None = None
+    ) -> None:
         self.max_records = max_records
+        self.include_root = include_root  # resolved (realpath) folder, or None
         self.records: list[Record] = []
         self.origins: dict[dns.name.Name, _Origin] = {}
         self.open_files: list[str] = []  # real paths of the files being read, for loops
@@ -845,6 +867,10 @@ class _Parser:
                     glued = no_glue
                     semi = line.find(";")
                     tokens = (line[:semi] if semi >= 0 else line).split()
+                    if len(line) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > (
+                        MAX_TOKEN_CHARS
+                    ):
+                        raise _Bad(f"token longer than {MAX_TOKEN_CHARS} characters")
                 else:
                     tokens, glued, taken = _tokenize(line, more, lineno)
                     lineno += taken
@@ -968,8 +994,13 @@ class _Parser:
         path = os.path.join(os.path.dirname(filename), given)
         if len(self.open_files) > MAX_INCLUDE_DEPTH:
             raise _Bad(f"$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")
-        if os.path.realpath(path) in self.open_files:
+        real = os.path.realpath(path)
+        if real in self.open_files:
             raise _Bad(f"$INCLUDE loop: {given} is already being read")
+        # Symlinks resolved first, so a link cannot lead out of the folder.
+        root = self.include_root
+        if root is not None and os.path.commonpath([root, real]) != root:
+            raise _Bad(f"$INCLUDE outside include_root {root}: {given}")
         child = st.copy()
         if len(args) == 2:
             child.origin = self._origin(st.origin.name(args[1]))

@@ -411,6 +411,7 @@ def start_knot(
     extra: str = "",
     sections: str = "",
     template: str = KNOT_TEMPLATE,
+    templates: str = "",
     zone_options: Mapping[str, str] | None = None,
     secondaries: Sequence[str] = (),
     wait_for: Sequence[str] | None = None,
@@ -422,7 +423,9 @@ def start_knot(
     For transfer tests: *sections* is inserted verbatim at the top level
     (``key:``, ``remote:``, ``acl:``); *template* replaces the settings of the
     default template (``zonefile-load: difference`` and ``journal-content:
-    changes`` make a primary serve IXFR after a reload); *zone_options* maps
+    changes`` make a primary serve IXFR after a reload); *templates* adds more
+    template entries (``  - id: ...`` lines; ``{storage}`` in them is the zone
+    folder), as a catalog consumer's ``catalog-template``; *zone_options* maps
     a zone name to lines added to its entry (``    master: primary``);
     *secondaries* are zones without a file, transferred in.  The start waits
     until every zone in *wait_for* (default: all of them) answers its SOA.
@@ -453,7 +456,11 @@ def start_knot(
             "  - target: stderr\n"
             "    any: info\n" + sections + "template:\n"
             "  - id: default\n"
-            f'    storage: "{workdir / "zones"}"\n' + template + "zone:\n" + zone_lines
+            f'    storage: "{workdir / "zones"}"\n'
+            + template
+            + templates.replace("{storage}", str(workdir / "zones"))
+            + "zone:\n"
+            + zone_lines
         )
         (workdir / "knot.conf").write_text(conf)
     except BaseException:

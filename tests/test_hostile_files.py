@@ -193,3 +193,103 @@ def test_following_includes_for_authd_check_never_opens_a_fifo(tmp_path: Path) -
     fifo = _fifo(tmp_path)
     zone = _zone_including(tmp_path, str(fifo))
     assert includes.closure(str(zone)) == {str(zone), os.path.realpath(fifo)}
+
+
+def test_a_record_whose_parentheses_run_past_max_record_chars_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each line is short, but one record may not grow without bound over many."""
+    monkeypatch.setattr(zonefile, "MAX_RECORD_CHARS", 500)
+    path = tmp_path / "h.zone"
+    start = zone_text("h.test", 1).count("\n") + 1
+    path.write_text(zone_text("h.test", 1) + "t TXT (\n" + '"abcdefghij"\n' * 100 + ")\n")
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert str(err.value).startswith(f"{path}:")
+    assert "record longer than 500 characters" in str(err.value)
+    assert int(str(err.value).split(":")[1]) > start  # the line where it ran over
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["word", "quoted"])
+def test_a_token_over_max_token_chars_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quoted: bool
+) -> None:
+    monkeypatch.setattr(zonefile, "MAX_TOKEN_CHARS", 100)
+    path = tmp_path / "h.zone"
+    word = "a" * 150
+    line = zone_text("h.test", 1).count("\n") + 1
+    body = f'"{word}"' if quoted else word
+    path.write_text(zone_text("h.test", 1) + f"t TXT {body}\n")
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert str(err.value) == f"{path}:{line}: token longer than 100 characters"
+
+
+def test_the_default_token_limit_admits_a_whole_rdata_in_one_hex_word() -> None:
+    from authd.limits import MAX_RDATA_BYTES, MAX_TOKEN_CHARS
+
+    assert MAX_TOKEN_CHARS >= 2 * MAX_RDATA_BYTES
+
+
+def test_rdata_over_rdlength_is_refused_at_parse(tmp_path: Path) -> None:
+    """RFC 1035 section 3.2.1: RDLENGTH is 16 bits; dnspython builds a bigger TXT."""
+    from authd.limits import MAX_RDATA_BYTES
+
+    strings = " ".join(['"' + "a" * 255 + '"'] * 300)  # 76,800 bytes of rdata
+    path = tmp_path / "h.zone"
+    line = zone_text("h.test", 1).count("\n") + 1
+    path.write_text(zone_text("h.test", 1) + f"big TXT {strings}\n")
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert str(err.value) == (
+        f"{path}:{line}: TXT rdata of 76800 bytes is over {MAX_RDATA_BYTES} (RDLENGTH)"
+    )
+    fits = " ".join(['"' + "a" * 255 + '"'] * 256)  # 65,536: one byte over
+    path.write_text(zone_text("h.test", 1) + f"big TXT {fits}\n")
+    with pytest.raises(ZoneError, match="65536 bytes is over"):
+        parse_zone_file(str(path), ORIGIN)
+    under = " ".join(['"' + "a" * 255 + '"'] * 255 + ['"' + "a" * 254 + '"'])  # 65,535
+    path.write_text(zone_text("h.test", 1) + f"big TXT {under}\n")
+    assert len(parse_zone_file(str(path), ORIGIN)) == 5
+
+
+def test_include_root_confines_includes_and_their_symlinks(tmp_path: Path) -> None:
+    inside = tmp_path / "zones"
+    inside.mkdir()
+    (inside / "ok.inc").write_text("ok A 192.0.2.7\n")
+    outside = tmp_path / "secret.inc"
+    outside.write_text("leak A 192.0.2.8\n")
+    (inside / "link.inc").symlink_to(outside)
+    zone = inside / "h.zone"
+    root = os.path.realpath(inside)
+    zone.write_text(zone_text("h.test", 1) + "$INCLUDE ok.inc\n")
+    assert len(parse_zone_file(str(zone), ORIGIN, include_root=root)) == 5
+    for target in ("../secret.inc", "link.inc", str(outside)):
+        zone.write_text(zone_text("h.test", 1) + f"$INCLUDE {target}\n")
+        line = zone.read_text().count("\n")
+        with pytest.raises(ZoneError) as err:
+            parse_zone_file(str(zone), ORIGIN, include_root=root)
+        assert str(err.value) == f"{zone}:{line}: $INCLUDE outside include_root {root}: {target}"
+        assert len(parse_zone_file(str(zone), ORIGIN)) == 5  # unconfined by default
+
+
+def test_include_root_comes_from_the_config_with_key_paths(tmp_path: Path) -> None:
+    from authd.config import ConfigError, config_from_dict
+
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "a").write_text("")
+    zones = [{"name": "a.test", "file": "a"}, {"name": "b.test", "file": "a", "include_root": "."}]
+    config = config_from_dict(
+        {"options": {"include_root": "inc"}, "zones": zones}, None, str(tmp_path)
+    )
+    got = [z.include_root for z in config.views[0].zones]
+    assert got == [os.path.realpath(tmp_path / "inc"), os.path.realpath(tmp_path)]
+    assert (
+        config_from_dict({"zones": zones[:1]}, None, str(tmp_path)).views[0].zones[0].include_root
+        is None
+    )
+    with pytest.raises(ConfigError, match=r"^options\.include_root: not a folder: 'nope'"):
+        config_from_dict({"options": {"include_root": "nope"}, "zones": zones}, None, str(tmp_path))
+    bad = [{"name": "a.test", "file": "a", "include_root": "a"}]
+    with pytest.raises(ConfigError, match=r"^zones\[0\]\.include_root: not a folder"):
+        config_from_dict({"zones": bad}, None, str(tmp_path))

@@ -29,7 +29,10 @@ from hypothesis import strategies as st
 from serverkit import HOSTS, V4, frame, parse, tcp_connect, tcp_read_message
 from zonekit import exchange, make_query, snapshot_from_texts
 
+import authd.query as query_module
+import authd.wire as authd_wire
 from authd.limits import MAX_MESSAGE, NO_EDNS_UDP_LIMIT
+from authd.query import Request, Transport
 
 ZONE = """
 $ORIGIN fuzz.test.
@@ -169,6 +172,84 @@ def test_malformed_packets_never_change_good_answers(wire: bytes, data: st.DataO
     assert _same(exchange(snapshot, wire), _fresh_answer(wire))
 
 
+# -- junk turned away before a parse (authd.query.junk_reply, authd.wire.shape)
+
+
+def _full_path(wire: bytes) -> bytes | None:
+    """The reply of the parsing path alone, the early refusal skipped."""
+    request = Request(wire, "127.0.0.1", "127.0.0.1", Transport.UDP)
+    reply, _ = query_module._parsed(request, _fresh_snapshot())
+    return reply.messages[0] if reply.messages else None
+
+
+def _parses(wire: bytes) -> bool:
+    try:
+        dns.message.from_wire(wire, keyring=False)
+    except Exception:
+        return False
+    return True
+
+
+def check_early(wire: bytes) -> None:
+    if len(wire) < 12 or wire[2] & 0x80:
+        return
+    if authd_wire.shape(wire) == authd_wire.MALFORMED:
+        assert not _parses(wire), "shape() refused what dnspython reads"
+    early = query_module.junk_reply(wire)
+    if early is not None:
+        assert early == _full_path(wire), "the early reply differs from the full path's"
+
+
+@FUZZ
+@given(st.binary(min_size=12, max_size=12), st.binary(max_size=300))
+def test_early_refusal_equals_the_full_path_for_random_bodies(header: bytes, body: bytes) -> None:
+    head = bytearray(header)
+    head[2] &= 0x7F
+    check_early(bytes(head) + body)
+
+
+@FUZZ
+@given(st.sampled_from(GOOD_QUERIES), st.data())
+def test_early_refusal_equals_the_full_path_for_mutated_queries(
+    wire: bytes, data: st.DataObject
+) -> None:
+    check_early(_mutate(data, wire))
+
+
+@FUZZ
+@given(
+    st.integers(0, 15),
+    st.integers(0, 3),
+    st.lists(
+        st.sampled_from(
+            [
+                b"\x03www",
+                b"\x04fuzz",
+                b"\x3f" + b"a" * 63,
+                b"\xc0\x0c",
+                b"\xc0\x0e",
+                b"\xc0\x02",
+                b"\x40",
+                b"\x00",
+                b"\x01",
+            ]
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_names_are_judged_as_dnspython_reads_them(
+    opcode: int, qdcount: int, pieces: list[bytes], terminate: bool
+) -> None:
+    """Question-only messages without pointers: shape() says MALFORMED exactly
+    when dnspython cannot read them; with pointers, only when it cannot."""
+    question = b"".join(pieces) + (b"\x00" if terminate else b"") + b"\x00\x01\x00\x01"
+    wire = struct.pack("!HHHHHH", 0x5151, opcode << 11, qdcount, 0, 0, 0) + question * qdcount
+    if opcode == 0 and not any(p[0] >= 0xC0 for p in pieces):
+        assert (authd_wire.shape(wire) == authd_wire.MALFORMED) is not _parses(wire)
+    check_early(wire)
+
+
 # -- explicit cases over real sockets --------------------------------------------
 
 
@@ -205,6 +286,13 @@ BAD = [
         + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x40", True),
     Bad("response-flag-set", _header(0xBBBB, flags=0x8000) + b"\x03www\x00" + A_IN, False),
 ]  # fmt: skip
+
+# Junk a flood is made of, each answered from its layout alone (no parse).
+BAD_EARLY = [(b.id, b.wire) for b in BAD if b.formerr] + [
+    ("two-questions", _header(0xCCCC, qd=2) + (b"\x03www\x00" + A_IN) * 2),
+    ("iquery-opcode", _header(0xCDCD, flags=1 << 11) + b"\x03www\x00" + A_IN),
+    ("opcode-7-rd-cd", _header(0xCECE, flags=7 << 11 | 0x0110) + b"\x03www\x00" + A_IN),
+]
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +360,12 @@ def test_zero_length_tcp_message_then_good(server) -> None:
     if reply is None:
         reply = serverkit.tcp_exchange(V4, server.port, GOOD)
     assert parse(reply).id == 0x600D
+
+
+@pytest.mark.parametrize("bad", BAD_EARLY, ids=lambda b: b[0])
+def test_early_refusal_covers_the_common_junk(bad: tuple[str, bytes]) -> None:
+    """Each is answered without a parse, byte for byte as the parser's path answers."""
+    _, wire = bad
+    early = query_module.junk_reply(wire)
+    assert early is not None
+    assert early == _full_path(wire)

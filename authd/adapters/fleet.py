@@ -129,6 +129,7 @@ class _Secondary:
     state: RefreshState
     timer: Any = None
     force_full: bool = False
+    dropped: bool = False  # no longer configured (a catalog member removed)
 
 
 class Fleet:
@@ -151,6 +152,10 @@ class Fleet:
         o = config.options
         self._clamp = Clamp(o.min_refresh, o.max_refresh, o.min_retry, o.max_retry)
         self._ack: dict[tuple[str, dns.name.Name], dict[str, str]] = {}
+        # Set by stop(): a config change replaced this fleet.  Results of work
+        # still in flight are dropped (the new fleet checks again): a catalog
+        # member removed meanwhile must not be published back.
+        self._stopped = False
 
     def _in_thread(self, f: Callable[..., Any], *args: Any) -> Any:
         return threads.deferToThreadPool(self._reactor, _pool(self._reactor), f, *args)
@@ -224,12 +229,18 @@ class Fleet:
     # -- secondaries --------------------------------------------------------
 
     def start(self) -> None:
+        self._start_zones(self.config, set())
+
+    def _start_zones(self, config: Config, skip: set[tuple[str, dns.name.Name]]) -> None:
+        """Start the refresh machine of every secondary of *config* not in *skip*."""
         snap = self._current()
         now = time.monotonic()
-        for vc in self.config.views:
+        for vc in config.views:
             view = next(v for v in snap.views if v.name == vc.name)
             for zc in vc.zones:
                 if zc.type is not ZoneType.SECONDARY or zc.in_view is not None:
+                    continue
+                if (vc.name, zc.name) in skip:
                     continue
                 version = view.zones.get(zc.name)
                 copy = _timers(version) if version is not None else None
@@ -252,7 +263,28 @@ class Fleet:
                 )
                 self._act(sec, actions)
 
+    def members_changed(self, config: Config) -> None:
+        """Only catalog members changed (the config file was not read again): new
+        secondaries start, dropped ones stop, the others keep their timers, so a
+        catalog of thousands of zones does not send thousands of SOA checks."""
+        self.config = config
+        wanted = {
+            (vc.name, zc.name): zc
+            for vc in config.views
+            for zc in vc.zones
+            if zc.type is ZoneType.SECONDARY and zc.in_view is None
+        }
+        for key in [k for k in self._secondaries if k not in wanted]:
+            sec = self._secondaries.pop(key)
+            sec.dropped = True  # work in flight for it is discarded
+            if sec.timer is not None and sec.timer.active():
+                sec.timer.cancel()
+        for key, sec in self._secondaries.items():
+            sec.zc = wanted[key]  # a member's group, so its primaries, may have changed
+        self._start_zones(config, set(self._secondaries))
+
     def stop(self) -> None:
+        self._stopped = True
         for sec in self._secondaries.values():
             if sec.timer is not None and sec.timer.active():
                 sec.timer.cancel()
@@ -287,6 +319,8 @@ class Fleet:
         self._act(sec, actions)
 
     def _act(self, sec: _Secondary, actions: list[Action]) -> None:
+        if self._stopped or sec.dropped:
+            return
         for action in actions:
             if action is Action.QUERY_SOA:
                 d = self._in_thread(self._query_soa, sec.zc)
@@ -325,24 +359,28 @@ class Fleet:
             q = dns.message.make_query(zc.name, dns.rdatatype.SOA)
             if keyring is not None:
                 q.use_tsig(keyring, keyname=keyname, fudge=self.config.options.tsig_fudge)
-            try:
-                r = dns.query.udp(q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT)
+            where = f"{primary.address}#{primary.port}"
+            # UDP first; TCP when UDP is truncated, fails or is refused: Knot
+            # answers the SOA of a catalog zone only over TCP (as Knot's own
+            # secondaries ask), and refuses it over UDP, unsigned.
+            for tcp in (False, True):
+                try:
+                    query = dns.query.tcp if tcp else dns.query.udp
+                    r = query(q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT)
+                except (dns.exception.DNSException, OSError) as e:
+                    errors.append(f"{where}{' (TCP)' if tcp else ''}: {type(e).__name__} {e}")
+                    continue
                 if r.flags & dns.flags.TC:
-                    r = dns.query.tcp(
-                        q, primary.address, port=primary.port, timeout=SOA_QUERY_TIMEOUT
-                    )
-            except (dns.exception.DNSException, OSError) as e:
-                errors.append(f"{primary.address}#{primary.port}: {type(e).__name__} {e}")
-                continue
-            for rrset in r.answer:
-                if (
-                    rrset.rdtype == dns.rdatatype.SOA
-                    and rrset.name == zc.name
-                    and r.rcode() == dns.rcode.NOERROR
-                ):
-                    return int(rrset[0].serial)
-            rcode = dns.rcode.to_text(r.rcode())
-            errors.append(f"{primary.address}#{primary.port}: answered {rcode} without an SOA")
+                    continue
+                for rrset in r.answer:
+                    if (
+                        rrset.rdtype == dns.rdatatype.SOA
+                        and rrset.name == zc.name
+                        and r.rcode() == dns.rcode.NOERROR
+                    ):
+                        return int(rrset[0].serial)
+                rcode = dns.rcode.to_text(r.rcode())
+                errors.append(f"{where}{' (TCP)' if tcp else ''}: answered {rcode} without an SOA")
         raise RuntimeError("; ".join(errors) or "no primaries")
 
     def _transfer_and_record(
@@ -422,6 +460,13 @@ class Fleet:
         self, result: tuple[ZoneVersion, str, JournalChange, str | None], sec: _Secondary
     ) -> None:
         version, how, change, copy_problem = result
+        if self._stopped or sec.dropped:
+            # Replaced by a new fleet: the copy (and its journal, already on
+            # disk) is served if the zone still is, but nothing is scheduled.
+            view = next((v for v in self._current().views if v.name == sec.view), None)
+            if view is not None and sec.zc.name in view.configs:
+                self._publish(sec.view, sec.zc.name, version, change)
+            return
         log.info(
             "zone {zone} transferred: serial {serial}, {records} records, by {how}",
             zone=sec.zc.name.to_text(),

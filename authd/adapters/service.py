@@ -28,19 +28,21 @@ from twisted.python.failure import Failure
 from authd import reloads
 from authd import status as status_mod
 from authd.adapters import control
+from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
 from authd.adapters.fleet import Fleet
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import retire
-from authd.adapters.state import JournalChange, build_snapshot, record_change
+from authd.adapters.state import JournalChange, record_change
 from authd.adapters.transport import TcpFactory, UdpServer
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
-from authd.config import Config, ZoneType, load_config
+from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
+from authd.journal import Journal
 from authd.query import Reply
 from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
@@ -51,7 +53,10 @@ log = Logger(namespace="authd")
 
 SWITCH_INTERVAL = 0.0005  # seconds; see run()
 SHUTDOWN_POLL = 0.05  # seconds between two looks at the connections still busy
-BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent]]  # a reload worker's result
+# A reload worker's result: the config with catalog members, its snapshot, the
+# load events, the config as read (no members), the catalogs' problems, and
+# how the members changed.
+BuildResult = tuple[Config, Snapshot, list[ZoneLoadEvent], Config, tuple[str, ...], MemberChanges]
 
 
 class StallMonitor:
@@ -89,7 +94,9 @@ def _normalised(path: str) -> str:
 class Service:
     def __init__(self, reactor: Any, config: Config) -> None:
         self._reactor = reactor
-        self.config = config
+        self.config = config  # with the members of interpreted catalogs (authd.catalog)
+        self.base_config = config  # as read from the file
+        self._catalog_problems: tuple[str, ...] = ()
         self.snapshot: Snapshot | None = None
         self._generation = 0
         self._reloads = reloads.ReloadState()
@@ -131,7 +138,11 @@ class Service:
     def load(self) -> list[ZoneLoadEvent]:
         """The first load, before any socket opens."""
         with gc_paused():
-            self.snapshot, events = build_snapshot(self.config, None, 0, time.time())
+            config, self.snapshot, events, problems, _ = build_expanded(
+                self.base_config, None, None, 0, time.time()
+            )
+        self.config = config
+        self._log_catalog_problems(problems)
         for event in events:
             log_load_event(event)
         return events
@@ -165,6 +176,18 @@ class Service:
         self._generation += 1
         self.snapshot = with_zone(snap, view, zone, version, journal, self._generation)
         retire(self._reactor, snap, self.snapshot)
+        zc = v.configs.get(zone)
+        if zc is not None and zc.catalog_role is CatalogRole.INTERPRET:
+            # A new copy of a catalog: its members are followed by a reload
+            # that reads no file again (only new members load their copies).
+            self.reload({(view, zone)})
+
+    def _log_catalog_problems(self, problems: tuple[str, ...]) -> None:
+        """Log what the catalogs' checks ignored, once while it stays the same."""
+        if problems != self._catalog_problems:
+            for problem in problems:
+                log.warn("{problem}", problem=problem)
+        self._catalog_problems = problems
 
     def transferred(self, view: str, zone: dns.name.Name, serial: int, how: str) -> None:
         """A secondary's transferred copy is serving: status shows it as a load."""
@@ -287,17 +310,24 @@ class Service:
         generation = self._generation
         log.info("reloading {what}", what=scope.describe())
         old_config = self.config
+        old_base = self.base_config
 
         def work() -> BuildResult:
-            new_config = old_config
+            base = old_base
             if scope.config and old_config.path is not None:
                 # raises on a bad config: the old one keeps running
-                new_config = load_config(old_config.path, gather_host_info())
+                base = load_config(old_config.path, gather_host_info())
             with gc_paused():
-                snapshot, events = build_snapshot(
-                    new_config, self.snapshot, generation, time.time(), scope.zones
+                new_config, snapshot, events, problems, members = build_expanded(
+                    base,
+                    old_config,
+                    self.snapshot,
+                    generation,
+                    time.time(),
+                    scope.zones,
+                    keep_config=base is old_base,
                 )
-            return new_config, snapshot, events
+            return new_config, snapshot, events, base, problems, members
 
         self._stall = StallMonitor(self._reactor)
         d = threads.deferToThread(work)
@@ -339,7 +369,9 @@ class Service:
 
     def _swap(self, scope: reloads.Scope, result: BuildResult) -> tuple[str, ...]:
         began = time.perf_counter()
-        new_config, snapshot, events = result
+        new_config, snapshot, events, base, problems, members = result
+        self.base_config = base
+        self._log_catalog_problems(problems)
         # Secondary copies published while we parsed must not be rolled back.
         snapshot = reloads.keep_secondaries(snapshot, self.current(), new_config)
         old = self.current()
@@ -347,7 +379,17 @@ class Service:
         retire(self._reactor, old, snapshot)
         del old
         if new_config is not self.config:
-            self._config_changed(new_config)
+            self._config_changed(new_config, reread=scope.config)
+            for view, cat, zone, group, _ in members.added:
+                log.info(
+                    "catalog member {zone} (view {view}) added from catalog {catalog}{group}",
+                    zone=zone.to_text(),
+                    view=view,
+                    catalog=cat.to_text(),
+                    group=f", group {group}" if group else "",
+                )
+            self._drop_members(members.gone)
+            self._reset_members(members.reset)
         self.record_events(events)
         for event in events:
             if scope.covers((event.view, event.zone)):
@@ -366,7 +408,49 @@ class Service:
         )
         return refused
 
-    def _config_changed(self, new: Config) -> None:
+    def _drop_members(self, gone: tuple[Gone, ...]) -> None:
+        """Catalog members no longer listed: forget their records, remove their state."""
+        for view, zone, _ in gone:
+            self.records.pop((view, zone), None)
+            log.info(
+                "catalog member {zone} (view {view}) removed: no longer served",
+                zone=zone.to_text(),
+                view=view,
+            )
+        for path in clean_up(self.config, gone):
+            log.info("removed {path}", path=path)
+
+    def _reset_members(self, reset: tuple[tuple[str, ZoneConfig], ...]) -> None:
+        """RFC 9432 section 5.3: a member listed under a new unique id starts
+        again, its copy and history dropped, with a full transfer."""
+        if not reset:
+            return
+        opts = self.config.options
+        for view, zc in reset:
+            log.info(
+                "catalog member {zone} (view {view}) reset: new unique id {id}; "
+                "its copy and journal are dropped and it is transferred anew",
+                zone=zc.name.to_text(),
+                view=view,
+                id=zc.catalog_id,
+            )
+            empty = Journal(
+                (), max_entries=opts.journal_max_entries, max_bytes=opts.journal_max_bytes
+            )
+            snap = self.current()
+            self._generation += 1
+            self.snapshot = with_zone(snap, view, zc.name, None, empty, self._generation)
+            retire(self._reactor, snap, self.snapshot)
+            self.records.pop((view, zc.name), None)
+        for path in clean_up(self.config, [(v, zc.name, zc.file) for v, zc in reset]):
+            log.info("removed {path}", path=path)
+        for view, zc in reset:
+            if self.fleet is not None:
+                self.fleet.retransfer(view, zc.name)
+
+    def _config_changed(self, new: Config, reread: bool = True) -> None:
+        """*new* is in force: read again from its file, or (*reread* False) the
+        same file with other catalog members."""
         old = self.config
         self.config = new
         for warning in (*new.warnings, *shadowed_views(new.views)):
@@ -391,10 +475,13 @@ class Service:
                 if new.options.watch
                 else "off: reload with SIGHUP or authd ctl reload",
             )
-        if self.fleet is not None:
+        if self.fleet is not None and not reread:
+            self.fleet.members_changed(new)
+        elif self.fleet is not None:
             self.fleet.stop()
             self.start_fleet()
-        log.info("config {path} reloaded", path=new.path)
+        if reread:
+            log.info("config {path} reloaded", path=new.path)
 
     def _watch_files(self) -> None:
         """Point the watcher at every zone file, every $INCLUDE, and the config."""
@@ -405,8 +492,8 @@ class Service:
             files.add(self.config.path)
         for view in self.current().views:
             for name, zc in view.configs.items():
-                if zc.type is ZoneType.SECONDARY:
-                    continue  # written by us, not by the operator
+                if zc.type is ZoneType.SECONDARY or zc.catalog_role is CatalogRole.GENERATE:
+                    continue  # written (or built) by us, not by the operator
                 files |= self._zone_files(view.name, name, zc.file)
         self.watcher.watch(files)
 
@@ -433,7 +520,11 @@ class Service:
         only: set[tuple[str, dns.name.Name]] = set()
         for view in self.current().views:
             for name, zc in view.configs.items():
-                if zc.in_view is not None or zc.type is ZoneType.SECONDARY:
+                if (
+                    zc.in_view is not None
+                    or zc.type is ZoneType.SECONDARY
+                    or zc.catalog_role is CatalogRole.GENERATE
+                ):
                     continue
                 files = self._zone_files(view.name, name, zc.file)
                 # The watcher reports normalised absolute paths; an $INCLUDE of

@@ -328,3 +328,21 @@ def _fsync_dir(path: str) -> None:
 
 def _ensure_dir(path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+# -- zones that are gone -----------------------------------------------------------
+
+
+def remove_zone_state(config: Config, view: str, zone: dns.name.Name, copy: str) -> list[str]:
+    """Delete what the state folder keeps for a zone no longer served (a catalog
+    member removed): its stored *copy*, journal and remembered serial.  The
+    files removed; one that cannot be removed is left (and a new member of that
+    name reconciles its journal at load)."""
+    removed = []
+    for path in (copy, journal_path(config, view, zone), served_path(config, view, zone)):
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed

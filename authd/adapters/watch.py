@@ -6,6 +6,14 @@ file, renaming it over the original and writing again; every event re-arms a
 short timer, so a burst becomes a single reload of the files it touched.
 Invariant: watchdog's thread never touches the service; it only hands paths
 to the reactor thread with ``callFromThread``.
+
+A file written in place is never loaded half written: once a write to it is
+seen (inotify's IN_MODIFY), it is held back until its writer closes it
+(IN_CLOSE_WRITE), however long the writer pauses, and loaded ``delay`` after
+the close.  A writer that keeps the file open past ``OPEN_WRITE_WAIT`` has it
+loaded anyway, with a warning.  Renames over the file (how editors and
+``mv`` publish) are complete when they happen and load after ``delay`` as
+before.  Observers without close events (not inotify) never hold a file.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from watchdog.observers import Observer
 
 log = Logger(namespace="authd")
 
+OPEN_WRITE_WAIT = 30.0  # seconds a watched file may stay open for writing before it loads
+
 OnChange = Callable[[set[str]], None]
 
 
@@ -31,11 +41,13 @@ class _Handler(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write"):
             return
         paths = [event.src_path, getattr(event, "dest_path", "")]
-        for path in paths:
+        for i, path in enumerate(paths):
             if isinstance(path, bytes):
                 path = os.fsdecode(path)
             if path:
-                self._watcher.seen(os.path.normpath(os.path.abspath(path)))
+                # A move's destination is complete: only its source had events.
+                kind = event.event_type if i == 0 else "moved"
+                self._watcher.seen(os.path.normpath(os.path.abspath(path)), kind)
 
 
 class Watcher:
@@ -52,6 +64,9 @@ class Watcher:
         self._folders: set[str] = set()
         self._targets: dict[str, frozenset[str]] = {}  # symlink target -> watched names
         self._linked: dict[str, dict[str, str]] = {}  # folder -> linked file -> its target
+        # Files written in place and not closed yet -> when the first write was seen.
+        self._writing: dict[str, float] = {}
+        self._close_events = False  # whether the observer reports closes (inotify)
 
     def watch(self, files: Iterable[str]) -> None:
         """Replace the set of watched files (their folders are what watchdog sees).
@@ -86,6 +101,7 @@ class Watcher:
         observer.daemon = True
         observer.start()
         self._observer = observer
+        self._close_events = type(observer).__name__ == "InotifyObserver"
         self._folders = folders
 
     def stop(self) -> None:
@@ -95,18 +111,26 @@ class Watcher:
             self._observer = None
             self._folders = set()
 
-    def seen(self, path: str) -> None:
-        """From watchdog's thread."""
+    def seen(self, path: str, kind: str = "modified") -> None:
+        """From watchdog's thread: an event of *kind* on *path*."""
         if path in self._files:
-            self._reactor.callFromThread(self._arm, path)
+            self._reactor.callFromThread(self._event, path, kind)
         for alias in self._targets.get(path, ()):
-            self._reactor.callFromThread(self._arm, alias)
+            self._reactor.callFromThread(self._event, alias, kind)
         # A link swapped in a folder of linked files: did any of them move?
         for f, real in list(self._linked.get(os.path.dirname(path), {}).items()):
             now = os.path.realpath(f)
             if now != real:
                 self._linked[os.path.dirname(path)][f] = now
                 self._reactor.callFromThread(self._arm, f)
+
+    def _event(self, path: str, kind: str) -> None:
+        if self._close_events:
+            if kind == "modified":
+                self._writing.setdefault(path, self._reactor.seconds())
+            elif kind in ("closed", "moved", "deleted"):
+                self._writing.pop(path, None)
+        self._arm(path)
 
     def _arm(self, path: str) -> None:
         self._pending.add(path)
@@ -116,7 +140,22 @@ class Watcher:
             self._timer = self._reactor.callLater(self._delay, self._fire)
 
     def _fire(self) -> None:
-        changed, self._pending = self._pending, set()
         self._timer = None
+        now = self._reactor.seconds()
+        held = set()
+        for path in self._pending & self._writing.keys():
+            if now - self._writing[path] < OPEN_WRITE_WAIT:
+                held.add(path)
+            else:
+                del self._writing[path]
+                log.warn(
+                    "{file} has been open for writing over {wait:.0f} s: loading it anyway",
+                    file=path,
+                    wait=OPEN_WRITE_WAIT,
+                )
+        changed, self._pending = self._pending - held, held
+        if held:
+            # Its close re-arms the timer; this one only bounds the wait.
+            self._timer = self._reactor.callLater(self._delay, self._fire)
         if changed:
             self._on_change(changed)
