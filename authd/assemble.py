@@ -56,6 +56,7 @@ FLAG_QR_AA = 0x8400
 FLAG_QR = 0x8000
 _NO_DATA: tuple[RRsetWire, ...] = ()
 LOW14 = 0x3FFF
+_AT_QUESTION = b"\xc0\x0c"  # a pointer to the question's name (RFC 1035 4.1.4)
 
 
 def zone_table(zones: Mapping[dns.name.Name, ZoneVersion | None]) -> WireTable:
@@ -237,14 +238,9 @@ def respond(
             optional = node.extra.get(qtype, _NO_DATA)
         break
 
-    # Rendering: the question as asked, its suffixes entered for compression.
+    # Rendering: the question as asked, then the sections.
     qend = HEADER_LEN + qlen + 4
     out = bytearray(query[:qend])
-    names: dict[bytes, int] = {}
-    p = 0
-    while lower[p]:
-        names[lower[p:]] = HEADER_LEN + p
-        p += lower[p] + 1
     opt_size = 0
     if key.payload is not None:
         opt_size = OPT_FIXED_SIZE
@@ -256,61 +252,80 @@ def respond(
     room = limit - opt_size
     tc = False
     an = ns = ar = 0
-    for rr, own in answer:
-        start = len(out)
-        put_rrset(out, names, rr, own if own is not None else rr.owner)
-        if len(out) > room:
-            rollback(out, names, start)
-            tc = True
-            break
-        an += rr.count
+    done = False
     memo = None
-    if not answer and authority and authority[0] is zone.negative:
-        # NXDOMAIN or NODATA: the zone's shared SOA, as bytes memoised by
-        # qname length when no label of the qname below the apex is one the
-        # SOA's names could be compressed against.
-        memo = zone.negative_by_length
-        keys = zone.negative_keys
-        p = 0
-        while p < qlen - len(origin):
-            if lower[p:] in keys:
-                memo = None
-                break
-            p += lower[p] + 1
-        if memo is not None:
-            body = memo.get(qlen)
-            if body is not None and qend + len(body) <= room:
+    if not answer:
+        if authority and authority[0] is zone.negative:
+            # NXDOMAIN or NODATA: the zone's shared SOA, as bytes memoised by
+            # qname length when no label of the qname below the apex is one the
+            # SOA's names could be compressed against.
+            memo = zone.negative_by_length
+            keys = zone.negative_keys
+            p = 0
+            while p < qlen - len(origin):
+                if lower[p:] in keys:
+                    memo = None
+                    break
+                p += lower[p] + 1
+            if memo is not None:
+                body = memo.get(qlen)
+                if body is not None and qend + len(body) <= room:
+                    out += body
+                    ns = 1
+                    done = True
+    elif len(answer) == 1 and not authority and not required and not optional and qlen > 1:
+        # One RRset at the qname with no names in its rdata (A, AAAA, TXT...):
+        # every owner is a pointer to the question, nothing else compresses.
+        rr = answer[0][0]
+        tails = rr.tails
+        if tails is not None:
+            body = _AT_QUESTION + _AT_QUESTION.join(tails)
+            if qend + len(body) <= room:
                 out += body
-                ns = 1
-                authority = _NO_DATA
-    if not tc:
-        for rr in authority:
+                an = rr.count
+                done = True
+    if not done:
+        names: dict[bytes, int] = {}
+        p = 0
+        while lower[p]:
+            names[lower[p:]] = HEADER_LEN + p
+            p += lower[p] + 1
+        for rr, own in answer:
             start = len(out)
-            put_rrset(out, names, rr, rr.owner)
+            put_rrset(out, names, rr, own if own is not None else rr.owner)
             if len(out) > room:
                 rollback(out, names, start)
                 tc = True
                 break
-            ns += rr.count
-        if memo is not None and ns and authority:
-            memo[qlen] = bytes(out[qend:])
-    if not tc:
-        for rr in required:
-            start = len(out)
-            put_rrset(out, names, rr, rr.owner)
-            if len(out) > room:
-                rollback(out, names, start)
-                tc = True
-                break
-            ar += rr.count
-    if not tc:
-        for rr in optional:
-            start = len(out)
-            put_rrset(out, names, rr, rr.owner)
-            if len(out) > room:
-                rollback(out, names, start)
-                continue  # optional: a smaller one may still fit
-            ar += rr.count
+            an += rr.count
+        if not tc:
+            for rr in authority:
+                start = len(out)
+                put_rrset(out, names, rr, rr.owner)
+                if len(out) > room:
+                    rollback(out, names, start)
+                    tc = True
+                    break
+                ns += rr.count
+            if memo is not None and ns:
+                memo[qlen] = bytes(out[qend:])
+        if not tc:
+            for rr in required:
+                start = len(out)
+                put_rrset(out, names, rr, rr.owner)
+                if len(out) > room:
+                    rollback(out, names, start)
+                    tc = True
+                    break
+                ar += rr.count
+        if not tc:
+            for rr in optional:
+                start = len(out)
+                put_rrset(out, names, rr, rr.owner)
+                if len(out) > room:
+                    rollback(out, names, start)
+                    continue  # optional: a smaller one may still fit
+                ar += rr.count
     if key.payload is not None:
         # RFC 6891 6.1.2: root owner, OPT, our payload, no extended rcode or flags.
         out += b"\x00\x00\x29" + payload.to_bytes(2, "big") + b"\x00\x00\x00\x00"
