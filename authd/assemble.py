@@ -276,9 +276,11 @@ def respond(
     elif len(answer) == 1 and not authority and not required and not optional and qlen > 1:
         # One RRset at the qname with no names in its rdata (A, AAAA, TXT...):
         # every owner is a pointer to the question, nothing else compresses.
-        rr = answer[0][0]
+        rr, own = answer[0]
         tails = rr.tails
-        if tails is not None:
+        # At the qname: a wildcard's (renamed) or an exact match's, not a DNAME
+        # that made the name too long (YXDOMAIN, its owner an ancestor).
+        if tails is not None and (own is not None or rr.owner[1][0][0] == lower):
             body = _AT_QUESTION + _AT_QUESTION.join(tails)
             if qend + len(body) <= room:
                 out += body
