@@ -36,6 +36,7 @@ from authd.compiled import (
     ttl_bytes,
 )
 from authd.limits import HEADER_LEN, MAX_CHAIN, MAX_NAME_WIRE, OPT_FIXED_SIZE
+from authd.ratelimit import ERROR_TOKEN, Kind, Token
 from authd.wire import QuestionKey
 from authd.zone import ZoneVersion
 
@@ -129,8 +130,10 @@ def respond(
     payload: int,
     nsid: bytes | None,
     minimal: bool,
-) -> bytes | None:
-    """The response to *query* from compiled zones, or None: ask the engine.
+) -> tuple[bytes, Token] | None:
+    """The response to *query* from compiled zones and its response class for
+    rate limiting (as ``ratelimit.classify`` gives the engine's), or None: ask
+    the engine.
 
     *limit* is the size the response must fit; *payload* is the UDP size our
     OPT record announces; *nsid* is our NSID when the query asked for it.
@@ -163,6 +166,8 @@ def respond(
     optional: tuple[RRsetWire, ...] = _NO_DATA
     rcode = 0
     aa = True
+    referral_at = b""  # the cut, for a referral
+    wildcard = b""  # the first wildcard that synthesized (RFC 4592)
     seen: set[bytes] = set()
     cur = lower
     cur_case = qcase
@@ -189,6 +194,7 @@ def respond(
                 dkey = e
             ref = node.referral
             if ref is not None and not dkey:
+                referral_at = e
                 authority = (ref.ns,)
                 required = ref.required
                 if not minimal:
@@ -220,6 +226,8 @@ def respond(
                 authority = (zone.negative,)
                 break
             node = wild
+            if not wildcard:
+                wildcard = b"\x01*" + e
             owner = (cur_case, suffixes(cur_case))  # RFC 4592: the owner is the name asked
         cname = node.cname
         if cname is not None and qtype != TYPE_CNAME:
@@ -345,7 +353,18 @@ def respond(
         + ns.to_bytes(2, "big")
         + ar.to_bytes(2, "big")
     )
-    return bytes(out)
+    if rcode == RCODE_NXDOMAIN:
+        # All names that do not exist under one zone are one class (the SOA's owner).
+        token: Token = (Kind.NXDOMAIN, origin, 0)
+    elif rcode:
+        token = ERROR_TOKEN
+    elif referral_at:
+        token = (Kind.REFERRAL, referral_at, 0)
+    elif not answer:
+        token = (Kind.NODATA, lower, 0)
+    else:
+        token = (Kind.ANSWER, wildcard or lower, qtype)
+    return bytes(out), token
 
 
 __all__ = ["WireTable", "put_rrset", "respond", "rollback", "zone_table"]

@@ -116,25 +116,39 @@ def _outcome(out: bytes) -> tuple[object, ...]:
     )
 
 
-def both(snapshot: Snapshot, data: bytes, tcp: bool = False) -> tuple[bytes, bytes | None]:
-    """The engine's response and the compiled path's (None: it declined)."""
+def both_tokens(
+    snapshot: Snapshot, data: bytes, tcp: bool = False
+) -> tuple[bytes, object, bytes | None, object]:
+    """The engine's response and RRL class, and the compiled path's (None: it declined)."""
     transport = Transport.TCP if tcp else Transport.UDP
     request = Request(data, "192.0.2.1", "127.0.0.1", transport)
-    engine_reply, _ = query._answer(request, snapshot)
-    (engine_out,) = engine_reply.messages
+    answered = query._answer(request, snapshot)
+    (engine_out,) = answered.reply.messages
     key = wire.question_key(data)
     assert key is not None
     limit = query._limit(transport, key.payload, snapshot.options.udp_payload_max)
-    return engine_out, query._compiled(data, key, snapshot.views[0], snapshot, limit)
+    got = query._compiled(data, key, snapshot.views[0], snapshot, limit)
+    if got is None:
+        return engine_out, answered.token, None, None
+    return engine_out, answered.token, got[0], got[1]
+
+
+def both(snapshot: Snapshot, data: bytes, tcp: bool = False) -> tuple[bytes, bytes | None]:
+    """The engine's response and the compiled path's (None: it declined)."""
+    engine_out, _, out, _ = both_tokens(snapshot, data, tcp)
+    return engine_out, out
 
 
 def check_same(snapshot: Snapshot, data: bytes, tcp: bool = False) -> bool:
     """Assert the compiled path equals the engine on *data*; True when it answered."""
-    engine_out, out = both(snapshot, data, tcp)
+    engine_out, engine_token, out, token = both_tokens(snapshot, data, tcp)
     if out is None:
         return False
-    assert _outcome(out) == _outcome(engine_out), dns.message.from_wire(data).question
+    question = dns.message.from_wire(data).question
+    assert _outcome(out) == _outcome(engine_out), question
     assert len(out) <= len(engine_out), (len(out), len(engine_out))
+    # The same response class for rate limiting (authd.ratelimit.classify).
+    assert token == engine_token, (question, token, engine_token)
     return True
 
 
