@@ -1349,7 +1349,8 @@ def compare_with(old: Grouping, new: Grouping, ref: str) -> Finding | None:
     problem = serial_step_problem(old_serial, new_serial)
     if problem is None:
         return None
-    old_version, new_version = compile_grouping(old).version, compile_grouping(new).version
+    old_version = compile_grouping(old, wire=False).version
+    new_version = compile_grouping(new, wire=False).version
     if old_version is None or new_version is None:
         return None
     same = new_version.same_content(old_version)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -27,7 +28,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import cookies, ecs, ratelimit, tally, tsig, views, wire, xfr
+from authd import assemble, cookies, ecs, ratelimit, tally, tsig, views, wire, xfr, xfr_wire
 from authd.answercache import AnswerCache
 from authd.config import Options, ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
@@ -219,7 +220,7 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
     options = snapshot.options
     if key is not None:
         # A plain unsigned query: its view depends on the addresses alone.
-        if front is not None:
+        if front is not None or snapshot.open_view is not None:
             view: View | None = snapshot.views[0]
         else:
             view = snapshot.select_view(request.client, request.local)
@@ -265,7 +266,17 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 if cached[2] is None:
                     return Reply((out,), event)
                 return Tallied((out,), event, tally=cached[2])
-            answered = _answer(request, snapshot)
+            compiled = None
+            if not with_cookie:
+                limit = cache_key[5]
+                assert isinstance(limit, int)
+                compiled = _compiled(data, key, view, snapshot, limit)
+            if compiled is not None:
+                answered = _Answered(
+                    _compiled_reply(compiled[0], key, view, options), True, compiled[1], None
+                )
+            else:
+                answered = _answer(request, snapshot)
             reply = answered.reply
             if (
                 answered.cacheable
@@ -365,6 +376,31 @@ def _slip(
             rcode, ext_rcode = dns.rcode.BADCOOKIE & 0xF, dns.rcode.BADCOOKIE >> 4
         opt = wire.opt_record(snapshot.options.udp_payload_max, key.do, ext_rcode, options)
     return (wire.slipped(request.wire, question_end, rcode, opt, tc=checked is None),)
+
+
+def _compiled(
+    data: bytes, key: wire.QuestionKey, view: View, snapshot: Snapshot, limit: int
+) -> tuple[bytes, Token] | None:
+    """The answer from the view's compiled zones (authd.assemble) and its RRL
+    response class, or None: the engine answers."""
+    entry = snapshot.wire_tables.get(view.index)
+    if entry is None or entry[0] is not view.zones:
+        entry = snapshot.wire_tables[view.index] = (view.zones, assemble.zone_table(view.zones))
+    options = snapshot.options
+    nsid = options.nsid.encode() if key.nsid and options.nsid is not None else None
+    return assemble.respond(
+        data, key, entry[1], limit, options.udp_payload_max, nsid, options.minimal_responses
+    )
+
+
+def _compiled_reply(out: bytes, key: wire.QuestionKey, view: View, options: Options) -> Reply:
+    """A compiled answer as a Reply, with its metrics labels when metrics are on."""
+    if options.metrics is None:
+        return Reply((out,))
+    qname = dns.name.from_wire(key.qname, 0)[0]
+    found = find_zone(view.zones, qname, key.qtype)
+    zone = found[0].to_text() if found is not None else tally.NO_NAME
+    return Tallied((out,), tally=tally.key_of(view.name, zone, key.qtype, out, False))
 
 
 def _remember(
@@ -716,7 +752,13 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
     if ctx.signer is not None:
         signer = xfr.TsigSigner(ctx.signer.key, ctx.now)
     payload = ctx.snapshot.options.udp_payload_max if ctx.edns is not None else None
-    if q.rdtype == RdataType.AXFR:
+    if q.rdtype == RdataType.AXFR and signer is None and version.wire is not None:
+        # Unsigned: straight from the compiled zone's prepared bytes.
+        question = (q.name.to_wire() or b"") + struct.pack("!HH", q.rdtype, q.rdclass)
+        rd = bool(msg.flags & dns.flags.RD)
+        messages = xfr_wire.iter_axfr_wire(msg.id, rd, question, version.wire, edns_payload=payload)
+        kind = "axfr"
+    elif q.rdtype == RdataType.AXFR:
         messages = xfr.iter_axfr_messages(msg, version, tsig=signer, edns_payload=payload)
         kind = "axfr"
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dns.name
 import dns.tsig
@@ -24,6 +25,9 @@ from authd.answercache import AnswerCache
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
 from authd.zone import ZoneVersion
+
+if TYPE_CHECKING:
+    from authd.assemble import WireTable
 
 __all__ = [
     "CacheEntry",
@@ -75,6 +79,14 @@ class Snapshot:
     front: AnswerCache[CacheEntry] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
+    # Per view index: its zone table and that table's compiled zones by apex
+    # key (authd.assemble), made on the first query; stale once the view's
+    # zone table is another object.
+    wire_tables: dict[int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable]] = field(
+        default_factory=dict
+    )
+    # The one view, when it answers every client alike (no ACL to evaluate).
+    open_view: View | None = None
     # Response rate limiting: the buckets live across snapshots; None: off.
     limiter: ratelimit.Limiter | None = None
     # DNS cookie secrets (RFC 7873); None: cookies are off (or no secret yet).
@@ -108,7 +120,13 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
     front: AnswerCache[CacheEntry] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
         front = AnswerCache()
-    return dataclasses.replace(snapshot, cache=AnswerCache(), front=front)
+    return dataclasses.replace(
+        snapshot,
+        cache=AnswerCache(),
+        front=front,
+        wire_tables={},
+        open_view=only if open_view else None,
+    )
 
 
 def with_zone(

@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Set, Sized
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import dns.name
 import dns.rdataclass
@@ -39,6 +39,9 @@ from authd.namedict import NameMap, name_dict, replaced
 from authd.rrsig import sig_key, split_rrsigs
 from authd.signatures import negative_signature
 from authd.zonefile import Record, parse_zone_file
+
+if TYPE_CHECKING:
+    from authd.compiled import CompiledZone
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
@@ -93,6 +96,10 @@ class ZoneVersion:
     denial: Denial | None = None
     negative_soa_sig: dns.rrset.RRset | None = None  # RRSIG(SOA) at the negative TTL
 
+    # The same zone rendered to wire format for the assembler (authd.compiled);
+    # None: answered by the engine alone (the linter's versions).
+    wire: CompiledZone | None = None
+
     @property
     def signed(self) -> bool:
         """A zone is signed when its apex has DNSKEY records (see ``build_denial``)."""
@@ -122,7 +129,8 @@ class ZoneVersion:
         apex = dict(self.nodes[self.origin])
         apex[RdataType.SOA] = soa
         nodes = replaced(self.nodes, self.origin, apex)
-        return dataclasses.replace(self, soa=soa, negative_soa=negative, nodes=nodes)
+        wire = self.wire.with_soa(soa, negative) if self.wire is not None else None
+        return dataclasses.replace(self, soa=soa, negative_soa=negative, nodes=nodes, wire=wire)
 
     def same_content(self, other: ZoneVersion) -> bool:
         """True when the two versions differ at most in the SOA serial."""
@@ -489,8 +497,9 @@ def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) ->
     return result
 
 
-def compile_grouping(grouping: Grouping) -> CompileResult:
-    """Check and compile *grouping* into a zone version."""
+def compile_grouping(grouping: Grouping, *, wire: bool = True) -> CompileResult:
+    """Check and compile *grouping* into a zone version; with *wire*, into
+    wire format too (``authd.compiled``), for the assembler."""
     origin, file, grouped, ttls, cuts, count = (
         grouping.origin,
         grouping.file,
@@ -578,6 +587,12 @@ def compile_grouping(grouping: Grouping) -> CompileResult:
         denial=denial,
         negative_soa_sig=negative_signature(nodes[origin], negative_soa) if denial else None,
     )
+    if wire and denial is None:
+        # Signed zones are answered by the engine (DNSSEC is not compiled yet).
+        # Imported here: the compiler builds on the engine, which reads zones.
+        from authd.compiled import compile_version
+
+        version = dataclasses.replace(version, wire=compile_version(version))
     return CompileResult(version, tuple(findings))
 
 

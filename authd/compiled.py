@@ -1,0 +1,468 @@
+"""Zone versions compiled to wire format: what the assembler copies into answers.
+
+Owns: ``compile_version``, which renders every RRset of a ``ZoneVersion``
+once with dnspython (``Rdata.to_wire``; no rdata encoder of our own) into
+bytes, noting where the names that may be compressed sit in each rdata (the
+ones dnspython compresses: RFC 3597 section 4's well-known types), and
+precomputes what answering needs: the additional-section RRsets of each
+NS/MX/SRV RRset and the sections of each referral (both chosen by the engine's
+own rules, so they cannot drift), the delegation cuts and DNAME owners above
+every name, the wildcard flag and the one negative-answer SOA the zone shares.
+
+Names are keyed by their lowercased wire form (bytes): the closest encloser
+of a name is found by stripping its first label until the table has it, since
+the table holds every name of the zone, empty non-terminals included.
+
+Invariants: a ``CompiledZone`` is immutable and answers exactly what its
+``ZoneVersion`` answers (tests/test_compiled.py holds it to the engine); its
+node table is split into shards of at most ``SHARD_SIZE`` entries so that
+building it on a worker thread never holds the GIL for one long dict resize.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import dns.name
+import dns.rdata
+import dns.rdatatype
+import dns.rrset
+
+from authd import engine
+from authd.namedict import SHARD_SIZE, shard_count
+
+if TYPE_CHECKING:
+    from authd.zone import ZoneVersion
+
+RdataType = dns.rdatatype.RdataType
+
+# A name ready to be written compressed: its wire form (letter case as the zone
+# has it) and, for each suffix but the root, (the suffix lowercased, its offset).
+Suffixes = tuple[tuple[bytes, int], ...]
+WireName = tuple[bytes, Suffixes]
+# One record whose rdata holds compressible names: (type, class and TTL), then
+# (literal bytes, name) pairs, then the literal bytes after the last name.
+Parts = tuple[bytes, tuple[tuple[bytes, WireName], ...], bytes]
+
+
+def suffixes(wire: bytes) -> Suffixes:
+    """Every non-root suffix of the wire name *wire*, lowercased, with its offset."""
+    out = []
+    lower = wire.lower()
+    pos = 0
+    while wire[pos]:
+        out.append((lower[pos:], pos))
+        pos += wire[pos] + 1
+    return tuple(out)
+
+
+def wire_name(name: dns.name.Name) -> WireName:
+    wire = name.to_wire()
+    assert wire is not None
+    return wire, suffixes(wire)
+
+
+def key_of(name: dns.name.Name) -> bytes:
+    """*name*'s table key: its wire form, lowercased."""
+    wire = name.to_wire()
+    assert wire is not None
+    return wire.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class RRsetWire:
+    """One RRset rendered: each record's bytes after the owner name."""
+
+    owner: WireName
+    rdtype: int
+    count: int
+    # When no rdata holds a compressible name: each record's type, class, TTL,
+    # RDLENGTH and RDATA, final; the records are joined by the owner's pointer.
+    tails: tuple[bytes, ...] | None
+    parts: tuple[Parts, ...]  # otherwise, each record to be assembled
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """The sections of a referral at a cut, as ``engine._referral`` picks them
+    for a query without DO: NS in authority, in-domain glue (its loss sets TC,
+    RFC 9471) and sibling glue (dropped quietly)."""
+
+    ns: RRsetWire
+    required: tuple[RRsetWire, ...]
+    optional: tuple[RRsetWire, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWire:
+    """One name of the zone; an empty ``rrsets`` is an empty non-terminal."""
+
+    rrsets: dict[int, RRsetWire]
+    cname: RRsetWire | None
+    cname_target: bytes | None  # lowercased wire of the CNAME target, when in the zone
+    cname_wire: bytes  # the CNAME target's wire form (zone's case), or b""
+    dname: RRsetWire | None
+    dname_target: bytes  # the DNAME target's wire form (zone's case), or b""
+    referral: Referral | None  # set exactly at a cut (NS below the apex)
+    # The topmost cut or DNAME owner strictly between the apex and this name:
+    # a lookup that lands here stops there (RFC 1034 4.3.2 step 3b).
+    stop: bytes | None
+    # The additional-section RRsets of this node's NS, MX and SRV RRsets.
+    extra: dict[int, tuple[RRsetWire, ...]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledZone:
+    origin: bytes  # lowercased wire form of the apex
+    shards: tuple[dict[bytes, NodeWire], ...]  # picked by hash(key) & mask
+    mask: int
+    apex_dname: bool  # a DNAME at the apex redirects every name below it
+    wildcards: bool
+    negative: RRsetWire  # the SOA every negative answer carries (RFC 2308 s5)
+    # Every suffix of the names in that SOA's rdata: a qname holding one of
+    # them below the apex compresses the SOA differently from the rest.
+    negative_keys: frozenset[bytes] = frozenset()
+    # The negative answer's authority bytes by qname length, for the qnames
+    # not in ``negative_keys``: with no answer before it, where the SOA starts
+    # and where the apex sits in the question depend on that length alone.
+    # A memo of a pure function, filled by the assembler as lengths occur.
+    negative_by_length: dict[int, bytes] = field(default_factory=dict)
+
+    def node(self, key: bytes) -> NodeWire | None:
+        return self.shards[hash(key) & self.mask].get(key)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.shards)
+
+    def with_soa(self, soa: dns.rrset.RRset, negative: dns.rrset.RRset) -> CompiledZone:
+        """This zone with another apex SOA (a serial policy's); one shard is copied."""
+        index = hash(self.origin) & self.mask
+        shard = dict(self.shards[index])
+        apex = shard[self.origin]
+        rrsets = dict(apex.rrsets)
+        rrsets[RdataType.SOA] = _render(soa)
+        shard[self.origin] = replace(apex, rrsets=rrsets)
+        shards = list(self.shards)
+        shards[index] = shard
+        neg = _render(negative)
+        return replace(
+            self,
+            shards=tuple(shards),
+            negative=neg,
+            negative_keys=_rdata_keys(neg),
+            negative_by_length={},
+        )
+
+
+class _Recorder(dict[dns.name.Name, int]):
+    """A compression table that never compresses but notes where names start.
+
+    dnspython looks every suffix of a compressible name up (``get``) and then
+    enters it at its offset; a name whose class never passes the table on is
+    written plainly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = False
+        self.entries: list[tuple[dns.name.Name, int]] = []
+
+    def get(self, key: dns.name.Name, default: object = None) -> None:  # type: ignore[override]
+        self.used = True
+        return None
+
+    def __setitem__(self, key: dns.name.Name, value: int) -> None:
+        self.entries.append((key, value))
+
+
+# Per rdata class: None when dnspython writes its names plainly; otherwise the
+# slots holding names, in wire order, when the names can be found in the plain
+# wire form by search (the well-known types, whose fixed fields before a name
+# are at most two bytes: no name fits in them), or () to ask the recorder.
+_NAME_SLOTS: dict[type, tuple[str, ...] | None] = {}
+_SEARCHABLE = frozenset(
+    {
+        RdataType.NS,
+        RdataType.MD,
+        RdataType.MF,
+        RdataType.CNAME,
+        RdataType.SOA,
+        RdataType.MB,
+        RdataType.MG,
+        RdataType.MR,
+        RdataType.PTR,
+        RdataType.MINFO,
+        RdataType.MX,
+    }
+)
+
+
+def _learn(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
+    """Render *rd* through the recorder; remember how its class writes names."""
+    cls = type(rd)
+    recorder = _Recorder()
+    f = io.BytesIO()
+    rd.to_wire(f, recorder, None)
+    wire = f.getvalue()
+    names = []
+    # A name's first entry is the whole name; its suffixes follow at the
+    # offsets of its next labels.
+    end = -1
+    for name, pos in recorder.entries:
+        if pos >= end:
+            length = len(name.to_wire() or b"")
+            names.append((pos, length))
+            end = pos + length
+    if not recorder.used:
+        _NAME_SLOTS[cls] = None
+    elif cls not in _NAME_SLOTS or _NAME_SLOTS[cls] is None:
+        # Slots as the classes list them, base classes repeating some.
+        slots = tuple(
+            dict.fromkeys(
+                slot
+                for c in reversed(cls.__mro__)
+                for slot in getattr(c, "__slots__", ())
+                if isinstance(getattr(rd, slot, None), dns.name.Name)
+            )
+        )
+        _NAME_SLOTS[cls] = slots if rd.rdtype in _SEARCHABLE and len(slots) <= 2 else ()
+    return wire, names
+
+
+def _rdata_wire(rd: dns.rdata.Rdata) -> tuple[bytes, list[tuple[int, int]]]:
+    """*rd*'s wire form and the (start, length) of each compressible name in it."""
+    cls = type(rd)
+    if cls not in _NAME_SLOTS:
+        return _learn(rd)
+    slots = _NAME_SLOTS[cls]
+    if slots is None:
+        return rd.to_wire() or b"", []
+    if not slots:
+        return _learn(rd)
+    wire = rd.to_wire() or b""
+    names = []
+    at = 0
+    for slot in slots:
+        name = getattr(rd, slot)
+        if len(name) <= 1:
+            continue  # the root is never entered in a compression table
+        nwire = name.to_wire()
+        at = wire.index(nwire, at)
+        names.append((at, len(nwire)))
+        at += len(nwire)
+    return wire, names
+
+
+class _Interner:
+    """Suffix keys shared between names (a zone's names share most of their
+    labels), in shards as the node table is, so it never grows in one long step."""
+
+    __slots__ = ("tables", "mask")
+
+    def __init__(self, count: int) -> None:
+        self.tables: list[dict[bytes, bytes]] = [{} for _ in range(count)]
+        self.mask = count - 1
+
+    def key(self, key: bytes) -> bytes:
+        return self.tables[hash(key) & self.mask].setdefault(key, key)
+
+    def suffixes(self, wire: bytes) -> Suffixes:
+        out = []
+        lower = wire.lower()
+        tables, mask = self.tables, self.mask
+        pos = 0
+        while wire[pos]:
+            key = lower[pos:]
+            out.append((tables[hash(key) & mask].setdefault(key, key), pos))
+            pos += wire[pos] + 1
+        return tuple(out)
+
+
+def _render(
+    rrset: dns.rrset.RRset, owner: WireName | None = None, intern: _Interner | None = None
+) -> RRsetWire:
+    owner_name = owner if owner is not None else wire_name(rrset.name)
+    head = rrset.rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")
+    head += rrset.ttl.to_bytes(4, "big")
+    tails: list[bytes] = []
+    parts: list[Parts] = []
+    for rd in rrset:
+        wire, names = _rdata_wire(rd)
+        if not names:
+            tails.append(head + len(wire).to_bytes(2, "big") + wire)
+            parts.append((head, (), wire))
+            continue
+        pieces = []
+        last = 0
+        for start, length in names:
+            name = wire[start : start + length]
+            sfx = intern.suffixes(name) if intern is not None else suffixes(name)
+            pieces.append((wire[last:start], (name, sfx)))
+            last = start + length
+        parts.append((head, tuple(pieces), wire[last:]))
+    all_plain = len(tails) == len(parts)
+    return RRsetWire(
+        owner_name,
+        int(rrset.rdtype),
+        len(rrset),
+        tuple(tails) if all_plain else None,
+        () if all_plain else tuple(parts),
+    )
+
+
+def _rdata_keys(rrset: RRsetWire) -> frozenset[bytes]:
+    return frozenset(
+        key for _, pieces, _ in rrset.parts for _, (_, sfx) in pieces for key, _ in sfx
+    )
+
+
+def ttl_bytes(rrset: RRsetWire) -> bytes:
+    """*rrset*'s TTL as its four wire bytes."""
+    head = rrset.tails[0] if rrset.tails is not None else rrset.parts[0][0]
+    return head[4:8]
+
+
+def synthesized_cname(owner: bytes, target: bytes, ttl: bytes) -> RRsetWire:
+    """The CNAME a DNAME answer synthesizes (RFC 6672 section 2.3), from wire
+    names; *ttl* is the DNAME's, as four wire bytes."""
+    head = b"\x00\x05\x00\x01" + ttl
+    return RRsetWire(
+        (owner, suffixes(owner)),
+        RdataType.CNAME,
+        1,
+        None,
+        ((head, ((b"", (target, suffixes(target))),), b""),),
+    )
+
+
+_EXTRA_TYPES = (RdataType.NS, RdataType.MX, RdataType.SRV)
+_NO_EXTRA: dict[int, tuple[RRsetWire, ...]] = {}
+
+
+def compile_version(version: ZoneVersion) -> CompiledZone:
+    """Render *version* into a ``CompiledZone`` answering as the engine does.
+
+    Two passes over the names: the first renders every RRset under its
+    node's key, the second adds what refers to other nodes (referrals,
+    additional targets), found by key: no table keyed by every RRset, which
+    would grow in long steps as the node table would unsharded.
+    """
+    origin = version.origin
+    origin_key = key_of(origin)
+    olen = len(origin_key)
+    nodes = version.nodes
+    count = shard_count(len(nodes))
+    mask = count - 1
+    intern = _Interner(count)
+    # Pass 1, per key: the name, its node and its rendered RRsets.
+    first: list[
+        dict[bytes, tuple[dns.name.Name, dict[RdataType, dns.rrset.RRset], dict[int, RRsetWire]]]
+    ]
+    first = [{} for _ in range(count)]
+    for name, node in nodes.items():
+        wire = name.to_wire() or b""
+        owner = (wire, intern.suffixes(wire))
+        key = owner[1][0][0] if owner[1] else b"\x00"
+        rrsets = {int(t): _render(r, owner, intern) for t, r in node.items()}
+        first[hash(key) & mask][key] = (name, node, rrsets)
+
+    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
+        key = key_of(rrset.name)
+        return first[hash(key) & mask][key][2][int(rrset.rdtype)]
+
+    cut_keys = {key_of(n) for n in version.cuts}
+    # Cuts and DNAME owners below the apex, by key, for the stop of each name.
+    stops = cut_keys | {key_of(n) for n in version.dnames if n != origin}
+    shards: list[dict[bytes, NodeWire]] = [{} for _ in range(count)]
+    CNAME, DNAME = RdataType.CNAME, RdataType.DNAME
+    for index, table in enumerate(first):
+        shard = shards[index]
+        for key, (name, node, rrsets) in table.items():
+            stop = None
+            if stops:
+                # Top-down: the first stop from the apex wins (the walk meets it first).
+                ancestors = []
+                p = key[key[0] + 1 :] if key != origin_key else key
+                while len(p) > olen:
+                    ancestors.append(p)
+                    p = p[p[0] + 1 :]
+                for a in reversed(ancestors):
+                    if a in stops:
+                        stop = intern.key(a)
+                        break
+            cname = node.get(CNAME)
+            cname_target = None
+            cname_wire = b""
+            if cname is not None:
+                cname_wire = cname[0].target.to_wire() or b""
+                lower = cname_wire.lower()
+                if in_zone(lower, origin_key):
+                    cname_target = intern.key(lower)
+            dname = node.get(DNAME)
+            referral = None
+            if key in cut_keys:
+                answer = engine.Answer(engine.State.DELEGATION)
+                engine._referral(version, name, node, answer, None)
+                answer = engine._finish(version, answer, False)
+                referral = Referral(
+                    rrsets[RdataType.NS],
+                    tuple(rendered(r) for r in answer.required),
+                    tuple(rendered(r) for r in answer.additional),
+                )
+            extra = _NO_EXTRA
+            for t in _EXTRA_TYPES:
+                targets = node.get(t)
+                if targets is not None:
+                    found = engine._dedupe(engine._additional_for(version, [targets]), set())
+                    if found:
+                        if extra is _NO_EXTRA:
+                            extra = {}
+                        extra[int(t)] = tuple(rendered(r) for r in found)
+            shard[key] = NodeWire(
+                rrsets,
+                rrsets.get(CNAME),
+                cname_target,
+                cname_wire,
+                rrsets.get(DNAME),
+                (dname[0].target.to_wire() or b"") if dname is not None else b"",
+                referral,
+                stop,
+                extra,
+            )
+    apex = shards[hash(origin_key) & mask][origin_key]
+    negative = _render(version.negative_soa, apex.rrsets[RdataType.SOA].owner, intern)
+    return CompiledZone(
+        origin_key,
+        tuple(shards),
+        mask,
+        origin in version.dnames,
+        version.wildcards,
+        negative,
+        _rdata_keys(negative),
+    )
+
+
+def in_zone(key: bytes, origin: bytes) -> bool:
+    """Whether the name *key* is at or below *origin* (both lowercased wire forms)."""
+    olen = len(origin)
+    while len(key) > olen:
+        key = key[key[0] + 1 :]
+    return key == origin
+
+
+__all__ = [
+    "SHARD_SIZE",
+    "CompiledZone",
+    "NodeWire",
+    "RRsetWire",
+    "Referral",
+    "WireName",
+    "compile_version",
+    "in_zone",
+    "key_of",
+    "suffixes",
+    "synthesized_cname",
+    "wire_name",
+]
