@@ -1,0 +1,368 @@
+"""``authd lab``: init, up (one authd, a view per lab server), trace, status, down,
+and the tracer's answers against a real unbound resolving through the lab.
+
+End to end on the lab's own loopback addresses (127.0.0.10-42) and a port
+from ``free_port()``; the lab runs detached, as a user would run it.  The
+tracer's pure walk (``authd.labtrace``) is also driven from tables: a
+timeout, a truncated answer retried over TCP, a lame server, a CNAME loop.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+import yaml
+
+from authd import lab as labmodel
+from authd import labtemplate, labtrace
+from authd.cli.lab import hints, make_ask, read_lab
+from authd.errors import ConfigError
+from authd.limits import (
+    LAB_TRACE_MAX_DEPTH,
+    LAB_TRACE_MAX_QUERIES,
+    LAB_TRACE_TIMEOUT,
+    LAB_UP_TIMEOUT,
+    MAX_LAB_SERVERS,
+    MAX_LAB_ZONES,
+)
+from harness.peers import free_port, require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def authd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authd", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+    folder = tmp_path_factory.mktemp("lab") / "lab"
+    done = authd("lab", "init", str(folder))
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    done = authd("lab", "up", str(folder), "--port", str(port), "--detach")
+    assert done.returncode == 0, done.stdout + done.stderr + (folder / "authd.log").read_text()
+    try:
+        yield folder, port
+    finally:
+        authd("lab", "down", str(folder))
+
+
+def test_init_writes_a_valid_lab(tmp_path: Path) -> None:
+    done = authd("lab", "init", str(tmp_path / "l"))
+    assert done.returncode == 0, done.stderr
+    lab = read_lab(str(tmp_path / "l"))
+    zones = lab.zones()
+    for z in (
+        "com.",
+        "net.",
+        "org.",
+        "arpa.",
+        "in-addr.arpa.",
+        "0.0.127.in-addr.arpa.",
+        "example.com.",
+        "eng.example.com.",
+    ):
+        assert dns.name.from_text(z) in zones
+    # example.com has a secondary on another server
+    assert [s.name for s in zones[dns.name.from_text("example.com.")]] == ["ns1", "ns2"]
+    # a second init refuses to overwrite
+    assert authd("lab", "init", str(tmp_path / "l")).returncode == 1
+
+
+def test_signed_template_needs_signing(tmp_path: Path) -> None:
+    done = authd("lab", "init", str(tmp_path / "s"), "--template", "signed")
+    assert done.returncode == 2
+    assert "built-in DNSSEC signing" in done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (lambda d: d["servers"][0].update(address="10.0.0.1"), "servers[0].address"),
+        (lambda d: d["servers"][1].update(address="127.0.0.10"), "servers[1].address"),
+        (
+            lambda d: d["servers"][5]["zones"][2].update(primary="nope"),
+            "servers[5].zones[2].primary",
+        ),
+        (lambda d: d["servers"][0].update(colour="red"), "servers[0].colour"),
+        (lambda d: d["servers"][2]["zones"][0].pop("file"), "servers[2].zones[0]"),
+    ],
+)
+def test_bad_lab_yaml_names_the_key(edit: object, path: str) -> None:
+    lab, _ = labtemplate.basic()
+    data = labmodel.lab_to_dict(lab)
+    edit(data)  # type: ignore[operator]
+    with pytest.raises(ConfigError) as e:
+        labmodel.parse_lab(data)
+    assert e.value.path == path
+
+
+def test_generated_config_is_one_view_per_server() -> None:
+    lab, _ = labtemplate.basic()
+    cfg = labmodel.authd_config(lab, 5399)
+    assert [v["match_destinations"] for v in cfg["views"]] == [[s.address] for s in lab.servers]
+    assert {(lc["address"], lc["port"]) for lc in cfg["listen"]} == {
+        (s.address, 5399) for s in lab.servers
+    }
+    assert labmodel.parse_lab(yaml.safe_load(yaml.safe_dump(labmodel.lab_to_dict(lab)))) == lab
+
+
+def test_status_and_every_zone_answers(running_lab: tuple[Path, int]) -> None:
+    folder, port = running_lab
+    deadline = time.monotonic() + 30
+    while True:  # the secondary fills by its first transfer
+        done = authd("lab", "status", str(folder))
+        if done.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done.returncode == 0, done.stdout
+    assert f"port {port}" in done.stdout
+    assert "secondary of ns1   answers" in done.stdout
+
+
+def test_up_twice_is_refused(running_lab: tuple[Path, int]) -> None:
+    folder, port = running_lab
+    done = authd("lab", "up", str(folder), "--port", str(port), "--detach")
+    assert done.returncode == 1 and "already running" in done.stderr
+
+
+def test_trace_explains_the_walk(running_lab: tuple[Path, int]) -> None:
+    folder, _ = running_lab
+    done = authd("lab", "trace", "www.example.org", "--lab", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "1. Ask a.root-servers.net. (127.0.0.10), a root server" in out
+    assert "Referral: org. is delegated" in out
+    assert "NS ns.example.net.  no glue (its name is outside the zone" in out
+    assert "a separate lookup of ns.example.net. A" in out
+    assert "www.example.org. 3600 IN A 203.0.113.80" in out
+    done = authd("lab", "trace", "wiki.example.org", "--lab", str(folder))
+    assert "alias (CNAME) for www.example.com.: the walk starts again" in done.stdout
+
+
+def test_trace_without_a_lab_is_an_error(tmp_path: Path) -> None:
+    authd("lab", "init", str(tmp_path / "l"))
+    done = authd("lab", "trace", "www.example.com", "--lab", str(tmp_path / "l"))
+    assert done.returncode == 1 and "no lab running" in done.stderr
+
+
+def _unbound(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], int]:
+    binary = require_binary("unbound")
+    listen = free_port()
+    done = authd("lab", "resolver", str(folder), "--port", str(port), "--listen-port", str(listen))
+    assert done.returncode == 0, done.stderr
+    conf = folder / "unbound" / "unbound.conf"
+    check = subprocess.run(
+        [require_binary("unbound-checkconf"), str(conf)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr + conf.read_text()
+    log = open(folder / "unbound" / "unbound.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    q = dns.message.make_query("localhost.", "A")
+    while time.monotonic() < deadline:
+        try:
+            dns.query.udp(q, "127.0.0.1", port=listen, timeout=0.5)
+            return process, listen
+        except Exception:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(
+        "unbound did not start: " + (folder / "unbound" / "unbound.log").read_text()
+    )
+
+
+def _rrsets(rrsets: list[dns.rrset.RRset]) -> set[str]:
+    return {line for r in rrsets for line in r.to_text().splitlines()}
+
+
+def test_trace_agrees_with_unbound_on_every_template_name(running_lab: tuple[Path, int]) -> None:
+    folder, port = running_lab
+    lab = read_lab(str(folder))
+    # let the secondary fill first (status answers)
+    deadline = time.monotonic() + 30
+    while authd("lab", "status", str(folder)).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process, listen = _unbound(folder, port)
+    try:
+        assert lab.names
+        for text, type_text in lab.names:
+            name, rdtype = dns.name.from_text(text), dns.rdatatype.from_text(type_text)
+            ours = labtrace.trace(make_ask(port), hints(lab), name, rdtype)
+            q = dns.message.make_query(name, rdtype)  # RD set: unbound resolves it
+            theirs = dns.query.udp(q, "127.0.0.1", port=listen, timeout=10)
+            want = {
+                dns.rcode.NOERROR: (labtrace.Outcome.ANSWER, labtrace.Outcome.NODATA),
+                dns.rcode.NXDOMAIN: (labtrace.Outcome.NXDOMAIN,),
+            }[theirs.rcode()]
+            assert ours.outcome in want, (text, type_text, ours.outcome, theirs)
+            assert _rrsets(ours.answer) == _rrsets(theirs.answer), (text, type_text)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+# ------------------------------------------------------------ the pure walk
+
+
+def _reply(
+    q: str,
+    *,
+    aa: bool = True,
+    answer: str = "",
+    auth: str = "",
+    add: str = "",
+    tc: bool = False,
+    rcode: int = dns.rcode.NOERROR,
+) -> dns.message.Message:
+    m = dns.message.make_response(dns.message.make_query(q, "A"))
+    m.flags = dns.flags.QR | (dns.flags.AA if aa else 0) | (dns.flags.TC if tc else 0)
+    m.set_rcode(rcode)
+    for section, text in ((m.answer, answer), (m.authority, auth), (m.additional, add)):
+        for line in filter(None, text.split(";")):
+            owner, rdclass, rdtype, rdata = line.split(maxsplit=3)
+            rrset = dns.rrset.from_text(owner, 300, rdclass, rdtype, rdata)
+            same = [r for r in section if r.name == rrset.name and r.rdtype == rrset.rdtype]
+            if same:
+                same[0].union_update(rrset)
+            else:
+                section.append(rrset)
+    return m
+
+
+ROOT_HINTS = [labtrace.NameServer(dns.name.from_text("a.root."), ("192.0.2.1",))]
+
+
+def _run(
+    table: dict[tuple[str, bool], dns.message.Message | None], q: str = "www.example."
+) -> labtrace.Trace:
+    def ask(
+        address: str, name: dns.name.Name, rdtype: object, tcp: bool
+    ) -> dns.message.Message | None:
+        return table.get((address, tcp))
+
+    return labtrace.trace(ask, ROOT_HINTS, dns.name.from_text(q), dns.rdatatype.A)
+
+
+def test_walk_referral_then_tc_retried_over_tcp() -> None:
+    trace = _run(
+        {
+            ("192.0.2.1", False): _reply(
+                "www.example.",
+                aa=False,
+                auth="example. IN NS ns.example.",
+                add="ns.example. IN A 192.0.2.2",
+            ),
+            ("192.0.2.2", False): _reply("www.example.", tc=True),
+            ("192.0.2.2", True): _reply("www.example.", answer="www.example. IN A 192.0.2.80"),
+        }
+    )
+    assert trace.outcome is labtrace.Outcome.ANSWER
+    text = "\n".join(s.text for s in trace.steps)
+    assert "truncated (TC bit)" in text and "glue 192.0.2.2" in text
+
+
+def test_walk_timeout_and_lame_give_servfail() -> None:
+    trace = _run(
+        {
+            ("192.0.2.1", False): _reply(
+                "www.example.",
+                aa=False,
+                auth="example. IN NS ns.example.;example. IN NS ns2.example.",
+                add="ns.example. IN A 192.0.2.2;ns2.example. IN A 192.0.2.3",
+            ),
+            ("192.0.2.2", False): None,
+            ("192.0.2.3", False): _reply("www.example.", rcode=dns.rcode.REFUSED, aa=False),
+        }
+    )
+    assert trace.outcome is labtrace.Outcome.SERVFAIL
+    text = "\n".join(s.text for s in trace.steps)
+    assert "timeout" in text and "lame delegation" in text
+
+
+def test_walk_cname_loop_stops() -> None:
+    trace = _run(
+        {
+            ("192.0.2.1", False): _reply("a.example.", answer="a.example. IN CNAME b.example."),
+        },
+        "a.example.",
+    )
+    # b.example. is asked again and the root answers a.example.'s CNAME: not b's
+    assert trace.queries <= LAB_TRACE_MAX_QUERIES
+
+
+def test_walk_query_limit_bounds_a_referral_loop() -> None:
+    trace = _run(
+        {
+            ("192.0.2.1", False): _reply(
+                "www.example.",
+                aa=False,
+                auth="example. IN NS a.root.",
+                add="a.root. IN A 192.0.2.1",
+            ),
+        }
+    )
+    assert trace.outcome is labtrace.Outcome.SERVFAIL
+    assert trace.queries <= LAB_TRACE_MAX_QUERIES
+
+
+def test_lab_limits_are_enforced() -> None:
+    lab, _ = labtemplate.basic()
+    data = labmodel.lab_to_dict(lab)
+    one = data["servers"][0]
+    data["servers"] = [
+        {**one, "name": f"s{i}", "address": f"127.1.{i // 250}.{i % 250 + 2}"}
+        for i in range(MAX_LAB_SERVERS + 1)
+    ]
+    with pytest.raises(ConfigError, match=f"more than {MAX_LAB_SERVERS} servers"):
+        labmodel.parse_lab(data)
+    data["servers"] = [
+        {**one, "zones": [{"name": f"z{i}.", "file": "f"} for i in range(MAX_LAB_ZONES + 1)]}
+    ]
+    with pytest.raises(ConfigError, match=f"more than {MAX_LAB_ZONES} zones"):
+        labmodel.parse_lab(data)
+
+
+def test_walk_depth_limit_bounds_glue_lookups() -> None:
+    # every referral names a server without glue, inside a zone that never answers
+    def ask(address: str, name: dns.name.Name, rdtype: object, tcp: bool) -> dns.message.Message:
+        child = dns.name.Name(name.labels[-2:])
+        return _reply(name.to_text(), aa=False, auth=f"{child} IN NS ns.{name}")
+
+    trace = labtrace.trace(ask, ROOT_HINTS, dns.name.from_text("www.example."), dns.rdatatype.A)
+    assert trace.outcome is labtrace.Outcome.SERVFAIL
+    assert max(s.depth for s in trace.steps) <= LAB_TRACE_MAX_DEPTH
+    assert trace.queries <= LAB_TRACE_MAX_QUERIES
+
+
+def test_trace_timeout_is_bounded() -> None:
+    # nobody listens on this port: each query gives up after LAB_TRACE_TIMEOUT
+    ask = make_ask(free_port(), timeout=LAB_TRACE_TIMEOUT / 10)
+    start = time.monotonic()
+    assert ask("127.0.0.10", dns.name.root, dns.rdatatype.SOA, False) is None
+    assert time.monotonic() - start < LAB_TRACE_TIMEOUT * 10  # generous: no speed asserted
+
+
+def test_up_timeout_named(running_lab: tuple[Path, int]) -> None:
+    # `up --detach` waits at most LAB_UP_TIMEOUT; the module fixture came up within it
+    assert LAB_UP_TIMEOUT > 0 and (running_lab[0] / "lab.run").is_file()
