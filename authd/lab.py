@@ -208,9 +208,15 @@ def lab_to_dict(lab: Lab) -> dict[str, Any]:
 # ------------------------------------------------------------ generated config
 
 
-def authd_config(lab: Lab, port: int) -> dict[str, Any]:
+def authd_config(
+    lab: Lab,
+    port: int,
+    waive: tuple[str, ...] = (),
+    faults: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
     """The authd config (as YAML data, paths relative to the lab folder) serving
-    *lab* on *port*: one view per lab server, matched by destination address."""
+    *lab* on *port*: one view per lab server, matched by destination address;
+    *waive* and *faults* are a broken scenario's lab-only settings."""
     secondaries: dict[tuple[str, dns.name.Name], list[LabServer]] = {}
     for s in lab.servers:
         for z in s.zones:
@@ -240,6 +246,11 @@ def authd_config(lab: Lab, port: int) -> dict[str, Any]:
         "listen": [{"address": s.address, "port": port} for s in lab.servers],
         "options": {"state_dir": "state", "reload_delay": 0.2},
         "views": views,
+        "lab": {
+            "lab_file": LAB_FILE,
+            "waive": list(waive),
+            "faults": [{"address": a, "fault": f} for a, f in faults],
+        },
     }
 
 

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from authd import lab as labmodel
-from authd import labtemplate, labtrace
+from authd import labscenarios, labtemplate, labtrace
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
 from authd.limits import (
@@ -192,8 +192,13 @@ def _unbound(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], int]:
     )
 
 
-def _rrsets(rrsets: list[dns.rrset.RRset]) -> set[str]:
-    return {line for r in rrsets for line in r.to_text().splitlines()}
+def _rrsets(rrsets: list[dns.rrset.RRset]) -> set[tuple[str, str, str]]:
+    """The records, TTLs aside (a caching resolver counts them down)."""
+    return {
+        (r.name.to_text(), dns.rdatatype.to_text(r.rdtype), rd.to_text())
+        for r in rrsets
+        for rd in r
+    }
 
 
 def test_trace_agrees_with_unbound_on_every_template_name(running_lab: tuple[Path, int]) -> None:
@@ -366,3 +371,171 @@ def test_trace_timeout_is_bounded() -> None:
 def test_up_timeout_named(running_lab: tuple[Path, int]) -> None:
     # `up --detach` waits at most LAB_UP_TIMEOUT; the module fixture came up within it
     assert LAB_UP_TIMEOUT > 0 and (running_lab[0] / "lab.run").is_file()
+
+
+# ------------------------------------------------------------ scenarios
+
+SCENARIO_SIGNS = {
+    # scenario -> (outcome broken, a phrase of the trace)
+    "lame": (labtrace.Outcome.SERVFAIL, "(a lame delegation)"),
+    "missing-glue": (labtrace.Outcome.SERVFAIL, "(missing glue)"),
+    "glue-mismatch": (labtrace.Outcome.SERVFAIL, "timeout"),
+    "ns-differ": (labtrace.Outcome.ANSWER, "Authoritative answer"),
+    "cname-loop": (labtrace.Outcome.SERVFAIL, "CNAME loop"),
+    "cname-apex": (labtrace.Outcome.ANSWER, "alias (CNAME)"),
+    "udp-only": (labtrace.Outcome.SERVFAIL, "(TCP blocked?)"),
+    "drop-edns": (labtrace.Outcome.SERVFAIL, "timeout"),
+    "silent": (labtrace.Outcome.SERVFAIL, "timeout"),
+}
+
+
+def _trace_until(folder: Path, port: int, text: str, want: labtrace.Outcome) -> labtrace.Trace:
+    """Trace until the outcome is *want* (the lab reloads in its own time), bounded."""
+    lab = read_lab(str(folder))
+    name, type_text = text.split()
+    deadline = time.monotonic() + 30
+    while True:
+        result = labtrace.trace(
+            make_ask(port, timeout=0.3),
+            hints(lab),
+            dns.name.from_text(name),
+            dns.rdatatype.from_text(type_text),
+        )
+        if result.outcome is want or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+def test_scenarios_list_every_scenario() -> None:
+    done = authd("lab", "scenarios")
+    assert done.returncode == 0
+    for s in labscenarios.SCENARIOS:
+        assert s.name in done.stdout
+    assert set(SCENARIO_SIGNS) == set(labscenarios.BY_NAME)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIO_SIGNS))
+def test_break_shows_in_trace_and_fix_restores(
+    running_lab: tuple[Path, int], scenario: str
+) -> None:
+    folder, port = running_lab
+    s = labscenarios.BY_NAME[scenario]
+    clean = _trace_until(folder, port, s.try_name, labtrace.Outcome.ANSWER)
+    done = authd("lab", "break", scenario, "--lab", str(folder))
+    assert done.returncode == 0, done.stderr
+    try:
+        outcome, phrase = SCENARIO_SIGNS[scenario]
+        if scenario == "ns-differ":  # silent to a resolver: the child's NS set grew
+            broken = _trace_until(folder, port, s.try_name, outcome)
+        else:
+            broken = _trace_until(folder, port, s.try_name, outcome)
+        assert broken.outcome is outcome, [x.text for x in broken.steps]
+        assert phrase in "\n".join(x.text for x in broken.steps)
+    finally:
+        assert authd("lab", "fix", "--lab", str(folder)).returncode == 0
+    assert not (folder / "broken.json").exists()
+    fixed = _trace_until(folder, port, s.try_name, clean.outcome)
+    assert fixed.outcome is clean.outcome
+    assert _rrsets(fixed.answer) == _rrsets(clean.answer)
+
+
+def test_break_twice_and_unknown_scenario(tmp_path: Path) -> None:
+    folder = tmp_path / "l"
+    authd("lab", "init", str(folder))
+    assert authd("lab", "break", "nope", "--lab", str(folder)).returncode == 2
+    assert authd("lab", "break", "lame", "com.", "--lab", str(folder)).returncode == 2
+    assert authd("lab", "break", "silent", "com.", "--lab", str(folder)).returncode == 0
+    assert authd("lab", "break", "lame", "--lab", str(folder)).returncode == 1
+    assert authd("lab", "fix", "--lab", str(folder)).returncode == 0
+
+
+def test_serial_goes_up_on_break_and_fix() -> None:
+    text = labtemplate.EXAMPLE_COM
+    broken = labscenarios.bump_serial(text)
+    assert labscenarios.serial_of(broken) == labtemplate.SERIAL + 1
+    assert labscenarios.serial_of(labscenarios.bump_serial(text, 2026010105)) == 2026010106
+
+
+# ------------------------------------------------------------ lab-only settings
+
+
+def _config(tmp_path: Path, lab_section: dict[str, object], lab_file: bool) -> Path:
+    (tmp_path / "z.zone").write_text(labtemplate.EXAMPLE_NET)
+    if lab_file:
+        (tmp_path / "lab.yaml").write_text("servers: []\n")
+    cfg = {"zones": [{"name": "example.net.", "file": "z.zone"}], "lab": lab_section}
+    path = tmp_path / "authd.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("section", "path"),
+    [
+        ({"waive": ["glue-missing"]}, "lab.waive"),
+        ({"faults": [{"address": "127.0.0.42", "fault": "silent"}]}, "lab.faults"),
+        ({"lab_file": "lab.yaml", "waive": ["glue-missing"]}, "lab.lab_file"),
+    ],
+)
+def test_lab_only_settings_refused_outside_a_lab(
+    tmp_path: Path, section: dict[str, object], path: str
+) -> None:
+    from authd.config import load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(str(_config(tmp_path, section, lab_file=False)))
+    assert e.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("section", "path"),
+    [
+        ({"waive": ["soa-missing"]}, "lab.waive[0]"),
+        ({"faults": [{"address": "127.0.0.42", "fault": "slow"}]}, "lab.faults[0].fault"),
+        ({"faults": [{"address": "nope", "fault": "silent"}]}, "lab.faults[0].address"),
+    ],
+)
+def test_bad_lab_settings_in_a_lab(tmp_path: Path, section: dict[str, object], path: str) -> None:
+    from authd.config import load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(str(_config(tmp_path, {"lab_file": "lab.yaml", **section}, lab_file=True)))
+    assert e.value.path == path
+
+
+def test_a_lab_may_waive_glue_missing_a_normal_config_never(tmp_path: Path) -> None:
+    from authd.build import LoadOutcome, build_snapshot
+    from authd.config import load_config
+
+    text = labtemplate.EXAMPLE_COM.replace("ns1.eng     A", "; ns1.eng A")
+    (tmp_path / "z.zone").write_text(labtemplate.EXAMPLE_NET)
+    path = _config(tmp_path, {"lab_file": "lab.yaml", "waive": ["glue-missing"]}, lab_file=True)
+    (tmp_path / "z.zone").write_text(text)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["zones"][0]["name"] = "example.com."
+    path.write_text(yaml.safe_dump(cfg))
+    _, events = build_snapshot(load_config(str(path)), None, 0)
+    assert [e.outcome for e in events] != [LoadOutcome.FAILED]
+    del cfg["lab"]
+    path.write_text(yaml.safe_dump(cfg))
+    _, events = build_snapshot(load_config(str(path)), None, 0)
+    assert [e.outcome for e in events] == [LoadOutcome.FAILED]
+    assert "glue-missing" in events[0].reason
+
+
+def test_lab_fault_drops_only_its_server() -> None:
+    from authd.query import Request, Transport, lab_fault
+
+    plain = dns.message.make_query("a.example.", "A", use_edns=False).to_wire()
+    edns = dns.message.make_query("a.example.", "A", use_edns=0).to_wire()
+    faults = (("127.0.0.42", "drop-edns"), ("127.0.0.43", "udp-only"), ("127.0.0.44", "silent"))
+
+    def dropped(wire: bytes, local: str, transport: Transport) -> bool:
+        return lab_fault(Request(wire, "127.0.0.1", local, transport), faults)
+
+    assert dropped(edns, "127.0.0.42", Transport.UDP)
+    assert not dropped(plain, "127.0.0.42", Transport.UDP)
+    assert dropped(plain, "127.0.0.43", Transport.TCP)
+    assert not dropped(plain, "127.0.0.43", Transport.UDP)
+    assert dropped(plain, "127.0.0.44", Transport.UDP)
+    assert not dropped(edns, "127.0.0.45", Transport.UDP)
