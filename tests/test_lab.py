@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from authd import lab as labmodel
-from authd import labscenarios, labtemplate, labtrace
+from authd import labcheck, labscenarios, labtemplate, labtrace
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
 from authd.limits import (
@@ -539,3 +539,62 @@ def test_lab_fault_drops_only_its_server() -> None:
     assert not dropped(plain, "127.0.0.43", Transport.UDP)
     assert dropped(plain, "127.0.0.44", Transport.UDP)
     assert not dropped(edns, "127.0.0.45", Transport.UDP)
+
+
+# ------------------------------------------------------------ check
+
+CHECK_SIGNS = {
+    "lame": "[scenario: lame]",
+    "missing-glue": "[scenario: missing-glue]",
+    "glue-mismatch": "[scenario: glue-mismatch]",
+    "ns-differ": "[scenario: ns-differ]",
+    "cname-apex": "[scenario: cname-apex]",
+    "udp-only": "[scenario: udp-only]",
+    "drop-edns": "[scenario: drop-edns]",
+    "silent": "[scenario: silent]",
+}
+
+
+def _check_until(folder: Path, want: str, clean: bool = False) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        done = authd("lab", "check", "--lab", str(folder))
+        ok = done.returncode == 0 if clean else want in done.stdout
+        if ok or time.monotonic() > deadline:
+            return done.stdout
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize("scenario", sorted(CHECK_SIGNS))
+def test_check_names_the_scenario_and_is_clean_after_fix(
+    running_lab: tuple[Path, int], scenario: str
+) -> None:
+    folder, _ = running_lab
+    assert "0 findings" in _check_until(folder, "", clean=True)
+    assert authd("lab", "break", scenario, "--lab", str(folder)).returncode == 0
+    try:
+        out = _check_until(folder, CHECK_SIGNS[scenario])
+        assert CHECK_SIGNS[scenario] in out, out
+    finally:
+        assert authd("lab", "fix", "--lab", str(folder)).returncode == 0
+    assert "0 findings" in _check_until(folder, "", clean=True)
+
+
+def test_judge_a_healthy_and_a_broken_delegation() -> None:
+    n = dns.name.from_text
+    good = labcheck.ServerProbe(n("ns.x."), "127.0.0.9", True, True, True, 5)
+    d = labcheck.Delegation(
+        n("x."),
+        n("."),
+        frozenset({n("ns.x.")}),
+        {n("ns.x."): frozenset({"127.0.0.9"})},
+        frozenset({n("ns.x.")}),
+        {n("ns.x."): frozenset({"127.0.0.9"})},
+        (good,),
+    )
+    assert labcheck.judge(d) == []
+    stale = labcheck.ServerProbe(n("ns2.y."), "127.0.0.8", True, True, True, 4)
+    import dataclasses
+
+    bad = dataclasses.replace(d, probes=(good, stale))
+    assert [f.scenario for f in labcheck.judge(bad)] == ["stale-secondary"]

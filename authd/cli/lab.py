@@ -34,7 +34,7 @@ import dns.rdatatype
 import yaml
 
 from authd import lab as labmodel
-from authd import labscenarios, labtemplate, labtrace
+from authd import labcheck, labscenarios, labtemplate, labtrace
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers, error
 from authd.errors import ConfigError
 from authd.limits import DEFAULT_PORT, DEFAULT_UDP_PAYLOAD_MAX, LAB_TRACE_TIMEOUT, LAB_UP_TIMEOUT
@@ -87,6 +87,10 @@ def register(sub: Subparsers) -> None:
     p = cmds.add_parser("fix", help="undo the scenario applied")
     p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
     p.set_defaults(func=run_fix)
+    p = cmds.add_parser("check", help="a delegation health report of the running lab")
+    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("--port", type=int, help="the lab's port (default: from DIR/lab.run)")
+    p.set_defaults(func=run_check)
     p = cmds.add_parser("resolver", help="write an unbound config for the lab")
     p.add_argument("dir")
     p.add_argument("--listen-port", type=int, default=5353, help="unbound's port (default 5353)")
@@ -476,3 +480,132 @@ def run_fix(args: argparse.Namespace) -> int:
     _rewrite(folder, lab)
     print(f"fixed: {broken.get('scenario')} undone")
     return EXIT_OK
+
+
+# ------------------------------------------------------------------ check
+
+
+def _probe(
+    ask: labtrace.Ask, host: dns.name.Name, address: str | None, zone: dns.name.Name, port: int
+) -> labcheck.ServerProbe:
+    if address is None:
+        return labcheck.ServerProbe(host, None, False, False, False, None)
+
+    def authoritative(reply: dns.message.Message | None) -> bool:
+        return reply is not None and bool(reply.flags & dns.flags.AA) and reply.rcode() == 0
+
+    edns = ask(address, zone, dns.rdatatype.SOA, False)
+    tcp = ask(address, zone, dns.rdatatype.SOA, True)
+    q = dns.message.make_query(zone, dns.rdatatype.SOA, use_edns=False)
+    q.flags &= ~dns.flags.RD
+    try:
+        plain: dns.message.Message | None = dns.query.udp(
+            q, address, port=port, timeout=LAB_TRACE_TIMEOUT / 2
+        )
+    except (OSError, dns.exception.DNSException):
+        plain = None
+    serial = None
+    cname = False
+    for reply in (edns, plain, tcp):
+        if authoritative(reply):
+            assert reply is not None
+            for r in reply.answer:
+                if r.rdtype == dns.rdatatype.SOA and r.name == zone:
+                    serial = int(r[0].serial)
+                if r.rdtype == dns.rdatatype.CNAME and r.name == zone:
+                    cname = True
+            break
+    return labcheck.ServerProbe(
+        host,
+        address,
+        authoritative(edns),
+        authoritative(plain),
+        authoritative(tcp),
+        serial,
+        cname,
+        replied=any(r is not None for r in (edns, plain, tcp)),
+    )
+
+
+def gather(
+    lab: labmodel.Lab, port: int, timeout: float = LAB_TRACE_TIMEOUT
+) -> list[labcheck.Delegation]:
+    """Ask the running lab about each delegation (one per lab zone but the root)."""
+    ask = make_ask(port, timeout)
+    zones = lab.zones()
+    address_of = {s.host: s.address for s in lab.servers}
+    out = []
+    for zone in sorted(zones):
+        if zone == dns.name.root:
+            continue
+        parent = max((z for z in zones if zone.is_subdomain(z) and z != zone), key=len)
+        pserver = zones[parent][0]
+        ref = ask(pserver.address, zone, dns.rdatatype.NS, False)
+        parent_ns: set[dns.name.Name] = set()
+        glue: dict[dns.name.Name, set[str]] = {}
+        if ref is not None:
+            for r in (*ref.authority, *ref.answer):
+                if r.rdtype == dns.rdatatype.NS and r.name == zone:
+                    parent_ns |= {rd.target for rd in r}
+            for r in ref.additional:
+                if r.rdtype == dns.rdatatype.A:
+                    glue.setdefault(r.name, set()).update(str(rd) for rd in r)
+        child_ns: set[dns.name.Name] | None = None
+        child_addr: dict[dns.name.Name, frozenset[str]] = {}
+        probes = []
+        for host in sorted(parent_ns):
+            addresses: list[str | None] = [*sorted(glue.get(host, ()))] or [address_of.get(host)]
+            for address in addresses:
+                probes.append(_probe(ask, host, address, zone, port))
+        for server in zones[zone]:  # the child's own view, from the servers that hold it
+            reply = ask(server.address, zone, dns.rdatatype.NS, False)
+            if reply is None or not reply.flags & dns.flags.AA:
+                continue
+            for r in reply.answer:
+                if r.rdtype == dns.rdatatype.NS:
+                    child_ns = {rd.target for rd in r}
+            for host in child_ns or ():
+                if host.is_subdomain(zone):
+                    a = ask(server.address, host, dns.rdatatype.A, False)
+                    got = {
+                        str(rd)
+                        for r in (a.answer if a else [])
+                        if r.rdtype == dns.rdatatype.A
+                        for rd in r
+                    }
+                    child_addr[host] = frozenset(got)
+            break
+        out.append(
+            labcheck.Delegation(
+                zone,
+                parent,
+                frozenset(parent_ns),
+                {h: frozenset(a) for h, a in glue.items()},
+                frozenset(child_ns) if child_ns is not None else None,
+                child_addr,
+                tuple(probes),
+            )
+        )
+    return out
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        lab = read_lab(args.lab)
+    except ConfigError as e:
+        error(PROG, f"lab refused: {e}")
+        return EXIT_FINDINGS
+    port = lab_port(args.lab, args.port)
+    if port is None:
+        error(PROG, f"no lab running in {args.lab} (authd lab up {args.lab}, or give --port)")
+        return EXIT_FINDINGS
+    delegations = gather(lab, port)
+    findings = [f for d in delegations for f in labcheck.judge(d)]
+    for d in delegations:
+        mine = [f for f in findings if f.zone == d.zone]
+        state = "ok" if not mine else f"{len(mine)} finding(s)"
+        print(f"{d.zone.to_text():<24} from {d.parent.to_text():<14} {state}")
+        for f in mine:
+            print(f"    {f.text}  [scenario: {f.scenario}]")
+    print(f"{len(delegations)} delegations, {len(findings)} findings")
+    return EXIT_FINDINGS if findings else EXIT_OK
