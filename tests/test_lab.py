@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from authd import lab as labmodel
-from authd import labcheck, labscenarios, labtemplate, labtrace
+from authd import labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
 from authd.limits import (
@@ -598,3 +598,35 @@ def test_judge_a_healthy_and_a_broken_delegation() -> None:
 
     bad = dataclasses.replace(d, probes=(good, stale))
     assert [f.scenario for f in labcheck.judge(bad)] == ["stale-secondary"]
+
+
+# ------------------------------------------------------------ graph
+
+
+def test_graph_svg_holds_every_zone_and_server(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    require_binary("dot")
+    folder = tmp_path / "l"
+    authd("lab", "init", str(folder))
+    out = tmp_path / "lab.svg"
+    done = authd("lab", "graph", "--lab", str(folder), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    texts = {
+        (t.text or "").strip()
+        for t in ET.parse(out).iter()
+        if t.tag.endswith("}text") or t.tag == "text"
+    }
+    lab = read_lab(str(folder))
+    for zone in lab.zones():
+        assert ("root ." if zone == dns.name.root else zone.to_text()) in texts
+    for s in lab.servers:
+        assert s.host.to_text() in texts and s.address in texts
+
+
+def test_graph_marks_findings_red() -> None:
+    lab, _ = labtemplate.basic()
+    zone = dns.name.from_text("eng.example.com.")
+    source = labgraph.dot_source(lab, [labcheck.Finding("missing-glue", zone, "no glue")])
+    assert "BROKEN: missing-glue" in source and "color=red" in source
+    assert "color=red" not in labgraph.dot_source(lab)

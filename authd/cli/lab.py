@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +35,7 @@ import dns.rdatatype
 import yaml
 
 from authd import lab as labmodel
-from authd import labcheck, labscenarios, labtemplate, labtrace
+from authd import labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers, error
 from authd.errors import ConfigError
 from authd.limits import DEFAULT_PORT, DEFAULT_UDP_PAYLOAD_MAX, LAB_TRACE_TIMEOUT, LAB_UP_TIMEOUT
@@ -91,6 +92,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
     p.add_argument("--port", type=int, help="the lab's port (default: from DIR/lab.run)")
     p.set_defaults(func=run_check)
+    p = cmds.add_parser("graph", help="draw the delegation tree (Graphviz)")
+    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("-o", "--output", default="lab.svg", help="lab.svg (or .png, .pdf, .dot)")
+    p.add_argument("--check", action="store_true", help="draw the running lab's findings in red")
+    p.add_argument("--port", type=int, help="the lab's port (default: from DIR/lab.run)")
+    p.set_defaults(func=run_graph)
     p = cmds.add_parser("resolver", help="write an unbound config for the lab")
     p.add_argument("dir")
     p.add_argument("--listen-port", type=int, default=5353, help="unbound's port (default 5353)")
@@ -609,3 +616,46 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"    {f.text}  [scenario: {f.scenario}]")
     print(f"{len(delegations)} delegations, {len(findings)} findings")
     return EXIT_FINDINGS if findings else EXIT_OK
+
+
+# ------------------------------------------------------------------ graph
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    try:
+        lab = read_lab(args.lab)
+    except ConfigError as e:
+        error(PROG, f"lab refused: {e}")
+        return EXIT_FINDINGS
+    findings: list[labcheck.Finding] = []
+    if args.check:
+        port = lab_port(args.lab, args.port)
+        if port is None:
+            error(PROG, f"--check needs the lab running (authd lab up {args.lab})")
+            return EXIT_FINDINGS
+        findings = [f for d in gather(lab, port) for f in labcheck.judge(d)]
+    source = labgraph.dot_source(lab, findings)
+    out = Path(args.output)
+    if out.suffix == ".dot":
+        out.write_text(source)
+    else:
+        dot = shutil.which("dot")
+        if dot is None:
+            error(
+                PROG,
+                "Graphviz `dot` is not installed (apt-get install graphviz), "
+                "or write the source with -o lab.dot",
+            )
+            return EXIT_FINDINGS
+        done = subprocess.run(
+            [dot, "-T" + (out.suffix[1:] or "svg"), "-o", str(out)],
+            input=source,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            error(PROG, f"dot failed: {done.stderr.strip()}")
+            return EXIT_FINDINGS
+    print(f"wrote {out}" + (f" ({len(findings)} findings in red)" if findings else ""))
+    return EXIT_OK
