@@ -439,6 +439,26 @@ def test_break_shows_in_trace_and_fix_restores(
     assert _rrsets(fixed.answer) == _rrsets(clean.answer)
 
 
+def test_unbound_shows_the_cname_loop_as_servfail(running_lab: tuple[Path, int]) -> None:
+    # The delegation faults need unbound on port 53 to show (it follows referrals
+    # only there); a CNAME loop shows on any port.  Server faults (silent,
+    # udp-only, drop-edns) show as unbound timing out after tens of seconds:
+    # too slow for a test, shown in docs/lab.md instead.
+    folder, port = running_lab
+    _trace_until(folder, port, "www.example.com A", labtrace.Outcome.ANSWER)
+    process, listen = _unbound(folder, port)
+    try:
+        assert authd("lab", "break", "cname-loop", "--lab", str(folder)).returncode == 0
+        _trace_until(folder, port, "loop1.example.com A", labtrace.Outcome.SERVFAIL)
+        q = dns.message.make_query("loop1.example.com.", "A")
+        reply = dns.query.udp(q, "127.0.0.1", port=listen, timeout=20)
+        assert reply.rcode() == dns.rcode.SERVFAIL
+    finally:
+        authd("lab", "fix", "--lab", str(folder))
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_break_twice_and_unknown_scenario(tmp_path: Path) -> None:
     folder = tmp_path / "l"
     authd("lab", "init", str(folder))
@@ -630,3 +650,30 @@ def test_graph_marks_findings_red() -> None:
     source = labgraph.dot_source(lab, [labcheck.Finding("missing-glue", zone, "no glue")])
     assert "BROKEN: missing-glue" in source and "color=red" in source
     assert "color=red" not in labgraph.dot_source(lab)
+
+
+def test_up_in_the_foreground_until_interrupted(tmp_path: Path) -> None:
+    import signal
+
+    folder = tmp_path / "fg"
+    authd("lab", "init", str(folder))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "authd", "lab", "up", str(folder), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if authd("lab", "status", str(folder)).returncode == 0:
+                break
+            time.sleep(0.2)
+        done = authd("lab", "trace", "www.example.com", "--lab", str(folder), "-q")
+        assert "192.0.2.10" in done.stdout, done.stdout + done.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert not (folder / "lab.run").exists()
+    assert authd("lab", "down", str(folder)).returncode == 1
