@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import dns.name
 
-from authd import catalog
+from authd import catalog, cookies, ratelimit
 from authd.changeset import Changeset, diff
 from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
@@ -288,6 +288,17 @@ def first_loads(config: Config, previous: Snapshot | None) -> list[tuple[str, dn
     return wanted
 
 
+def cookie_secrets(
+    settings: cookies.Settings, previous: cookies.Secrets | None
+) -> cookies.Secrets | None:
+    """The configured secrets; without one, the previous snapshot's (random) secret."""
+    if not settings.enabled:
+        return None
+    if settings.secret is not None:
+        return cookies.Secrets(settings.secret, settings.previous_secret)
+    return previous  # None at the first load: the service makes a random one
+
+
 def plan_snapshot(
     config: Config,
     previous: Snapshot | None,
@@ -401,6 +412,8 @@ def plan_snapshot(
         generation,
         config.keys.keyring(),
         client_subnet=config.client_subnet,
+        limiter=ratelimit.reuse(previous.limiter if previous else None, opts.rate_limit),
+        cookies=cookie_secrets(opts.cookies, previous.cookies if previous else None),
     )
     return Build(with_fresh_caches(snapshot), tuple(events), tuple(served), tuple(writes))
 

@@ -122,6 +122,12 @@ class LoaderCheck(CheckId):
         "Records of one RRset with different TTLs.",
         "RFC 2181 5.2",
     )
+    RRSIG_TTL_MISMATCH = (
+        "rrsig-ttl-mismatch",
+        _W,
+        "An RRSIG whose TTL differs from the TTL of the RRset it covers.",
+        "RFC 4034 section 3",
+    )
     DUPLICATE_RECORD = (
         "duplicate-record",
         _W,

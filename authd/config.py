@@ -24,10 +24,11 @@ import dns.exception
 import dns.name
 import yaml
 
-from authd import acl
+from authd import acl, cookies, ratelimit
 from authd.errors import ConfigError
 from authd.keys import KeySet, parse_key_name, parse_keys
 from authd.limits import (
+    COOKIE_SECRET_LEN,
     DEFAULT_ANSWER_CACHE_ENTRIES,
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
@@ -37,6 +38,12 @@ from authd.limits import (
     DEFAULT_MIN_REFRESH,
     DEFAULT_MIN_RETRY,
     DEFAULT_PORT,
+    DEFAULT_RRL_IPV4_PREFIX,
+    DEFAULT_RRL_IPV6_PREFIX,
+    DEFAULT_RRL_RESPONSES_PER_SECOND,
+    DEFAULT_RRL_SLIP,
+    DEFAULT_RRL_TABLE_ENTRIES,
+    DEFAULT_RRL_WINDOW,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_TCP_IDLE_TIMEOUT,
     DEFAULT_TCP_IO_TIMEOUT,
@@ -50,6 +57,10 @@ from authd.limits import (
     MAX_MESSAGE,
     MAX_NSID_BYTES,
     MAX_PORT,
+    MAX_RRL_PER_SECOND,
+    MAX_RRL_SLIP,
+    MAX_RRL_TABLE_ENTRIES,
+    MAX_RRL_WINDOW,
     MIN_EDNS_UDP_PAYLOAD,
 )
 
@@ -95,6 +106,8 @@ class Options:
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
+    rate_limit: ratelimit.Settings | None = None  # response rate limiting; None: off
+    cookies: cookies.Settings = field(default_factory=cookies.Settings)  # RFC 7873: on
     include_root: str | None = None  # a zone's default include_root
     # LAB ONLY (top-level ``lab:``, accepted only in a config `authd lab up` wrote):
     # (local address, fault) pairs a lab server simulates: see query.lab_fault.
@@ -281,8 +294,97 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
+    # Parsed by _parse_rate_limit once the ACLs are known (``exempt`` is one).
+    "rate_limit": lambda v, p: None,
+    "cookies": lambda v, p: _parse_cookies(v, p),
     "include_root": _opt_str,
 }
+
+RATE_LIMIT_KEYS = {
+    "responses_per_second",
+    "errors_per_second",
+    "nxdomains_per_second",
+    "window",
+    "slip",
+    "ipv4_prefix_length",
+    "ipv6_prefix_length",
+    "exempt",
+    "table_entries",
+}
+
+
+def _parse_rate_limit(value: object, ctx: _Context) -> ratelimit.Settings | None:
+    """``options.rate_limit``: absent or null is off; a mapping (even ``{}``) is on."""
+    if value is None:
+        return None
+    p = "options.rate_limit"
+    m = _mapping(value, p, RATE_LIMIT_KEYS)
+    per_second = {
+        k: _int_in(m[k], f"{p}.{k}", 0, MAX_RRL_PER_SECOND)
+        for k in ("responses_per_second", "errors_per_second", "nxdomains_per_second")
+        if k in m
+    }
+    responses = per_second.get("responses_per_second", DEFAULT_RRL_RESPONSES_PER_SECOND)
+    # As BIND: errors and NXDOMAIN are limited like other responses unless set.
+    exempt = None
+    if m.get("exempt") is not None:
+        exempt = _acl(m["exempt"], f"{p}.exempt", ctx, [])
+    return ratelimit.Settings(
+        responses_per_second=responses,
+        errors_per_second=per_second.get("errors_per_second", responses),
+        nxdomains_per_second=per_second.get("nxdomains_per_second", responses),
+        window=_int_in(m.get("window", DEFAULT_RRL_WINDOW), f"{p}.window", 1, MAX_RRL_WINDOW),
+        slip=_int_in(m.get("slip", DEFAULT_RRL_SLIP), f"{p}.slip", 0, MAX_RRL_SLIP),
+        ipv4_prefix_length=_int_in(
+            m.get("ipv4_prefix_length", DEFAULT_RRL_IPV4_PREFIX),
+            f"{p}.ipv4_prefix_length",
+            8,
+            32,
+        ),
+        ipv6_prefix_length=_int_in(
+            m.get("ipv6_prefix_length", DEFAULT_RRL_IPV6_PREFIX),
+            f"{p}.ipv6_prefix_length",
+            16,
+            128,
+        ),
+        exempt=exempt,
+        table_entries=_int_in(
+            m.get("table_entries", DEFAULT_RRL_TABLE_ENTRIES),
+            f"{p}.table_entries",
+            1,
+            MAX_RRL_TABLE_ENTRIES,
+        ),
+    )
+
+
+def _secret(value: object, path: str) -> bytes:
+    text = _expect(value, str, path, f"{COOKIE_SECRET_LEN * 2} hex digits")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(path, "not hex digits") from None
+    if len(raw) != COOKIE_SECRET_LEN:
+        raise ConfigError(
+            path,
+            f"{len(raw)} bytes; a cookie secret is {COOKIE_SECRET_LEN} "
+            f"({COOKIE_SECRET_LEN * 2} hex digits)",
+        )
+    return raw
+
+
+def _parse_cookies(value: object, path: str) -> cookies.Settings:
+    """``options.cookies``: true/false, or ``{secret, previous_secret}`` (on)."""
+    if isinstance(value, bool):
+        return cookies.Settings(enabled=value)
+    m = _mapping(value, path, {"enabled", "secret", "previous_secret"})
+    secret = _secret(m["secret"], f"{path}.secret") if m.get("secret") is not None else None
+    previous = None
+    if m.get("previous_secret") is not None:
+        if secret is None:
+            raise ConfigError(f"{path}.previous_secret", "needs a secret beside it")
+        previous = _secret(m["previous_secret"], f"{path}.previous_secret")
+    enabled = _expect(m.get("enabled", True), bool, f"{path}.enabled", "true or false")
+    return cookies.Settings(enabled, secret, previous)
 
 
 def _parse_options(value: object) -> Options:
@@ -839,6 +941,10 @@ def config_from_dict(
         )
     if lab_faults:  # lab only
         options = dataclasses.replace(options, lab_faults=lab_faults)
+    raw_options = m.get("options") or {}
+    if raw_options.get("rate_limit") is not None:
+        rate_limit = _parse_rate_limit(raw_options["rate_limit"], ctx)
+        options = dataclasses.replace(options, rate_limit=rate_limit)
     control = options.control or os.path.join(ctx.state_dir, "authd.ctl")
     options = dataclasses.replace(options, control=os.path.normpath(os.path.join(base, control)))
     return Config(

@@ -66,6 +66,9 @@ class Answer:
     # ...and those that are dropped silently when they do not fit (RFC 2181 s9).
     additional: list[dns.rrset.RRset] = field(default_factory=list)
     ede: int | None = None  # an Extended DNS Error code (RFC 8914) for the OPT
+    # The wildcard that synthesized the answer (RFC 4592), for rate limiting:
+    # every name it answers is one response class, as BIND and NSD count them.
+    wildcard: dns.name.Name | None = None
 
 
 def find_zone(
@@ -341,6 +344,8 @@ def resolve(
             return _finish(zone, result, minimal_responses)
         assert node is not None
         synthesize = outcome is _Walk.WILDCARD
+        if synthesize and result.wildcard is None:
+            result.wildcard = owner
         if RdataType.CNAME in node and qtype not in (RdataType.CNAME, RdataType.ANY):
             cname = node[RdataType.CNAME]
             result.answer.append(_renamed(cname, current) if synthesize else cname)

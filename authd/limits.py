@@ -59,6 +59,28 @@ MAX_SECRET_FILE_BYTES = 64 * 1024  # a TSIG secret_file
 MAX_ECHO_CHARS = 64  # characters of a bad token repeated in an error message
 MAX_PORT = 65535  # a UDP or TCP port number
 
+# -- Response rate limiting (options.rate_limit.*) and DNS cookies (options.cookies.*) ---
+
+DEFAULT_RRL_RESPONSES_PER_SECOND = 200  # NSD's rrl-ratelimit; errors and NXDOMAIN default to it
+MAX_RRL_PER_SECOND = 1_000_000  # the largest per-second limit accepted
+DEFAULT_RRL_WINDOW = 1  # seconds of credit a bucket banks: a burst of rate x window
+MAX_RRL_WINDOW = 3600  # BIND's upper bound for its window
+DEFAULT_RRL_SLIP = 2  # every 2nd limited response goes out as TC (BIND and NSD)
+MAX_RRL_SLIP = 10  # BIND's upper bound
+DEFAULT_RRL_IPV4_PREFIX = 24  # clients counted per /24 (BIND and NSD)
+DEFAULT_RRL_IPV6_PREFIX = 56  # and per IPv6 /56 (BIND's; NSD uses /64)
+DEFAULT_RRL_TABLE_ENTRIES = 20_000  # buckets kept, least recently used reused (BIND's max)
+MAX_RRL_TABLE_ENTRIES = 10_000_000
+RRL_PREFIX_CACHE = 4096  # client addresses whose prefix is remembered (cleared when full)
+COOKIE_CLIENT_LEN = 8  # RFC 7873 section 4: the client cookie
+COOKIE_SERVER_MIN = 8  # RFC 7873 section 4: a server cookie is 8 to 32 bytes
+COOKIE_SERVER_MAX = 32
+COOKIE_SERVER_LEN = 16  # RFC 9018 section 4: version, reserved, timestamp, hash
+COOKIE_SECRET_LEN = 16  # the SipHash-2-4 key (RFC 9018 section 4.4)
+COOKIE_MAX_AGE = 3600  # RFC 9018 section 4.3: older server cookies are invalid
+COOKIE_MAX_FUTURE = 300  # and so are those dated more than five minutes ahead
+COOKIE_REFRESH_AGE = 1800  # a valid one older than this is replaced by a new one
+
 # -- Catalog zones (RFC 9432) --------------------------------------------------------------
 
 MAX_CATALOG_MEMBERS = 100_000  # member zones one interpreted catalog may add; more are ignored
@@ -73,3 +95,9 @@ LAB_TRACE_MAX_QUERIES = 60  # queries one `authd lab trace` sends, sub-lookups i
 LAB_TRACE_MAX_DEPTH = 4  # nested lookups of a name server's address (missing glue)
 LAB_TRACE_TIMEOUT = 2.0  # seconds a trace waits for one answer
 LAB_UP_TIMEOUT = 30.0  # seconds `authd lab up --detach` waits for the lab to answer
+
+# -- authd check ---------------------------------------------------------------------------
+
+LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
+LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
+LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)

@@ -12,15 +12,18 @@ engine's walk (``authd.engine.locate`` on ``authd.zone.GroupingIndex``), and
 explains a refused step with ``authd.serial.step_problem``, as the server's
 reload does.  A fix to either reaches ``authd check``.
 
-Invariant: nothing here makes a zone an error.  A zone's errors are exactly the
-findings of ``authd.checks.check_zone`` on the same ``Grouping`` the loader
-builds (``authd.zone.group_records``), plus the parser's syntax error, so
-``authd check`` fails exactly when ``authd serve`` would refuse the zone.  The
-one error made here, ``serial-not-increased``, is the refusal of a reload
-(``authd.build.load_one``) and needs a previous version to compare with.
+Invariant: nothing here makes a zone a *refusal*.  A zone's refusals
+(``ERROR_IDS``) are exactly the findings of ``authd.checks.check_zone`` on the
+same ``Grouping`` the loader builds (``authd.zone.group_records``), plus the
+parser's syntax error, so ``authd check`` reports a refusal exactly when
+``authd serve`` would refuse the zone.  The one refusal made here,
+``serial-not-increased``, is the refusal of a reload (``authd.build.load_one``)
+and needs a previous version to compare with.  The other errors are DNSSEC's
+(``authd.lint_dnssec``): zones the server serves but validators reject.
 
-Pure: records and groupings in, findings out; no files, no clock.  The warning
-checks run only here, never on the server's load path.
+Pure: records and groupings in, findings out; no files, no clock (the DNSSEC
+validity checks are given *now*).  The warning checks run only here, never on
+the server's load path.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from authd.checks import CheckId, Finding, LoaderCheck, Origin, Severity, check_
 from authd.engine import Place, locate
 from authd.errors import ZoneError
 from authd.limits import MAX_CHAIN
+from authd.lint_dnssec import DnssecCheck, LintOptions, SignedZone, lint_delegation, lint_signed
 from authd.serial import step_problem as serial_step_problem
 from authd.zone import Grouping, compile_grouping, group_records, grouping_index
 from authd.zonefile import Record
@@ -252,13 +256,17 @@ class LintCheck(CheckId):
 
 
 #: Every check id ``authd check`` can report, from their declarations: the
-#: loader's (``LoaderCheck``) and the linter's (``LintCheck``).
+#: loader's (``LoaderCheck``), the linter's (``LintCheck``) and the DNSSEC ones
+#: (``authd.lint_dnssec.DnssecCheck``).
 RULES: Mapping[str, Rule] = {
-    c.value: Rule(c.value, c.severity, c.summary, c.reference) for c in (*LoaderCheck, *LintCheck)
+    c.value: Rule(c.value, c.severity, c.summary, c.reference)
+    for c in (*LoaderCheck, *LintCheck, *DnssecCheck)
 }
 
 #: The ids the server refuses a zone for, and which ``--disable`` cannot hide.
-ERROR_IDS = frozenset(r.id for r in RULES.values() if r.severity is ERROR)
+#: DNSSEC errors are not among them: the server serves such a zone (validators
+#: reject its answers), so a deliberately broken test zone may disable them.
+ERROR_IDS = frozenset(c.value for c in LoaderCheck if c.severity is ERROR)
 
 
 def _finding(id: CheckId, where: Origin, message: str) -> Finding:
@@ -279,6 +287,7 @@ _A, _AAAA, _NS, _CNAME, _DNAME, _SOA = (
     RdataType.SOA,
 )
 _MX, _SRV, _DS, _PTR = RdataType.MX, RdataType.SRV, RdataType.DS, RdataType.PTR
+_RRSIG, _NSEC3PARAM = RdataType.RRSIG, RdataType.NSEC3PARAM
 _ROOT = dns.name.root.labels
 _TYPE_TEXT = {t: dns.rdatatype.to_text(t) for t in (_NS, _MX, _SRV, _CNAME)}
 _ADDRESS = (_A, _AAAA)
@@ -328,10 +337,17 @@ class ZoneLint:
     refs: tuple[_Ref, ...] = ()  # targets outside the zone or below its cuts
     ptrs: tuple[tuple[Name, Name, Origin], ...] = ()  # (owner, target, where)
     resolver: _Names | None = field(default=None, repr=False)
+    signed: SignedZone | None = None  # its DNSSEC, for the cross-zone DS checks
+    notes: tuple[str, ...] = ()  # said on stderr: what was not checked, and why
 
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity is ERROR]
+
+    @property
+    def refusals(self) -> list[Finding]:
+        """The errors for which ``authd serve`` refuses the zone."""
+        return [f for f in self.findings if f.id in ERROR_IDS]
 
     @property
     def serial(self) -> int | None:
@@ -353,17 +369,31 @@ def syntax_failure(origin: Name, error: ZoneError) -> ZoneLint:
     return ZoneLint(origin, error.file, None, (_finding(LoaderCheck.SYNTAX, where, error.reason),))
 
 
-def lint_records(origin: Name, records: Sequence[Record], file: str) -> ZoneLint:
+def lint_records(
+    origin: Name, records: Sequence[Record], file: str, options: LintOptions | None = None
+) -> ZoneLint:
     """Every finding for the zone *origin* made of *records*: the loader's errors
-    and warnings (the same code the server runs) and the linter's warnings."""
+    and warnings (the same code the server runs), the linter's warnings and the
+    DNSSEC checks (``authd.lint_dnssec``; validity times only when
+    *options* gives ``now``)."""
     g = group_records(origin, records, file, sharded=False)
     findings = [*g.findings, *check_zone(origin, g.rrsets, g.cuts, file)]
     scan = _Scan(g)
     findings.extend(scan.findings)
     findings.extend(_inferred_ttls(records))
+    signed = lint_signed(g, records, options or LintOptions())
+    findings.extend(signed.findings)
     findings.sort(key=lambda f: (f.file, f.line))
     return ZoneLint(
-        origin, file, g, tuple(findings), tuple(scan.refs), tuple(scan.ptrs), scan.resolver
+        origin,
+        file,
+        g,
+        tuple(findings),
+        tuple(scan.refs),
+        tuple(scan.ptrs),
+        scan.resolver,
+        signed.zone,
+        signed.notes,
     )
 
 
@@ -734,6 +764,12 @@ class _Scan:
         for name, type_ttls in self.g.ttls.items():
             for rdtype, ttl in type_ttls.items():
                 if not 0 < ttl <= TTL_LONG:
+                    # An RRSIG has the TTL of the RRset it covers (judged
+                    # there; rrsig-ttl-mismatch otherwise), and signers write
+                    # NSEC3PARAM with TTL 0 on purpose: it is for servers
+                    # only (RFC 5155 section 4).
+                    if rdtype == _RRSIG or (ttl == 0 and rdtype == _NSEC3PARAM):
+                        continue
                     self._ttl(name, rdtype, ttl, rrsets[name][rdtype][1])
 
     def _ttl(self, name: Name, rdtype: RdataType, ttl: int, where: Origin) -> None:
@@ -1106,6 +1142,7 @@ def lint_together(zones: Sequence[ZoneLint]) -> list[Finding]:
     findings: list[Finding] = []
     for z in by_key.values():
         findings.extend(_delegations(z, by_key))
+        findings.extend(_secure_delegations(z, by_key))
         parent = enclosing(z.origin, strict=True)
         if parent is not None:
             findings.extend(_delegated(parent, z))
@@ -1225,6 +1262,27 @@ def _delegations(parent: ZoneLint, by_key: Mapping[tuple[bytes, ...], ZoneLint])
                         f"the child zone's addresses ({theirs_text}) at {there}",
                     )
                 )
+    return findings
+
+
+def _secure_delegations(
+    parent: ZoneLint, by_key: Mapping[tuple[bytes, ...], ZoneLint]
+) -> list[Finding]:
+    """The parent's DS (or its absence) against each child given too."""
+    g = parent.grouping
+    assert g is not None
+    findings = []
+    for cut in sorted(g.cuts):
+        child = by_key.get(_key(cut))
+        if child is None or child.grouping is None:
+            continue
+        if parent.signed is None or child.signed is None:
+            continue
+        findings.extend(
+            lint_delegation(
+                parent.origin, g, parent.signed, child.grouping, child.signed, child.file
+            )
+        )
     return findings
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.edns
 import dns.exception
@@ -25,11 +26,19 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import ecs, tsig, views, wire, xfr
+from authd import cookies, ecs, ratelimit, tsig, views, wire, xfr
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
-from authd.limits import HEADER_LEN, MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
+from authd.limits import (
+    COOKIE_CLIENT_LEN,
+    COOKIE_SERVER_LEN,
+    HEADER_LEN,
+    MAX_MESSAGE,
+    MIN_EDNS_UDP_PAYLOAD,
+    NO_EDNS_UDP_LIMIT,
+)
+from authd.ratelimit import ERROR_TOKEN, Token, Verdict
 from authd.render import EdnsReply, edns_options, render
 from authd.snapshot import Snapshot, View
 
@@ -126,6 +135,7 @@ class Reply:
     transfer: TransferEvent | None = None
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
+    rate_limited: ratelimit.Started | None = None  # a prefix began to be limited
 
     @property
     def reportable(self) -> bool:
@@ -136,6 +146,7 @@ class Reply:
             or self.notify is not None
             or self.tsig_rejected is not None
             or self.notify_refused is not None
+            or self.rate_limited is not None
         )
 
 
@@ -169,6 +180,16 @@ def lab_fault(request: Request, faults: tuple[tuple[str, str], ...]) -> bool:
     return False
 
 
+_COOKIE_REPLY_LEN = COOKIE_CLIENT_LEN + COOKIE_SERVER_LEN  # what every cookie reply carries
+
+
+class _Answered(NamedTuple):
+    reply: Reply
+    cacheable: bool
+    token: Token | None  # the RRL response class; None: never limited (NOTIFY, XFR, TSIG)
+    cookie: cookies.Checked | None  # the request's cookie, when cookies are on
+
+
 def handle(request: Request, snapshot: Snapshot) -> Reply:
     """Answer one DNS message received over UDP or TCP."""
     if snapshot.options.lab_faults and lab_fault(request, snapshot.options.lab_faults):
@@ -176,11 +197,14 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
     data = request.wire
     udp = request.transport is Transport.UDP
     front = snapshot.front
+    limiter = snapshot.limiter if udp else None  # RRL: UDP only, TCP is never limited
     if front is not None:
         # The exact query seen before (ID aside): its answer, ID patched.
-        tail = front.get((data[2:], udp))
-        if tail is not None:
-            return Reply((data[:2] + tail,))
+        hit = front.get((data[2:], udp))
+        if hit is not None:
+            if limiter is not None:
+                return _rate_limited(request, snapshot, limiter, data[:2] + hit[0], hit[1], None)
+            return Reply((data[:2] + hit[0],))
     key = wire.question_key(data)
     options = snapshot.options
     if key is not None:
@@ -190,6 +214,9 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
         else:
             view = snapshot.select_view(request.client, request.local)
         if view is not None and not view.restricted:
+            # With cookies on, a query with a COOKIE option gets one back (last in
+            # the OPT record): cached apart, the cookie patched on each hit.
+            with_cookie = key.cookie is not None and snapshot.cookies is not None
             cache_key = (
                 view.index,
                 key.qname,
@@ -201,35 +228,129 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 key.do,
                 key.nsid,
                 udp,
+                with_cookie,
             )
             cache = snapshot.cache
             cached = cache.get(cache_key)
             if cached is not None:
-                out = wire.patch_response(cached, data, len(key.qname))
-                _remember(snapshot, front, (data[2:], udp), out)
+                out = wire.patch_response(cached[0], data, len(key.qname))
+                checked = None
+                if with_cookie:
+                    assert snapshot.cookies is not None and key.cookie is not None
+                    checked = cookies.examine(
+                        snapshot.cookies, key.cookie, request.client, int(request.now)
+                    )
+                    out = out[:-_COOKIE_REPLY_LEN] + checked.reply
+                else:
+                    _remember(snapshot, front, (data[2:], udp), out, cached[1])
+                if limiter is not None and not (checked is not None and checked.valid):
+                    reply = _rate_limited(request, snapshot, limiter, out, cached[1], checked)
+                    if not options.query_log or not reply.messages:
+                        return reply
+                    return dataclasses.replace(
+                        reply, event=_event(request, reply.messages[0], True)
+                    )
                 return Reply((out,), _event(request, out, True) if options.query_log else None)
-            reply, cacheable = _answer(request, snapshot)
-            if cacheable and options.answer_cache_entries and len(reply.messages) == 1:
+            answered = _answer(request, snapshot)
+            reply = answered.reply
+            if (
+                answered.cacheable
+                and options.answer_cache_entries
+                and len(reply.messages) == 1
+                and answered.token is not None
+            ):
                 if len(cache) >= options.answer_cache_entries:
                     cache.clear()  # bounded memory: start over rather than track recency
-                cache[cache_key] = reply.messages[0]
-                _remember(snapshot, front, (data[2:], udp), reply.messages[0])
-            return _logged(request, reply, options.query_log)
-    reply, _ = _answer(request, snapshot)
-    return _logged(request, reply, options.query_log)
+                cache[cache_key] = (reply.messages[0], answered.token)
+                if not with_cookie:
+                    _remember(snapshot, front, (data[2:], udp), reply.messages[0], answered.token)
+            return _logged(
+                request, _limit_answered(request, snapshot, limiter, answered), options.query_log
+            )
+    answered = _answer(request, snapshot)
+    return _logged(
+        request, _limit_answered(request, snapshot, limiter, answered), options.query_log
+    )
+
+
+def _limit_answered(
+    request: Request, snapshot: Snapshot, limiter: ratelimit.Limiter | None, answered: _Answered
+) -> Reply:
+    reply = answered.reply
+    if (
+        limiter is None
+        or answered.token is None
+        or len(reply.messages) != 1
+        or (answered.cookie is not None and answered.cookie.valid)
+    ):
+        return reply
+    return _rate_limited(
+        request, snapshot, limiter, reply.messages[0], answered.token, answered.cookie
+    )
+
+
+def _rate_limited(
+    request: Request,
+    snapshot: Snapshot,
+    limiter: ratelimit.Limiter,
+    out: bytes,
+    token: Token,
+    checked: cookies.Checked | None,
+) -> Reply:
+    """RRL: *out* as it is, nothing, or its slip (a valid cookie was checked before)."""
+    client = request.client
+    exempt = limiter.settings.exempt
+    if exempt is not None and exempt.allows(client):
+        return Reply((out,))
+    verdict, started = limiter.check(client, token, request.now)
+    if verdict is Verdict.SEND:
+        return Reply((out,))
+    if verdict is Verdict.DROP:
+        return Reply((), rate_limited=started)
+    if token[0] == ratelimit.Kind.ERROR:
+        # TC on REFUSED or SERVFAIL asks nothing of the client: the error itself
+        # leaks at the slip rate, as BIND does.
+        return Reply((out,), rate_limited=started)
+    return Reply(_slip(request, snapshot, out, checked), rate_limited=started)
+
+
+def _slip(
+    request: Request, snapshot: Snapshot, out: bytes, checked: cookies.Checked | None
+) -> tuple[bytes, ...]:
+    """The short reply a limited response slips as: TC, or BADCOOKIE to a cookie client.
+
+    A client that sent a cookie gets BADCOOKIE with a fresh server cookie
+    (RFC 7873 section 5.2.3 lets a server insist on one): echoing it, the
+    client is no longer limited.  Others get TC and may retry over TCP.
+    """
+    key = wire.question_key(request.wire)
+    if key is None:
+        return ()  # a query of an unusual shape (ECS, several options): just drop it
+    question_end = HEADER_LEN + len(key.qname) + 4
+    opt = None
+    rcode = out[3] & 0xF
+    ext_rcode = 0
+    if key.payload is not None:
+        options = b""
+        if checked is not None:
+            options = wire.cookie_option(checked.reply)
+            rcode, ext_rcode = dns.rcode.BADCOOKIE & 0xF, dns.rcode.BADCOOKIE >> 4
+        opt = wire.opt_record(snapshot.options.udp_payload_max, key.do, ext_rcode, options)
+    return (wire.slipped(request.wire, question_end, rcode, opt, tc=checked is None),)
 
 
 def _remember(
     snapshot: Snapshot,
-    front: dict[tuple[bytes, bool], bytes] | None,
+    front: dict[tuple[bytes, bool], tuple[bytes, Token]] | None,
     key: tuple[bytes, bool],
     response: bytes,
+    token: Token,
 ) -> None:
     if front is None:
         return
     if len(front) >= snapshot.options.answer_cache_entries:
         front.clear()
-    front[key] = response[2:]
+    front[key] = (response[2:], token)
 
 
 def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:
@@ -299,14 +420,14 @@ class _Context:
         return self.simple(dns.rcode.NOTIMP, echo=bare)
 
 
-def _answer(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
-    """The full path: parse, verify, check, answer; and whether the answer may be cached."""
+def _answer(request: Request, snapshot: Snapshot) -> _Answered:
+    """The full path: parse, verify, check, answer; whether it may be cached; its class."""
     data = request.wire
     if len(data) < HEADER_LEN or data[2] & 0x80:
-        return _DROP, False  # no header to answer, or a response: never answer those
+        return _Answered(_DROP, False, None, None)  # no header, or a response: never answered
     early = junk_reply(data)
     if early is not None:
-        return Reply((early,)), False
+        return _Answered(Reply((early,)), False, ERROR_TOKEN, None)
     return _parsed(request, snapshot)
 
 
@@ -340,18 +461,18 @@ def junk_reply(data: bytes) -> bytes | None:
     return None
 
 
-def _parsed(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
+def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
     data = request.wire
     try:
         # keyring=False: parse a TSIG without checking it; tsig.verify does that.
         msg = dns.message.from_wire(data, keyring=False)
     except dns.message.ShortHeader:
-        return _DROP, False
+        return _Answered(_DROP, False, None, None)
     except Exception:
         # Anything the parser refuses (bad pointers, trailing junk, two OPTs,
         # bad rdata...) gets FORMERR from the header alone.
         out = wire.header_only(data, dns.rcode.FORMERR)
-        return (Reply((out,)) if out is not None else _DROP), False
+        return _Answered(Reply((out,)) if out is not None else _DROP, False, ERROR_TOKEN, None)
     options = snapshot.options
     now = int(request.now)
     edns: EdnsReply | None = None
@@ -362,6 +483,15 @@ def _parsed(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
         ):
             nsid = options.nsid.encode()
         edns = EdnsReply(options.udp_payload_max, bool(msg.ednsflags & dns.flags.DO), nsid)
+    checked: cookies.Checked | None = None
+    if edns is not None and snapshot.cookies is not None:
+        for o in msg.options:
+            if isinstance(o, dns.edns.CookieOption):  # its lengths checked by the parser
+                checked = cookies.examine(
+                    snapshot.cookies, o.client + o.server, request.client, now
+                )
+                edns = dataclasses.replace(edns, cookie=checked.reply)
+                break
     signer: tsig.Verified | None = None
     if msg.had_tsig:
         verified = tsig.verify(data, msg, snapshot.keyring, now, options.tsig_fudge)
@@ -372,36 +502,40 @@ def _parsed(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
                 request.client, request.port, verified.keyname, verified.error.name
             )
             out = _tsig_refusal(msg, verified, edns, limit, now)
-            return Reply((out,), tsig_rejected=rejected), False
+            return _Answered(Reply((out,), tsig_rejected=rejected), False, ERROR_TOKEN, checked)
         msg, signer = verified
     ctx = _Context(request, snapshot, msg, edns, signer, now)
+
+    def error(reply: Reply) -> _Answered:
+        return _Answered(reply, False, ERROR_TOKEN if signer is None else None, checked)
+
     if edns is not None and msg.edns > 0:
         # RFC 6891 section 6.1.3: answer BADVERS with the version we do speak.
-        return ctx.simple(dns.rcode.BADVERS), False
+        return error(ctx.simple(dns.rcode.BADVERS))
     opcode = msg.opcode()
     if opcode not in (dns.opcode.QUERY, dns.opcode.NOTIFY):
-        return ctx.unknown_opcode(), False
+        return error(ctx.unknown_opcode())
     if len(msg.question) != 1:
-        return ctx.simple(dns.rcode.FORMERR), False
+        return error(ctx.simple(dns.rcode.FORMERR))
     q = msg.question[0]
     if opcode == dns.opcode.QUERY and (msg.answer or msg.authority and q.rdtype != RdataType.IXFR):
-        return ctx.simple(dns.rcode.FORMERR), False
+        return error(ctx.simple(dns.rcode.FORMERR))
     try:
         subnet = ecs.find(msg.options, request.client, ctx.keyname, snapshot.client_subnet)
     except ecs.Malformed:
-        return ctx.simple(dns.rcode.FORMERR), False  # RFC 7871 section 7.2.1
+        return error(ctx.simple(dns.rcode.FORMERR))  # RFC 7871 section 7.2.1
     if subnet is not None and (opcode != dns.opcode.QUERY or q.rdtype in _QTYPE_TRANSFER):
         subnet = dataclasses.replace(subnet, trusted=False)  # ECS chooses answers, not zones
     view = _select_view(ctx, subnet)
     edns = ctx.edns
     if opcode == dns.opcode.NOTIFY:
-        return _notify(ctx, view), False
+        return _Answered(_notify(ctx, view), False, None, checked)
     if q.rdtype in _QTYPE_FORMERR:
-        return ctx.simple(dns.rcode.FORMERR), False
+        return error(ctx.simple(dns.rcode.FORMERR))
     if q.rdtype in _QTYPE_NOTIMP:
-        return ctx.simple(dns.rcode.NOTIMP), False
+        return error(ctx.simple(dns.rcode.NOTIMP))
     if q.rdtype in _QTYPE_TRANSFER and q.rdclass == dns.rdataclass.IN:
-        return _transfer(ctx, view), False
+        return _Answered(_transfer(ctx, view), False, None, checked)
     if q.rdclass == dns.rdataclass.CH:
         result = _chaos(q.name, q.rdtype, snapshot)
     elif view is None:
@@ -423,8 +557,15 @@ def _parsed(request: Request, snapshot: Snapshot) -> tuple[Reply, bool]:
     out = render(
         msg.id, msg.flags, q.name, q.rdtype, q.rdclass, result, edns, ctx.limit, ctx.tsig_reserve
     )
+    token: Token | None = None
+    if signer is None:
+        qname = (q.name.to_wire() or b"").lower()
+        if q.rdclass == dns.rdataclass.CH:
+            token = ratelimit.by_rcode(result.rcode, qname, q.rdtype)
+        else:
+            token = ratelimit.classify(result, qname, q.rdtype)
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
-    return Reply((ctx.sign(out),)), signer is None and subnet is None
+    return _Answered(Reply((ctx.sign(out),)), signer is None and subnet is None, token, checked)
 
 
 def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:

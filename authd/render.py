@@ -39,6 +39,9 @@ class EdnsReply:
     ext_rcode: int = 0  # the upper 8 bits of a 12-bit rcode (BADVERS = 16 -> 1)
     ede: int | None = None  # Extended DNS Error (RFC 8914), no extra text
     ecs: dns.edns.ECSOption | None = None  # EDNS Client Subnet echo (RFC 7871 s7.2.1)
+    # Client cookie + server cookie (RFC 7873); always the last option, so the
+    # answer cache can patch a cached response's cookie in place.
+    cookie: bytes | None = None
 
 
 def edns_options(edns: EdnsReply) -> list[dns.edns.Option]:
@@ -50,6 +53,8 @@ def edns_options(edns: EdnsReply) -> list[dns.edns.Option]:
         options.append(edns.ecs)
     if edns.ede is not None:
         options.append(dns.edns.EDEOption(dns.edns.EDECode.make(edns.ede)))
+    if edns.cookie is not None:
+        options.append(dns.edns.CookieOption(edns.cookie[:8], edns.cookie[8:]))
     return options
 
 
@@ -67,6 +72,8 @@ def _opt_size(edns: EdnsReply) -> int:
     size = OPT_FIXED_SIZE + (4 + len(edns.nsid) if edns.nsid is not None else 0)
     if edns.ecs is not None:
         size += 4 + 4 + len(edns.ecs.addrdata)  # code, length; family, prefixes, address
+    if edns.cookie is not None:
+        size += 4 + len(edns.cookie)
     return size + (6 if edns.ede is not None else 0)
 
 

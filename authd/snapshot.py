@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.tsig
 
+from authd import cookies, ratelimit
 from authd.acl import CompiledAcl
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
@@ -58,13 +59,18 @@ class Snapshot:
     options: Options
     generation: int = 0
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
-    # Rendered responses keyed by question shape; dropped with the snapshot.
-    cache: dict[tuple[object, ...], bytes] = field(default_factory=dict)
+    # Rendered responses keyed by question shape, with their rate-limiting
+    # class; dropped with the snapshot.
+    cache: dict[tuple[object, ...], tuple[bytes, ratelimit.Token]] = field(default_factory=dict)
     # Responses (less their ID) keyed by the exact query bytes (less the ID):
     # only when one view answers everybody alike and nothing is logged per query.
-    front: dict[tuple[bytes, bool], bytes] | None = None
+    front: dict[tuple[bytes, bool], tuple[bytes, ratelimit.Token]] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
+    # Response rate limiting: the buckets live across snapshots; None: off.
+    limiter: ratelimit.Limiter | None = None
+    # DNS cookie secrets (RFC 7873); None: cookies are off (or no secret yet).
+    cookies: cookies.Secrets | None = None
 
     def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
         """The version *view* serves for *zone*, if any."""
@@ -91,7 +97,7 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
         and only.match_destinations is None
         and (only.match_clients is None or allows_all(only.match_clients))
     )
-    front: dict[tuple[bytes, bool], bytes] | None = None
+    front: dict[tuple[bytes, bool], tuple[bytes, ratelimit.Token]] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
         front = {}
     return dataclasses.replace(snapshot, cache={}, front=front)

@@ -19,6 +19,7 @@ from authd.limits import HEADER_LEN, MAX_NAME_WIRE
 
 FLAG_QR = 0x8000
 OPCODE_MASK = 0x7800
+FLAG_TC = 0x0200
 FLAG_RD = 0x0100
 FLAG_CD = 0x0010
 TYPE_OPT = 41
@@ -45,6 +46,7 @@ class QuestionKey(NamedTuple):
     payload: int | None  # EDNS UDP payload size, None without EDNS
     do: bool
     nsid: bool  # the client asked for NSID (RFC 5001)
+    cookie: bytes | None = None  # the COOKIE option's data (RFC 7873), well formed
 
 
 def question_key(wire: bytes) -> QuestionKey | None:
@@ -76,6 +78,7 @@ def question_key(wire: bytes) -> QuestionKey | None:
     pos = qend + 4
     payload = None
     do = nsid = False
+    cookie = None
     if wire[11] == 1:
         # The OPT pseudo-RR: root owner, type 41, class = payload, TTL = ext flags.
         if pos + 11 > n or wire[pos] != 0 or ((wire[pos + 1] << 8) | wire[pos + 2]) != TYPE_OPT:
@@ -102,8 +105,9 @@ def question_key(wire: bytes) -> QuestionKey | None:
                 return None
             elif code == OPTION_COOKIE:
                 # RFC 7873 section 4: a client cookie of 8 bytes, a server one of 8-32.
-                if olen != 8 and not 16 <= olen <= 40:
+                if olen != 8 and not 16 <= olen <= 40 or cookie is not None:
                     return None
+                cookie = wire[pos + 4 : pos + 4 + olen]
             elif code not in _OPAQUE_OPTIONS and not _is_generic_option(code):
                 # An option the full parser validates (ECS...): let it decide.
                 return None
@@ -113,7 +117,14 @@ def question_key(wire: bytes) -> QuestionKey | None:
     elif pos != n:
         return None
     return QuestionKey(
-        wire[HEADER_LEN:qend].lower(), qtype, qclass, flags & (FLAG_RD | FLAG_CD), payload, do, nsid
+        wire[HEADER_LEN:qend].lower(),
+        qtype,
+        qclass,
+        flags & (FLAG_RD | FLAG_CD),
+        payload,
+        do,
+        nsid,
+        cookie,
     )
 
 
@@ -130,6 +141,37 @@ def header_only(query: bytes, rcode: int) -> bytes | None:
     flags = (query[2] << 8) | query[3]
     out_flags = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
     return query[:2] + out_flags.to_bytes(2, "big") + bytes(8)
+
+
+def opt_record(payload: int, do: bool, ext_rcode: int = 0, options: bytes = b"") -> bytes:
+    """An OPT pseudo-RR (RFC 6891 section 6.1.2) with *options* already in wire form."""
+    ttl = bytes((ext_rcode, 0)) + (EDNS_DO if do else 0).to_bytes(2, "big")
+    return (
+        (b"\x00" + TYPE_OPT.to_bytes(2, "big") + payload.to_bytes(2, "big") + ttl)
+        + len(options).to_bytes(2, "big")
+        + options
+    )
+
+
+def cookie_option(data: bytes) -> bytes:
+    """The COOKIE option (RFC 7873 section 4) carrying *data*, in wire form."""
+    return OPTION_COOKIE.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+
+
+def slipped(query: bytes, question_end: int, rcode: int, opt: bytes | None, tc: bool) -> bytes:
+    """A reply to *query* carrying its question only (RRL's slip).
+
+    With *tc* the client retries over TCP (RFC 7766); *opt* is the OPT
+    record to append, as RFC 6891 wants one in a reply to an EDNS query.
+    """
+    flags = (query[2] << 8) | query[3]
+    out = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
+    if tc:
+        out |= FLAG_TC
+    counts = b"\x00\x01\x00\x00\x00\x00" + (b"\x00\x01" if opt is not None else b"\x00\x00")
+    return (
+        query[:2] + out.to_bytes(2, "big") + counts + query[HEADER_LEN:question_end] + (opt or b"")
+    )
 
 
 # What ``shape`` says of a message.

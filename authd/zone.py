@@ -33,6 +33,7 @@ from authd.zonefile import Record, parse_zone_file
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
+_RRSIG = RdataType.RRSIG
 
 # A node maps rdtype -> RRset; an empty node is an empty non-terminal (RFC 4592 2.2.2).
 Node = dict[RdataType, dns.rrset.RRset]
@@ -230,21 +231,52 @@ def group_records(
             entry[0].append(rec.rdata)
             old_ttl = type_ttls[rdtype]
             if rec.ttl != old_ttl:
-                findings.append(
-                    Finding(
-                        LoaderCheck.TTL_MISMATCH,
-                        LoaderCheck.TTL_MISMATCH.severity,
-                        rec.file,
-                        rec.line,
-                        f"TTL {rec.ttl} differs from {old_ttl} in the {name} "
-                        f"{dns.rdatatype.to_text(rdtype)} RRset; using the smaller",
+                # RRSIGs at a name cover different RRsets of different TTLs:
+                # each is compared with its own RRset instead (_rrsig_ttls).
+                if rdtype != _RRSIG:
+                    findings.append(
+                        Finding(
+                            LoaderCheck.TTL_MISMATCH,
+                            LoaderCheck.TTL_MISMATCH.severity,
+                            rec.file,
+                            rec.line,
+                            f"TTL {rec.ttl} differs from {old_ttl} in the {name} "
+                            f"{dns.rdatatype.to_text(rdtype)} RRset; using the smaller",
+                        )
                     )
-                )
                 type_ttls[rdtype] = min(old_ttl, rec.ttl)
         count += 1
+    findings.extend(_rrsig_ttls(records, ttls))
 
     cuts = frozenset(n for n, types in grouped.items() if RdataType.NS in types and n != origin)
     return Grouping(origin, file, grouped, ttls, cuts, count, tuple(findings))
+
+
+def _rrsig_ttls(records: Iterable[Record], ttls: NameMap[dict[RdataType, int]]) -> list[Finding]:
+    """``rrsig-ttl-mismatch`` for every RRSIG whose TTL is not that of the RRset
+    it covers (RFC 4034 section 3); RRSIGs of an owner are never compared with
+    each other: they cover different RRsets (issue 11).  A second pass, but
+    only over each record's type: RRSIGs are rare in most zones."""
+    findings = []
+    for rec in records:
+        if rec.rdata.rdtype != _RRSIG:
+            continue
+        covered: RdataType = rec.rdata.type_covered  # type: ignore[attr-defined]
+        covered_ttl = ttls.get(rec.name, {}).get(covered)
+        if covered_ttl is None or covered_ttl == rec.ttl:
+            continue  # an RRSIG with no RRset (the linter says so), or the right TTL
+        kind = dns.rdatatype.to_text(covered)
+        findings.append(
+            Finding(
+                LoaderCheck.RRSIG_TTL_MISMATCH,
+                LoaderCheck.RRSIG_TTL_MISMATCH.severity,
+                rec.file,
+                rec.line,
+                f"{rec.name} RRSIG {kind} has TTL {rec.ttl} but the {kind} RRset it covers "
+                f"has {covered_ttl}; an RRSIG's TTL is its RRset's (RFC 4034 section 3)",
+            )
+        )
+    return findings
 
 
 GroupedTypes = Mapping[RdataType, tuple[list[object], Origin]]

@@ -16,7 +16,7 @@ always gives the same zone and query file.
 Usage:
     python -m bench.qps [--seconds 15] [--with-knot] [--json out.json]
                         [--clients 4] [--outstanding 100] [--max-qps N]
-                        [--authd-nocache] [--no-pin] [--no-edns]
+                        [--authd-nocache] [--authd-rrl] [--no-pin] [--no-edns]
                         [--lines 50000] [--seed 1] [--keep DIR]
     python -m bench.qps --profile [--profile-n 20000]
 """
@@ -55,6 +55,10 @@ NOISY_CPU_PCT = 15.0  # other processes' CPU (% of a core) that makes a run susp
 # NSD is built with response rate limiting, 200 q/s per /24 by default:
 # every query here comes from 127.0.0.1, so switch it off.
 NSD_NO_RRL = "    rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n"
+# authd-rrl: rate limiting on with limits no run reaches (its cost, not its effect).
+RRL_NEVER = {
+    k: 1_000_000 for k in ("responses_per_second", "errors_per_second", "nxdomains_per_second")
+}
 
 # What this process started and must stop before it exits (atexit, signals).
 _LIVE: list[subprocess.Popen[bytes]] = []  # dnsperf and py-spy
@@ -154,6 +158,8 @@ def start_server(kind: str, zone: Path, cpu: int | None) -> Server:
         options: dict[str, object] = {"udp_payload_max": 1232}
         if kind == "authd-nocache":
             options["answer_cache_entries"] = 0
+        if kind == "authd-rrl":
+            options["rate_limit"] = RRL_NEVER
         server = start_authd(zones, options=options, timeout=STARTUP_TIMEOUT, cpu=cpu)
     elif kind == "nsd":
         server = start_nsd(zones, timeout=STARTUP_TIMEOUT, extra=NSD_NO_RRL, cpu=cpu)
@@ -456,11 +462,17 @@ def profile(
     from authd.config import config_from_dict
     from authd.query import Request, Transport, handle
 
-    def snapshot(cache_entries: int):  # noqa: ANN202
+    def snapshot(cache_entries: int, rrl: bool = False):  # noqa: ANN202
+        options: dict[str, object] = {
+            "udp_payload_max": 1232,
+            "answer_cache_entries": cache_entries,
+        }
+        if rrl:
+            options["rate_limit"] = RRL_NEVER
         cfg = config_from_dict(
             {
                 "listen": [{"address": HOST, "port": 5300}],
-                "options": {"udp_payload_max": 1232, "answer_cache_entries": cache_entries},
+                "options": options,
                 "zones": [{"name": "bench.test", "file": str(zone)}],
             },
             None,
@@ -479,8 +491,11 @@ def profile(
     for r in reqs:
         handle(r, hit)  # warm: every question is now cached
     miss = snapshot(0)  # answer_cache_entries 0: every query takes the full path
+    hit_rrl = snapshot(1_000_000, rrl=True)  # the hit path with rate limiting on
+    for r in reqs:
+        handle(r, hit_rrl)
     out: dict[str, Any] = {"requests": len(reqs)}
-    for label, snap in (("hit", hit), ("miss", miss)):
+    for label, snap in (("hit", hit), ("miss", miss), ("hit_rrl", hit_rrl)):
         best = float("inf")
         for _ in range(3):
             t0 = time.perf_counter()
@@ -545,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run authd with answer_cache_entries: 0 (the miss path)",
     )
+    p.add_argument(
+        "--authd-rrl",
+        action="store_true",
+        help="also run authd with rate_limit on, at limits never reached (RRL's cost)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--clients", type=int, default=4, help="dnsperf -c (4)")
     p.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (100)")
@@ -592,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         base = Path(args.keep).resolve()
         base.mkdir(parents=True, exist_ok=True)
-        for kind in ("authd", "authd-nocache", "nsd", "knot"):
+        for kind in ("authd", "authd-nocache", "authd-rrl", "nsd", "knot"):
             (base / f"{kind}.log").unlink(missing_ok=True)
     else:
         base = Path(tempfile.mkdtemp(prefix="authd-qps-"))
@@ -632,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         kinds = ["authd", *(["authd-nocache"] if args.authd_nocache else []), "nsd"]
+        kinds[1:1] = ["authd-rrl"] if args.authd_rrl else []
         kinds += ["knot"] if args.with_knot else []
 
         rows: list[dict[str, Any]] = []
@@ -666,13 +687,15 @@ def main(argv: list[str] | None = None) -> int:
         ratios = {}
         for other in ("nsd", "knot"):
             if other in by and by[other] > 0:
-                for mine in ("authd", "authd-nocache"):
+                for mine in ("authd", "authd-nocache", "authd-rrl"):
                     if mine not in by:
                         continue
                     ratios[f"{mine}/{other}"] = round(by[mine] / by[other], 4)
                     a_pc, o_pc = per_core.get(mine), per_core.get(other)
                     if a_pc and o_pc:
                         ratios[f"{mine}/{other} per core"] = round(float(a_pc) / float(o_pc), 4)
+        if by.get("authd") and "authd-rrl" in by:
+            ratios["authd-rrl/authd"] = round(by["authd-rrl"] / by["authd"], 4)
         print()
         for k, v in ratios.items():
             print(f"{k}: {v:.3f}  ({100 * v:.1f}%)")

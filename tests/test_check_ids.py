@@ -1,8 +1,9 @@
 """Check ids: declared once, documented, and never written out by hand.
 
 Every id ``authd check`` reports is a member of ``authd.checks.LoaderCheck``
-(the loader's) or ``authd.lint.LintCheck`` (the linter's), declared beside the
-checks that emit it, and the catalogue ``authd.lint.RULES`` is built from those
+(the loader's), ``authd.lint.LintCheck`` (the linter's) or
+``authd.lint_dnssec.DnssecCheck`` (DNSSEC's), declared beside the checks that
+emit it, and the catalogue ``authd.lint.RULES`` is built from those
 declarations.  docs/linting.md lists exactly these ids with their severities,
 and no module of ``authd/`` spells an id as a bare string.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from authd import lint
 from authd.checks import CheckId, LoaderCheck, Severity
+from authd.lint_dnssec import DnssecCheck
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "linting.md"
@@ -23,7 +25,7 @@ ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (error|warning)\b", re.MULTILINE)
 # The modules that make or report findings: there, even a one-word id
 # ("syntax", "config") is one.  Elsewhere only the hyphenated ids are
 # unambiguous ("config" is also a key path in config.py).
-FINDING_MODULES = {"checks.py", "zone.py", "lint.py", "lint_report.py"}
+FINDING_MODULES = {"checks.py", "zone.py", "lint.py", "lint_dnssec.py", "lint_report.py"}
 
 
 def _documented() -> dict[str, str]:
@@ -50,7 +52,7 @@ def test_docs_give_each_id_its_declared_severity() -> None:
 
 
 def test_rules_are_built_from_the_declarations() -> None:
-    declared = [*LoaderCheck, *lint.LintCheck]
+    declared = [*LoaderCheck, *lint.LintCheck, *DnssecCheck]
     assert [c.value for c in declared] == list(lint.RULES)
     assert len(set(lint.RULES)) == len(declared)  # no id declared twice
     for c in declared:
@@ -62,13 +64,20 @@ def test_rules_are_built_from_the_declarations() -> None:
     )
     assert isinstance(LoaderCheck.SOA_MISSING, CheckId)
     assert {c for c in lint.LintCheck if c.severity is Severity.ERROR} == set()
+    # The refusals are the loader's errors; DNSSEC errors are served (validators reject them).
+    assert lint.ERROR_IDS == {c.value for c in LoaderCheck if c.severity is Severity.ERROR}
+    assert not lint.ERROR_IDS & {c.value for c in DnssecCheck}
 
 
 def _bare_ids(path: Path, ids: set[str]) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text())
     declarations: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name in ("LoaderCheck", "LintCheck"):
+        if isinstance(node, ast.ClassDef) and node.name in (
+            "LoaderCheck",
+            "LintCheck",
+            "DnssecCheck",
+        ):
             declarations.update(id(sub) for sub in ast.walk(node))
     return [
         (node.lineno, node.value)

@@ -3,7 +3,9 @@
 Every check id has a zone that triggers it and a near miss that does not (a
 table, like tests/test_zone_checks.py; cross-zone ids take several zones).  The
 invariant the linter exists for: ``authd serve`` refuses a zone exactly when
-``authd check`` reports an error for it, over every zone the tests hold.  Then
+``authd check`` reports a refusal (a loader error) for it, over every zone the
+tests hold; the DNSSEC errors, which the server serves, are
+tests/test_lint_dnssec.py's.  Then
 the command line: the three input forms, exit codes, ``--strict``,
 ``--disable``, the output formats, and ``--against`` in a real git repository.
 """
@@ -29,6 +31,7 @@ from authd.checks import Finding, LoaderCheck, Severity
 from authd.cli import main
 from authd.cli.check import origin_from_filename
 from authd.errors import ZoneError
+from authd.lint_dnssec import DnssecCheck
 from authd.zone import compile_zone, load_zone
 from authd.zonefile import parse_zone_text
 
@@ -251,15 +254,19 @@ def test_check_near_miss(case: Case) -> None:
         assert not [f for f in findings if f.severity is Severity.ERROR]
 
 
+# DNSSEC ids: signed zones, in tests/test_lint_dnssec.py (which checks its own table).
+DNSSEC_IDS = {c.value for c in DnssecCheck} | {"rrsig-ttl-mismatch"}
+
+
 def test_table_covers_every_rule() -> None:
-    assert {c.id for c in CASES} | CLI_IDS == set(lint.RULES)
+    assert {c.id for c in CASES} | CLI_IDS | DNSSEC_IDS == set(lint.RULES)
 
 
 def _emitted_ids() -> set[str]:
     """Every id literal the source passes where findings are made."""
     makers = {"Finding", "_finding", "_problem"}
     ids: set[str] = set()
-    for module in ("checks.py", "zone.py", "lint.py", "cli/check.py"):
+    for module in ("checks.py", "zone.py", "lint.py", "lint_dnssec.py", "cli/check.py"):
         tree = ast.parse((ROOT / "authd" / module).read_text())
         for node in ast.walk(tree):
             if (
@@ -279,7 +286,11 @@ def _id_literal(arg: ast.expr) -> str | None:
     """The id an argument names: ``LoaderCheck.X``/``LintCheck.X``, or a string."""
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return arg.value
-    catalogues = {"LoaderCheck": LoaderCheck, "LintCheck": lint.LintCheck}
+    catalogues = {
+        "LoaderCheck": LoaderCheck,
+        "LintCheck": lint.LintCheck,
+        "DnssecCheck": DnssecCheck,
+    }
     if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name):
         catalogue = catalogues.get(arg.value.id)
         if catalogue is not None:
@@ -334,11 +345,18 @@ def _server_refuses_file(path: Path, origin: dns.name.Name) -> bool:
 
 
 @pytest.mark.parametrize("path,origin", _zone_files(), ids=lambda v: str(v)[-40:])
-def test_server_refuses_iff_check_errors_files(path: Path, origin: str) -> None:
+def test_server_refuses_iff_check_errors_files(
+    path: Path, origin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A refusal is a loader error (lint.ERROR_IDS); DNSSEC errors fail the
+    # check too but the server serves such zones (tests/test_lint_dnssec.py).
     name = dns.name.from_text(origin)
-    code = main(["check", "--origin", origin, str(path)])
+    code = main(["check", "--format", "json", "--origin", origin, str(path)])
+    report = json.loads(capsys.readouterr().out)
     assert code in (0, 1)
-    assert _server_refuses_file(path, name) == (code == 1)
+    assert (code == 1) == any(f["severity"] == "error" for f in report["findings"])
+    refused = any(f["id"] in lint.ERROR_IDS for f in report["findings"])
+    assert _server_refuses_file(path, name) == refused
 
 
 def _texts() -> list[tuple[str, str]]:
@@ -370,7 +388,7 @@ def test_server_refuses_iff_check_errors_tables(label: str, text: str) -> None:
         refused, loader_findings = True, []
     else:
         refused, loader_findings = result.version is None, list(result.findings)
-    assert refused == bool(linted.errors), [str(f) for f in linted.findings]
+    assert refused == bool(linted.refusals), [str(f) for f in linted.findings]
     # The linter says everything the loader says, and more.
     assert set(map(str, loader_findings)) <= set(map(str, linted.findings))
 

@@ -178,7 +178,7 @@ def test_malformed_packets_never_change_good_answers(wire: bytes, data: st.DataO
 def _full_path(wire: bytes) -> bytes | None:
     """The reply of the parsing path alone, the early refusal skipped."""
     request = Request(wire, "127.0.0.1", "127.0.0.1", Transport.UDP)
-    reply, _ = query_module._parsed(request, _fresh_snapshot())
+    reply = query_module._parsed(request, _fresh_snapshot()).reply
     return reply.messages[0] if reply.messages else None
 
 

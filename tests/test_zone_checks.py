@@ -28,6 +28,8 @@ HEAD = "$ORIGIN z.test.\n$TTL 300\n"
 SOA = "@ SOA ns hm 1 7200 3600 1209600 300\n"
 NS = "@ NS ns\nns A 192.0.2.1\n"
 BASE = SOA + NS
+# An RRSIG over www A with the TTL to fill in (the loader does not verify signatures).
+SIG_A = "www {} RRSIG A 13 3 300 20360101000000 20260101000000 1 z.test. AAAA\n"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,16 @@ CHECKS = [
           BASE + "www A 192.0.2.3\n", line=6),
     Check("ttl-mismatch", Severity.WARNING, BASE + "www 300 A 192.0.2.1\nwww 600 A 192.0.2.2\n",
           BASE + "www 300 A 192.0.2.1\nwww 300 A 192.0.2.2\n", line=7),
+    # RRSIGs per covered type (RFC 4034 section 3): each TTL is compared with the
+    # RRset it covers, never with RRSIGs of other covered types (issue 11: www A
+    # 300 and www TXT 600 signed were a ttl-mismatch).
+    Check("rrsig-ttl-mismatch", Severity.WARNING, BASE + "www A 192.0.2.1\n" + SIG_A.format(300)
+          + SIG_A.format(600).replace(" 1 z.test.", " 2 z.test."),
+          BASE + "www A 192.0.2.1\n" + SIG_A.format(300) + "www 600 TXT t\n"
+          + SIG_A.format(600).replace("RRSIG A", "RRSIG TXT"), line=8),
+    Check("rrsig-ttl-mismatch", Severity.WARNING,
+          BASE + "www A 192.0.2.1\n" + SIG_A.format(600),
+          BASE + "www A 192.0.2.1\n" + SIG_A.format(300), line=7),
     Check("duplicate-record", Severity.WARNING, BASE + "www A 192.0.2.1\nwww A 192.0.2.1\n",
           BASE + "www A 192.0.2.1\nwww A 192.0.2.2\n"),
 ]  # fmt: skip

@@ -12,6 +12,7 @@ reload runs at a time (requests during one merge into one follow-up).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from authd import reloads
+from authd import cookies, reloads
 from authd import status as status_mod
 from authd.adapters import control
 from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
@@ -43,6 +44,7 @@ from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.journal import Journal
+from authd.limits import COOKIE_SECRET_LEN
 from authd.query import Reply
 from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
@@ -115,6 +117,8 @@ class Service:
         )
         self.fleet: Fleet | None = None
         self._log_limit = LogLimit(LOG_LINES_PER_SECOND, time.monotonic, reactor.callLater)
+        # DNS cookies without a configured secret: one random secret for this run.
+        self._cookie_secret = os.urandom(COOKIE_SECRET_LEN)
         self.commands: dict[str, control.Command] = {
             "status": control.Command(lambda targets, zone: control.status_json(self.status())),
             "reload": control.Command(self._ctl_reload, control.ZoneArg.OPTIONAL),
@@ -138,14 +142,21 @@ class Service:
     def load(self) -> list[ZoneLoadEvent]:
         """The first load, before any socket opens."""
         with gc_paused():
-            config, self.snapshot, events, problems, _ = build_expanded(
+            config, snapshot, events, problems, _ = build_expanded(
                 self.base_config, None, None, 0, time.time()
             )
+        self.snapshot = self._with_cookie_secret(snapshot)
         self.config = config
         self._log_catalog_problems(problems)
         for event in events:
             log_load_event(event)
         return events
+
+    def _with_cookie_secret(self, snapshot: Snapshot) -> Snapshot:
+        """Cookies on with no secret configured: this run's random one (RFC 7873 s7.1)."""
+        if snapshot.cookies is not None or not snapshot.options.cookies.enabled:
+            return snapshot
+        return dataclasses.replace(snapshot, cookies=cookies.Secrets(self._cookie_secret))
 
     def start_fleet(self) -> None:
         self.fleet = Fleet(
@@ -235,6 +246,14 @@ class Service:
                 key=t.key.to_text() if t.key is not None else "none",
                 kind=t.kind,
                 serial=t.serial,
+            )
+        started = reply.rate_limited
+        if started is not None and self._log_limit.allow("rate limiting"):
+            log.info(
+                "rate limiting started for prefix {prefix}: {kind} responses{name}",
+                prefix=started.prefix,
+                kind=started.kind,
+                name=f" for {started.name}" if started.name else "",
             )
         e = reply.event
         if e is not None:
@@ -374,6 +393,7 @@ class Service:
         self._log_catalog_problems(problems)
         # Secondary copies published while we parsed must not be rolled back.
         snapshot = reloads.keep_secondaries(snapshot, self.current(), new_config)
+        snapshot = self._with_cookie_secret(snapshot)
         old = self.current()
         self.snapshot = snapshot  # the single swap every query sees whole
         retire(self._reactor, old, snapshot)

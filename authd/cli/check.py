@@ -11,9 +11,12 @@ and every zone of every ``-c`` config (all views, all configs) as one set.
 In a repository with no commit yet, ``--against`` has nothing to compare with:
 the serial comparison is skipped with a note (the hook's first commit).
 
+Signature validity is judged at ``--dnssec-time`` (default: the clock, read
+here, not in the pure ``authd.lint_dnssec``).
+
 Exit codes: 0 clean (warnings allowed unless ``--strict``), 1 a finding at
-error level, 2 usage or unreadable input (a missing file, a refused config,
-an unknown ``--against`` reference).
+error level (a refusal, or a DNSSEC error), 2 usage or unreadable input (a
+missing file, a refused config, an unknown ``--against`` reference).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import dns.dnssec
 import dns.exception
 import dns.name
 
@@ -36,7 +41,12 @@ from authd.cli.check_report import FORMATS, ZoneSummary, render
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers
 from authd.cli.repo import GitError, NoCommitYet
 from authd.errors import AuthdError, ZoneError
-from authd.limits import DEFAULT_MAX_ZONE_RECORDS
+from authd.limits import (
+    DEFAULT_MAX_ZONE_RECORDS,
+    LINT_MAX_EXPIRY_DAYS,
+    LINT_MAX_VERIFIED_SIGNATURES,
+)
+from authd.lint_dnssec import EXPIRY_WARN_DAYS, LintOptions
 from authd.zone import Grouping, group_records
 from authd.zonefile import parse_zone_file
 
@@ -55,8 +65,9 @@ def register(sub: Subparsers) -> None:
         "check",
         help="check zone files as the server would load them, and lint them",
         description=(
-            "Check zone files: every error is a zone `authd serve` refuses; warnings "
-            "flag what is suspicious. ZONEFILE's origin comes from its name "
+            "Check zone files: an error is a zone `authd serve` refuses, or a signed zone "
+            "validators would find bogus (DNSSEC); warnings flag what is suspicious. "
+            "ZONEFILE's origin comes from its name "
             "(example.com.zone, db.example.com, example.com.db; root.zone, db.root and "
             "named.root mean the root zone) unless --origin; a DIR means its *.zone and "
             "db.* files; a file that zones of its repository $INCLUDE means those zones; "
@@ -89,7 +100,7 @@ def register(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="ID",
-        help="silence the warning ID (repeatable)",
+        help="silence the check ID: a warning or a DNSSEC error, not a refusal (repeatable)",
     )
     check.add_argument(
         "--against",
@@ -97,7 +108,60 @@ def register(sub: Subparsers) -> None:
         help="fail if a zone changed since git REF without a serial increase",
     )
     check.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    check.add_argument(
+        "--dnssec-expiry-days",
+        type=_days,
+        default=EXPIRY_WARN_DAYS,
+        metavar="DAYS",
+        help=f"warn of signatures expiring within DAYS (default {EXPIRY_WARN_DAYS})",
+    )
+    check.add_argument(
+        "--dnssec-time",
+        type=_when,
+        default=None,
+        metavar="TIME",
+        help="judge signature validity at TIME (YYYYMMDDHHMMSS UTC or seconds since "
+        "the epoch; default: now)",
+    )
+    check.add_argument(
+        "--dnssec-verify-limit",
+        type=_count,
+        default=LINT_MAX_VERIFIED_SIGNATURES,
+        metavar="N",
+        help=f"verify at most N signatures per zone, a sample of the rest "
+        f"(default {LINT_MAX_VERIFIED_SIGNATURES}; 0: all)",
+    )
     check.set_defaults(func=run)
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 <= days <= LINT_MAX_EXPIRY_DAYS:
+        raise argparse.ArgumentTypeError(f"{days}: give 0 to {LINT_MAX_EXPIRY_DAYS} days")
+    return days
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n}: give 0 (all) or more")
+    return n
+
+
+def _when(text: str) -> int:
+    """A time as RRSIG fields write it (YYYYMMDDHHMMSS, UTC) or epoch seconds."""
+    try:
+        return int(dns.dnssec.to_timestamp(text)) if len(text) == 14 else int(text)
+    except (ValueError, TypeError, dns.exception.DNSException):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not YYYYMMDDHHMMSS (UTC) or seconds since the epoch"
+        ) from None
 
 
 def origin_from_filename(path: str) -> str:
@@ -271,7 +335,7 @@ def _problem(id: str, file: str, message: str) -> Finding:
     return Finding(id, Severity.ERROR, file, 0, message)
 
 
-def check_file(target: Target) -> lint.ZoneLint:
+def check_file(target: Target, options: LintOptions | None = None) -> lint.ZoneLint:
     """Parse and lint one zone file; unreadable files give an ``unreadable`` error."""
     try:
         with open(target.file, "rb"):
@@ -285,7 +349,7 @@ def check_file(target: Target) -> lint.ZoneLint:
         )
     except ZoneError as e:
         return lint.syntax_failure(target.origin, e)
-    return lint.lint_records(target.origin, records, target.file)
+    return lint.lint_records(target.origin, records, target.file, options)
 
 
 # --- --against -----------------------------------------------------------------
@@ -378,12 +442,17 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--disable {rule_id}: no such check (see docs/linting.md)")
         if rule_id in lint.ERROR_IDS:
             raise UsageError(
-                f"--disable {rule_id}: an error cannot be disabled, the server refuses such zones"
+                f"--disable {rule_id}: a refusal cannot be disabled, the server refuses such zones"
             )
     p = plan(args.paths, args.config, args.origin)
     for note in p.notes:
         print(f"authd check: {note}", file=sys.stderr)
 
+    options = LintOptions(
+        now=args.dnssec_time if args.dnssec_time is not None else int(time.time()),
+        expiry_days=args.dnssec_expiry_days,
+        verify_limit=args.dnssec_verify_limit,
+    )
     findings: list[Finding] = list(p.problems)
     checked: dict[tuple[str, dns.name.Name], lint.ZoneLint] = {}
     summaries: list[ZoneSummary] = []
@@ -395,8 +464,10 @@ def _run(args: argparse.Namespace) -> int:
             key = (os.path.realpath(target.file), target.origin)
             zone = checked.get(key)
             if zone is None:
-                zone = checked[key] = check_file(target)
+                zone = checked[key] = check_file(target, options)
                 findings.extend(zone.findings)
+                for note in zone.notes:
+                    print(f"authd check: note: {note}", file=sys.stderr)
                 summaries.append(ZoneSummary(target.origin.to_text(), target.file, zone.serial))
                 exit_usage = exit_usage or any(f.id in INPUT_IDS for f in zone.findings)
                 if against and target.check_serial and zone.grouping is not None:
