@@ -213,10 +213,12 @@ def authd_config(
     port: int,
     waive: tuple[str, ...] = (),
     faults: tuple[tuple[str, str], ...] = (),
+    deaf: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """The authd config (as YAML data, paths relative to the lab folder) serving
     *lab* on *port*: one view per lab server, matched by destination address;
-    *waive* and *faults* are a broken scenario's lab-only settings."""
+    *waive* and *faults* are a broken scenario's lab-only settings; *deaf*
+    lists (server, zone) secondaries that refuse NOTIFY (stale-secondary)."""
     secondaries: dict[tuple[str, dns.name.Name], list[LabServer]] = {}
     for s in lab.servers:
         for z in s.zones:
@@ -233,6 +235,8 @@ def authd_config(
                 entry["primaries"] = [{"address": primary.address, "port": port}]
                 # authd's NOTIFY and transfers leave from any loopback address.
                 entry["allow_notify"] = [LAB_NET]
+                if (s.name, z.name.to_text()) in deaf:
+                    entry["allow_notify"] = ["none"]  # the stale-secondary scenario
             else:
                 entry["file"] = z.file
                 seconds = secondaries.get((s.name, z.name), [])

@@ -60,6 +60,13 @@ SCENARIOS = (
         "build.eng.example.com A",
     ),
     Scenario(
+        "stale-secondary",
+        "a secondary refuses NOTIFY and keeps an old serial",
+        "example.com.",
+        "an old or a new answer, by the server asked",
+        "www.example.com A",
+    ),
+    Scenario(
         "cname-loop",
         "two names that are CNAMEs of each other",
         "example.com.",
@@ -115,6 +122,7 @@ class Broken:
     files: dict[str, str] = field(default_factory=dict)
     waive: tuple[str, ...] = ()
     faults: tuple[tuple[str, str], ...] = ()  # (address, fault)
+    deaf: tuple[tuple[str, str], ...] = ()  # (server, zone): secondaries refusing NOTIFY
 
 
 _SERIAL = re.compile(r"(IN\s+SOA\s+\S+\s+\S+\s+)(\d+)")
@@ -191,6 +199,14 @@ def plan(name: str, zone_text: str | None, lab: Lab, files: Mapping[str, str]) -
             _append(
                 files, eng, "@           NS    ns2.eng.example.com.\nns2         A     127.0.0.44\n"
             )
+        )
+    if name == "stale-secondary":
+        deaf = tuple((s.name, zone.to_text()) for s in servers[1:])
+        if not deaf:
+            raise ValueError(f"{zone} has no secondary")
+        return Broken(
+            _edit(files, com, "www         A     192.0.2.10", "www         A     192.0.2.11"),
+            deaf=deaf,
         )
     if name == "cname-loop":
         return Broken(_append(files, com, "loop1       CNAME loop2\nloop2       CNAME loop1\n"))
