@@ -51,6 +51,8 @@ from authd.limits import (
     DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_TSIG_FUDGE,
     DEFAULT_UDP_PAYLOAD_MAX,
+    DEFAULT_UDP_RECEIVE_BUFFER,
+    DEFAULT_UDP_SEND_BUFFER,
     MAX_CATALOG_GROUP_BYTES,
     MAX_CONFIG_BYTES,
     MAX_CONFIG_NODES,
@@ -61,7 +63,9 @@ from authd.limits import (
     MAX_RRL_SLIP,
     MAX_RRL_TABLE_ENTRIES,
     MAX_RRL_WINDOW,
+    MAX_UDP_SOCKET_BUFFER,
     MIN_EDNS_UDP_PAYLOAD,
+    MIN_UDP_SOCKET_BUFFER,
 )
 
 # Defaults and limits live in authd.limits, one place for all of them.
@@ -106,6 +110,8 @@ class Options:
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
+    udp_receive_buffer: int = DEFAULT_UDP_RECEIVE_BUFFER  # bytes per UDP socket; 0: kernel's
+    udp_send_buffer: int = DEFAULT_UDP_SEND_BUFFER
     rate_limit: ratelimit.Settings | None = None  # response rate limiting; None: off
     cookies: cookies.Settings = field(default_factory=cookies.Settings)  # RFC 7873: on
     include_root: str | None = None  # a zone's default include_root
@@ -259,6 +265,14 @@ def _seconds(value: object, path: str, hi: float) -> float:
     return n
 
 
+def _socket_buffer(value: object, path: str) -> int:
+    """Bytes of a UDP socket buffer: 0 (the kernel's default) or a sane size."""
+    n = _int_in(value, path, 0, MAX_UDP_SOCKET_BUFFER)
+    if 0 < n < MIN_UDP_SOCKET_BUFFER:
+        raise ConfigError(path, f"0 (the kernel's default) or at least {MIN_UDP_SOCKET_BUFFER}")
+    return n
+
+
 def _opt_str(value: object, path: str) -> str | None:
     if value is None:
         return None
@@ -294,6 +308,8 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
+    "udp_receive_buffer": _socket_buffer,
+    "udp_send_buffer": _socket_buffer,
     # Parsed by _parse_rate_limit once the ACLs are known (``exempt`` is one).
     "rate_limit": lambda v, p: None,
     "cookies": lambda v, p: _parse_cookies(v, p),

@@ -29,6 +29,12 @@ DEFAULT_TCP_IO_TIMEOUT = 0.5  # seconds for a whole message from its first byte 
 DEFAULT_TCP_MAX_CONNECTIONS = 1000
 DEFAULT_TCP_MAX_CONNECTIONS_PER_CLIENT = 100  # an IPv4 address or an IPv6 /64
 DEFAULT_ANSWER_CACHE_ENTRIES = 100_000
+# UDP socket buffers, as NSD 4 sizes them (server.c: 1 MiB in, 4 MiB out), so a
+# burst of queries waits in the kernel instead of being dropped (issue 10).
+DEFAULT_UDP_RECEIVE_BUFFER = 1 << 20  # bytes; 0 in the config: the kernel's default
+DEFAULT_UDP_SEND_BUFFER = 4 << 20
+MIN_UDP_SOCKET_BUFFER = 4096  # bytes; a nonzero setting below this is refused
+MAX_UDP_SOCKET_BUFFER = 1 << 30  # Linux stores twice the value in an int
 DEFAULT_TSIG_FUDGE = 300  # seconds of clock skew a TSIG may have (RFC 8945 section 5.2.3)
 MAX_NSID_BYTES = 512  # our NSID option; fits any response
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0  # seconds SIGTERM waits for transfers in flight

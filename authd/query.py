@@ -1,7 +1,8 @@
 """The core's front door: one request in, a reply out.
 
 Owns: the order of the checks a query goes through (drop, FORMERR, NOTIMP,
-BADVERS, CHAOS, view, zone), the answer cache, and EDNS negotiation.  Pure: the
+BADVERS, CHAOS, view, zone), what goes into the answer caches
+(``authd.answercache`` keeps them bounded), and EDNS negotiation.  Pure: the
 request carries the bytes, the addresses and the transport; the reply carries
 zero (drop) or more wire messages and, when query logging is on, an event.
 """
@@ -27,6 +28,7 @@ import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 from authd import cookies, ecs, ratelimit, tsig, views, wire, xfr
+from authd.answercache import AnswerCache
 from authd.config import ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
 from authd.journal import Journal
@@ -259,9 +261,10 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 and len(reply.messages) == 1
                 and answered.token is not None
             ):
-                if len(cache) >= options.answer_cache_entries:
-                    cache.clear()  # bounded memory: start over rather than track recency
-                cache[cache_key] = (reply.messages[0], answered.token)
+                # Bounded: a full cache gives up its least recently asked entry (CLOCK).
+                cache.put(
+                    cache_key, (reply.messages[0], answered.token), options.answer_cache_entries
+                )
                 if not with_cookie:
                     _remember(snapshot, front, (data[2:], udp), reply.messages[0], answered.token)
             return _logged(
@@ -341,16 +344,13 @@ def _slip(
 
 def _remember(
     snapshot: Snapshot,
-    front: dict[tuple[bytes, bool], tuple[bytes, Token]] | None,
+    front: AnswerCache[tuple[bytes, Token]] | None,
     key: tuple[bytes, bool],
     response: bytes,
     token: Token,
 ) -> None:
-    if front is None:
-        return
-    if len(front) >= snapshot.options.answer_cache_entries:
-        front.clear()
-    front[key] = (response[2:], token)
+    if front is not None:
+        front.put(key, (response[2:], token), snapshot.options.answer_cache_entries)
 
 
 def _logged(request: Request, reply: Reply, query_log: bool) -> Reply:

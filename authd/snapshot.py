@@ -20,6 +20,7 @@ import dns.tsig
 
 from authd import cookies, ratelimit
 from authd.acl import CompiledAcl
+from authd.answercache import AnswerCache
 from authd.config import Options, ZoneConfig
 from authd.journal import Journal
 from authd.zone import ZoneVersion
@@ -61,10 +62,11 @@ class Snapshot:
     keyring: Mapping[dns.name.Name, dns.tsig.Key] = field(default_factory=dict)
     # Rendered responses keyed by question shape, with their rate-limiting
     # class; dropped with the snapshot.
-    cache: dict[tuple[object, ...], tuple[bytes, ratelimit.Token]] = field(default_factory=dict)
+    # At most options.answer_cache_entries entries each (CLOCK eviction).
+    cache: AnswerCache[tuple[bytes, ratelimit.Token]] = field(default_factory=AnswerCache)
     # Responses (less their ID) keyed by the exact query bytes (less the ID):
     # only when one view answers everybody alike and nothing is logged per query.
-    front: dict[tuple[bytes, bool], tuple[bytes, ratelimit.Token]] | None = None
+    front: AnswerCache[tuple[bytes, ratelimit.Token]] | None = None
     # Sources whose EDNS Client Subnet chooses the view (RFC 7871); None: ECS off.
     client_subnet: CompiledAcl | None = None
     # Response rate limiting: the buckets live across snapshots; None: off.
@@ -97,10 +99,10 @@ def with_fresh_caches(snapshot: Snapshot) -> Snapshot:
         and only.match_destinations is None
         and (only.match_clients is None or allows_all(only.match_clients))
     )
-    front: dict[tuple[bytes, bool], tuple[bytes, ratelimit.Token]] | None = None
+    front: AnswerCache[tuple[bytes, ratelimit.Token]] | None = None
     if open_view and not opts.query_log and opts.answer_cache_entries:
-        front = {}
-    return dataclasses.replace(snapshot, cache={}, front=front)
+        front = AnswerCache()
+    return dataclasses.replace(snapshot, cache=AnswerCache(), front=front)
 
 
 def with_zone(

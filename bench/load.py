@@ -4,9 +4,15 @@ Owns: ``measure(path, origin)``, which loads one zone file in this process and
 reports seconds and peak RSS, and a CLI that runs it in a fresh subprocess per
 size so one size's memory does not hide another's.
 
-Usage: python -m bench.load [10k] [100k] [1M] [--dnspython]
+Beside it, ``serve_load`` measures what issue 10 compares with NSD: from
+exec of the server (``authd serve``, then NSD with the same file) until the
+zone's last name answers, and the server's resident memory then (PSS summed
+over its process group), with the ratios authd/NSD.
+
+Usage: python -m bench.load [10k] [100k] [1M] [--dnspython] [--no-servers]
 (default: 10k 100k).  ``--dnspython`` also times ``dns.zone.from_file`` for
-comparison.  Sizes accept a k or M suffix.
+comparison; ``--no-servers`` skips the authd/NSD comparison.  Sizes accept a
+k or M suffix.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from authd.adapters.gcpause import gc_paused
 from authd.zone import load_zone
 from authd.zonefile import parse_zone_file
 from harness import zonegen
+from harness.peers import HOST, PeerError, Server, start_authd, start_nsd
+
+SERVE_TIMEOUT = 600.0  # seconds for a server to answer the zone's last name
+POLL = 0.05  # seconds between probes of the last name
+START_ATTEMPTS = 3  # a port picked free can be taken before the server binds it
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,6 +101,86 @@ def measure_dnspython(path: str, origin: str) -> dict[str, float | int | str]:
     return {"records": count, "parse_s": round(seconds, 3), "peak_rss_mib": _peak_rss_mib()}
 
 
+def _group_rss_mib(pgid: int) -> float:
+    """Resident memory of process group *pgid*: each process's PSS, summed.
+
+    NSD forks xfrd and a server process that share the zone's pages copy on
+    write; summing their VmRSS would count those pages three times, PSS
+    (``smaps_rollup``) splits each shared page among its sharers.
+    """
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                stat = f.read()
+            if int(stat[stat.rfind(")") + 2 :].split()[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/smaps_rollup", encoding="ascii") as f:
+                total += next(int(ln.split()[1]) for ln in f if ln.startswith("Pss:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total / 1024
+
+
+def _answers(port: int, qname: str, qtype: str) -> bool:
+    import dns.flags
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    q = dns.message.make_query(qname, qtype)
+    try:
+        r = dns.query.udp(q, HOST, port=port, timeout=1.0)
+    except (OSError, dns.exception.Timeout):
+        return False
+    return r.rcode() == dns.rcode.NOERROR and bool(r.answer) and bool(r.flags & dns.flags.AA)
+
+
+def _start(kind: str, zones: dict[str, str]) -> Server:
+    if kind == "authd":
+        return start_authd(zones, options={"watch": False}, timeout=SERVE_TIMEOUT)
+    return start_nsd(zones, timeout=SERVE_TIMEOUT)
+
+
+def serve_load(kind: str, path: str, origin: str, last: tuple[str, str]) -> dict[str, float]:
+    """Seconds from exec of *kind* (authd, nsd) until *last* answers; RSS (MiB) then."""
+    zones = {origin: path}
+    for attempt in range(START_ATTEMPTS):
+        started = time.monotonic()
+        try:
+            server = _start(kind, zones)
+            break
+        except PeerError as e:
+            # The free port was taken meanwhile (other jobs on the machine): again.
+            if "Address already in use" not in str(e) or attempt + 1 == START_ATTEMPTS:
+                raise
+    try:
+        deadline = started + SERVE_TIMEOUT
+        while not _answers(server.port, *last):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} did not answer {last} in {SERVE_TIMEOUT:g} s")
+            time.sleep(POLL)
+        seconds = time.monotonic() - started
+        return {"seconds": round(seconds, 2), "rss_mib": round(_group_rss_mib(server.pgid), 1)}
+    finally:
+        server.stop()
+
+
+def compare_servers(path: str, origin: str) -> dict[str, dict[str, float]]:
+    """authd and NSD loading the zone at *path*, with the ratios authd/NSD."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    last = zonegen.answerable(lines, origin)[-1]
+    out = {kind: serve_load(kind, path, origin, last) for kind in ("authd", "nsd")}
+    out["authd/nsd"] = {
+        "seconds": round(out["authd"]["seconds"] / max(out["nsd"]["seconds"], 1e-3), 1),
+        "rss_mib": round(out["authd"]["rss_mib"] / max(out["nsd"]["rss_mib"], 1e-3), 2),
+    }
+    return out
+
+
 def _size(text: str) -> int:
     text = text.lower()
     scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
@@ -114,6 +205,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(fn(argv[1], argv[2])))
         return 0
     compare = "--dnspython" in argv
+    servers = "--no-servers" not in argv
     sizes = [_size(a) for a in argv if not a.startswith("--")] or [10_000, 100_000]
     origin = "example.com."
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,6 +223,16 @@ def main(argv: list[str]) -> int:
             if compare:
                 d = _child("--child-dnspython", path, origin)
                 print(f"{'':>9} dns.zone.from_file {d['parse_s']:7.3f} s", flush=True)
+            if servers:
+                c = compare_servers(path, origin)
+                a, ref, ratio = c["authd"], c["nsd"], c["authd/nsd"]
+                print(
+                    f"{'':>9} exec until the last name answers: authd {a['seconds']:.2f} s, "
+                    f"RSS {a['rss_mib']:.0f} MiB; NSD {ref['seconds']:.2f} s, "
+                    f"RSS {ref['rss_mib']:.0f} MiB; authd/NSD {ratio['seconds']:g}x time, "
+                    f"{ratio['rss_mib']:g}x memory",
+                    flush=True,
+                )
     return 0
 
 

@@ -4,7 +4,8 @@ Owns: a generated 10,000-name zone whose every name is known here, a seeded
 Zipf-weighted query mix built from those names (answers, NXDOMAIN, NODATA,
 wildcard hits, referrals, CNAMEs), running each server in turn on a free
 loopback port with that same zone and query file, driving it with dnsperf,
-and reporting QPS, lost queries, server CPU and resident memory.  With
+and reporting QPS, lost queries, server CPU and resident memory; the named
+mixes of issue 10 (``--mix``) beside the default one.  With
 ``--profile`` it instead measures ``authd.query.handle`` in-process, on a
 cache hit and on a miss, with and without cProfile.
 
@@ -19,6 +20,13 @@ Usage:
                         [--authd-nocache] [--authd-rrl] [--no-pin] [--no-edns]
                         [--lines 50000] [--seed 1] [--keep DIR]
     python -m bench.qps --profile [--profile-n 20000]
+    python -m bench.qps --mix realistic|cold|flood|big|burst [--seconds 5]
+                        [--records 1000000] [--repeat N] [--json out.json]
+
+With ``--mix`` authd, NSD and Knot (``udp-workers: 1``) serve the mix's zone
+at the same time and are measured in turn (interleaved rounds), each with
+``dnsperf -c 10 -q 100`` (burst: ``-q 500``) for 5 s; the report gives the
+queries each lost and the ratios authd/NSD and authd/Knot.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import atexit
 import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -35,11 +44,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import querymix
+from harness import querymix, zonegen
 from harness.peers import HOST, PeerError, Server, start_authd, start_knot, start_nsd, stop_group
 
 STARTUP_TIMEOUT = 60.0  # seconds for a server to answer its SOA
@@ -151,9 +160,9 @@ def _group_rss_mib(pgid: int) -> float:
     return round(sum(_rss_kib(p) for p in _group_pids(pgid)) / 1024, 1)
 
 
-def start_server(kind: str, zone: Path, cpu: int | None) -> Server:
+def start_server(kind: str, zone: Path, cpu: int | None, origin: str = querymix.ORIGIN) -> Server:
     """*kind* (authd, authd-nocache, nsd, knot) serving *zone* on a free port, pinned to *cpu*."""
-    zones = {querymix.ORIGIN: zone}
+    zones = {origin: zone}
     if kind.startswith("authd"):
         options: dict[str, object] = {"udp_payload_max": 1232}
         if kind == "authd-nocache":
@@ -307,6 +316,7 @@ def measure(
     args: argparse.Namespace,
     client_cpu: int | None,
     spy: bool = False,
+    passes: int | None = None,
 ) -> dict[str, Any]:
     """One measured dnsperf run, with the CPU the server and the rest of the box used."""
     result: dict[str, Any] = {}
@@ -316,7 +326,7 @@ def measure(
     hz = os.sysconf("SC_CLK_TCK")
     m0 = _machine_ticks()
     cpu0, t0 = _group_cpu(server.pgid), time.monotonic()
-    perf = run_dnsperf(server.port, qfile, args, client_cpu, args.seconds)
+    perf = run_dnsperf(server.port, qfile, args, client_cpu, args.seconds, passes)
     cpu1, t1 = _group_cpu(server.pgid), time.monotonic()
     m1 = _machine_ticks()
     if sampler is not None:
@@ -445,6 +455,143 @@ def _short_frame(frame: str) -> str:
 
 
 # --------------------------------------------------------------------------
+# Named traffic mixes (issue 10): --mix realistic|cold|flood|big|burst
+# --------------------------------------------------------------------------
+
+MIXES = ("realistic", "cold", "flood", "big", "burst")
+MIX_KINDS = ("authd", "nsd", "knot")  # every mix compares against NSD and Knot
+BIG_ORIGIN = "big.test."
+BIG_RECORDS = 1_000_000  # --records: the 1M-record zone of issue 10 (100k for a quick run)
+# The realistic mix: bigger NXDOMAIN and wildcard pools and a flatter, longer
+# tail than the default mix, so about 40 % of 100,000 questions are distinct.
+REALISTIC_POOLS = {"nx_names": 60_000, "wild_names": 30_000}
+REALISTIC_ZIPF, REALISTIC_UNIFORM, REALISTIC_LINES = 0.9, 0.7, 100_000
+FLOOD_QPS_GUESS = 150_000  # lines per second of run for one-pass files (flood, big)
+MAX_ONE_PASS_LINES = 3_000_000
+WARMUP_LIMIT = 300.0  # seconds for the warm-up pass through the whole file
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """A zone, a query file, and how to run it."""
+
+    name: str
+    origin: str
+    zone: Path
+    qfile: Path
+    check: list[tuple[str, str, str]]  # questions check_mix asks first
+    stats: dict[str, Any]
+    warmup: bool  # one pass of the file before the measured runs
+    first_pass: bool  # the measured run is the first pass itself (cold caches)
+    one_pass: bool  # every question asked at most once (-n 1): never a repeat
+
+
+def _one_pass_lines(args: argparse.Namespace) -> int:
+    return int(args.lines or min(MAX_ONE_PASS_LINES, FLOOD_QPS_GUESS * args.seconds))
+
+
+def flood_questions(n: int, seed: int, origin: str = querymix.ORIGIN) -> list[str]:
+    """*n* distinct random names directly under *origin* (NXDOMAIN), as water torture sends."""
+    rng = random.Random(seed * 104729 + 3)
+    seen: set[str] = set()
+    out: list[str] = []
+    while len(out) < n:
+        label = f"{rng.getrandbits(56):014x}"
+        if label not in seen:
+            seen.add(label)
+            out.append(f"{label}.{origin} {rng.choice(('A', 'A', 'A', 'AAAA'))}")
+    return out
+
+
+def build_mix(name: str, base: Path, args: argparse.Namespace) -> Mix:
+    zdir = base / "zones"
+    zdir.mkdir(exist_ok=True)
+    qfile = base / f"queries-{name}.txt"
+    if name == "big":
+        origin = BIG_ORIGIN
+        zone = zdir / "big.test.zone"
+        zone_lines = list(zonegen.generate(args.records, origin, args.seed))
+        zone.write_text("\n".join(zone_lines) + "\n")
+        pairs = zonegen.answerable(zone_lines, origin)
+        rng = random.Random(args.seed)
+        rng.shuffle(pairs)  # spread over the hosts; repeats only once all were asked
+        n = _one_pass_lines(args)
+        chosen = [pairs[i % len(pairs)] for i in range(n)]
+        qfile.write_text("".join(f"{q} {t}\n" for q, t in chosen))
+        hosts = len({q for q, _ in pairs})
+        stats = {"lines": n, "distinct_questions": min(n, len(pairs)), "hosts": hosts}
+        check = [(q, t, "answer") for q, t in pairs[:60]]
+        return Mix(name, origin, zone, qfile, check, stats, False, False, True)
+    if name == "flood":
+        text, cat = querymix.build_zone(querymix.ZONE_NAMES, args.seed)
+        zone = zdir / "bench.test.zone"
+        zone.write_text(text)
+        n = _one_pass_lines(args)
+        lines = flood_questions(n, args.seed)
+        qfile.write_text("\n".join(lines) + "\n")
+        check = [(ln.split()[0], ln.split()[1], "nxdomain") for ln in lines[:15]]
+        stats = {"lines": n, "distinct_questions": n}
+        return Mix(name, querymix.ORIGIN, zone, qfile, check, stats, False, False, True)
+    text, cat = querymix.build_zone(querymix.ZONE_NAMES, args.seed, **REALISTIC_POOLS)
+    zone = zdir / "bench.test.zone"
+    zone.write_text(text)
+    questions, stats = querymix.build_queries(
+        cat, args.lines or REALISTIC_LINES, args.seed, REALISTIC_ZIPF, REALISTIC_UNIFORM
+    )
+    qfile.write_text("".join(f"{n} {t}\n" for n, t, _ in questions))
+    cold = name == "cold"
+    return Mix(name, querymix.ORIGIN, zone, qfile, questions, stats, not cold, cold, False)
+
+
+def run_mix(args: argparse.Namespace, mix: Mix, server_cpu: int | None, client_cpu: int | None):  # noqa: ANN201
+    """Every server of MIX_KINDS up at once, runs interleaved; one row per server."""
+    kinds = [*MIX_KINDS, *(["authd-nocache"] if args.authd_nocache else [])]
+    servers: dict[str, Server] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        for kind in kinds:
+            print(f"[{kind}] starting ...", flush=True)
+            t0 = time.monotonic()
+            servers[kind] = start_server(kind, mix.zone, server_cpu, mix.origin)
+            rows[kind] = {"server": kind, "startup_s": round(time.monotonic() - t0, 2)}
+            print(f"[{kind}] ready in {rows[kind]['startup_s']} s", flush=True)
+        for kind, server in servers.items():
+            wrong = check_mix(server.port, mix.check)
+            rows[kind]["mix_mismatches"] = wrong
+            for w in wrong[:5]:
+                print(f"  {kind}: off-category answer: {w}", file=sys.stderr)
+            rows[kind]["rss_ready_mib"] = _group_rss_mib(server.pgid)
+            if mix.warmup:
+                # The whole file once, however long it takes: "after warm-up"
+                # means every question of the mix has been asked.
+                warm = run_dnsperf(server.port, mix.qfile, args, client_cpu, WARMUP_LIMIT, 1)
+                rows[kind]["warmup_qps"] = warm["qps"]
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
+        rounds = 1 if mix.first_pass else args.repeat
+        for i in range(rounds):
+            for kind, server in servers.items():  # interleaved: noise hits all alike
+                passes = 1 if mix.first_pass or mix.one_pass else None
+                run = measure(server, mix.qfile, args, client_cpu, passes=passes)
+                runs[kind].append(run)
+                print(
+                    f"[{kind}] round {i + 1}: {float(run['qps']):,.0f} q/s, "
+                    f"lost {run.get('lost', 0)}, server CPU {run['server_cpu_pct']}%",
+                    flush=True,
+                )
+        for kind, server in servers.items():
+            rows[kind].update(max(runs[kind], key=lambda r: float(r["qps"])))
+            if len(runs[kind]) > 1:
+                rows[kind]["runs"] = runs[kind]
+            rows[kind]["rss_after_mib"] = _group_rss_mib(server.pgid)
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{kind} died during the run\n{_tail(server)}")
+    finally:
+        for server in servers.values():
+            stop_server(server, None)
+    return list(rows.values())
+
+
+# --------------------------------------------------------------------------
 # In-process profile of authd.query.handle
 # --------------------------------------------------------------------------
 
@@ -527,9 +674,14 @@ def profile(
 # --------------------------------------------------------------------------
 
 
+def _warmup(row: dict[str, Any]) -> str:
+    qps = row.get("warmup_qps")
+    return "-" if qps is None else f"{float(qps):,.0f}"
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
     head = (
-        f"{'server':<14}{'QPS':>11}{'lost %':>9}{'warm-up QPS':>13}{'srv CPU %':>11}"
+        f"{'server':<14}{'QPS':>11}{'lost':>8}{'lost %':>9}{'warm-up QPS':>13}{'srv CPU %':>11}"
         f"{'QPS/core':>11}{'dnsperf CPU %':>15}{'other CPU %':>13}{'avg lat ms':>12}{'RSS MiB':>9}"
     )
     print(head)
@@ -537,8 +689,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     noisy = [str(r["server"]) for r in rows if float(r.get("other_cpu_pct", 0)) > NOISY_CPU_PCT]
     for r in rows:
         print(
-            f"{r['server']:<14}{float(r['qps']):>11,.0f}{float(r['lost_pct']):>9.2f}"
-            f"{float(r['warmup_qps']):>13,.0f}{float(r['server_cpu_pct']):>11.1f}"
+            f"{r['server']:<14}{float(r['qps']):>11,.0f}{int(r.get('lost', 0)):>8}"
+            f"{float(r['lost_pct']):>9.2f}"
+            f"{_warmup(r):>13}{float(r['server_cpu_pct']):>11.1f}"
             f"{float(r['qps_per_core'] or 0):>11,.0f}{float(r['dnsperf_cpu_pct']):>15.1f}"
             f"{float(r.get('other_cpu_pct', 0)):>13.1f}"
             f"{1000 * float(r.get('latency_avg_s', 0)):>12.3f}{float(r['rss_after_mib']):>9.1f}"
@@ -551,9 +704,104 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """authd/NSD and authd/Knot, raw and per core; printed as they are computed."""
+    by = {str(r["server"]): float(r["qps"]) for r in rows}
+    per_core = {str(r["server"]): r["qps_per_core"] for r in rows}
+    ratios = {}
+    for other in ("nsd", "knot"):
+        if other in by and by[other] > 0:
+            for mine in ("authd", "authd-nocache", "authd-rrl"):
+                if mine not in by:
+                    continue
+                ratios[f"{mine}/{other}"] = round(by[mine] / by[other], 4)
+                a_pc, o_pc = per_core.get(mine), per_core.get(other)
+                if a_pc and o_pc:
+                    ratios[f"{mine}/{other} per core"] = round(float(a_pc) / float(o_pc), 4)
+    if by.get("authd") and "authd-rrl" in by:
+        ratios["authd-rrl/authd"] = round(by["authd-rrl"] / by["authd"], 4)
+    print()
+    for k, v in ratios.items():
+        print(f"{k}: {v:.3f}  ({100 * v:.1f}%)")
+    return ratios
+
+
+def _pinning(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(server CPU, dnsperf CPU): 0 and 1 as issue 10 measured, unless --no-pin."""
+    for tool in ("dnsperf", "nsd") + (("knotd",) if args.with_knot or args.mix else ()):
+        if not (shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}")):
+            raise RuntimeError(f"{tool} is not installed")
+    ncpu = os.cpu_count() or 1
+    pin = ncpu >= 2 and not args.no_pin and shutil.which("taskset") is not None
+    server_cpu, client_cpu = (0, 1) if pin else (None, None)
+    print(
+        f"dnsperf: -c {args.clients} -T 1 -q {args.outstanding} -l {args.seconds:g}"
+        f"{'' if args.no_edns else ' -e'}{f' -Q {args.max_qps}' if args.max_qps else ''}; "
+        f"pinning: {'server CPU 0, dnsperf CPU 1' if server_cpu is not None else 'off'}"
+    )
+    return server_cpu, client_cpu
+
+
+def main_mix(args: argparse.Namespace, base: Path) -> int:
+    """--mix NAME: build it, run authd, NSD and Knot on it, print the table and ratios."""
+    t0 = time.monotonic()
+    mix = build_mix(args.mix, base, args)
+    print(f"mix {mix.name}: zone {mix.origin} ({mix.zone}), built in {time.monotonic() - t0:.1f} s")
+    print(f"queries: {json.dumps(mix.stats)}")
+    server_cpu, client_cpu = _pinning(args)
+    rows = run_mix(args, mix, server_cpu, client_cpu)
+    print()
+    _print_table(rows)
+    ratios = _ratios(rows)
+    authd = next(r for r in rows if r["server"] == "authd")
+    lost = {str(r["server"]): int(r.get("lost", 0)) for r in rows}
+    print(f"queries lost: {lost}")
+    if args.mix == "burst":
+        verdict = "PASS" if lost["authd"] == 0 else "FAIL"
+        print(
+            f"burst (dnsperf -c {args.clients} -q {args.outstanding}): authd lost "
+            f"{lost['authd']} of {authd.get('sent', 0)}: {verdict}"
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "mix": mix.name,
+                    "queries": mix.stats,
+                    "settings": {
+                        "seconds": args.seconds,
+                        "clients": args.clients,
+                        "outstanding": args.outstanding,
+                        "records": args.records if mix.name == "big" else None,
+                        "pinned": server_cpu is not None,
+                    },
+                    "results": rows,
+                    "ratios": ratios,
+                    "lost": lost,
+                },
+                indent=2,
+            )
+        )
+    return 1 if args.mix == "burst" and lost["authd"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=15.0, help="measured run per server (15)")
+    p.add_argument(
+        "--mix",
+        choices=MIXES,
+        help="a named traffic shape of issue 10 (authd, NSD and Knot, interleaved): "
+        "realistic (10k-name zone, ~40%% distinct questions, after a warm-up pass), "
+        "cold (the same, first pass), flood (every question a new random name), "
+        "big (a --records zone, questions spread over its hosts), "
+        "burst (realistic at dnsperf -c 10 -q 500: must lose nothing)",
+    )
+    p.add_argument(
+        "--records", type=int, default=BIG_RECORDS, help="records of the big mix's zone (1000000)"
+    )
+    p.add_argument(
+        "--seconds", type=float, default=None, help="measured run per server (15; mixes 5)"
+    )
     p.add_argument("--with-knot", action="store_true", help="also benchmark Knot DNS")
     p.add_argument(
         "--authd-nocache",
@@ -566,8 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also run authd with rate_limit on, at limits never reached (RRL's cost)",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--clients", type=int, default=4, help="dnsperf -c (4)")
-    p.add_argument("--outstanding", type=int, default=100, help="dnsperf -q (100)")
+    p.add_argument("--clients", type=int, default=None, help="dnsperf -c (4; mixes 10)")
+    p.add_argument("--outstanding", type=int, default=None, help="dnsperf -q (100; burst 500)")
     p.add_argument("--max-qps", type=int, default=0, help="dnsperf -Q (0: unlimited)")
     p.add_argument("--no-edns", action="store_true", help="queries without EDNS (dnsperf -e off)")
     p.add_argument(
@@ -588,7 +836,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeat", type=int, default=1, help="measured runs per server; the best is kept (1)"
     )
-    p.add_argument("--lines", type=int, default=50_000, help="query file lines (50000)")
+    p.add_argument(
+        "--lines",
+        type=int,
+        default=None,
+        help="query file lines (50000; realistic/cold 100000; flood/big 150000 per second)",
+    )
     p.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent (1.0)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--keep", metavar="DIR", help="write zone, queries and logs here and keep them")
@@ -600,6 +853,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile-n", type=int, default=20_000, help="requests per profile loop")
     p.add_argument("--profile-top", type=int, default=25)
     args = p.parse_args(argv)
+    mixed = args.mix is not None
+    if args.seconds is None:
+        args.seconds = 5.0 if mixed else 15.0
+    if args.clients is None:
+        args.clients = 10 if mixed else 4
+    if args.outstanding is None:
+        args.outstanding = 500 if args.mix == "burst" else 100
+    if args.records < zonegen.MIN_RECORDS:
+        p.error(f"--records must be at least {zonegen.MIN_RECORDS}")
     if args.seconds <= 0 or args.seconds > 600:
         p.error("--seconds must be in (0, 600]")
     if not 1 <= args.repeat <= 20:
@@ -617,6 +879,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         base = Path(tempfile.mkdtemp(prefix="authd-qps-"))
     try:
+        if mixed:
+            return main_mix(args, base)
+        if args.lines is None:
+            args.lines = 50_000
         text, cat = querymix.build_zone(querymix.ZONE_NAMES, args.seed)
         zdir = base / "zones"
         zdir.mkdir(exist_ok=True)
@@ -639,17 +905,7 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.json).write_text(json.dumps(result, indent=2))
             return 0
 
-        for tool in ("dnsperf", "nsd") + (("knotd",) if args.with_knot else ()):
-            if not (shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}")):
-                raise RuntimeError(f"{tool} is not installed")
-        ncpu = os.cpu_count() or 1
-        pin = ncpu >= 2 and not args.no_pin and shutil.which("taskset") is not None
-        server_cpu, client_cpu = (1, 0) if pin else (None, None)
-        print(
-            f"dnsperf: -c {args.clients} -T 1 -q {args.outstanding} -l {args.seconds:g}"
-            f"{'' if args.no_edns else ' -e'}{f' -Q {args.max_qps}' if args.max_qps else ''}; "
-            f"pinning: {'server CPU 1, dnsperf CPU 0' if server_cpu is not None else 'off'}"
-        )
+        server_cpu, client_cpu = _pinning(args)
 
         kinds = ["authd", *(["authd-nocache"] if args.authd_nocache else []), "nsd"]
         kinds[1:1] = ["authd-rrl"] if args.authd_rrl else []
@@ -682,23 +938,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         _print_table(rows)
-        by = {str(r["server"]): float(r["qps"]) for r in rows}
-        per_core = {str(r["server"]): r["qps_per_core"] for r in rows}
-        ratios = {}
-        for other in ("nsd", "knot"):
-            if other in by and by[other] > 0:
-                for mine in ("authd", "authd-nocache", "authd-rrl"):
-                    if mine not in by:
-                        continue
-                    ratios[f"{mine}/{other}"] = round(by[mine] / by[other], 4)
-                    a_pc, o_pc = per_core.get(mine), per_core.get(other)
-                    if a_pc and o_pc:
-                        ratios[f"{mine}/{other} per core"] = round(float(a_pc) / float(o_pc), 4)
-        if by.get("authd") and "authd-rrl" in by:
-            ratios["authd-rrl/authd"] = round(by["authd-rrl"] / by["authd"], 4)
-        print()
-        for k, v in ratios.items():
-            print(f"{k}: {v:.3f}  ({100 * v:.1f}%)")
+        ratios = _ratios(rows)
         a = next(r for r in rows if r["server"] == "authd")
         print(
             f"authd VmRSS after the run: {a['authd_vmrss_mib']} MiB "

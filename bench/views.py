@@ -46,6 +46,7 @@ import dns.edns
 import dns.message
 
 from authd import views
+from authd.answercache import AnswerCache
 from authd.build import build_snapshot
 from authd.config import config_from_dict
 from authd.query import Request, Transport, handle
@@ -138,7 +139,7 @@ def measure(prefix_count: int, lookups: int, seed: int) -> dict[str, dict[str, f
             # Built afresh: a replaced snapshot would share the warmed caches.
             (folder / "nocache").mkdir()
             nocache = build(folder / "nocache", listed, cache=False)
-            nofront = dataclasses.replace(snap, cache={}, front=None)
+            nofront = dataclasses.replace(snap, cache=AnswerCache(), front=None)
             requests = [Request(query, a, "127.0.0.1", Transport.UDP) for a in addresses]
             ecs_requests = [
                 Request(w, "127.0.0.1", "127.0.0.1", Transport.UDP) for w in ecs_queries

@@ -50,7 +50,9 @@ class Catalog:
     records: int = 0
 
 
-def build_zone(n_names: int = ZONE_NAMES, seed: int = 1) -> tuple[str, Catalog]:
+def build_zone(
+    n_names: int = ZONE_NAMES, seed: int = 1, nx_names: int = 6000, wild_names: int = 3000
+) -> tuple[str, Catalog]:
     """The text of zone ``bench.test.`` with exactly *n_names* owner names.
 
     Layout (relative names): the apex (SOA, NS, MX, TXT), ns1/ns2 and
@@ -58,7 +60,9 @@ def build_zone(n_names: int = ZONE_NAMES, seed: int = 1) -> tuple[str, Catalog]:
     in-domain glue ``ns1.subN``/``ns2.subN``, 600 CNAMEs ``aliasN`` (50 to
     names outside the zone), 200 two-link chains ``chainN -> aliasM -> host``,
     400 TXT-only ``_dmarc.<host>``, and hosts ``<word>N`` for the rest: all
-    with A, half with AAAA, 10 % with MX, 15 % with TXT.
+    with A, half with AAAA, 10 % with MX, 15 % with TXT.  The NXDOMAIN and
+    wildcard pools hold *nx_names* and *wild_names* questions (names that do
+    not exist are unbounded: bigger pools, a longer tail).
     """
     rng = random.Random(seed)
     n_deleg, n_alias, n_chain, n_dmarc = 250, 600, 200, 400
@@ -173,7 +177,7 @@ def build_zone(n_names: int = ZONE_NAMES, seed: int = 1) -> tuple[str, Catalog]:
 
     # Names that do not exist: typos, retired hosts, names below hosts.
     nx_seen: set[str] = set()
-    while len(nx_seen) < 6000:
+    while len(nx_seen) < nx_names:
         host = rng.choice(hosts)
         form = rng.randrange(4)
         if form == 0:
@@ -187,7 +191,7 @@ def build_zone(n_names: int = ZONE_NAMES, seed: int = 1) -> tuple[str, Catalog]:
         if name not in nx_seen:
             nx_seen.add(name)
             pools["nx"].append((name, rng.choice(("A", "A", "A", "AAAA", "MX", "TXT"))))
-    for i in range(3000):
+    for i in range(wild_names):
         pools["wild"].append((f"{rng.choice(_WORDS)}-{i}.wild", rng.choice(("A", "A", "A", "TXT"))))
 
     cat.pools = pools
@@ -213,13 +217,15 @@ def _fqdn(rel: str) -> str:
 
 
 def build_queries(
-    cat: Catalog, lines: int, seed: int = 1, zipf_s: float = 1.0
+    cat: Catalog, lines: int, seed: int = 1, zipf_s: float = 1.0, uniform: float = 0.0
 ) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
     """*lines* questions (fqdn, qtype, category) drawn by MIX with Zipf popularity.
 
     Each pool is shuffled (seeded) and its k-th entry gets weight 1/k**s, so a
     few names are very popular and a long tail is asked once or never, as in
-    real traffic.
+    real traffic.  A share *uniform* of the lines instead picks any entry of
+    its pool alike: a longer tail (more distinct questions) with the same
+    popular head.
     """
     rng = random.Random(seed * 7919 + 17)
     cums: dict[str, list[float]] = {}
@@ -242,7 +248,10 @@ def build_queries(
     for _ in range(lines):
         category, pool = slots[bisect.bisect(slot_cum, rng.random() * slot_cum[-1])]
         cum = cums[pool]
-        name, qtype = order[pool][bisect.bisect(cum, rng.random() * cum[-1])]
+        if uniform and rng.random() < uniform:
+            name, qtype = rng.choice(order[pool])
+        else:
+            name, qtype = order[pool][bisect.bisect(cum, rng.random() * cum[-1])]
         out.append((_fqdn(name), qtype, category))
     distinct = len({(n, t) for n, t, _ in out})
     by_cat: dict[str, int] = {}
@@ -263,5 +272,6 @@ def build_queries(
         "by_category": {k: round(v / lines, 3) for k, v in by_cat.items()},
         "by_qtype": {k: round(v / lines, 3) for k, v in sorted(by_type.items())},
         "zipf_s": zipf_s,
+        "uniform": uniform,
     }
     return out, stats

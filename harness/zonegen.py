@@ -5,7 +5,8 @@ apex NS with glue, apex MX/TXT, a wildcard, then hosts with a mix of A, AAAA,
 CNAME, MX, TXT and SRV, and delegations with glue.  One record per line with
 relative names, a blank owner for a host's second record, some explicit TTLs
 and some comments, as people write them.  The same (N, origin, seed) always
-gives the same bytes.
+gives the same bytes.  ``answerable`` lists the questions such a zone
+answers with data of their own type (benchmarks draw their queries from it).
 
 Usage: python -m harness.zonegen N ORIGIN OUTFILE [SEED]
 """
@@ -105,6 +106,34 @@ def generate(n: int, origin: str, seed: int = 1) -> Iterator[str]:
         else:
             yield f"{name}\tIN\tA\t172.16.{host >> 8 & 255}.{host & 255}"
             count += 1
+
+
+def answerable(lines: list[str], origin: str) -> list[tuple[str, str]]:
+    """(fqdn, qtype) of every authoritative host RRset in lines this module generated.
+
+    Delegations (and their glue), the wildcard and the apex SOA/NS are left
+    out: every question left gets an authoritative answer of its own type.
+    """
+    owner = "@"
+    delegated: set[str] = set()
+    pairs: dict[tuple[str, str], None] = {}
+    for line in lines:
+        if not line or line[0] in ";$(" or line.startswith("\t\t"):
+            continue
+        fields = line.split(";", 1)[0].split()
+        if not line[0].isspace():
+            owner, fields = fields[0], fields[1:]
+        if "IN" not in fields:
+            continue
+        rtype = fields[fields.index("IN") + 1]
+        if rtype == "NS" and owner != "@":
+            delegated.add(owner)
+        if rtype in ("SOA", "NS") or owner in ("@", "*") or owner in delegated:
+            continue
+        if "." in owner and owner.split(".", 1)[1] in delegated:
+            continue  # glue below a cut: a referral
+        pairs[(owner, rtype)] = None
+    return [(f"{o}.{origin}", t) for o, t in pairs]
 
 
 def write_zone(path: str, n: int, origin: str, seed: int = 1) -> None:

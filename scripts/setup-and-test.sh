@@ -22,7 +22,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 
 for tool in dig kdig delv named knotd nsd dnsperf unbound dnssec-signzone dnssec-keygen ldns-signzone promtool dot \
-    dnssec-verify dnssec-dsfromkey kzonecheck ldns-keygen; do
+    dnssec-verify dnssec-dsfromkey kzonecheck ldns-keygen ss taskset; do
     command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null \
         || { echo "missing tool: $tool" >&2; exit 1; }
 done

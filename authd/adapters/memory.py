@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import MutableMapping
 from typing import Any
 
 from twisted.internet import threads
 from twisted.logger import Logger
 
+from authd.answercache import AnswerCache
 from authd.snapshot import Snapshot
 from authd.zone import ZoneVersion
 
@@ -29,11 +29,13 @@ RETIRE_THRESHOLD = 10_000  # records; smaller zone versions are freed at once, h
 RETIRE_DELAY = 1.0  # seconds after a swap before the old versions are taken apart
 
 
-def dismantle(tables: list[MutableMapping[Any, Any]]) -> int:
+def dismantle(tables: list[Any]) -> int:
     """Empty big tables an entry at a time (in a worker thread); how many entries.
 
-    Dropping a million-record zone version in one go is one long deallocation
-    that holds the GIL for half a second; popping its nodes one by one frees
+    A table is anything with ``popitem`` and a length: a mapping of zone
+    nodes, or an ``AnswerCache``.  Dropping a million-record zone version in
+    one go is one long deallocation that holds the GIL for half a second;
+    popping its nodes one by one frees
     the same memory in small steps that let the reactor thread run in between.
     """
     count = 0
@@ -65,7 +67,7 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
             if v is not None and id(v) not in live and v.record_count >= RETIRE_THRESHOLD
         }.values()
     )
-    caches: list[MutableMapping[Any, Any]] = [
+    caches: list[Any] = [
         cache
         for cache in (old.cache, old.front)
         if cache and cache is not new.cache and cache is not new.front
@@ -74,8 +76,8 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
         reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches)
 
 
-def _retire_later(doomed: list[ZoneVersion], caches: list[MutableMapping[Any, Any]]) -> None:
-    tables = caches
+def _retire_later(doomed: list[ZoneVersion], caches: list[AnswerCache]) -> None:
+    tables: list[Any] = list(caches)
     while doomed:
         version = doomed.pop()
         # Two references: ``version`` here and getrefcount's own argument.

@@ -270,7 +270,8 @@ class Service:
     def listen(self) -> None:
         opts = self.config.options
         for lc in self.config.listen:
-            udp = UdpServer(self.current, lc.address, self._on_reply)
+            buffers = (opts.udp_receive_buffer, opts.udp_send_buffer)
+            udp = UdpServer(self.current, lc.address, self._on_reply, buffers)
             udp.noisy = False
             self._ports.append(self._reactor.listenUDP(lc.port, udp, interface=lc.address))
             factory = TcpFactory(

@@ -7,12 +7,17 @@ back-pressure.  Invariants: a TCP connection holds at most one partial message
 must complete within ``tcp_io_timeout`` of its first byte, so a client sending
 a byte at a time cannot hold a connection (slowloris); when a client stops
 reading, we stop reading from it (the transport pauses us as a producer), so
-its answers cannot pile up without bound.
+its answers cannot pile up without bound.  Every UDP socket gets the receive
+and send buffers of ``options.udp_receive_buffer``/``udp_send_buffer`` (as
+NSD: forced past ``net.core.rmem_max`` when we may, else as large as the
+kernel allows, and logged), so a burst of queries queues instead of being
+dropped.
 """
 
 from __future__ import annotations
 
 import fcntl
+import socket
 import struct
 import termios
 import time
@@ -48,11 +53,84 @@ def _safe_handle(request: Request, snapshot: Snapshot) -> Reply:
         return Reply((out,) if out is not None else ())
 
 
+# Linux's "ignore rmem_max/wmem_max" variants (CAP_NET_ADMIN); Python names neither.
+_SO_SNDBUFFORCE = 32
+_SO_RCVBUFFORCE = 33
+
+
+def _size_buffer(sock: socket.socket, option: int, force: int, size: int) -> int:
+    """Set one socket buffer to *size* bytes, as NSD does; what the kernel then reports.
+
+    The forcing variant first (it passes the sysctl cap when we hold
+    CAP_NET_ADMIN), then the plain one, which the kernel silently caps at
+    ``net.core.rmem_max``/``wmem_max``.  Linux reports twice the size it
+    was given (the bookkeeping share), so a full size reads back as 2 x *size*.
+    """
+    if size > 0:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, size)
+            except OSError:
+                pass  # the kernel's default stays; the caller logs what we got
+    return int(sock.getsockopt(socket.SOL_SOCKET, option))
+
+
+def size_udp_buffers(sock: socket.socket, receive: int, send: int) -> tuple[int, int]:
+    """Size *sock*'s receive and send buffers; the (receive, send) bytes the kernel reports."""
+    got_receive = _size_buffer(sock, socket.SO_RCVBUF, _SO_RCVBUFFORCE, receive)
+    got_send = _size_buffer(sock, socket.SO_SNDBUF, _SO_SNDBUFFORCE, send)
+    return got_receive, got_send
+
+
 class UdpServer(protocol.DatagramProtocol):
-    def __init__(self, snapshot: SnapshotSource, local: str, on_reply: ReplyHook) -> None:
+    def __init__(
+        self,
+        snapshot: SnapshotSource,
+        local: str,
+        on_reply: ReplyHook,
+        buffers: tuple[int, int] = (0, 0),
+    ) -> None:
         self._snapshot = snapshot
         self._local = local
         self._on_reply = on_reply
+        self._buffers = buffers  # (receive, send) bytes asked for; 0: the kernel's default
+        self.buffer_sizes = (0, 0)  # what the kernel reports once listening
+
+    def startProtocol(self) -> None:  # noqa: N802
+        sock = self.transport.socket  # type: ignore[union-attr]
+        receive, send = self._buffers
+        self.buffer_sizes = size_udp_buffers(sock, receive, send)
+        got_receive, got_send = self.buffer_sizes
+        # Below twice what was asked: capped by net.core.rmem_max/wmem_max
+        # (no CAP_NET_ADMIN); a burst larger than the buffer will be dropped.
+        short = [
+            f"{what} {got // 2} of {asked} bytes (raise net.core.{sysctl})"
+            for what, got, asked, sysctl in (
+                ("receive", got_receive, receive, "rmem_max"),
+                ("send", got_send, send, "wmem_max"),
+            )
+            if asked and got < 2 * asked
+        ]
+        port = self.transport.getHost().port  # type: ignore[union-attr]
+        if short:
+            log.warn(
+                "UDP {address} port {port}: socket buffers smaller than configured: {short}",
+                address=self._local,
+                port=port,
+                short="; ".join(short),
+            )
+        else:
+            # The kernel's own figures: twice the setting (its bookkeeping share).
+            log.info(
+                "UDP {address} port {port}: socket buffers SO_RCVBUF {receive}, "
+                "SO_SNDBUF {send} bytes",
+                address=self._local,
+                port=port,
+                receive=got_receive,
+                send=got_send,
+            )
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
         request = Request(data, addr[0], self._local, Transport.UDP, time.time(), addr[1])
