@@ -100,6 +100,15 @@ MAX_CATALOG_MEMBERS = 100_000  # member zones one interpreted catalog may add; m
 MAX_CATALOG_GROUP_BYTES = 255  # a group property is one TXT string (RFC 9432 section 4.4.2)
 MAX_CATALOG_PROBLEMS = 20  # ignored entries one catalog reports by name; the rest are counted
 
+# -- The delegation lab (authd lab) ------------------------------------------------------
+
+MAX_LAB_SERVERS = 100  # servers in one lab.yaml (each a loopback address and a view)
+MAX_LAB_ZONES = 500  # zones across a lab
+LAB_TRACE_MAX_QUERIES = 60  # queries one `authd lab trace` sends, sub-lookups included
+LAB_TRACE_MAX_DEPTH = 4  # nested lookups of a name server's address (missing glue)
+LAB_TRACE_TIMEOUT = 2.0  # seconds a trace waits for one answer
+LAB_UP_TIMEOUT = 30.0  # seconds `authd lab up --detach` waits for the lab to answer
+
 # -- authd check ---------------------------------------------------------------------------
 
 LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all

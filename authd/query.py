@@ -187,6 +187,25 @@ def _limit(transport: Transport, payload: int | None, udp_max: int) -> int:
     return min(max(payload, MIN_EDNS_UDP_PAYLOAD), udp_max)
 
 
+def lab_fault(request: Request, faults: tuple[tuple[str, str], ...]) -> bool:
+    """LAB ONLY: does a simulated fault of the server at ``request.local`` drop this query?"""
+    for address, fault in faults:
+        if address != request.local:
+            continue
+        if fault == "silent":
+            return True
+        if fault == "udp-only" and request.transport is Transport.TCP:
+            return True
+        if fault == "drop-edns":
+            try:
+                msg = dns.message.from_wire(request.wire)
+            except dns.exception.DNSException:
+                return False
+            if msg.edns >= 0:
+                return True
+    return False
+
+
 _COOKIE_REPLY_LEN = COOKIE_CLIENT_LEN + COOKIE_SERVER_LEN  # what every cookie reply carries
 
 
@@ -199,6 +218,8 @@ class _Answered(NamedTuple):
 
 def handle(request: Request, snapshot: Snapshot) -> Reply:
     """Answer one DNS message received over UDP or TCP."""
+    if snapshot.options.lab_faults and lab_fault(request, snapshot.options.lab_faults):
+        return _DROP  # lab only (authd lab): a simulated server fault
     data = request.wire
     udp = request.transport is Transport.UDP
     front = snapshot.front

@@ -483,23 +483,34 @@ def grouping_index(grouping: Grouping) -> GroupingIndex:
     )
 
 
-def compile_zone(origin: dns.name.Name, records: Iterable[Record], file: str) -> CompileResult:
+def compile_zone(
+    origin: dns.name.Name,
+    records: Iterable[Record],
+    file: str,
+    waive: frozenset[str] = frozenset(),
+) -> CompileResult:
     """Group, check and compile *records* into a zone version for *origin*.
 
     A list of *records* is emptied: their names and rdatas live on in the
     version, and freeing a million records is done in small steps here.
     """
     grouping = group_records(origin, records, file)
-    result = compile_grouping(grouping)
+    result = compile_grouping(grouping, waive)
     release_grouping(grouping)
     if isinstance(records, list):
         release(records)
     return result
 
 
-def compile_grouping(grouping: Grouping, *, wire: bool = True) -> CompileResult:
+def compile_grouping(
+    grouping: Grouping, waive: frozenset[str] = frozenset(), *, wire: bool = True
+) -> CompileResult:
     """Check and compile *grouping* into a zone version; with *wire*, into
-    wire format too (``authd.compiled``), for the assembler."""
+    wire format too (``authd.compiled``), for the assembler.
+
+    *waive*: LAB ONLY (``lab.waive`` of an ``authd lab`` config): these error
+    ids are served as warnings, so a lab can serve a deliberately broken zone.
+    """
     origin, file, grouped, ttls, cuts, count = (
         grouping.origin,
         grouping.file,
@@ -509,6 +520,13 @@ def compile_grouping(grouping: Grouping, *, wire: bool = True) -> CompileResult:
         grouping.count,
     )
     findings = [*grouping.findings, *check_zone(origin, grouped, cuts, file)]
+    if waive:  # lab only: see the docstring
+        findings = [
+            Finding(f.id, Severity.WARNING, f.file, f.line, f"{f.message} (waived by the lab)")
+            if f.id in waive
+            else f
+            for f in findings
+        ]
     if any(f.severity is Severity.ERROR for f in findings):
         return CompileResult(None, tuple(findings))
 
@@ -601,12 +619,13 @@ def load_zone(
     file: str,
     max_records: int = DEFAULT_MAX_ZONE_RECORDS,
     include_root: str | None = None,
+    waive: frozenset[str] = frozenset(),
 ) -> CompileResult:
     """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
     records = parse_zone_file(file, origin, max_records, include_root)
     # Remember every file read, so a watcher knows which edits concern this zone.
     files = frozenset({file, *(r.file for r in records)})
-    result = compile_zone(origin, records, file)  # empties records
+    result = compile_zone(origin, records, file, waive)  # empties records
     if result.version is None:
         return dataclasses.replace(result, files=files)
     version = dataclasses.replace(result.version, files=files)
