@@ -605,8 +605,7 @@ def compile_grouping(
         denial=denial,
         negative_soa_sig=negative_signature(nodes[origin], negative_soa) if denial else None,
     )
-    if wire and denial is None:
-        # Signed zones are answered by the engine (DNSSEC is not compiled yet).
+    if wire:
         # Imported here: the compiler builds on the engine, which reads zones.
         from authd.compiled import compile_version
 
