@@ -24,7 +24,7 @@ import dns.exception
 import dns.name
 import yaml
 
-from authd import acl, cookies, ratelimit
+from authd import acl, checks, cookies, ratelimit
 from authd.errors import ConfigError
 from authd.keys import KeySet, parse_key_name, parse_keys
 from authd.limits import (
@@ -872,7 +872,9 @@ TOP_LEVEL_KEYS = {"listen", "options", "zones", "views", "keys", "acls", "client
 #: (a DNS Flag Day middlebox), no answer over TCP (a UDP-only listener).
 LAB_FAULTS = frozenset({"silent", "drop-edns", "udp-only"})
 #: Load checks a lab may waive so a broken zone can be served; never others.
-LAB_WAIVABLE = frozenset({"glue-missing", "cname-and-other-data"})
+LAB_WAIVABLE = frozenset(
+    {checks.LoaderCheck.GLUE_MISSING.value, checks.LoaderCheck.CNAME_AND_OTHER_DATA.value}
+)
 
 
 def _parse_lab(value: object, base: str) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 import dns.name
 
+from authd.checks import LoaderCheck
 from authd.lab import Lab
+from authd.lint import LintCheck
+
+# The scenario that makes two names CNAMEs of each other is named after the
+# finding it reveals.
+_CNAME_LOOP = LintCheck.CNAME_LOOP.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,7 @@ SCENARIOS = (
         "www.example.com A",
     ),
     Scenario(
-        "cname-loop",
+        _CNAME_LOOP,
         "two names that are CNAMEs of each other",
         "example.com.",
         "SERVFAIL",
@@ -188,7 +194,8 @@ def plan(name: str, zone_text: str | None, lab: Lab, files: Mapping[str, str]) -
         )
     if name == "missing-glue":
         return Broken(
-            _edit(files, com, "ns1.eng     A", "; glue removed: ns1.eng A"), ("glue-missing",)
+            _edit(files, com, "ns1.eng     A", "; glue removed: ns1.eng A"),
+            (LoaderCheck.GLUE_MISSING.value,),
         )
     if name == "glue-mismatch":
         return Broken(
@@ -208,11 +215,11 @@ def plan(name: str, zone_text: str | None, lab: Lab, files: Mapping[str, str]) -
             _edit(files, com, "www         A     192.0.2.10", "www         A     192.0.2.11"),
             deaf=deaf,
         )
-    if name == "cname-loop":
+    if name == _CNAME_LOOP:
         return Broken(_append(files, com, "loop1       CNAME loop2\nloop2       CNAME loop1\n"))
     if name == "cname-apex":
         return Broken(
             _append(files, "zones/example.org.zone", "@           CNAME www.example.com.\n"),
-            ("cname-and-other-data",),
+            (LoaderCheck.CNAME_AND_OTHER_DATA.value,),
         )
     raise ValueError(f"scenario {name} has no plan")  # pragma: no cover - table above
