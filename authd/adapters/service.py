@@ -107,6 +107,7 @@ class Service:
         self._waiters: dict[int, defer.Deferred[list[str]]] = {}
         self._next_waiter = 0
         self._stall: StallMonitor | None = None
+        self._read_since = time.time()  # when the running (or last) reload began reading
         self.watcher: Watcher | None = None
         self.records: dict[tuple[str, dns.name.Name], ZoneRecord] = {}
         self.started = time.time()
@@ -356,6 +357,7 @@ class Service:
         self._generation += 1
         generation = self._generation
         log.info("reloading {what}", what=scope.describe())
+        self._read_since = time.time()
         old_config = self.config
         old_base = self.base_config
 
@@ -441,6 +443,9 @@ class Service:
             self._drop_members(members.gone)
             self._reset_members(members.reset)
         self.record_events(events)
+        # Watch the files this load read before saying how it went: an operator
+        # (or a test) may fix a new $INCLUDE the moment the refusal is logged.
+        self._watch_files(read_since=self._read_since)
         for event in events:
             if scope.covers((event.view, event.zone)):
                 log_load_event(event)
@@ -454,7 +459,6 @@ class Service:
                 and e.outcome in (LoadOutcome.KEPT_OLD, LoadOutcome.FAILED)
             )
         self.notify_changed(events)
-        self._watch_files()
         assert self._stall is not None
         self.last_reload_stall = self._stall.stop()
         log.info(
@@ -544,8 +548,11 @@ class Service:
         if reread:
             log.info("config {path} reloaded", path=new.path)
 
-    def _watch_files(self) -> None:
-        """Point the watcher at every zone file, every $INCLUDE, and the config."""
+    def _watch_files(self, read_since: float | None = None) -> None:
+        """Point the watcher at every zone file, every $INCLUDE, and the config.
+
+        *read_since*: when the load that read these files began (see Watcher.watch).
+        """
         if self.watcher is None:
             return
         files = set()
@@ -556,7 +563,7 @@ class Service:
                 if zc.type is ZoneType.SECONDARY or zc.catalog_role is CatalogRole.GENERATE:
                     continue  # written (or built) by us, not by the operator
                 files |= self._zone_files(view.name, name, zc.file)
-        self.watcher.watch(files)
+        self.watcher.watch(files, read_since)
 
     def _zone_files(self, view: str, zone: dns.name.Name, main: str) -> set[str]:
         """The files a zone is read from: those its served version and its last load read.

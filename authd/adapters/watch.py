@@ -29,6 +29,8 @@ from watchdog.observers import Observer
 log = Logger(namespace="authd")
 
 OPEN_WRITE_WAIT = 30.0  # seconds a watched file may stay open for writing before it loads
+# File timestamps come from the kernel's coarse clock, a tick behind time.time().
+MTIME_SLACK = 0.05
 
 OnChange = Callable[[set[str]], None]
 
@@ -68,8 +70,13 @@ class Watcher:
         self._writing: dict[str, float] = {}
         self._close_events = False  # whether the observer reports closes (inotify)
 
-    def watch(self, files: Iterable[str]) -> None:
+    def watch(self, files: Iterable[str], read_since: float | None = None) -> None:
         """Replace the set of watched files (their folders are what watchdog sees).
+
+        A file first watched now (a new $INCLUDE that a load just read) may have
+        changed between that read and this call, when nobody listened for its
+        events: with *read_since*, the wall-clock time that load began, a new
+        file modified since then is treated as changed.
 
         A file reached through symlinks (``ln -s``, a Kubernetes ConfigMap's
         ``a.zone -> ..data/a.zone``, ``..data -> ..v1``) changes where no event
@@ -77,7 +84,16 @@ class Watcher:
         the target's folder is watched too, and an event on an unwatched name
         in a folder holding linked files re-checks where they lead.
         """
+        before = self._files
         self._files = frozenset(os.path.normpath(os.path.abspath(f)) for f in files)
+        if read_since is not None:
+            for f in self._files - before:
+                try:
+                    mtime = os.stat(f).st_mtime
+                except OSError:
+                    continue
+                if mtime >= read_since - MTIME_SLACK:
+                    self._arm(f)
         targets: dict[str, set[str]] = {}
         linked: dict[str, dict[str, str]] = {}
         for f in self._files:
