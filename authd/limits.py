@@ -114,3 +114,9 @@ LAB_UP_TIMEOUT = 30.0  # seconds `authd lab up --detach` waits for the lab to an
 LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
 LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
 LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)
+
+# -- Signing (authd.signpolicy, authd.signer) ----------------------------------------------
+
+MAX_SIGNING_DURATION = 10 * 366 * 86400  # the longest duration a signing policy accepts
+MAX_NSEC3_SALT_BYTES = 255  # RFC 5155 section 3.1.5: a one-octet length
+SIGNING_INCEPTION_SKEW = 3600  # inception this far in the past: validators' clocks lag
