@@ -22,7 +22,7 @@ import dataclasses
 import enum
 import hashlib
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -35,8 +35,9 @@ from authd.errors import ZoneError
 from authd.journal import Journal, reconcile
 from authd.serial import increased as serial_increased
 from authd.serial import policy_serial, step_problem
+from authd.signer import Inline, SigningError, SigningKey, sign_zone
 from authd.snapshot import Snapshot, View, allows_all, with_fresh_caches
-from authd.zone import ZoneVersion, load_zone
+from authd.zone import ZoneVersion, compile_zone, load_zone
 
 #: Appended to a journal problem: the zone keeps serving, IXFR from memory only.
 MEMORY_ONLY = "IXFR history kept in memory only"
@@ -133,30 +134,46 @@ def load_one(
     now: float = 0.0,
     floor: int | None = None,
     remembered: tuple[str, int] | None = None,
+    keys: Sequence[SigningKey] = (),
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """Load *zc*'s file, keeping *old* when the new content must be refused.
 
     *now* feeds the unixtime and dateserial policies; *floor* is the last serial
     served before a restart (from the journal), which those policies never go below.
+    A zone with a signing policy (``zc.dnssec``) is signed with *keys* after its
+    serial is settled; *old* is then compared by the unsigned version it came from.
     """
+    signing = zc.dnssec
+    served_old = old
+    # Signing turned on, or done with another policy or other keys: a new
+    # signed version even when the file did not change.
+    resign = False
+    if signing is not None and old is not None:
+        inline = old.inline
+        resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
+        if inline is not None:
+            # What an edit is compared with: the unsigned source (same serial).
+            old = inline.unsigned
 
     read: frozenset[str] = frozenset({zc.file})
 
     def refused(
         reason: str, findings: tuple[Finding, ...] = ()
     ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
-        outcome = LoadOutcome.KEPT_OLD if old is not None else LoadOutcome.FAILED
-        serial = old.serial if old is not None else None
-        records = old.record_count if old is not None else 0
+        kept = served_old
+        outcome = LoadOutcome.KEPT_OLD if kept is not None else LoadOutcome.FAILED
+        serial = kept.serial if kept is not None else None
+        records = kept.record_count if kept is not None else 0
         event = ZoneLoadEvent(
             view, zc.name, zc.file, outcome, serial, records, reason, findings, files=read
         )
-        return old, event
+        return kept, event
 
     def unchanged(old: ZoneVersion) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+        kept = served_old if served_old is not None else old
         outcome = LoadOutcome.UNCHANGED
-        return old, ZoneLoadEvent(
-            view, zc.name, zc.file, outcome, old.serial, old.record_count, files=read
+        return kept, ZoneLoadEvent(
+            view, zc.name, zc.file, outcome, kept.serial, kept.record_count, files=read
         )
 
     try:
@@ -174,7 +191,7 @@ def load_one(
         return refused(str(errors[0]), result.findings)
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
-        if new.same_content(old):
+        if not resign and new.same_content(old):
             return unchanged(old)
         new = new.with_serial(policy_serial(zc.serial, old.serial, now))
     elif (
@@ -190,14 +207,20 @@ def load_one(
         new = new.with_serial(policy_serial(zc.serial, floor, now))
     if old is not None and not managed:
         if new.serial == old.serial and new.same_content(old):
-            return unchanged(old)
-        if not serial_increased(old.serial, new.serial):
+            if not resign:
+                return unchanged(old)
+        elif not serial_increased(old.serial, new.serial):
             why = step_problem(old.serial, new.serial)
             changed = "content unchanged" if new.same_content(old) else "content changed"
             return refused(
                 f"{zc.file}: serial {new.serial} {why}, {changed}; keeping serial {old.serial}",
                 result.findings,
             )
+    if signing is not None:
+        try:
+            new = sign_version(zc, new, served_old, keys, now)
+        except SigningError as e:
+            return refused(f"{zc.file}: signing failed: {e}", result.findings)
     event = ZoneLoadEvent(
         view,
         zc.name,
@@ -210,6 +233,32 @@ def load_one(
         files=read,
     )
     return new, event
+
+
+def _tags(keys: Sequence[SigningKey]) -> tuple[int, ...]:
+    return tuple(sorted(k.tag for k in keys))
+
+
+def sign_version(
+    zc: ZoneConfig,
+    unsigned: ZoneVersion,
+    old: ZoneVersion | None,
+    keys: Sequence[SigningKey],
+    now: float,
+) -> ZoneVersion:
+    """*unsigned* signed by *keys* under *zc*'s policy, compiled like a signed
+    zone file; *old*'s signatures are kept where still good.  Raises SigningError."""
+    policy = zc.dnssec
+    assert policy is not None
+    previous = None
+    if old is not None and old.inline is not None and old.inline.policy == policy:
+        previous = old.inline.signed
+    signed = sign_zone(zc.name, unsigned.nodes, keys, policy, int(now), previous)
+    result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
+    if result.version is None:
+        raise SigningError(str(result.errors[0]))
+    inline = Inline(unsigned, signed, policy, _tags(keys))
+    return dataclasses.replace(result.version, files=unsigned.files, inline=inline)
 
 
 def generated_catalog(
@@ -306,15 +355,18 @@ def plan_snapshot(
     now: float = 0.0,
     only: Collection[tuple[str, dns.name.Name]] | None = None,
     stored: Mapping[tuple[str, dns.name.Name], Stored] | None = None,
+    keys: Mapping[dns.name.Name, Sequence[SigningKey]] | None = None,
 ) -> Build:
     """Load every zone of *config*; zones that fail keep *previous*'s version.
 
     With *only*, just those (view, zone) pairs are read again; the others keep
     *previous*'s versions untouched.  *stored* holds the state folder's
     contents for the zones of ``first_loads``; a zone missing from it starts
-    with an empty journal and no remembered serial.
+    with an empty journal and no remembered serial.  *keys* holds the signing
+    keys of the zones with a signing policy (from the key store).
     """
     stored = stored or {}
+    keys = keys or {}
     opts = config.options
     events: list[ZoneLoadEvent] = []
     served: list[ServedRecord] = []
@@ -369,7 +421,9 @@ def plan_snapshot(
                 floor = old_journal.serial_to if first and old_journal is not None else None
                 managed = zc.serial is not SerialPolicy.KEEP
                 remembered = found.served if first and managed else None
-                version, event = load_one(vc.name, zc, old, now, floor, remembered)
+                version, event = load_one(
+                    vc.name, zc, old, now, floor, remembered, keys.get(zc.name, ())
+                )
                 if managed and version is not None and version is not old:
                     digest = content_digest(version.files)
                     served.append(ServedRecord(vc.name, zc.name, digest, version.serial))

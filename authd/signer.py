@@ -23,7 +23,7 @@ import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dns.dnssec
 import dns.name
@@ -42,6 +42,9 @@ from authd.limits import SIGNING_INCEPTION_SKEW
 from authd.rrsig import is_sig_key
 from authd.signpolicy import Denial, SigningPolicy
 from authd.zonefile import Record
+
+if TYPE_CHECKING:
+    from authd.zone import ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
@@ -117,6 +120,18 @@ class SignedZone:
     def due_for_refresh(self, now: int, policy: SigningPolicy) -> bool:
         expiry = earliest_expiry(self)
         return expiry is not None and expiry - now <= policy.signature_refresh
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Inline:
+    """What a version signed by authd remembers: the unsigned version it was
+    signed from (what an edit is compared with), the signer's output (whose
+    signatures a re-signing keeps) and the policy it followed."""
+
+    unsigned: ZoneVersion
+    signed: SignedZone
+    policy: SigningPolicy
+    keys: tuple[int, ...]  # the tags of the keys it was signed with
 
 
 def earliest_expiry(signed: SignedZone) -> int | None:
@@ -376,6 +391,7 @@ def _b32hex_encode(raw: bytes) -> str:
 
 __all__ = [
     "SIGNER_TYPES",
+    "Inline",
     "SignedZone",
     "SigningError",
     "SigningKey",
