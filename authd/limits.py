@@ -120,3 +120,9 @@ LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 927
 MAX_SIGNING_DURATION = 10 * 366 * 86400  # the longest duration a signing policy accepts
 MAX_NSEC3_SALT_BYTES = 255  # RFC 5155 section 3.1.5: a one-octet length
 SIGNING_INCEPTION_SKEW = 3600  # inception this far in the past: validators' clocks lag
+
+# -- DNSSEC keys (authd keys, the key store) -----------------------------------------------
+
+MAX_ZONE_KEYS = 64  # keys one zone's keys.json may list (a rollover needs a handful)
+MAX_KEY_FILE_BYTES = 64 * 1024  # a .key, .private, .state or keys.json file read
+MAX_KEY_TAG_TRIES = 20  # fresh keys drawn before giving up on a tag not yet in use
