@@ -135,6 +135,7 @@ def load_one(
     floor: int | None = None,
     remembered: tuple[str, int] | None = None,
     keys: Sequence[SigningKey] = (),
+    key_problem: str | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """Load *zc*'s file, keeping *old* when the new content must be refused.
 
@@ -217,6 +218,8 @@ def load_one(
                 result.findings,
             )
     if signing is not None:
+        if key_problem is not None:
+            return refused(f"{zc.file}: signing failed: {key_problem}", result.findings)
         try:
             new = sign_version(zc, new, served_old, keys, now)
         except SigningError as e:
@@ -356,6 +359,7 @@ def plan_snapshot(
     only: Collection[tuple[str, dns.name.Name]] | None = None,
     stored: Mapping[tuple[str, dns.name.Name], Stored] | None = None,
     keys: Mapping[dns.name.Name, Sequence[SigningKey]] | None = None,
+    key_problems: Mapping[dns.name.Name, str] | None = None,
 ) -> Build:
     """Load every zone of *config*; zones that fail keep *previous*'s version.
 
@@ -363,10 +367,12 @@ def plan_snapshot(
     *previous*'s versions untouched.  *stored* holds the state folder's
     contents for the zones of ``first_loads``; a zone missing from it starts
     with an empty journal and no remembered serial.  *keys* holds the signing
-    keys of the zones with a signing policy (from the key store).
+    keys of the zones with a signing policy (from the key store), and
+    *key_problems* why a zone has none; that zone keeps its old version.
     """
     stored = stored or {}
     keys = keys or {}
+    key_problems = key_problems or {}
     opts = config.options
     events: list[ZoneLoadEvent] = []
     served: list[ServedRecord] = []
@@ -422,7 +428,14 @@ def plan_snapshot(
                 managed = zc.serial is not SerialPolicy.KEEP
                 remembered = found.served if first and managed else None
                 version, event = load_one(
-                    vc.name, zc, old, now, floor, remembered, keys.get(zc.name, ())
+                    vc.name,
+                    zc,
+                    old,
+                    now,
+                    floor,
+                    remembered,
+                    keys.get(zc.name, ()),
+                    key_problems.get(zc.name),
                 )
                 if managed and version is not None and version is not old:
                     digest = content_digest(version.files)

@@ -1,0 +1,235 @@
+"""Inline signing end to end: authd signs an unsigned zone file and serves it signed.
+
+A running authd with ``dnssec: {policy: ...}`` on a zone generates its keys
+in the key store (files mode 0600), signs the zone, and serves the signed
+version: taken over AXFR, it passes BIND's ``dnssec-verify`` (NSEC, NSEC3
+with opt-out, Ed25519 with a KSK/ZSK pair); an edit to the unsigned file
+gives a new signed serial that still verifies, reached by IXFR too; the zone
+file is never written, and no private key text reaches AXFR, the zone file
+or the log.  A validating unbound, trusting the DS authd's key store gives,
+returns secure (AD) answers: positive, NXDOMAIN, NODATA and wildcard.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.zone
+import pytest
+from reloadkit import Lab, running_lab
+
+from authd.adapters import keystore
+from authd.keyfiles import ds_records
+from harness.peers import HOST, require_binary, start_unbound
+
+ZONE = dns.name.from_text("example.test.")
+VERIFY_TIMEOUT = 60.0
+QUERY_TIMEOUT = 10.0
+RELOAD_TIMEOUT = 30.0
+
+ZONE_TEXT = """$TTL 300
+@ IN SOA ns1 host {serial} 3600 600 86400 300
+@ NS ns1
+ns1 A 192.0.2.1
+www A {www}
+*.wild TXT "wild"
+a.b.ent A 192.0.2.3
+sub NS ns.sub
+ns.sub A 192.0.2.9
+"""
+
+POLICIES: dict[str, dict[str, Any]] = {
+    "nsec": {"name": "nsec"},
+    "nsec3": {"name": "nsec3", "denial": "nsec3", "nsec3": {"opt_out": True}},
+    "nsec3-no-opt-out": {"name": "nsec3-no-opt-out", "denial": "nsec3"},
+    "ed25519": {"name": "ed25519", "algorithm": "ed25519", "keys": "ksk-zsk"},
+}
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from running_lab()
+
+
+def start(lab: Lab, policy: str, serial: int = 1) -> tuple[Any, Path, Path]:
+    zone_file = lab.write("example.test.zone", ZONE_TEXT.format(serial=serial, www="192.0.2.2"))
+    state = lab.dir / "state"
+    config = {
+        "options": {"state_dir": str(state)},
+        "dnssec_policies": [POLICIES[policy]],
+        "zones": [
+            {
+                "name": str(ZONE),
+                "file": str(zone_file),
+                "dnssec": {"policy": policy},
+                "allow_transfer": ["127.0.0.1"],
+                "serial": "keep",
+            }
+        ],
+    }
+    server = lab.start_config("authd", config)
+    return server, zone_file, state
+
+
+def axfr(port: int) -> dns.zone.Zone:
+    return dns.zone.from_xfr(dns.query.xfr(HOST, ZONE, port=port, timeout=QUERY_TIMEOUT))
+
+
+def verify(zone: dns.zone.Zone, path: Path, csk: bool) -> str:
+    zone.to_file(str(path), relativize=False)
+    # -z: a CSK has the SEP flag and signs everything (no separate ZSK).
+    argv = [require_binary("dnssec-verify"), *(["-z"] if csk else []), "-o", str(ZONE), str(path)]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout + run.stderr
+
+
+def private_texts(state: Path) -> list[str]:
+    """The base64 of every private key in the key store."""
+    out = []
+    for path in (state / "keys").rglob("*.private"):
+        for line in path.read_text().splitlines():
+            if line.startswith("PrivateKey:"):
+                out.append(line.split(":", 1)[1].strip())
+    assert out
+    return out
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_axfr_of_an_inline_signed_zone_passes_dnssec_verify(lab: Lab, policy: str) -> None:
+    server, zone_file, state = start(lab, policy)
+    before = zone_file.read_text()
+    zone = axfr(server.port)
+    report = verify(zone, lab.dir / "axfr.zone", policy != "ed25519")
+    assert "Zone fully signed" in report
+    if policy == "nsec3":
+        assert zone.find_rdataset(ZONE, "NSEC3PARAM")
+    # The key store: the policy's keys, private files 0600, folder 0700.
+    keys = keystore.load_keys(str(state), ZONE)
+    assert sorted(k.role for k in keys) == (["csk"] if policy != "ed25519" else ["ksk", "zsk"])
+    folder = state / "keys" / "example.test"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for path in folder.glob("*.private"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # Private key text never leaves the key store.
+    secrets = private_texts(state)
+    axfr_text = zone.to_text()
+    log = server.read_log()
+    for secret in secrets:
+        assert secret not in axfr_text and secret not in log
+        assert secret.replace("\n", "")[:20] not in axfr_text.replace(" ", "")
+    assert zone_file.read_text() == before  # the zone file is never written
+
+
+def test_an_edit_gives_a_new_signed_serial_that_verifies_and_is_served_by_ixfr(
+    lab: Lab,
+) -> None:
+    server, zone_file, _state = start(lab, "nsec3")
+    first = axfr(server.port)
+    old_sigs = {
+        (name, rds.covers): rds
+        for name, node in first.nodes.items()
+        for rds in node
+        if rds.rdtype == dns.rdatatype.RRSIG
+    }
+    zone_file.write_text(ZONE_TEXT.format(serial=2, www="192.0.2.22"))
+    lab.wait_serial(server, str(ZONE), 2, RELOAD_TIMEOUT)
+    second = axfr(server.port)
+    verify(second, lab.dir / "axfr2.zone", True)
+    www = second.find_rdataset("www", "A")
+    assert [rd.to_text() for rd in www] == ["192.0.2.22"]
+    # IXFR from serial 1: only what changed (RFC 1995), not the whole zone.
+    messages = list(
+        dns.query.xfr(
+            HOST, ZONE, rdtype=dns.rdatatype.IXFR, serial=1, port=server.port, timeout=QUERY_TIMEOUT
+        )
+    )
+    answer = [rrset for m in messages for rrset in m.answer]
+    records = sum(len(r) for r in answer)
+    total = sum(len(rds) for node in second.nodes.values() for rds in node)
+    assert answer[0].rdtype == dns.rdatatype.SOA and answer[1].rdtype == dns.rdatatype.SOA
+    assert int(answer[1][0].serial) == 1  # incremental, not an AXFR-style reply
+    assert records < total // 2, (records, total)
+    # The RRSIG over an untouched RRset is the same one (kept, not re-made).
+    ns1 = dns.name.from_text("ns1", None)
+    kept = second.find_rdataset(ns1, "RRSIG", covers="A")
+    assert kept == old_sigs[(ns1, dns.rdatatype.A)]
+
+
+def test_a_broken_edit_keeps_the_signed_version_serving(lab: Lab) -> None:
+    server, zone_file, _state = start(lab, "nsec")
+    after = len(server.read_log().splitlines())
+    zone_file.write_text("@ IN SOA broken\n")
+    lab.wait_log(server, r"zone example\.test\. not reloaded", RELOAD_TIMEOUT, after=after)
+    zone = axfr(server.port)
+    verify(zone, lab.dir / "kept.zone", True)
+
+
+def test_a_failure_to_sign_is_logged_and_the_previous_signed_version_keeps_serving(
+    lab: Lab,
+) -> None:
+    server, zone_file, state = start(lab, "nsec")
+    (state / "keys" / "example.test" / "keys.json").write_text("{not json")
+    after = len(server.read_log().splitlines())
+    zone_file.write_text(ZONE_TEXT.format(serial=2, www="192.0.2.22"))
+    line = lab.wait_log(
+        server,
+        r"zone example\.test\. not reloaded: .*signing failed: key store",
+        RELOAD_TIMEOUT,
+        after=after,
+    )
+    assert "serial 1 keeps serving" in line
+    zone = axfr(server.port)
+    assert int(zone.find_rdataset("@", "SOA")[0].serial) == 1
+    verify(zone, lab.dir / "kept.zone", True)
+
+
+def resolve(port: int, qname: str, qtype: str) -> dns.message.Message:
+    query = dns.message.make_query(qname, qtype, want_dnssec=True)
+    query.flags |= dns.flags.AD  # RFC 6840 section 5.7: AD only to those who ask
+    return dns.query.udp(query, HOST, port=port, timeout=QUERY_TIMEOUT)
+
+
+QUESTIONS = [
+    ("www.example.test.", "A", "NOERROR", True),  # positive
+    ("nope.example.test.", "A", "NXDOMAIN", False),  # NXDOMAIN
+    ("www.example.test.", "TXT", "NOERROR", False),  # NODATA
+    ("ent.example.test.", "A", "NOERROR", False),  # NODATA at an empty non-terminal
+    ("x.wild.example.test.", "TXT", "NOERROR", True),  # wildcard
+]
+
+
+# Not opt-out: an opt-out NSEC3 over the next closer name proves no NXDOMAIN
+# securely (RFC 5155 section 9.2), so unbound rightly leaves AD clear there.
+@pytest.mark.parametrize("policy", ["nsec", "nsec3-no-opt-out"])
+def test_unbound_validates_answers_from_an_inline_signed_zone(lab: Lab, policy: str) -> None:
+    server, _zone_file, state = start(lab, policy)
+    (ds,) = ds_records(keystore.load_keys(str(state), ZONE))
+    anchor = f"{ZONE} 3600 IN DS {ds.to_text()}"
+    stubs = {str(ZONE): f"{HOST}@{server.port}"}
+    resolver = lab.add("unbound", start_unbound(server.port, [anchor], stubs=stubs))
+    for qname, qtype, rcode, answered in QUESTIONS:
+        reply = resolve(resolver.port, qname, qtype)
+        got = dns.rcode.to_text(reply.rcode())
+        lab.check(
+            got == rcode and bool(reply.flags & dns.flags.AD) and bool(reply.answer) == answered,
+            f"{policy}: {qname} {qtype} should be secure {rcode}: got {got}\n{reply}",
+        )
+
+
+def test_key_files_are_private(lab: Lab) -> None:
+    _server, _zone_file, state = start(lab, "nsec")
+    for path in (state / "keys").rglob("*"):
+        if path.suffix == ".private":
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
