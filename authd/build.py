@@ -491,13 +491,16 @@ def build_snapshot(
     generation: int,
     now: float = 0.0,
     only: Collection[tuple[str, dns.name.Name]] | None = None,
+    keys: Mapping[dns.name.Name, Sequence[SigningKey]] | None = None,
+    key_problems: Mapping[dns.name.Name, str] | None = None,
 ) -> tuple[Snapshot, list[ZoneLoadEvent]]:
     """What *config* would serve, with nothing read from or written to the state folder.
 
     For checks (``serve --check-config``) and tests; the server builds through
     ``authd.adapters.state.build_snapshot``, which persists serials and journals.
+    *keys* and *key_problems*: as ``plan_snapshot``'s (the caller reads them).
     """
-    built = plan_snapshot(config, previous, generation, now, only)
+    built = plan_snapshot(config, previous, generation, now, only, None, keys, key_problems)
     return built.snapshot, list(built.events)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.zone
 import pytest
+import yaml
 from reloadkit import Lab, running_lab
 
 from authd.adapters import keystore
@@ -233,3 +235,29 @@ def test_key_files_are_private(lab: Lab) -> None:
     for path in (state / "keys").rglob("*"):
         if path.suffix == ".private":
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_check_config_signs_without_touching_the_key_store(tmp_path: Path) -> None:
+    zone_file = tmp_path / "example.test.zone"
+    zone_file.write_text(ZONE_TEXT.format(serial=1, www="192.0.2.2"))
+    state = tmp_path / "state"
+    config = tmp_path / "authd.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "options": {"state_dir": str(state)},
+                "dnssec_policies": [POLICIES["nsec3"]],
+                "zones": [
+                    {"name": str(ZONE), "file": str(zone_file), "dnssec": {"policy": "nsec3"}}
+                ],
+            }
+        )
+    )
+    argv = [sys.executable, "-m", "authd", "serve", "-c", str(config), "--check-config"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not (state / "keys").exists()
+    config.write_text(config.read_text().replace("policy: nsec3\n", "policy: nsec4\n"))
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
+    assert run.returncode != 0
+    assert "zones[0].dnssec.policy: unknown policy 'nsec4'" in run.stdout + run.stderr

@@ -56,7 +56,7 @@ from authd.journal import (
     encode_journal,
     encode_record,
 )
-from authd.keyfiles import KeyFileError, ZoneKey
+from authd.keyfiles import KeyFileError, ZoneKey, make_zone_key
 from authd.signer import active
 from authd.snapshot import Snapshot, with_zone
 from authd.zone import ZoneVersion
@@ -115,11 +115,15 @@ def build_snapshot(
 
 
 def signing_keys(
-    config: Config, now: int
+    config: Config, now: int, *, write: bool = True
 ) -> tuple[dict[dns.name.Name, tuple[ZoneKey, ...]], dict[dns.name.Name, str]]:
     """The key store's keys of every zone authd signs, generating the ones its
     policy needs and lacks (first need); and, for a zone whose keys cannot be
-    read or made, why.  Read at every build: a few small files per zone."""
+    read or made, why.  Read at every build: a few small files per zone.
+
+    Without *write* (``serve --check-config``), a missing key is made in memory
+    only, so the check signs as the server would and the key store is untouched.
+    """
     keys: dict[dns.name.Name, tuple[ZoneKey, ...]] = {}
     problems: dict[dns.name.Name, str] = {}
     for vc in config.views:
@@ -134,6 +138,10 @@ def signing_keys(
                         k.role == role and k.algorithm == policy.algorithm and active(k, now)
                         for k in found
                     ):
+                        if not write:
+                            private = keystore.new_private_key(policy.algorithm)
+                            found = (*found, make_zone_key(zc.name, role, private, now))
+                            continue
                         keystore.generate_key(
                             config.state_dir, zc.name, policy.algorithm, role, now
                         )
