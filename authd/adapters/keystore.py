@@ -83,6 +83,22 @@ def load_keys(state_dir: str, zone: dns.name.Name) -> tuple[ZoneKey, ...]:
     return tuple(keys)
 
 
+def list_zones(state_dir: str) -> list[dns.name.Name]:
+    """The zones with a key index under *state_dir*, sorted (folder ``root``: the root)."""
+    top = os.path.join(state_dir, "keys")
+    try:
+        names = sorted(os.listdir(top))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise KeyFileError(top, f"cannot list: {e.strerror}") from None
+    zones = []
+    for name in names:
+        if os.path.isfile(os.path.join(top, name, METADATA)):
+            zones.append(dns.name.root if name == "root" else dns.name.from_text(name))
+    return sorted(zones)
+
+
 def new_private_key(algorithm: int) -> PrivateKey:
     """A fresh private key for *algorithm* (13 or 15), from ``cryptography``."""
     if algorithm == 13:
@@ -338,6 +354,7 @@ __all__ = [
     "import_bind_keys",
     "key_dir",
     "key_file_base",
+    "list_zones",
     "load_keys",
     "new_private_key",
     "save_metadata",
