@@ -145,15 +145,18 @@ def earliest_expiry(signed: SignedZone) -> int | None:
 
 
 def active(key: SigningKey, now: int) -> bool:
-    """Signs now: activated (or no date set) and not retired."""
-    return (key.activate is None or key.activate <= now) and (
+    """Signs now: activated and not retired (no activation time: not yet active,
+    as the key store means it)."""
+    return (key.activate is not None and key.activate <= now) and (
         key.retire is None or key.retire > now
     )
 
 
 def published(key: SigningKey, now: int) -> bool:
-    """In the DNSKEY RRset now."""
-    return (key.publish is None or key.publish <= now) and (key.remove is None or key.remove > now)
+    """In the DNSKEY RRset now: published and not removed."""
+    return (key.publish is not None and key.publish <= now) and (
+        key.remove is None or key.remove > now
+    )
 
 
 def expiration(owner: dns.name.Name, rdtype: int, now: int, policy: SigningPolicy) -> int:

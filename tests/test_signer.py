@@ -62,8 +62,8 @@ class SignerKey:
     private: Any = field(repr=False)
     tag: int
     algorithm: int
-    publish: int | None = None
-    activate: int | None = None
+    publish: int | None = 0
+    activate: int | None = 0
     retire: int | None = None
     remove: int | None = None
 
@@ -294,3 +294,18 @@ def test_without_an_active_key_signing_is_refused(zone_file: Path) -> None:
     for keys, policy in cases:
         with pytest.raises(SigningError, match="no active"):
             sign_zone(ORIGIN, nodes, keys, policy, NOW)
+
+
+def test_a_published_key_not_yet_active_is_in_the_dnskey_rrset_but_signs_nothing(
+    zone_file: Path,
+) -> None:
+    signing = make_key("csk", 13)
+    waiting = dataclasses.replace(make_key("csk", 13), activate=None)
+    hidden = dataclasses.replace(make_key("csk", 13), publish=None, activate=None)
+    signed = sign_zone(
+        ORIGIN, nodes_of(zone_file), [signing, waiting, hidden], SigningPolicy(), NOW
+    )
+    dnskey = signed.rrsets[(ORIGIN, RdataType.DNSKEY)]
+    assert set(dnskey) == {signing.dnskey, waiting.dnskey}
+    assert {int(rd.key_tag) for sig in signed.sigs.values() for rd in sig} == {signing.tag}
+    validate_all(signed)

@@ -138,12 +138,23 @@ def signing_keys(
                         k.role == role and k.algorithm == policy.algorithm and active(k, now)
                         for k in found
                     ):
+                        # No key of this role signs: a zone's first keys are
+                        # published and active at once (nothing to pre-publish for).
                         if not write:
                             private = keystore.new_private_key(policy.algorithm)
-                            found = (*found, make_zone_key(zc.name, role, private, now))
+                            made = make_zone_key(
+                                zc.name, role, private, now, publish=now, activate=now
+                            )
+                            found = (*found, made)
                             continue
                         keystore.generate_key(
-                            config.state_dir, zc.name, policy.algorithm, role, now
+                            config.state_dir,
+                            zc.name,
+                            policy.algorithm,
+                            role,
+                            now,
+                            publish=now,
+                            activate=now,
                         )
                         found = keystore.load_keys(config.state_dir, zc.name)
             except (KeyFileError, OSError) as e:
