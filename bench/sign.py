@@ -46,7 +46,14 @@ from authd.adapters.gcpause import gc_paused
 from authd.build import load_one
 from authd.config import config_from_dict
 from harness import zonegen
-from harness.peers import HOST, PeerError, free_port, require_binary, start_authd
+from harness.peers import (
+    HOST,
+    PeerError,
+    free_port,
+    require_binary,
+    start_authd,
+    start_knot,
+)
 
 DENIALS = ("nsec", "nsec3")
 TIME_LIMIT = 900.0  # seconds each signing run may take before it is reported as over
@@ -261,37 +268,97 @@ def ixfr_size(source: str, origin: str, denial: str) -> dict[str, Any]:
                     )
                 time.sleep(0.05)
             reloaded = time.perf_counter() - start
-            messages = list(
-                dns.query.xfr(
-                    HOST,
-                    origin,
-                    rdtype=dns.rdatatype.IXFR,
-                    serial=SERIAL,
-                    port=port,
-                    timeout=IO_TIMEOUT,
-                )
+            figures = _ixfr(port, origin, SERIAL)
+            figures.update(
+                server="authd",
+                start_to_serving_s=round(started, 2),
+                edit_to_serving_s=round(reloaded, 2),
             )
-            answer = [rrset for m in messages for rrset in m.answer]
-            # An incremental reply's second record is the old SOA (RFC 1995).
-            assert answer[1].rdtype == dns.rdatatype.SOA and answer[1][0].serial == SERIAL
-            by_type: dict[str, int] = {}
-            for rrset in answer:
-                name = dns.rdatatype.to_text(rrset.rdtype)
-                if rrset.rdtype == dns.rdatatype.RRSIG:
-                    name += "/" + dns.rdatatype.to_text(rrset.covers)
-                by_type[name] = by_type.get(name, 0) + len(rrset)
-            return {
-                "start_to_serving_s": round(started, 2),
-                "edit_to_serving_s": round(reloaded, 2),
-                "messages": len(messages),
-                "bytes": sum(len(m.to_wire()) for m in messages),
-                "records": sum(len(r) for r in answer),
-                "by_type": by_type,
-            }
+            return figures
         finally:
             server.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ixfr(port: int, origin: str, serial: int) -> dict[str, Any]:
+    """The IXFR from *serial*: messages, bytes, records and records by type."""
+    messages = list(
+        dns.query.xfr(
+            HOST, origin, rdtype=dns.rdatatype.IXFR, serial=serial, port=port, timeout=IO_TIMEOUT
+        )
+    )
+    answer = [rrset for m in messages for rrset in m.answer]
+    # An incremental reply's second record is the old SOA (RFC 1995).
+    assert answer[1].rdtype == dns.rdatatype.SOA and answer[1][0].serial == serial
+    by_type: dict[str, int] = {}
+    for rrset in answer:
+        name = dns.rdatatype.to_text(rrset.rdtype)
+        if rrset.rdtype == dns.rdatatype.RRSIG:
+            name += "/" + dns.rdatatype.to_text(rrset.covers)
+        by_type[name] = by_type.get(name, 0) + len(rrset)
+    return {
+        "messages": len(messages),
+        "bytes": sum(len(m.to_wire()) for m in messages),
+        "records": sum(len(r) for r in answer),
+        "by_type": by_type,
+    }
+
+
+def knot_ixfr_size(source: str, origin: str, denial: str) -> dict[str, Any]:
+    """The same for knotd signing the zone (``dnssec-signing: on``, one key, alg
+    13): the file edited, ``knotd`` reloaded (SIGHUP), the IXFR from the serial
+    it served before."""
+    nsec3 = "on" if denial == "nsec3" else "off"
+    sections = (
+        "policy:\n"
+        "  - id: bench\n"
+        "    algorithm: ecdsap256sha256\n"
+        "    single-type-signing: on\n"
+        f"    nsec3: {nsec3}\n"
+        "    nsec3-iterations: 0\n"
+        "    nsec3-salt-length: 0\n"
+        "acl:\n"
+        f"  - id: transfer\n    address: {HOST}\n    action: transfer\n"
+    )
+    # Knot applies a file edit as a change and picks the serial (increment);
+    # journal-content: all keeps the change to serve as IXFR.
+    template = (
+        "    zonefile-sync: -1\n    zonefile-load: difference-no-serial\n    journal-content: all\n"
+    )
+    start = time.perf_counter()
+    server = start_knot(
+        {origin: source},
+        sections=sections,
+        template=template,
+        zone_options={
+            origin.rstrip("."): "    dnssec-signing: on\n    dnssec-policy: bench\n"
+            "    acl: transfer\n"
+        },
+        timeout=START_TIMEOUT,
+    )
+    try:
+        started = time.perf_counter() - start
+        before = _soa_serial(server.port, origin)
+        assert before is not None
+        _edit(server.workdir / "zones" / Path(source).name, SERIAL + 1)
+        start = time.perf_counter()
+        server.reload()
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while (_soa_serial(server.port, origin) or before) == before:
+            if time.monotonic() > deadline:
+                raise PeerError(f"Knot did not sign the edit:\n{server.read_log()}")
+            time.sleep(0.05)
+        reloaded = time.perf_counter() - start
+        figures = _ixfr(server.port, origin, before)
+        figures.update(
+            server="knot",
+            start_to_serving_s=round(started, 2),
+            edit_to_serving_s=round(reloaded, 2),
+        )
+        return figures
+    finally:
+        server.stop()
 
 
 def _size(text: str) -> int:
@@ -318,6 +385,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--denial", choices=DENIALS, action="append")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT)
     parser.add_argument("--no-ixfr", action="store_true")
+    parser.add_argument("--ixfr-only", action="store_true", help="only the IXFR figures")
     parser.add_argument(
         "--resign", action="store_true", help="also time authd's reload after a one-record edit"
     )
@@ -334,7 +402,7 @@ def main(argv: list[str]) -> int:
             with open(path, "w", encoding="ascii") as f:
                 for line in zonegen.generate(n, origin):
                     f.write(line + "\n")
-            for denial in denials:
+            for denial in denials if not args.ixfr_only else ():
                 row: dict[str, Any] = {"records": n, "denial": denial}
                 # authd in a fresh process per run: one run's memory does not slow the next.
                 row["authd"] = _authd_subprocess(path, origin, denial, args.resign, args.time_limit)
@@ -344,10 +412,11 @@ def main(argv: list[str]) -> int:
                 rows.append(row)
             if not args.no_ixfr and n <= 100_000:
                 for denial in denials:
-                    ixfr = ixfr_size(path, origin, denial)
-                    ixfr.update(records_unsigned=n, denial=denial)
-                    print(json.dumps(ixfr), file=sys.stderr, flush=True)
-                    results.append(ixfr)
+                    for measure in (ixfr_size, knot_ixfr_size):
+                        ixfr = measure(path, origin, denial)
+                        ixfr.update(records_unsigned=n, denial=denial)
+                        print(json.dumps(ixfr), file=sys.stderr, flush=True)
+                        results.append(ixfr)
     print()
     print(
         "| zone | denial | authd wall / CPU s | BIND wall / CPU s | Knot wall / CPU s "
@@ -368,11 +437,12 @@ def main(argv: list[str]) -> int:
         )
     if results:
         print()
-        print("| zone | denial | IXFR messages | bytes | records | edit to serving s |")
-        print("| ---: | --- | ---: | ---: | ---: | ---: |")
+        print("| zone | denial | server | IXFR messages | bytes | records | edit to serving s |")
+        print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
         for r in results:
             print(
-                f"| {r['records_unsigned']:,} | {r['denial']} | {r['messages']} | {r['bytes']:,} "
+                f"| {r['records_unsigned']:,} | {r['denial']} | {r['server']} | {r['messages']} "
+                f"| {r['bytes']:,} "
                 f"| {r['records']} | {r['edit_to_serving_s']} |"
             )
     if args.json:
