@@ -118,8 +118,14 @@ class SignedZone:
         return earliest_expiry(self)
 
     def due_for_refresh(self, now: int, policy: SigningPolicy) -> bool:
+        """Whether a signature expires within the policy's refresh period."""
+        due = self.next_refresh(policy)
+        return due is not None and due <= now
+
+    def next_refresh(self, policy: SigningPolicy) -> int | None:
+        """When the first signature falls due for refresh (unix seconds)."""
         expiry = earliest_expiry(self)
-        return expiry is not None and expiry - now <= policy.signature_refresh
+        return None if expiry is None else expiry - policy.signature_refresh
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -254,6 +260,11 @@ def sign_zone(
         False: frozenset(k.tag for k in zsks),
     }
     inception = now - SIGNING_INCEPTION_SKEW
+    horizon = policy.signature_refresh
+    if previous is not None and previous.due_for_refresh(now, policy):
+        # A refresh re-signs what falls due within the jitter span too, so the
+        # zone is re-signed in one pass, not once per signature as each falls due.
+        horizon += policy.signature_jitter
     for key, rrset in rrsets.items():
         owner, rdtype = key
         if owner in plan.glue:
@@ -262,7 +273,7 @@ def sign_zone(
             continue
         is_dnskey = rdtype == RdataType.DNSKEY
         signers = ksks if is_dnskey else zsks
-        old = _reusable(previous, key, rrset, signing_tags[is_dnskey], now, policy)
+        old = _reusable(previous, key, rrset, signing_tags[is_dnskey], now, horizon)
         if old is not None:
             sigs[key] = old
             kept += 1
@@ -293,9 +304,10 @@ def _reusable(
     rrset: dns.rrset.RRset,
     tags: frozenset[int],
     now: int,
-    policy: SigningPolicy,
+    horizon: int,
 ) -> dns.rrset.RRset | None:
-    """The previous signature of *key* if it still holds for *rrset*."""
+    """The previous signature of *key* if it still holds for *rrset* and does
+    not expire within *horizon* seconds."""
     if previous is None:
         return None
     old_sig = previous.sigs.get(key)
@@ -304,7 +316,7 @@ def _reusable(
         return None
     if frozenset(int(rd.key_tag) for rd in old_sig) != tags:
         return None
-    if min(int(rd.expiration) for rd in old_sig) - now <= policy.signature_refresh:
+    if min(int(rd.expiration) for rd in old_sig) - now <= horizon:
         return None
     return old_sig
 

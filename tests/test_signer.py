@@ -25,6 +25,7 @@ import dns.rdtypes.util
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from authd.limits import SIGNING_INCEPTION_SKEW
 from authd.signer import SignedZone, SigningError, expiration, sign_zone
 from authd.signpolicy import Denial, KeyLayout, Nsec3Params, SigningPolicy
 from authd.zone import Node, compile_zone
@@ -224,7 +225,7 @@ def test_timing_is_an_hour_back_to_validity_less_a_fixed_jitter(zone_file: Path)
     expirations = set()
     for k, sig in one.sigs.items():
         for rd in sig:
-            assert rd.inception == NOW - 3600
+            assert rd.inception == NOW - SIGNING_INCEPTION_SKEW == NOW - 3600
             assert (
                 NOW + policy.signature_validity - policy.signature_jitter
                 < rd.expiration
