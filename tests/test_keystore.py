@@ -218,3 +218,24 @@ def test_bind_imports_refuse_what_is_wrong_and_write_nothing(tmp_path: Path) -> 
     with pytest.raises(KeyFileError, match="expected a BIND .key file"):
         keystore.import_bind_keys(state, ZONE, [str(good.with_suffix(".private"))], NOW)
     assert keystore.load_keys(state, ZONE) == ()
+
+
+def test_a_bind_dnssec_policy_key_imports_as_its_state_file_says(tmp_path: Path) -> None:
+    # dnssec-keygen -k writes the .state file named keeps (KSK: yes, ZSK: yes: a CSK).
+    out = run(
+        [
+            require_binary("dnssec-keygen"),
+            "-q",
+            "-k",
+            "default",
+            "-K",
+            str(tmp_path),
+            "example.com",
+        ],
+        tmp_path,
+    )
+    key_path = tmp_path / (out.strip() + ".key")
+    assert key_path.with_suffix(".state").is_file()
+    (key,) = keystore.import_bind_keys(str(tmp_path / "s"), ZONE, [str(key_path)], NOW)
+    assert key.role == "csk" and key.dnskey.flags == 257
+    assert key.publish is not None and key.publish != NOW and key.activate == key.publish
