@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import dns.name
@@ -239,3 +240,24 @@ def test_a_bind_dnssec_policy_key_imports_as_its_state_file_says(tmp_path: Path)
     (key,) = keystore.import_bind_keys(str(tmp_path / "s"), ZONE, [str(key_path)], NOW)
     assert key.role == "csk" and key.dnskey.flags == 257
     assert key.publish is not None and key.publish != NOW and key.activate == key.publish
+
+
+def test_writers_in_parallel_processes_lose_no_key(tmp_path: Path) -> None:
+    # The flock on <folder>/.lock: four processes adding three keys each.
+    state = str(tmp_path / "state")
+    code = (
+        "import sys, dns.name\n"
+        "from authd.adapters import keystore\n"
+        "for _ in range(3):\n"
+        "    keystore.generate_key(sys.argv[1], dns.name.from_text('example.com'), 15, 'zsk', 1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, state], env=env, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    keys = keystore.load_keys(state, ZONE)
+    assert len(keys) == 12 and len({k.tag for k in keys}) == 12
