@@ -37,7 +37,9 @@ import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.util
 import dns.rrset
 
+from authd import keytimeline
 from authd.errors import AuthdError
+from authd.keytimeline import TimedKey
 from authd.limits import SIGNING_INCEPTION_SKEW
 from authd.rrsig import is_sig_key
 from authd.signpolicy import Denial, SigningPolicy
@@ -68,27 +70,16 @@ class SigningError(AuthdError):
     """The zone cannot be signed with these keys (none active, wrong algorithm...)."""
 
 
-class SigningKey(Protocol):
-    """What the signer reads of a key (``authd.keyfiles.ZoneKey`` is one)."""
+class SigningKey(TimedKey, Protocol):
+    """What the signer reads of a key (``authd.keyfiles.ZoneKey`` is one): its
+    times (``authd.keytimeline``) and the key itself."""
 
-    @property
-    def role(self) -> str: ...
     @property
     def dnskey(self) -> dns.rdtypes.ANY.DNSKEY.DNSKEY: ...
     @property
     def private(self) -> Any: ...
     @property
-    def tag(self) -> int: ...
-    @property
     def algorithm(self) -> int: ...
-    @property
-    def publish(self) -> int | None: ...
-    @property
-    def activate(self) -> int | None: ...
-    @property
-    def retire(self) -> int | None: ...
-    @property
-    def remove(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -151,18 +142,13 @@ def earliest_expiry(signed: SignedZone) -> int | None:
 
 
 def active(key: SigningKey, now: int) -> bool:
-    """Signs now: activated and not retired (no activation time: not yet active,
-    as the key store means it)."""
-    return (key.activate is not None and key.activate <= now) and (
-        key.retire is None or key.retire > now
-    )
+    """Signs at *now*: activated, not retired, published (``keytimeline.signing``)."""
+    return keytimeline.signing(key, now)
 
 
 def published(key: SigningKey, now: int) -> bool:
-    """In the DNSKEY RRset now: published and not removed."""
-    return (key.publish is not None and key.publish <= now) and (
-        key.remove is None or key.remove > now
-    )
+    """In the DNSKEY RRset at *now*."""
+    return keytimeline.published(key, now)
 
 
 def expiration(owner: dns.name.Name, rdtype: int, now: int, policy: SigningPolicy) -> int:
