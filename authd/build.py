@@ -242,8 +242,8 @@ def load_one(
     return new, event
 
 
-def _tags(keys: Sequence[SigningKey]) -> tuple[int, ...]:
-    return tuple(sorted(k.tag for k in keys))
+def _tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
+    return tuple(sorted((k.tag, k.algorithm, k.role) for k in keys))
 
 
 def _signed_serial(unsigned: ZoneVersion, served: ZoneVersion | None, floor: int | None) -> int:

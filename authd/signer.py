@@ -128,7 +128,7 @@ class Inline:
     unsigned: ZoneVersion
     signed: SignedZone
     policy: SigningPolicy
-    keys: tuple[int, ...]  # the tags of the keys it was signed with
+    keys: tuple[tuple[int, int, str], ...]  # (tag, algorithm, role) of the keys it had
 
 
 def earliest_expiry(signed: SignedZone) -> int | None:

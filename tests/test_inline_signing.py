@@ -12,6 +12,7 @@ returns secure (AD) answers: positive, NXDOMAIN, NODATA and wildcard.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -29,7 +30,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 import yaml
-from reloadkit import Lab, running_lab, soa_serial
+from reloadkit import Lab, ctl, running_lab, soa_serial
 
 from authd.adapters import keystore
 from authd.keyfiles import ds_records
@@ -313,3 +314,24 @@ def test_a_failed_refresh_is_logged_retried_and_the_old_signatures_keep_serving(
     index.write_text(good)
     lab.wait_serial(server, str(ZONE), 2, RELOAD_TIMEOUT)
     verify(axfr(server.port), lab.dir / "fixed.zone", True)
+
+
+def test_ctl_status_shows_the_keys_the_earliest_expiry_and_the_next_signing(lab: Lab) -> None:
+    server, _zone_file, state = start(lab, "ed25519")
+    socket = str(state / "authd.ctl")
+    run = ctl("status", "--json", "--socket", socket)
+    assert run.returncode == 0, run.stderr
+    (zone,) = json.loads(run.stdout)["zones"]
+    signing = zone["signing"]
+    keys = keystore.load_keys(str(state), ZONE)
+    assert signing["policy"] == "ed25519" and signing["denial"] == "nsec"
+    assert sorted((k["tag"], k["role"]) for k in signing["keys"]) == sorted(
+        (k.tag, k.role) for k in keys
+    )
+    axfr_expiry = earliest_expiration(axfr(server.port))
+    assert signing["earliest_expiry"] == axfr_expiry
+    assert signing["next_signing"] == axfr_expiry - 5 * 86400  # the default refresh
+    text = ctl("status", "--socket", socket)
+    assert text.returncode == 0, text.stderr
+    assert "signing: policy ed25519 (nsec), keys " in text.stdout
+    assert "signatures: earliest expiry " in text.stdout and "next signing " in text.stdout
