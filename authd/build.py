@@ -290,7 +290,8 @@ def sign_version(
     result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
     if result.version is None:
         raise SigningError(str(result.errors[0]))
-    inline = Inline(unsigned, signed, policy, _tags(keys))
+    # The unsigned version is only compared with, never served: no wire form.
+    inline = Inline(dataclasses.replace(unsigned, wire=None), signed, policy, _tags(keys))
     return dataclasses.replace(result.version, files=unsigned.files, inline=inline)
 
 
