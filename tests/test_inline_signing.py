@@ -33,7 +33,9 @@ import yaml
 from reloadkit import Lab, ctl, running_lab, soa_serial
 
 from authd.adapters import keystore
-from authd.keyfiles import ds_records
+from authd.build import LoadOutcome, load_one
+from authd.config import config_from_dict
+from authd.keyfiles import ZoneKey, ds_records, make_zone_key
 from harness.peers import HOST, require_binary, start_unbound
 
 ZONE = dns.name.from_text("example.test.")
@@ -335,3 +337,91 @@ def test_ctl_status_shows_the_keys_the_earliest_expiry_and_the_next_signing(lab:
     assert text.returncode == 0, text.stderr
     assert "signing: policy ed25519 (nsec), keys " in text.stdout
     assert "signatures: earliest expiry " in text.stdout and "next signing " in text.stdout
+
+
+# -- the reload logic, in-process (authd.build.load_one with keys) ---------------------
+
+
+def _zone_config(tmp_path: Path, policy: dict[str, Any], serial: str = "keep") -> Any:
+    path = tmp_path / "example.test.zone"
+    if not path.exists():
+        path.write_text(ZONE_TEXT.format(serial=1, www="192.0.2.2"))
+    data = {
+        "dnssec_policies": [policy],
+        "zones": [
+            {
+                "name": str(ZONE),
+                "file": str(path),
+                "dnssec": {"policy": policy["name"]},
+                "serial": serial,
+            }
+        ],
+    }
+    return config_from_dict(data, None, str(tmp_path)).views[0].zones[0]
+
+
+def _keys() -> list[ZoneKey]:
+    private = keystore.new_private_key(13)
+    return [make_zone_key(ZONE, "csk", private, 0, publish=0, activate=0)]
+
+
+NOW = 1_800_000_000
+
+
+def test_an_unchanged_file_keeps_the_signed_version_until_signatures_fall_due(
+    tmp_path: Path,
+) -> None:
+    zc = _zone_config(tmp_path, POLICIES["nsec"])
+    keys = _keys()
+    first, event = load_one("v", zc, None, NOW, keys=keys)
+    assert first is not None and first.inline is not None and event.serial == 1
+    again, event = load_one("v", zc, first, NOW + 60, keys=keys)
+    assert again is first and event.outcome is LoadOutcome.UNCHANGED
+    # Due for refresh: re-signed, and under serial: keep one more than served.
+    due = first.inline.signed.next_refresh(zc.dnssec)
+    assert due is not None
+    refreshed, event = load_one("v", zc, first, due, keys=keys)
+    assert refreshed is not None and refreshed is not first
+    assert event.outcome is LoadOutcome.LOADED and refreshed.serial == 2
+    assert refreshed.inline is not None and refreshed.inline.unsigned.serial == 1
+    # An edit that takes the file's serial to 2 is accepted (2 > the file's 1)
+    # and served above the signed serial.
+    zone_file = Path(zc.file)
+    zone_file.write_text(ZONE_TEXT.format(serial=2, www="192.0.2.22"))
+    edited, event = load_one("v", zc, refreshed, due + 60, keys=keys)
+    assert event.outcome is LoadOutcome.LOADED and edited is not None and edited.serial == 3
+    # A file edit that does not raise the file's serial is refused, signed version kept.
+    zone_file.write_text(ZONE_TEXT.format(serial=2, www="192.0.2.23"))
+    kept, event = load_one("v", zc, edited, due + 120, keys=keys)
+    assert kept is edited and event.outcome is LoadOutcome.KEPT_OLD
+
+
+def test_a_policy_change_resigns_an_unchanged_file(tmp_path: Path) -> None:
+    keys = _keys()
+    nsec = _zone_config(tmp_path, POLICIES["nsec"])
+    first, _ = load_one("v", nsec, None, NOW, keys=keys)
+    assert first is not None and not first.hashed
+    nsec3 = _zone_config(tmp_path, {**POLICIES["nsec3"], "name": "nsec"})
+    second, event = load_one("v", nsec3, first, NOW + 60, keys=keys)
+    assert event.outcome is LoadOutcome.LOADED and second is not None
+    assert second.hashed and second.serial == 2
+
+
+def test_a_managed_serial_goes_up_with_each_signed_version(tmp_path: Path) -> None:
+    zc = _zone_config(tmp_path, POLICIES["nsec"], serial="increment")
+    keys = _keys()
+    first, _ = load_one("v", zc, None, NOW, keys=keys)
+    assert first is not None
+    Path(zc.file).write_text(ZONE_TEXT.format(serial=1, www="192.0.2.22"))
+    second, event = load_one("v", zc, first, NOW + 60, keys=keys)
+    assert event.outcome is LoadOutcome.LOADED and second is not None
+    assert second.serial == first.serial + 1
+    assert second.inline is not None and second.inline.unsigned.serial == second.serial
+
+
+def test_no_keys_refuses_the_load_with_the_reason(tmp_path: Path) -> None:
+    zc = _zone_config(tmp_path, POLICIES["nsec"])
+    version, event = load_one("v", zc, None, NOW, keys=[])
+    assert version is None and event.outcome is LoadOutcome.FAILED
+    assert event.reason is not None and "signing failed: " in event.reason
+    assert "no active csk key of algorithm 13" in event.reason
