@@ -224,7 +224,7 @@ QUESTIONS = [
 
 # Not opt-out: an opt-out NSEC3 over the next closer name proves no NXDOMAIN
 # securely (RFC 5155 section 9.2), so unbound rightly leaves AD clear there.
-@pytest.mark.parametrize("policy", ["nsec", "nsec3-no-opt-out"])
+@pytest.mark.parametrize("policy", ["nsec", "nsec3-no-opt-out", "ed25519"])
 def test_unbound_validates_answers_from_an_inline_signed_zone(lab: Lab, policy: str) -> None:
     server, _zone_file, state = start(lab, policy)
     (ds,) = ds_records(keystore.load_keys(str(state), ZONE))
@@ -425,3 +425,14 @@ def test_no_keys_refuses_the_load_with_the_reason(tmp_path: Path) -> None:
     assert version is None and event.outcome is LoadOutcome.FAILED
     assert event.reason is not None and "signing failed: " in event.reason
     assert "no active csk key of algorithm 13" in event.reason
+
+
+def test_unbound_with_a_trust_anchor_that_matches_no_key_fails_to_validate(lab: Lab) -> None:
+    """The control for the AD test above: the AD there comes from the keys."""
+    server, _zone_file, state = start(lab, "nsec")
+    (ds,) = ds_records(keystore.load_keys(str(state), ZONE))
+    wrong = f"{ZONE} 3600 IN DS {ds.key_tag} {ds.algorithm} {ds.digest_type} {'00' * 32}"
+    stubs = {str(ZONE): f"{HOST}@{server.port}"}
+    resolver = lab.add("unbound", start_unbound(server.port, [wrong], stubs=stubs))
+    reply = resolve(resolver.port, "www.example.test.", "A")
+    assert reply.rcode() == dns.rcode.SERVFAIL, reply
