@@ -152,6 +152,8 @@ def load_one(
     if signing is not None and old is not None:
         inline = old.inline
         resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
+        # Signatures about to expire: a new signed version, file changed or not.
+        resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
         if inline is not None:
             # What an edit is compared with: the unsigned source (same serial).
             old = inline.unsigned
@@ -221,7 +223,9 @@ def load_one(
         if key_problem is not None:
             return refused(f"{zc.file}: signing failed: {key_problem}", result.findings)
         try:
-            new = sign_version(zc, new, served_old, keys, now)
+            new = sign_version(
+                zc, new, served_old, keys, now, _signed_serial(new, served_old, floor)
+            )
         except SigningError as e:
             return refused(f"{zc.file}: signing failed: {e}", result.findings)
     event = ZoneLoadEvent(
@@ -238,8 +242,25 @@ def load_one(
     return new, event
 
 
-def _tags(keys: Sequence[SigningKey]) -> tuple[int, ...]:
-    return tuple(sorted(k.tag for k in keys))
+def _tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
+    return tuple(sorted((k.tag, k.algorithm, k.role) for k in keys))
+
+
+def _signed_serial(unsigned: ZoneVersion, served: ZoneVersion | None, floor: int | None) -> int:
+    """The serial of a new signed version: the unsigned one's, unless that would
+    not go up from the signed version served (a re-signing of an unchanged
+    file under ``serial: keep``) or, after a restart, from the journal's last
+    (*floor*, which a re-signing may have taken past the file's): then one more
+    (RFC 1982).  The same serial as before a restart stays: same data."""
+    if served is not None:
+        base = served.serial
+    elif floor is not None and floor != unsigned.serial:
+        base = floor
+    else:
+        return unsigned.serial
+    if serial_increased(base, unsigned.serial):
+        return unsigned.serial
+    return (base + 1) % 2**32
 
 
 def sign_version(
@@ -248,19 +269,29 @@ def sign_version(
     old: ZoneVersion | None,
     keys: Sequence[SigningKey],
     now: float,
+    serial: int | None = None,
 ) -> ZoneVersion:
-    """*unsigned* signed by *keys* under *zc*'s policy, compiled like a signed
-    zone file; *old*'s signatures are kept where still good.  Raises SigningError."""
+    """*unsigned* signed by *keys* under *zc*'s policy at *serial* (default:
+    its own), compiled like a signed zone file; *old*'s signatures are kept
+    where still good.  Raises SigningError.
+
+    The version remembers *unsigned* with its own serial: what the next edit
+    of the file is compared with (``serial: keep`` checks the file's serial).
+    """
     policy = zc.dnssec
     assert policy is not None
     previous = None
     if old is not None and old.inline is not None and old.inline.policy == policy:
         previous = old.inline.signed
-    signed = sign_zone(zc.name, unsigned.nodes, keys, policy, int(now), previous)
+    source = (
+        unsigned if serial is None or serial == unsigned.serial else unsigned.with_serial(serial)
+    )
+    signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
     result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
     if result.version is None:
         raise SigningError(str(result.errors[0]))
-    inline = Inline(unsigned, signed, policy, _tags(keys))
+    # The unsigned version is only compared with, never served: no wire form.
+    inline = Inline(dataclasses.replace(unsigned, wire=None), signed, policy, _tags(keys))
     return dataclasses.replace(result.version, files=unsigned.files, inline=inline)
 
 

@@ -37,7 +37,9 @@ import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.util
 import dns.rrset
 
+from authd import keytimeline
 from authd.errors import AuthdError
+from authd.keytimeline import TimedKey
 from authd.limits import SIGNING_INCEPTION_SKEW
 from authd.rrsig import is_sig_key
 from authd.signpolicy import Denial, SigningPolicy
@@ -68,27 +70,16 @@ class SigningError(AuthdError):
     """The zone cannot be signed with these keys (none active, wrong algorithm...)."""
 
 
-class SigningKey(Protocol):
-    """What the signer reads of a key (``authd.keyfiles.ZoneKey`` is one)."""
+class SigningKey(TimedKey, Protocol):
+    """What the signer reads of a key (``authd.keyfiles.ZoneKey`` is one): its
+    times (``authd.keytimeline``) and the key itself."""
 
-    @property
-    def role(self) -> str: ...
     @property
     def dnskey(self) -> dns.rdtypes.ANY.DNSKEY.DNSKEY: ...
     @property
     def private(self) -> Any: ...
     @property
-    def tag(self) -> int: ...
-    @property
     def algorithm(self) -> int: ...
-    @property
-    def publish(self) -> int | None: ...
-    @property
-    def activate(self) -> int | None: ...
-    @property
-    def retire(self) -> int | None: ...
-    @property
-    def remove(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,8 +109,14 @@ class SignedZone:
         return earliest_expiry(self)
 
     def due_for_refresh(self, now: int, policy: SigningPolicy) -> bool:
+        """Whether a signature expires within the policy's refresh period."""
+        due = self.next_refresh(policy)
+        return due is not None and due <= now
+
+    def next_refresh(self, policy: SigningPolicy) -> int | None:
+        """When the first signature falls due for refresh (unix seconds)."""
         expiry = earliest_expiry(self)
-        return expiry is not None and expiry - now <= policy.signature_refresh
+        return None if expiry is None else expiry - policy.signature_refresh
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -131,7 +128,7 @@ class Inline:
     unsigned: ZoneVersion
     signed: SignedZone
     policy: SigningPolicy
-    keys: tuple[int, ...]  # the tags of the keys it was signed with
+    keys: tuple[tuple[int, int, str], ...]  # (tag, algorithm, role) of the keys it had
 
 
 def earliest_expiry(signed: SignedZone) -> int | None:
@@ -145,18 +142,13 @@ def earliest_expiry(signed: SignedZone) -> int | None:
 
 
 def active(key: SigningKey, now: int) -> bool:
-    """Signs now: activated and not retired (no activation time: not yet active,
-    as the key store means it)."""
-    return (key.activate is not None and key.activate <= now) and (
-        key.retire is None or key.retire > now
-    )
+    """Signs at *now*: activated, not retired, published (``keytimeline.signing``)."""
+    return keytimeline.signing(key, now)
 
 
 def published(key: SigningKey, now: int) -> bool:
-    """In the DNSKEY RRset now: published and not removed."""
-    return (key.publish is not None and key.publish <= now) and (
-        key.remove is None or key.remove > now
-    )
+    """In the DNSKEY RRset at *now*."""
+    return keytimeline.published(key, now)
 
 
 def expiration(owner: dns.name.Name, rdtype: int, now: int, policy: SigningPolicy) -> int:
@@ -254,6 +246,11 @@ def sign_zone(
         False: frozenset(k.tag for k in zsks),
     }
     inception = now - SIGNING_INCEPTION_SKEW
+    horizon = policy.signature_refresh
+    if previous is not None and previous.due_for_refresh(now, policy):
+        # A refresh re-signs what falls due within the jitter span too, so the
+        # zone is re-signed in one pass, not once per signature as each falls due.
+        horizon += policy.signature_jitter
     for key, rrset in rrsets.items():
         owner, rdtype = key
         if owner in plan.glue:
@@ -262,7 +259,7 @@ def sign_zone(
             continue
         is_dnskey = rdtype == RdataType.DNSKEY
         signers = ksks if is_dnskey else zsks
-        old = _reusable(previous, key, rrset, signing_tags[is_dnskey], now, policy)
+        old = _reusable(previous, key, rrset, signing_tags[is_dnskey], now, horizon)
         if old is not None:
             sigs[key] = old
             kept += 1
@@ -293,9 +290,10 @@ def _reusable(
     rrset: dns.rrset.RRset,
     tags: frozenset[int],
     now: int,
-    policy: SigningPolicy,
+    horizon: int,
 ) -> dns.rrset.RRset | None:
-    """The previous signature of *key* if it still holds for *rrset*."""
+    """The previous signature of *key* if it still holds for *rrset* and does
+    not expire within *horizon* seconds."""
     if previous is None:
         return None
     old_sig = previous.sigs.get(key)
@@ -304,7 +302,7 @@ def _reusable(
         return None
     if frozenset(int(rd.key_tag) for rd in old_sig) != tags:
         return None
-    if min(int(rd.expiration) for rd in old_sig) - now <= policy.signature_refresh:
+    if min(int(rd.expiration) for rd in old_sig) - now <= horizon:
         return None
     return old_sig
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authd.errors import ConfigError
-from authd.limits import MAX_NSEC3_SALT_BYTES, MAX_SIGNING_DURATION
+from authd.limits import MAX_NSEC3_SALT_BYTES, MAX_SIGNING_DURATION, MIN_SIGNATURE_VALIDITY
 
 DEFAULT_POLICY = "default"
 
@@ -238,9 +238,10 @@ def parse_policy(value: object, path: str) -> SigningPolicy:
 
 
 def _check_timing(p: SigningPolicy, path: str) -> None:
-    if p.signature_validity < 2 * HOUR:
-        # Inception is an hour in the past (clock skew), so less leaves nothing.
-        raise ConfigError(f"{path}.signature_validity", "must be at least 2h")
+    if p.signature_validity < MIN_SIGNATURE_VALIDITY:
+        raise ConfigError(
+            f"{path}.signature_validity", f"must be at least {MIN_SIGNATURE_VALIDITY}s"
+        )
     if not 0 < p.signature_refresh < p.signature_validity:
         raise ConfigError(
             f"{path}.signature_refresh",

@@ -47,23 +47,31 @@ def test_generate_list_and_ds_through_a_config(tmp_path: Path) -> None:
     folder = tmp_path / "st" / "keys" / "a.test"
     key_file = folder / f"Ka.test.+013+{tag:05d}.key"
     assert key_file.is_file() and done.stderr == ""
-    # A second key beside the first is published, not active.
+    # A ZSK (no active ZSK to take over from) signs at once; a second CSK beside
+    # the active one is only published.
     done = authd(
         "keys", "generate", "a.test", "--role", "zsk", "--algorithm", "15", "-c", str(config)
     )
+    assert done.returncode == 0 and done.stderr == ""
+    done = authd("keys", "generate", "a.test", "-c", str(config))
     assert done.returncode == 0 and "published, not active" in done.stderr
+    second = int(done.stdout.split()[1])
     listed = authd("keys", "list", "a.test", "-c", str(config))
     assert listed.returncode == 0, listed.stderr
     assert f"a.test. {tag:>5} 13 (ECDSAP256SHA256) csk active" in listed.stdout
-    assert " 15 (ED25519) zsk published" in listed.stdout
+    assert f"a.test. {second:>5} 13 (ECDSAP256SHA256) csk published" in listed.stdout
+    assert " 15 (ED25519) zsk active" in listed.stdout
     rows = json.loads(authd("keys", "list", "--json", "-c", str(config)).stdout)["keys"]
     assert sorted((r["role"], r["state"]) for r in rows) == [
         ("csk", "active"),
-        ("zsk", "published"),
+        ("csk", "published"),
+        ("zsk", "active"),
     ]
     ds = authd("keys", "ds", "a.test", "-c", str(config))
     assert ds.returncode == 0, ds.stderr
-    (line,) = ds.stdout.splitlines()  # the ZSK has no DS
+    lines = ds.stdout.splitlines()  # both CSKs, not the ZSK
+    assert sorted(int(line.split()[3]) for line in lines) == sorted([tag, second])
+    (line,) = [line for line in lines if int(line.split()[3]) == tag]
     bind = subprocess.run(
         [require_binary("dnssec-dsfromkey"), "-2", str(key_file)],
         capture_output=True,

@@ -12,6 +12,7 @@ returns secure (AD) answers: positive, NXDOMAIN, NODATA and wildcard.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -29,10 +30,12 @@ import dns.rdatatype
 import dns.zone
 import pytest
 import yaml
-from reloadkit import Lab, running_lab
+from reloadkit import Lab, ctl, running_lab, soa_serial
 
 from authd.adapters import keystore
-from authd.keyfiles import ds_records
+from authd.build import LoadOutcome, load_one
+from authd.config import config_from_dict
+from authd.keyfiles import ZoneKey, ds_records, make_zone_key
 from harness.peers import HOST, require_binary, start_unbound
 
 ZONE = dns.name.from_text("example.test.")
@@ -55,6 +58,13 @@ POLICIES: dict[str, dict[str, Any]] = {
     "nsec": {"name": "nsec"},
     "nsec3": {"name": "nsec3", "denial": "nsec3", "nsec3": {"opt_out": True}},
     "nsec3-no-opt-out": {"name": "nsec3-no-opt-out", "denial": "nsec3"},
+    # Short timers: the first refresh falls due 5 to 10 seconds after signing.
+    "short": {
+        "name": "short",
+        "signature_validity": 70,
+        "signature_refresh": 60,
+        "signature_jitter": 5,
+    },
     "ed25519": {"name": "ed25519", "algorithm": "ed25519", "keys": "ksk-zsk"},
 }
 
@@ -108,7 +118,7 @@ def private_texts(state: Path) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", sorted(set(POLICIES) - {"short"}))
 def test_axfr_of_an_inline_signed_zone_passes_dnssec_verify(lab: Lab, policy: str) -> None:
     server, zone_file, state = start(lab, policy)
     before = zone_file.read_text()
@@ -214,7 +224,7 @@ QUESTIONS = [
 
 # Not opt-out: an opt-out NSEC3 over the next closer name proves no NXDOMAIN
 # securely (RFC 5155 section 9.2), so unbound rightly leaves AD clear there.
-@pytest.mark.parametrize("policy", ["nsec", "nsec3-no-opt-out"])
+@pytest.mark.parametrize("policy", ["nsec", "nsec3-no-opt-out", "ed25519"])
 def test_unbound_validates_answers_from_an_inline_signed_zone(lab: Lab, policy: str) -> None:
     server, _zone_file, state = start(lab, policy)
     (ds,) = ds_records(keystore.load_keys(str(state), ZONE))
@@ -261,3 +271,168 @@ def test_check_config_signs_without_touching_the_key_store(tmp_path: Path) -> No
     run = subprocess.run(argv, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
     assert run.returncode != 0
     assert "zones[0].dnssec.policy: unknown policy 'nsec4'" in run.stdout + run.stderr
+
+
+def earliest_expiration(zone: dns.zone.Zone) -> int:
+    return min(
+        int(rd.expiration)
+        for node in zone.nodes.values()
+        for rds in node
+        if rds.rdtype == dns.rdatatype.RRSIG
+        for rd in rds
+    )
+
+
+def test_signatures_are_refreshed_before_they_expire_with_a_new_serial(lab: Lab) -> None:
+    server, zone_file, _state = start(lab, "short")
+    before = zone_file.read_text()
+    first = axfr(server.port)
+    expiry = earliest_expiration(first)
+    for serial in (2, 3):  # two refreshes, the file untouched (serial: keep)
+        lab.wait_serial(server, str(ZONE), serial, RELOAD_TIMEOUT)
+        zone = axfr(server.port)
+        verify(zone, lab.dir / f"refreshed{serial}.zone", True)
+        later = earliest_expiration(zone)
+        assert later > expiry, (later, expiry)
+        expiry = later
+    assert lab.wait_log(server, r"re-signing example\.test\.: signatures due", 1.0)
+    assert zone_file.read_text() == before
+
+
+def test_a_failed_refresh_is_logged_retried_and_the_old_signatures_keep_serving(
+    lab: Lab,
+) -> None:
+    # The retry comes after min(SIGNING_RETRY, signature_refresh / 4): 15 s here.
+    server, _zone_file, state = start(lab, "short")
+    index = state / "keys" / "example.test" / "keys.json"
+    good = index.read_text()
+    index.write_text("{not json")
+    failed = lab.wait_log(server, r"not reloaded: .*signing failed: key store", RELOAD_TIMEOUT)
+    assert "serial 1 keeps serving" in failed
+    count = len(server.read_log().splitlines())
+    lab.wait_log(server, r"re-signing example\.test\.", RELOAD_TIMEOUT, after=count)
+    assert soa_serial(server.port, str(ZONE)) == 1
+    verify(axfr(server.port), lab.dir / "kept.zone", True)
+    index.write_text(good)
+    lab.wait_serial(server, str(ZONE), 2, RELOAD_TIMEOUT)
+    verify(axfr(server.port), lab.dir / "fixed.zone", True)
+
+
+def test_ctl_status_shows_the_keys_the_earliest_expiry_and_the_next_signing(lab: Lab) -> None:
+    server, _zone_file, state = start(lab, "ed25519")
+    socket = str(state / "authd.ctl")
+    run = ctl("status", "--json", "--socket", socket)
+    assert run.returncode == 0, run.stderr
+    (zone,) = json.loads(run.stdout)["zones"]
+    signing = zone["signing"]
+    keys = keystore.load_keys(str(state), ZONE)
+    assert signing["policy"] == "ed25519" and signing["denial"] == "nsec"
+    assert sorted((k["tag"], k["role"]) for k in signing["keys"]) == sorted(
+        (k.tag, k.role) for k in keys
+    )
+    axfr_expiry = earliest_expiration(axfr(server.port))
+    assert signing["earliest_expiry"] == axfr_expiry
+    assert signing["next_signing"] == axfr_expiry - 5 * 86400  # the default refresh
+    text = ctl("status", "--socket", socket)
+    assert text.returncode == 0, text.stderr
+    assert "signing: policy ed25519 (nsec), keys " in text.stdout
+    assert "signatures: earliest expiry " in text.stdout and "next signing " in text.stdout
+
+
+# -- the reload logic, in-process (authd.build.load_one with keys) ---------------------
+
+
+def _zone_config(tmp_path: Path, policy: dict[str, Any], serial: str = "keep") -> Any:
+    path = tmp_path / "example.test.zone"
+    if not path.exists():
+        path.write_text(ZONE_TEXT.format(serial=1, www="192.0.2.2"))
+    data = {
+        "dnssec_policies": [policy],
+        "zones": [
+            {
+                "name": str(ZONE),
+                "file": str(path),
+                "dnssec": {"policy": policy["name"]},
+                "serial": serial,
+            }
+        ],
+    }
+    return config_from_dict(data, None, str(tmp_path)).views[0].zones[0]
+
+
+def _keys() -> list[ZoneKey]:
+    private = keystore.new_private_key(13)
+    return [make_zone_key(ZONE, "csk", private, 0, publish=0, activate=0)]
+
+
+NOW = 1_800_000_000
+
+
+def test_an_unchanged_file_keeps_the_signed_version_until_signatures_fall_due(
+    tmp_path: Path,
+) -> None:
+    zc = _zone_config(tmp_path, POLICIES["nsec"])
+    keys = _keys()
+    first, event = load_one("v", zc, None, NOW, keys=keys)
+    assert first is not None and first.inline is not None and event.serial == 1
+    again, event = load_one("v", zc, first, NOW + 60, keys=keys)
+    assert again is first and event.outcome is LoadOutcome.UNCHANGED
+    # Due for refresh: re-signed, and under serial: keep one more than served.
+    due = first.inline.signed.next_refresh(zc.dnssec)
+    assert due is not None
+    refreshed, event = load_one("v", zc, first, due, keys=keys)
+    assert refreshed is not None and refreshed is not first
+    assert event.outcome is LoadOutcome.LOADED and refreshed.serial == 2
+    assert refreshed.inline is not None and refreshed.inline.unsigned.serial == 1
+    # An edit that takes the file's serial to 2 is accepted (2 > the file's 1)
+    # and served above the signed serial.
+    zone_file = Path(zc.file)
+    zone_file.write_text(ZONE_TEXT.format(serial=2, www="192.0.2.22"))
+    edited, event = load_one("v", zc, refreshed, due + 60, keys=keys)
+    assert event.outcome is LoadOutcome.LOADED and edited is not None and edited.serial == 3
+    # A file edit that does not raise the file's serial is refused, signed version kept.
+    zone_file.write_text(ZONE_TEXT.format(serial=2, www="192.0.2.23"))
+    kept, event = load_one("v", zc, edited, due + 120, keys=keys)
+    assert kept is edited and event.outcome is LoadOutcome.KEPT_OLD
+
+
+def test_a_policy_change_resigns_an_unchanged_file(tmp_path: Path) -> None:
+    keys = _keys()
+    nsec = _zone_config(tmp_path, POLICIES["nsec"])
+    first, _ = load_one("v", nsec, None, NOW, keys=keys)
+    assert first is not None and not first.hashed
+    nsec3 = _zone_config(tmp_path, {**POLICIES["nsec3"], "name": "nsec"})
+    second, event = load_one("v", nsec3, first, NOW + 60, keys=keys)
+    assert event.outcome is LoadOutcome.LOADED and second is not None
+    assert second.hashed and second.serial == 2
+
+
+def test_a_managed_serial_goes_up_with_each_signed_version(tmp_path: Path) -> None:
+    zc = _zone_config(tmp_path, POLICIES["nsec"], serial="increment")
+    keys = _keys()
+    first, _ = load_one("v", zc, None, NOW, keys=keys)
+    assert first is not None
+    Path(zc.file).write_text(ZONE_TEXT.format(serial=1, www="192.0.2.22"))
+    second, event = load_one("v", zc, first, NOW + 60, keys=keys)
+    assert event.outcome is LoadOutcome.LOADED and second is not None
+    assert second.serial == first.serial + 1
+    assert second.inline is not None and second.inline.unsigned.serial == second.serial
+
+
+def test_no_keys_refuses_the_load_with_the_reason(tmp_path: Path) -> None:
+    zc = _zone_config(tmp_path, POLICIES["nsec"])
+    version, event = load_one("v", zc, None, NOW, keys=[])
+    assert version is None and event.outcome is LoadOutcome.FAILED
+    assert event.reason is not None and "signing failed: " in event.reason
+    assert "no active csk key of algorithm 13" in event.reason
+
+
+def test_unbound_with_a_trust_anchor_that_matches_no_key_fails_to_validate(lab: Lab) -> None:
+    """The control for the AD test above: the AD there comes from the keys."""
+    server, _zone_file, state = start(lab, "nsec")
+    (ds,) = ds_records(keystore.load_keys(str(state), ZONE))
+    wrong = f"{ZONE} 3600 IN DS {ds.key_tag} {ds.algorithm} {ds.digest_type} {'00' * 32}"
+    stubs = {str(ZONE): f"{HOST}@{server.port}"}
+    resolver = lab.add("unbound", start_unbound(server.port, [wrong], stubs=stubs))
+    reply = resolve(resolver.port, "www.example.test.", "A")
+    assert reply.rcode() == dns.rcode.SERVFAIL, reply

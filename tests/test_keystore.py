@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import dns.dnssec
 import dns.name
 import dns.rdata
+import dns.rrset
+import dns.zone
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_keyfiles import NOW, ZONE, bind_keygen, signs_validly
@@ -218,3 +223,82 @@ def test_bind_imports_refuse_what_is_wrong_and_write_nothing(tmp_path: Path) -> 
     with pytest.raises(KeyFileError, match="expected a BIND .key file"):
         keystore.import_bind_keys(state, ZONE, [str(good.with_suffix(".private"))], NOW)
     assert keystore.load_keys(state, ZONE) == ()
+
+
+def test_a_bind_dnssec_policy_key_imports_as_its_state_file_says(tmp_path: Path) -> None:
+    # dnssec-keygen -k writes the .state file named keeps (KSK: yes, ZSK: yes: a CSK).
+    out = run(
+        [
+            require_binary("dnssec-keygen"),
+            "-q",
+            "-k",
+            "default",
+            "-K",
+            str(tmp_path),
+            "example.com",
+        ],
+        tmp_path,
+    )
+    key_path = tmp_path / (out.strip() + ".key")
+    assert key_path.with_suffix(".state").is_file()
+    (key,) = keystore.import_bind_keys(str(tmp_path / "s"), ZONE, [str(key_path)], NOW)
+    assert key.role == "csk" and key.dnskey.flags == 257
+    assert key.publish is not None and key.publish != NOW and key.activate == key.publish
+
+
+def test_writers_in_parallel_processes_lose_no_key(tmp_path: Path) -> None:
+    # The flock on <folder>/.lock: four processes adding three keys each.
+    state = str(tmp_path / "state")
+    code = (
+        "import sys, dns.name\n"
+        "from authd.adapters import keystore\n"
+        "for _ in range(3):\n"
+        "    keystore.generate_key(sys.argv[1], dns.name.from_text('example.com'), 15, 'zsk', 1)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, state], env=env, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    keys = keystore.load_keys(state, ZONE)
+    assert len(keys) == 12 and len({k.tag for k in keys}) == 12
+
+
+def test_imported_bind_keys_sign_a_zone_bind_verifies_under_the_parents_old_ds(
+    tmp_path: Path,
+) -> None:
+    """A migration at the key level: BIND's keys, imported and loaded back, sign
+    a zone (dnspython's signer) that dnssec-verify accepts, and its DNSKEY RRset
+    validates with the DS computed by BIND before the move (the parent's)."""
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    ksk_path = bind_keygen(bind, 13, "-f", "KSK")
+    zsk_path = bind_keygen(bind, 13)
+    parent_ds = run([require_binary("dnssec-dsfromkey"), "-2", str(ksk_path)], tmp_path)
+    state = str(tmp_path / "state")
+    keystore.import_bind_keys(state, ZONE, [str(ksk_path), str(zsk_path)], NOW, ds_seen=True)
+    keys = keystore.load_keys(state, ZONE)
+    zone = dns.zone.from_text(ZONE_TEXT, ZONE, relativize=False)
+    when = int(time.time())
+    with zone.writer() as txn:
+        dns.dnssec.sign_zone(
+            zone,
+            txn,
+            keys=[(k.private, k.dnskey) for k in keys],
+            inception=when - 3600,
+            expiration=when + 86400,
+        )
+    signed = tmp_path / "migrated.zone"
+    signed.write_text(zone.to_text())
+    out = run([require_binary("dnssec-verify"), "-o", "example.com.", str(signed)], tmp_path)
+    assert "Zone fully signed" in out
+    ds = dns.rdata.from_text("IN", "DS", parent_ds.split(None, 3)[3])
+    (ksk,) = [k for k in keys if dns.dnssec.make_ds(ZONE, k.dnskey, "SHA256") == ds]
+    assert ksk.role == "ksk" and ksk.ds_seen == NOW
+    dnskeys = zone.find_rrset(ZONE, "DNSKEY")
+    sigs = zone.find_rrset(ZONE, "RRSIG", "DNSKEY")
+    trusted = {ZONE: dns.rrset.from_rdata(ZONE, 3600, ksk.dnskey)}
+    dns.dnssec.validate(dnskeys, sigs, trusted)  # raises if the old DS's key did not sign

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ import dns.rdtypes.util
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from authd.keyfiles import ZoneKey, make_zone_key
+from authd.limits import SIGNING_INCEPTION_SKEW
 from authd.signer import SignedZone, SigningError, expiration, sign_zone
 from authd.signpolicy import Denial, KeyLayout, Nsec3Params, SigningPolicy
 from authd.zone import Node, compile_zone
@@ -53,30 +54,14 @@ sec DS 4711 13 2 abababababababababababababababababababababababababababababababa
 """
 
 
-@dataclass(frozen=True)
-class SignerKey:
-    """A key as the signer reads it (the shape of authd.keyfiles.ZoneKey)."""
-
-    role: str
-    dnskey: Any
-    private: Any = field(repr=False)
-    tag: int
-    algorithm: int
-    publish: int | None = 0
-    activate: int | None = 0
-    retire: int | None = None
-    remove: int | None = None
-
-
-def make_key(role: str, algorithm: int) -> SignerKey:
+def make_key(role: str, algorithm: int) -> ZoneKey:
+    """A key published and active since the epoch, as the key store makes them."""
     private: Any = (
         ec.generate_private_key(ec.SECP256R1())
         if algorithm == 13
         else ed25519.Ed25519PrivateKey.generate()
     )
-    flags = 256 if role == "zsk" else 257
-    dnskey = dns.dnssec.make_dnskey(private.public_key(), algorithm, flags=flags)
-    return SignerKey(role, dnskey, private, dns.dnssec.key_id(dnskey), algorithm)
+    return make_zone_key(ORIGIN, role, private, 0, publish=0, activate=0)
 
 
 def nodes_of(path: Path) -> dict[dns.name.Name, Node]:
@@ -224,7 +209,7 @@ def test_timing_is_an_hour_back_to_validity_less_a_fixed_jitter(zone_file: Path)
     expirations = set()
     for k, sig in one.sigs.items():
         for rd in sig:
-            assert rd.inception == NOW - 3600
+            assert rd.inception == NOW - SIGNING_INCEPTION_SKEW == NOW - 3600
             assert (
                 NOW + policy.signature_validity - policy.signature_jitter
                 < rd.expiration
@@ -285,7 +270,7 @@ def test_signatures_due_for_refresh_are_made_again(zone_file: Path) -> None:
 def test_without_an_active_key_signing_is_refused(zone_file: Path) -> None:
     nodes = nodes_of(zone_file)
     retired = dataclasses.replace(make_key("csk", 13), retire=NOW - 1)
-    cases: list[tuple[list[SignerKey], SigningPolicy]] = [
+    cases: list[tuple[list[ZoneKey], SigningPolicy]] = [
         ([], SigningPolicy()),
         ([make_key("csk", 15)], SigningPolicy()),  # algorithm 15; the policy wants 13
         ([make_key("zsk", 13)], SigningPolicy(keys=KeyLayout.KSK_ZSK)),  # no KSK

@@ -14,6 +14,7 @@ import pytest
 
 from authd.config import config_from_dict
 from authd.errors import ConfigError
+from authd.limits import MAX_NSEC3_SALT_BYTES, MAX_SIGNING_DURATION, MIN_SIGNATURE_VALIDITY
 from authd.signpolicy import (
     DEFAULT,
     Denial,
@@ -107,8 +108,13 @@ REFUSED: list[tuple[Any, str]] = [
     ),
     ({"name": "x", "colour": 1}, r"dnssec_policies\[0\]\.colour: unknown key"),
     (
-        {"name": "x", "signature_validity": "10m", "signature_refresh": "5m"},
-        r"dnssec_policies\[0\]\.signature_validity: must be at least 2h",
+        {
+            "name": "x",
+            "signature_validity": MIN_SIGNATURE_VALIDITY - 1,
+            "signature_refresh": "5s",
+            "signature_jitter": 0,
+        },
+        rf"dnssec_policies\[0\]\.signature_validity: must be at least {MIN_SIGNATURE_VALIDITY}s",
     ),
     (
         {"name": "x", "signature_validity": "3d", "signature_refresh": "3d"},
@@ -177,3 +183,15 @@ def test_zone_dnssec_refusals_name_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match="^" + message):
         _config(tmp_path, zone)
+
+
+def test_limits_of_durations_and_salts() -> None:
+    assert parse_duration(MAX_SIGNING_DURATION, "x") == MAX_SIGNING_DURATION
+    with pytest.raises(ConfigError, match=r"^x: .* out of range"):
+        parse_duration(MAX_SIGNING_DURATION + 1, "x")
+    longest = "ab" * MAX_NSEC3_SALT_BYTES
+    entry = {"name": "x", "denial": "nsec3", "nsec3": {"salt": longest}}
+    assert len(parse_policies([entry])["x"].nsec3.salt) == MAX_NSEC3_SALT_BYTES
+    entry["nsec3"] = {"salt": longest + "ab"}
+    with pytest.raises(ConfigError, match=r"^dnssec_policies\[0\]\.nsec3\.salt: 256 bytes"):
+        parse_policies([entry])

@@ -204,10 +204,14 @@ def run_generate(args: argparse.Namespace) -> int:
         zone = _zone(args.zone)
         state = _state_dir(args, zone)
         now = int(time.time())
-        # A zone's first key signs at once; a key added beside others is only
-        # published: signing with it before its DNSKEY has reached the caches
-        # would be bogus there (RFC 6781 section 4.1.1.1), the policy activates it.
-        first = not load_keys(state, zone)
+        # A key with no active key of its role to take over from signs at once
+        # (a zone's first keys); one added beside an active key of its role is
+        # only published: replacing that key's signatures before the new DNSKEY
+        # has reached the caches would be bogus there (RFC 6781 section
+        # 4.1.1.1), so the signing policy activates it when it is safe.
+        first = not any(
+            k.role == args.role and key_state(k, now) == "active" for k in load_keys(state, zone)
+        )
         key = generate_key(
             state,
             zone,
