@@ -10,7 +10,7 @@ and carries the same RRSIG over the edited RRset as authd serves.
 
 A re-signing with the file's serial kept (``serial: keep``, the default) must
 still raise the served serial, or the secondaries keep the old signatures
-until they expire: that case is the last test (it fails today, see its note).
+until they expire: that case is the last test.
 """
 
 from __future__ import annotations
@@ -286,18 +286,14 @@ def test_peer_secondary_follows_a_resigning_by_ixfr_and_its_copy_verifies(
     peer_took_ixfr(lab, peer, secondary, second, "after the re-signing", False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="signcore: a re-signing under serial: keep serves new RRSIGs with the old serial",
-)
 def test_a_resigning_with_the_file_serial_kept_raises_the_served_serial(
     lab: Lab, tmp_path: Path
 ) -> None:
     """With ``serial: keep`` (the default) and an unchanged file, a re-signing
     (here: the policy's validity changed) replaces every RRSIG.  Served under
     the same serial, no secondary ever asks for it (RFC 1996: a NOTIFY's serial
-    not newer is ignored; RFC 1034 refresh compares serials), so theirs expire.
-    BIND's inline-signing and Knot keep a signed serial of their own for this."""
+    not newer is ignored; RFC 1034 refresh compares serials), so theirs expire:
+    the signed serial goes up (as BIND's inline-signing and Knot do)."""
     peer_port = free_port()
     authd, _zone_file = start_primary(lab, tmp_path, "nsec", peer_port, "keep")
     before = axfr(authd.port)
