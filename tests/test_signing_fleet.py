@@ -2,11 +2,16 @@
 
 authd is the primary of a zone it signs from an unsigned file (``dnssec:
 {policy: ...}``, NSEC or NSEC3); a Knot or a BIND secondary takes the signed
-zone by AXFR, then after an edit of the unsigned file (SIGHUP, NOTIFY) by IXFR,
-then again after a re-signing of the whole zone (the policy's signature
-validity changed: every RRSIG is made anew).  After each step the secondary's
-copy, taken from it by AXFR, passes BIND's ``dnssec-verify``, holds the edit,
-and carries the same RRSIG over the edited RRset as authd serves.
+zone by AXFR, then after an edit of the unsigned file (SIGHUP, NOTIFY) by IXFR;
+in a second test, after a re-signing of the whole zone (the policy's signature
+validity changed: every RRSIG is made anew), again by IXFR.  After each step
+the secondary's copy, taken from it by AXFR, equals authd's zone (RRSIGs
+included) and passes BIND's ``dnssec-verify``.
+
+The re-signing test is an expected failure (strict): the IXFR that replaces
+every RRSIG makes authd/xfr.py's ``_grouped`` put RRSIGs of two covered types
+at one owner into one RRset, dnspython raises DifferingCovers, and the
+transfer ends in an internal error (the secondaries fall back to AXFR).
 
 A re-signing with the file's serial kept (``serial: keep``, the default) must
 still raise the served serial, or the secondaries keep the old signatures
