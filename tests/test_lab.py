@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from authd import lab as labmodel
-from authd import labcheck, labgraph, labscenarios, labtemplate, labtrace
+from authd import delegation, labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
 from authd.limits import (
@@ -684,3 +684,50 @@ def test_up_in_the_foreground_until_interrupted(tmp_path: Path) -> None:
         process.wait(timeout=60)
     assert not (folder / "lab.run").exists()
     assert authd("lab", "down", str(folder)).returncode == 1
+
+
+def test_glue_for_a_name_server_only_the_parent_lists_is_judged_by_both_checks(
+    tmp_path: Path,
+) -> None:
+    # The regression the shared judgement (authd.delegation.compare) fixed for
+    # `authd lab check`: the parent delegates eng. to a second in-zone server
+    # the child does not list as NS but does hold, at another address.  `authd
+    # lab check` used to compare glue only for the child's own NS set, so it
+    # missed this; `authd check` saw it.  Both now report it, from one function.
+    folder = tmp_path / "l"
+    assert authd("lab", "init", str(folder)).returncode == 0
+    com, eng = folder / "zones/example.com.zone", folder / "zones/eng.example.com.zone"
+    com.write_text(com.read_text() + "eng         NS    ns2.eng\nns2.eng     A     127.0.0.45\n")
+    eng.write_text(eng.read_text() + "ns2         A     127.0.0.46\n")
+    linted = authd("check", str(com), str(eng))
+    assert "delegation-glue-mismatch" in linted.stdout, linted.stdout + linted.stderr
+    assert "ns2.eng.example.com." in linted.stdout
+    port = free_port()
+    done = authd("lab", "up", str(folder), "--port", str(port), "--detach")
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        out = authd("lab", "check", "--lab", str(folder)).stdout
+    finally:
+        authd("lab", "down", str(folder))
+    line = next((x for x in out.splitlines() if "[scenario: glue-mismatch]" in x), "")
+    assert "ns2.eng.example.com." in line and "127.0.0.45" in line and "127.0.0.46" in line, out
+
+
+def test_lab_check_and_check_share_the_delegation_judgement() -> None:
+    # One function judges NS agreement and glue for both commands.
+    import authd.lint
+
+    n = dns.name.from_text
+    diff = delegation.compare(
+        n("x."),
+        [n("ns1.x."), n("ns.y.")],
+        {n("ns1.x."): ["192.0.2.1"]},
+        [n("ns1.x."), n("ns2.x.")],
+        {n("ns1.x."): ["192.0.2.2"]},
+    )
+    assert diff.only_parent == (n("ns.y."),) and diff.only_child == (n("ns2.x."),)
+    assert diff.missing_glue == ()
+    assert [(m.host, m.child) for m in diff.glue_mismatch] == [
+        (n("ns1.x."), frozenset({"192.0.2.2"}))
+    ]
+    assert authd.lint.delegation is delegation and labcheck.delegation is delegation
