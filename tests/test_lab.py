@@ -25,8 +25,8 @@ import dns.rrset
 import pytest
 import yaml
 
-from authd import lab as labmodel
 from authd import delegation, labcheck, labgraph, labscenarios, labtemplate, labtrace
+from authd import lab as labmodel
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
 from authd.limits import (
