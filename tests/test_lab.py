@@ -731,3 +731,31 @@ def test_lab_check_and_check_share_the_delegation_judgement() -> None:
         (n("ns1.x."), frozenset({"192.0.2.2"}))
     ]
     assert authd.lint.delegation is delegation and labcheck.delegation is delegation
+
+
+def test_a_lab_secondary_takes_the_waived_zone_its_primary_serves(
+    running_lab: tuple[Path, int],
+) -> None:
+    # Regression: lab.waive reached zones loaded from files but not transferred
+    # ones, so ns2 refused example.com without eng's glue and kept serving the
+    # glue: unbound, asking ns2, still resolved build.eng.example.com.
+    folder, port = running_lab
+    assert authd("lab", "break", "missing-glue", "--lab", str(folder)).returncode == 0
+    try:
+        q = dns.message.make_query("eng.example.com.", "NS")
+        q.flags &= ~dns.flags.RD
+        deadline = time.monotonic() + 30
+        while True:
+            reply = dns.query.udp(q, "127.0.0.41", port=port, timeout=LAB_TRACE_TIMEOUT)
+            soa = dns.query.udp(
+                dns.message.make_query("example.com.", "SOA"), "127.0.0.41", port=port, timeout=2
+            )
+            serial = soa.answer[0][0].serial if soa.answer else 0
+            if serial > labtemplate.SERIAL or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert serial > labtemplate.SERIAL, "the secondary never took the broken zone"
+        assert reply.authority and not reply.additional, reply  # the referral, no glue
+    finally:
+        assert authd("lab", "fix", "--lab", str(folder)).returncode == 0
+    assert "0 findings" in _check_until(folder, "", clean=True)
