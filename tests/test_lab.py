@@ -447,9 +447,8 @@ def test_break_shows_in_trace_and_fix_restores(
 
 def test_unbound_shows_the_cname_loop_as_servfail(running_lab: tuple[Path, int]) -> None:
     # The delegation faults need unbound on port 53 to show (it follows referrals
-    # only there); a CNAME loop shows on any port.  Server faults (silent,
-    # udp-only, drop-edns) show as unbound timing out after tens of seconds:
-    # too slow for a test, shown in docs/lab.md instead.
+    # only there): tests/test_lab_unbound.py runs every scenario so, in a network
+    # namespace.  A CNAME loop shows on any port, through the stub zones.
     folder, port = running_lab
     _trace_until(folder, port, "www.example.com A", labtrace.Outcome.ANSWER)
     process, listen = _unbound(folder, port)

@@ -191,6 +191,29 @@ def _result_line(trace: subprocess.CompletedProcess[str]) -> str:
     return next((x for x in trace.stdout.splitlines() if x.startswith("Result for ")), "")
 
 
+# The steps of a trace that say what went wrong (or, healthy, what came back).
+TELLTALES = (
+    "a lame delegation",
+    "NO GLUE",
+    "No answer over TCP",
+    "truncated",
+    "No answer in time",
+    "Give up: CNAME loop",
+    "alias (CNAME)",
+    "Authoritative answer",
+)
+
+
+def _telltale(trace: subprocess.CompletedProcess[str]) -> str:
+    """The first step of *trace* showing a fault, and its result line."""
+    steps = [x.strip() for x in trace.stdout.splitlines()]
+    for phrase in TELLTALES:
+        step = next((x for x in steps if phrase in x), None)
+        if step is not None:
+            return f"{step} ... {_result_line(trace)}"
+    return _result_line(trace)
+
+
 def test_trace_agrees_with_unbound_on_every_template_name_on_port_53(lab: Lab) -> None:
     names = read_lab(str(lab.folder)).names
     assert names
@@ -298,7 +321,7 @@ def _scenario_row(lab: Lab, s: labscenarios.Scenario) -> str:
     return "| `{}` | `{}` | {} | {} | {} | {} |".format(
         s.name,
         s.try_name,
-        _cell(_result_line(trace)),
+        _cell(_telltale(trace)),
         _cell(finding),
         _cell(f"{broken['rcode']} in {broken['seconds']} s" + (f": {answer}" if answer else "")),
         _cell(str(after["rcode"])),
