@@ -120,11 +120,12 @@ def _grouped(rrs: Iterable[RR]) -> Iterator[dns.rrset.RRset]:
             rrset is None
             or rrset.ttl != ttl
             or rrset.rdtype != rdata.rdtype
+            or rrset.covers != rdata.covers()  # RRSIGs of two types are two RRsets
             or not (rrset.name is name or rrset.name == name)
         ):
             if rrset is not None:
                 yield rrset
-            rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdata.rdtype)
+            rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdata.rdtype, rdata.covers())
             rrset.update_ttl(ttl)
         rrset.add(rdata)
     if rrset is not None:

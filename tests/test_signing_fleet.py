@@ -8,10 +8,10 @@ validity changed: every RRSIG is made anew), again by IXFR.  After each step
 the secondary's copy, taken from it by AXFR, equals authd's zone (RRSIGs
 included) and passes BIND's ``dnssec-verify``.
 
-The re-signing test is an expected failure (strict): the IXFR that replaces
-every RRSIG makes authd/xfr.py's ``_grouped`` put RRSIGs of two covered types
-at one owner into one RRset, dnspython raises DifferingCovers, and the
-transfer ends in an internal error (the secondaries fall back to AXFR).
+The re-signing test caught a bug, now fixed: the IXFR that replaces every
+RRSIG made authd/xfr.py's ``_grouped`` put RRSIGs of two covered types at one
+owner into one RRset, dnspython raised DifferingCovers, and the transfer ended
+in an internal error (the secondaries fell back to AXFR).
 
 A re-signing with the file's serial kept (``serial: keep``, the default) must
 still raise the served serial, or the secondaries keep the old signatures
@@ -261,11 +261,6 @@ def test_peer_secondary_follows_an_edit_by_ixfr_and_its_copy_verifies(
     peer_took_ixfr(lab, peer, secondary, second, "after the edit", True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="authd/xfr.py _grouped: RRSIGs of two covered types in a row at one owner "
-    "make one RRset -> DifferingCovers, the IXFR fails with an internal error",
-)
 @pytest.mark.parametrize("peer", ["knot", "bind"])
 def test_peer_secondary_follows_a_resigning_by_ixfr_and_its_copy_verifies(
     lab: Lab, tmp_path: Path, peer: str

@@ -602,3 +602,18 @@ def measure(n: int) -> None:
 
 if __name__ == "__main__":
     measure(int(sys.argv[1]) if len(sys.argv) > 1 else 100000)
+
+
+def test_grouped_keeps_rrsigs_of_two_covered_types_apart() -> None:
+    """An IXFR that replaces the RRSIGs of A and TXT at one owner sends two RRsets
+    (one RRset of mixed covers made dnspython raise DifferingCovers)."""
+    from authd.xfr import _grouped
+
+    name = dns.name.from_text("www.example.")
+    sig = "{} 13 2 300 20300101000000 20200101000000 1234 example. AAAA"
+    rrs = [
+        (name, 300, dns.rdata.from_text("IN", "RRSIG", sig.format("A"))),
+        (name, 300, dns.rdata.from_text("IN", "RRSIG", sig.format("TXT"))),
+    ]
+    groups = list(_grouped(rrs))
+    assert [g.covers for g in groups] == [dns.rdatatype.A, dns.rdatatype.TXT]
