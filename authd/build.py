@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import dns.name
 
-from authd import catalog, cookies, ratelimit
+from authd import catalog, cookies, ratelimit, zonemd
 from authd.changeset import Changeset, diff
 from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
@@ -77,6 +77,9 @@ class Stored:
     journal: Journal | None = None
     problem: str | None = None
     served: tuple[str, int] | None = None
+    # A secondary's stored copy that must not be served (torn, altered, a folder):
+    # why.  The zone then waits for a full transfer.
+    copy_problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,10 @@ def load_one(
     if new is None:
         errors = [f for f in result.findings if f.severity is Severity.ERROR]
         return refused(str(errors[0]), result.findings)
+    # RFC 8976: the digest covers the file as written, before any serial policy.
+    mismatch = zonemd.problem(new) if zc.zonemd_verify else None
+    if mismatch is not None:
+        return refused(f"{zc.file}: {mismatch}", result.findings)
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
         if new.same_content(old):
@@ -364,7 +371,7 @@ def plan_snapshot(
                 if record is not None:
                     served.append(record)
             elif zc.type is ZoneType.SECONDARY:
-                version, event = _secondary_copy(vc.name, zc, old)
+                version, event = _secondary_copy(vc.name, zc, old, found.copy_problem)
             else:
                 floor = old_journal.serial_to if first and old_journal is not None else None
                 managed = zc.serial is not SerialPolicy.KEEP
@@ -497,14 +504,27 @@ def _empty(opts: Options) -> Journal:
 
 
 def _secondary_copy(
-    view: str, zc: ZoneConfig, old: ZoneVersion | None
+    view: str, zc: ZoneConfig, old: ZoneVersion | None, copy_problem: str | None = None
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
-    """A secondary keeps the copy it serves; at start it reads its last transferred one."""
+    """A secondary keeps the copy it serves; at start it reads its last transferred one
+    (unless the state check found it unfit: *copy_problem*)."""
     if old is not None:
         event = ZoneLoadEvent(
             view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
         )
         return old, event
+    if copy_problem is not None:
+        event = ZoneLoadEvent(
+            view,
+            zc.name,
+            zc.file,
+            LoadOutcome.FAILED,
+            None,
+            0,
+            copy_problem,
+            awaiting_transfer=True,
+        )
+        return None, event
     if not os.path.exists(zc.file):
         event = ZoneLoadEvent(
             view,

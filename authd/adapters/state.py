@@ -44,7 +44,7 @@ from authd.build import (
     plan_snapshot,
 )
 from authd.changeset import Changeset
-from authd.config import Config, state_file
+from authd.config import Config, ZoneType, state_file
 from authd.journal import (
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
@@ -102,17 +102,39 @@ def build_snapshot(
     previous run left; the writes are done before returning, so before the
     caller publishes the snapshot.
     """
+    copies = secondary_copies(config)
     stored = {
-        (view, zone): read_stored(config, view, zone, managed)
+        (view, zone): read_stored(config, view, zone, managed, copies.get((view, zone)))
         for view, zone, managed in first_loads(config, previous)
     }
     return perform(config, plan_snapshot(config, previous, generation, now, only, stored))
 
 
-def read_stored(config: Config, view: str, zone: dns.name.Name, managed: bool) -> Stored:
-    """What the state folder holds for *view*'s *zone* (its serial only if *managed*)."""
-    opts = config.options
+def secondary_copies(config: Config) -> dict[tuple[str, dns.name.Name], str]:
+    """(view, zone) -> stored copy path, for every secondary zone a view loads itself."""
+    return {
+        (vc.name, zc.name): zc.file
+        for vc in config.views
+        for zc in vc.zones
+        if zc.type is ZoneType.SECONDARY and zc.in_view is None
+    }
+
+
+def read_stored(
+    config: Config, view: str, zone: dns.name.Name, managed: bool, copy: str | None = None
+) -> Stored:
+    """What the state folder holds for *view*'s *zone* (its serial only if *managed*;
+    with *copy*, a secondary's stored copy is checked first: ``check_copy``)."""
     served = read_served(config, view, zone) if managed else None
+    copy_note = check_copy(copy) if copy is not None else None
+    stored = _read_stored_journal(config, view, zone, served)
+    return dataclasses.replace(stored, copy_problem=copy_note) if copy_note else stored
+
+
+def _read_stored_journal(
+    config: Config, view: str, zone: dns.name.Name, served: tuple[str, int] | None
+) -> Stored:
+    opts = config.options
     path = journal_path(config, view, zone)
     try:
         journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
@@ -290,10 +312,39 @@ def append_journal(path: str, changeset: Changeset) -> int:
 
 
 def write_copy(path: str, version: ZoneVersion) -> None:
-    """Atomically replace a secondary's stored copy of *version* (zone-file text)."""
+    """Atomically replace a secondary's stored copy of *version* (checksummed zone text)."""
     _ensure_dir(path)
     with _replacing(path, binary=False) as f:
-        f.writelines(xfr_in.zone_text(version))
+        f.writelines(xfr_in.copy_text(version))
+
+
+def check_copy(path: str) -> str | None:
+    """Why the stored copy at *path* must not be served, or None (whole, or absent).
+
+    A torn or altered copy is moved aside to ``PATH.corrupt`` so that the
+    zone starts empty and takes a full transfer from its primary; a folder in
+    its place is left alone (not ours to remove) and reported.
+    """
+    if os.path.isdir(path):
+        return (
+            f"stored copy {path} is a directory, not a file: awaiting a full transfer "
+            "(it will be served from memory only)"
+        )
+    try:
+        with open(path, "rb") as f:
+            why = xfr_in.copy_problem(f)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"stored copy {path}: {e.strerror or e}: awaiting a full transfer"
+    if why is None:
+        return None
+    aside = f"{path}.corrupt"
+    try:
+        os.replace(path, aside)
+    except OSError as e:
+        return f"stored copy {path}: {why}; cannot move it aside ({e.strerror or e})"
+    return f"stored copy {path}: {why}; moved to {aside}, awaiting a full transfer"
 
 
 # -- helpers -----------------------------------------------------------------------
