@@ -80,6 +80,9 @@ class Stored:
     # A secondary's stored copy that must not be served (torn, altered, a folder):
     # why.  The zone then waits for a full transfer.
     copy_problem: str | None = None
+    # A primary's last-good copy: the version it last served (``keeps_last_good``).
+    last_good: ZoneVersion | None = None
+    last_good_note: str | None = None  # why it could not be used (torn, unreadable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,15 @@ class JournalWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class LastGood:
+    """Store *version* as *view*'s *zone*'s last-good copy before it is published."""
+
+    view: str
+    zone: dns.name.Name
+    version: ZoneVersion
+
+
+@dataclass(frozen=True, slots=True)
 class JournalPlan:
     journal: Journal
     note: str | None  # worth logging
@@ -123,6 +135,7 @@ class Build:
     events: tuple[ZoneLoadEvent, ...]
     served: tuple[ServedRecord, ...] = ()
     journals: tuple[JournalWrite, ...] = ()
+    last_good: tuple[LastGood, ...] = ()
 
 
 # A zone's journal after a change, and a note worth logging (or None).
@@ -261,6 +274,28 @@ def generated_catalog(
     return version, event, record
 
 
+def keeps_last_good(zc: ZoneConfig) -> bool:
+    """Whether the state folder keeps a last-good copy of *zc*: a primary whose
+    file sets the serial.  (Managed serials change with the content, so one
+    serial never has two contents; a secondary's copy is its own.)"""
+    return (
+        zc.type is ZoneType.PRIMARY
+        and zc.serial is SerialPolicy.KEEP
+        and zc.catalog_role is not CatalogRole.GENERATE
+        and zc.in_view is None
+    )
+
+
+def _restarted(event: ZoneLoadEvent, last: ZoneVersion) -> ZoneLoadEvent:
+    """The load event at start against the last-good copy *last*, said as a start says it."""
+    if event.outcome is LoadOutcome.UNCHANGED:
+        return dataclasses.replace(event, outcome=LoadOutcome.LOADED)
+    if event.outcome is LoadOutcome.KEPT_OLD:
+        why = f"{event.reason} (the last-good copy of serial {last.serial} serves)"
+        return dataclasses.replace(event, reason=why)
+    return event
+
+
 def content_digest(files: Iterable[str]) -> str:
     """A digest of the bytes of *files*: whether a zone's source changed across restarts."""
     h = hashlib.sha256()
@@ -326,6 +361,7 @@ def plan_snapshot(
     events: list[ZoneLoadEvent] = []
     served: list[ServedRecord] = []
     writes: list[JournalWrite] = []
+    last_good: list[LastGood] = []
     views = []
     old_views = {v.name: v for v in previous.views} if previous is not None else {}
     loaded: dict[tuple[str, dns.name.Name], ZoneVersion | None] = {}
@@ -376,10 +412,25 @@ def plan_snapshot(
                 floor = old_journal.serial_to if first and old_journal is not None else None
                 managed = zc.serial is not SerialPolicy.KEEP
                 remembered = found.served if first and managed else None
-                version, event = load_one(vc.name, zc, old, now, floor, remembered)
+                # After a restart the last-good copy stands in for the version
+                # served before: the same serial with another content is refused
+                # exactly as a running reload refuses it, and that copy serves.
+                last = found.last_good if first and keeps_last_good(zc) else None
+                version, event = load_one(vc.name, zc, old or last, now, floor, remembered)
+                if last is not None:
+                    event = _restarted(event, last)
+                if first and found.last_good_note is not None:
+                    event = dataclasses.replace(event, journal_note=found.last_good_note)
                 if managed and version is not None and version is not old:
                     digest = content_digest(version.files)
                     served.append(ServedRecord(vc.name, zc.name, digest, version.serial))
+                if (
+                    keeps_last_good(zc)
+                    and version is not None
+                    and version is not old
+                    and version is not last
+                ):
+                    last_good.append(LastGood(vc.name, zc.name, version))
             zones[zc.name] = loaded[(vc.name, zc.name)] = version
             plan = plan_journal(
                 opts,
@@ -422,7 +473,9 @@ def plan_snapshot(
         limiter=ratelimit.reuse(previous.limiter if previous else None, opts.rate_limit),
         cookies=cookie_secrets(opts.cookies, previous.cookies if previous else None),
     )
-    return Build(with_fresh_caches(snapshot), tuple(events), tuple(served), tuple(writes))
+    return Build(
+        with_fresh_caches(snapshot), tuple(events), tuple(served), tuple(writes), tuple(last_good)
+    )
 
 
 def build_snapshot(

@@ -3,8 +3,10 @@
 Owns every write under ``state_dir`` (and a secondary's stored copy): what
 ``authd.build`` decides as values, performed here before the snapshot that
 needs them is published.  Layout: ``STATE/VIEW/ZONE.serial`` (JSON: source
-digest and serial of a managed-serial zone) and ``STATE/VIEW/ZONE.journal``
-(``authd.journal``'s format); ZONE is ``root`` for the root zone.
+digest and serial of a managed-serial zone), ``STATE/VIEW/ZONE.journal``
+(``authd.journal``'s format) and ``STATE/VIEW/ZONE.last-good`` (the version a
+primary whose file sets the serial last served, in the checksummed format of
+a secondary's copy, ``authd.xfr_in.copy_text``); ZONE as ``state_file`` names it.
 
 Crash safety, which ``tests/test_journal.py`` checks with ``kill -9``:
 
@@ -40,11 +42,13 @@ from authd.build import (
     Stored,
     ZoneLoadEvent,
     first_loads,
+    keeps_last_good,
     plan_journal,
     plan_snapshot,
 )
 from authd.changeset import Changeset
-from authd.config import Config, ZoneType, state_file
+from authd.config import Config, ZoneConfig, ZoneType, state_file
+from authd.errors import ZoneError
 from authd.journal import (
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
@@ -56,7 +60,7 @@ from authd.journal import (
     encode_record,
 )
 from authd.snapshot import Snapshot, with_zone
-from authd.zone import ZoneVersion
+from authd.zone import ZoneVersion, load_zone
 
 __all__ = [
     "JournalChange",
@@ -103,10 +107,15 @@ def build_snapshot(
     caller publishes the snapshot.
     """
     copies = secondary_copies(config)
-    stored = {
-        (view, zone): read_stored(config, view, zone, managed, copies.get((view, zone)))
-        for view, zone, managed in first_loads(config, previous)
-    }
+    primaries = last_good_zones(config)
+    stored = {}
+    for view, zone, managed in first_loads(config, previous):
+        found = read_stored(config, view, zone, managed, copies.get((view, zone)))
+        zc = primaries.get((view, zone))
+        if zc is not None:
+            last, note = read_last_good(config, view, zc)
+            found = dataclasses.replace(found, last_good=last, last_good_note=note)
+        stored[(view, zone)] = found
     return perform(config, plan_snapshot(config, previous, generation, now, only, stored))
 
 
@@ -118,6 +127,38 @@ def secondary_copies(config: Config) -> dict[tuple[str, dns.name.Name], str]:
         for zc in vc.zones
         if zc.type is ZoneType.SECONDARY and zc.in_view is None
     }
+
+
+def last_good_zones(config: Config) -> dict[tuple[str, dns.name.Name], ZoneConfig]:
+    """(view, zone) -> config, for the zones whose last-good copy the state folder keeps."""
+    return {(vc.name, zc.name): zc for vc in config.views for zc in vc.zones if keeps_last_good(zc)}
+
+
+def last_good_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    return state_file(config.state_dir, view, zone, ".last-good")
+
+
+def read_last_good(
+    config: Config, view: str, zc: ZoneConfig
+) -> tuple[ZoneVersion | None, str | None]:
+    """The version *zc* last served, from its checksummed last-good copy; and a note.
+
+    A copy that fails its checksum is moved aside (``check_copy``) and the
+    zone file alone decides, as before there were copies.
+    """
+    path = last_good_path(config, view, zc.name)
+    problem = check_copy(path)
+    if problem is not None or not os.path.isfile(path):
+        return None, problem
+    try:
+        result = load_zone(zc.name, path, zc.max_records)
+    except (ZoneError, OSError) as e:
+        return None, f"last-good copy {path}: {e}"
+    if result.version is None:
+        return None, f"last-good copy {path}: refused"
+    # Served as the zone file's version: watched as that file, never as our copy.
+    version = dataclasses.replace(result.version, file=zc.file, files=frozenset({zc.file}))
+    return version, None
 
 
 def read_stored(
@@ -168,6 +209,13 @@ def perform(config: Config, built: Build) -> tuple[Snapshot, list[ZoneLoadEvent]
         except OSError as e:
             # A journal note says more; this one only matters when alone.
             note(record.view, record.zone, f"cannot record the served serial: {e}", False)
+    for good in built.last_good:
+        path = last_good_path(config, good.view, good.zone)
+        try:
+            write_copy(path, good.version)
+        except OSError as e:
+            # Served all the same; only a restart on a changed file loses the check.
+            note(good.view, good.zone, f"cannot store the last-good copy {path}: {e}", False)
     snapshot = built.snapshot
     for write in built.journals:
         problem = _write_journal_change(config, write)
@@ -390,7 +438,8 @@ def remove_zone_state(config: Config, view: str, zone: dns.name.Name, copy: str)
     files removed; one that cannot be removed is left (and a new member of that
     name reconciles its journal at load)."""
     removed = []
-    for path in (copy, journal_path(config, view, zone), served_path(config, view, zone)):
+    paths = (copy, journal_path(config, view, zone), served_path(config, view, zone))
+    for path in (*paths, last_good_path(config, view, zone)):
         try:
             os.unlink(path)
         except OSError:
