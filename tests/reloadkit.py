@@ -169,11 +169,16 @@ def soa_serial(port: int, zone: str) -> int | None:
 
 
 def axfr_lines(port: int, zone: str, timeout: float = 10.0) -> list[str]:
-    """Every record an AXFR of *zone* brings, as sorted text lines (the closing SOA dropped)."""
+    """Every record an AXFR of *zone* brings, as sorted zone-file lines with absolute
+    names (``NAME TTL IN TYPE RDATA``; the closing SOA dropped)."""
     lines = []
-    for message in dns.query.xfr(HOST, zone, port=port, timeout=timeout, lifetime=timeout):
+    messages = dns.query.xfr(
+        HOST, zone, port=port, timeout=timeout, lifetime=timeout, relativize=False
+    )
+    for message in messages:
         for rrset in message.answer:
-            lines.extend(f"{rrset.name} {rrset.ttl} {rd.to_text()}" for rd in rrset)
+            kind = dns.rdatatype.to_text(rrset.rdtype)
+            lines.extend(f"{rrset.name} {rrset.ttl} IN {kind} {rd.to_text()}" for rd in rrset)
     return sorted(lines[:-1])
 
 
