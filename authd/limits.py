@@ -114,3 +114,9 @@ LAB_UP_TIMEOUT = 30.0  # seconds `authd lab up --detach` waits for the lab to an
 LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each); 0: all
 LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
 LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)
+
+# -- DNSSEC keys (authd keys, the key store) -----------------------------------------------
+
+MAX_ZONE_KEYS = 64  # keys one zone's keys.json may list (a rollover needs a handful)
+MAX_KEY_FILE_BYTES = 64 * 1024  # a .key, .private, .state or keys.json file read
+MAX_KEY_TAG_TRIES = 20  # fresh keys drawn before giving up on a tag not yet in use

@@ -1,7 +1,8 @@
 """The ``authd`` command line: one module per subcommand.
 
 ``serve`` (``authd.cli.serve``), ``check`` (``authd.cli.check``, output formats
-in ``authd.cli.check_report``), ``ctl``, ``views``, ``keygen``, ``lab``, and ``version``
+in ``authd.cli.check_report``), ``ctl``, ``views``, ``keygen``, ``keys`` (DNSSEC
+keys), ``lab``, and ``version``
 (here, with ``--version``).  Shared helpers live in ``authd.cli.common``;
 subcommand modules never import this package's ``__init__`` (no cycle).
 
@@ -20,7 +21,7 @@ import os
 import sys
 
 from authd import __version__
-from authd.cli import check, ctl, keygen, lab, serve, views
+from authd.cli import check, ctl, keygen, keys, lab, serve, views
 from authd.cli.common import EXIT_OK
 
 #: 128 + SIGPIPE: the status of a command whose reader went away.
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.register(sub)
     views.register(sub)
     keygen.register(sub)
+    keys.register(sub)
     lab.register(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
