@@ -22,7 +22,7 @@ import dataclasses
 import enum
 import hashlib
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import dns.name
@@ -80,8 +80,12 @@ class Stored:
     # A secondary's stored copy that must not be served (torn, altered, a folder):
     # why.  The zone then waits for a full transfer.
     copy_problem: str | None = None
-    # A primary's last-good copy: the version it last served (``keeps_last_good``).
-    last_good: ZoneVersion | None = None
+    # A primary's last-good copy (``keeps_last_good``), read only when needed:
+    # its serial and source (digest, files) come from its first lines, and
+    # *last_good* loads it whole (the version, or None and why not).
+    last_good: Callable[[], tuple[ZoneVersion | None, str | None]] | None = None
+    last_good_serial: int | None = None
+    last_good_source: tuple[str, tuple[str, ...]] | None = None
     last_good_note: str | None = None  # why it could not be used (torn, unreadable)
 
 
@@ -118,6 +122,7 @@ class LastGood:
     view: str
     zone: dns.name.Name
     version: ZoneVersion
+    source: tuple[str, tuple[str, ...]]  # content_digest of its files, and those files
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,12 +420,24 @@ def plan_snapshot(
                 # After a restart the last-good copy stands in for the version
                 # served before: the same serial with another content is refused
                 # exactly as a running reload refuses it, and that copy serves.
-                last = found.last_good if first and keeps_last_good(zc) else None
-                version, event = load_one(vc.name, zc, old or last, now, floor, remembered)
-                if last is not None:
-                    event = _restarted(event, last)
-                if first and found.last_good_note is not None:
-                    event = dataclasses.replace(event, journal_note=found.last_good_note)
+                last, note, same_source = None, found.last_good_note, False
+                version, event = load_one(vc.name, zc, old, now, floor, remembered)
+                if first and keeps_last_good(zc) and found.last_good is not None:
+                    source = found.last_good_source
+                    same_source = source is not None and content_digest(source[1]) == source[0]
+                    hint = found.last_good_serial
+                    if not same_source and (
+                        version is None
+                        or hint is None
+                        or not serial_increased(hint, version.serial)
+                    ):
+                        last, why = found.last_good()
+                        note = note or why
+                        if last is not None:
+                            version, event = load_one(vc.name, zc, last, now, floor, remembered)
+                            event = _restarted(event, last)
+                if first and note is not None:
+                    event = dataclasses.replace(event, journal_note=note)
                 if managed and version is not None and version is not old:
                     digest = content_digest(version.files)
                     served.append(ServedRecord(vc.name, zc.name, digest, version.serial))
@@ -429,8 +446,10 @@ def plan_snapshot(
                     and version is not None
                     and version is not old
                     and version is not last
+                    and not same_source
                 ):
-                    last_good.append(LastGood(vc.name, zc.name, version))
+                    source = (content_digest(version.files), tuple(sorted(version.files)))
+                    last_good.append(LastGood(vc.name, zc.name, version, source))
             zones[zc.name] = loaded[(vc.name, zc.name)] = version
             plan = plan_journal(
                 opts,

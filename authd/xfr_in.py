@@ -114,10 +114,12 @@ COPY_HEADER = "; authd secondary copy v1: the last line is the SHA-256 of every 
 _TRAILER = b"; sha256 "
 
 
-def copy_text(version: ZoneVersion) -> Iterator[str]:
-    """*version* as a checksummed copy: ``COPY_HEADER``, ``zone_text``, the checksum line."""
+def copy_text(version: ZoneVersion, note: str | None = None) -> Iterator[str]:
+    """*version* as a checksummed copy: ``COPY_HEADER``, a ``; NOTE`` line if given
+    (one line, covered by the checksum), ``zone_text``, the checksum line."""
     h = hashlib.sha256()
-    for line in (COPY_HEADER, *zone_text(version)):
+    head = [COPY_HEADER] if note is None else [COPY_HEADER, f"; {note}\n"]
+    for line in (*head, *zone_text(version)):
         h.update(line.encode("utf-8"))
         yield line
     yield f"{_TRAILER.decode()}{h.hexdigest()}\n"

@@ -20,6 +20,7 @@ from reloadkit import Lab, axfr_lines, running_lab, soa_serial, zone_text
 from authd.adapters import state
 from authd.build import LoadOutcome
 from authd.config import config_from_dict
+from authd.limits import MAX_LAST_GOOD_HEAD_LINE
 from harness.peers import HOST, free_port
 
 ZONE = dns.name.from_text("p.test.")
@@ -94,6 +95,30 @@ def test_a_torn_last_good_copy_is_moved_aside(tmp_path: Path) -> None:
     assert event.outcome is LoadOutcome.LOADED and version is not None, "the file decides"
     assert event.journal_note is not None and f"moved to {path}.corrupt" in event.journal_note
     assert path.is_file() and Path(f"{path}.corrupt").is_file(), "a new copy was written"
+
+
+def test_an_unreadable_source_line_still_compares_the_whole_copy(tmp_path: Path) -> None:
+    # A first line over MAX_LAST_GOOD_HEAD_LINE: no shortcut, the copy is read whole.
+    text = _served_once(tmp_path)
+    path = state.last_good_path(_config(tmp_path), "default", ZONE)
+    version, _ = _start(tmp_path)
+    assert version is not None
+    state.write_copy(path, version, "source " + "x" * (MAX_LAST_GOOD_HEAD_LINE + 10))
+    (tmp_path / "p.zone").write_text(text[: text.index("h30 ")])
+    version, event = _start(tmp_path)
+    assert event.outcome is LoadOutcome.KEPT_OLD and version is not None
+    assert version.record_count == 64
+
+
+def test_a_torn_copy_is_rewritten_even_when_the_file_is_unchanged(tmp_path: Path) -> None:
+    _served_once(tmp_path)
+    path = Path(state.last_good_path(_config(tmp_path), "default", ZONE))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - 300])  # the head intact, the tail cut
+    _, event = _start(tmp_path)
+    assert event.outcome is LoadOutcome.LOADED
+    assert event.journal_note is not None and "moved to" in event.journal_note
+    assert path.read_bytes() == whole, "the same version written again"
 
 
 @pytest.fixture

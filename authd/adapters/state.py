@@ -59,6 +59,7 @@ from authd.journal import (
     encode_journal,
     encode_record,
 )
+from authd.limits import MAX_LAST_GOOD_HEAD_LINE
 from authd.snapshot import Snapshot, with_zone
 from authd.zone import ZoneVersion, load_zone
 
@@ -113,8 +114,7 @@ def build_snapshot(
         found = read_stored(config, view, zone, managed, copies.get((view, zone)))
         zc = primaries.get((view, zone))
         if zc is not None:
-            last, note = read_last_good(config, view, zc)
-            found = dataclasses.replace(found, last_good=last, last_good_note=note)
+            found = _with_last_good(config, view, zc, found)
         stored[(view, zone)] = found
     return perform(config, plan_snapshot(config, previous, generation, now, only, stored))
 
@@ -136,6 +136,37 @@ def last_good_zones(config: Config) -> dict[tuple[str, dns.name.Name], ZoneConfi
 
 def last_good_path(config: Config, view: str, zone: dns.name.Name) -> str:
     return state_file(config.state_dir, view, zone, ".last-good")
+
+
+def _with_last_good(config: Config, view: str, zc: ZoneConfig, found: Stored) -> Stored:
+    """*found* with what the build needs of *zc*'s last-good copy: its first lines
+    now (serial, source), the whole copy only if the build asks (``read_last_good``)."""
+    path = last_good_path(config, view, zc.name)
+    # The checksum is cheap beside a parse: a torn copy is moved aside now and
+    # the build then writes a new one, even when the file did not change.
+    problem = check_copy(path)
+    if problem is not None:
+        return dataclasses.replace(found, last_good_note=problem)
+    try:
+        with open(path, "rb") as f:
+            head = [f.readline(MAX_LAST_GOOD_HEAD_LINE) for _ in range(4)]
+    except FileNotFoundError:
+        return found
+    except OSError as e:
+        return dataclasses.replace(found, last_good_note=f"last-good copy {path}: {e}")
+    serial: int | None = None
+    source: tuple[str, tuple[str, ...]] | None = None
+    with contextlib.suppress(ValueError, IndexError, KeyError, TypeError):
+        # COPY_HEADER, "; source {json}", "$ORIGIN ...", then the SOA line.
+        data = json.loads(head[1].decode().removeprefix("; source "))
+        source = (str(data["digest"]), tuple(str(p) for p in data["files"]))
+        serial = int(head[3].split()[6])
+    return dataclasses.replace(
+        found,
+        last_good=lambda: read_last_good(config, view, zc),
+        last_good_serial=serial,
+        last_good_source=source,
+    )
 
 
 def read_last_good(
@@ -211,8 +242,11 @@ def perform(config: Config, built: Build) -> tuple[Snapshot, list[ZoneLoadEvent]
             note(record.view, record.zone, f"cannot record the served serial: {e}", False)
     for good in built.last_good:
         path = last_good_path(config, good.view, good.zone)
+        digest, files = good.source
         try:
-            write_copy(path, good.version)
+            write_copy(
+                path, good.version, "source " + json.dumps({"digest": digest, "files": files})
+            )
         except OSError as e:
             # Served all the same; only a restart on a changed file loses the check.
             note(good.view, good.zone, f"cannot store the last-good copy {path}: {e}", False)
@@ -359,11 +393,12 @@ def append_journal(path: str, changeset: Changeset) -> int:
 # -- a secondary's stored copy ----------------------------------------------------
 
 
-def write_copy(path: str, version: ZoneVersion) -> None:
-    """Atomically replace a secondary's stored copy of *version* (checksummed zone text)."""
+def write_copy(path: str, version: ZoneVersion, note: str | None = None) -> None:
+    """Atomically replace a stored copy of *version* (checksummed zone text; *note*:
+    one comment line after the header)."""
     _ensure_dir(path)
     with _replacing(path, binary=False) as f:
-        f.writelines(xfr_in.copy_text(version))
+        f.writelines(xfr_in.copy_text(version, note))
 
 
 def check_copy(path: str) -> str | None:
