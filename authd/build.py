@@ -22,7 +22,7 @@ import dataclasses
 import enum
 import hashlib
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -35,8 +35,9 @@ from authd.errors import ZoneError
 from authd.journal import Journal, reconcile
 from authd.serial import increased as serial_increased
 from authd.serial import policy_serial, step_problem
+from authd.signer import Inline, SigningError, SigningKey, sign_zone
 from authd.snapshot import Snapshot, View, allows_all, with_fresh_caches
-from authd.zone import ZoneVersion, load_zone
+from authd.zone import ZoneVersion, compile_zone, load_zone
 
 #: Appended to a journal problem: the zone keeps serving, IXFR from memory only.
 MEMORY_ONLY = "IXFR history kept in memory only"
@@ -154,30 +155,49 @@ def load_one(
     now: float = 0.0,
     floor: int | None = None,
     remembered: tuple[str, int] | None = None,
+    keys: Sequence[SigningKey] = (),
+    key_problem: str | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """Load *zc*'s file, keeping *old* when the new content must be refused.
 
     *now* feeds the unixtime and dateserial policies; *floor* is the last serial
     served before a restart (from the journal), which those policies never go below.
+    A zone with a signing policy (``zc.dnssec``) is signed with *keys* after its
+    serial is settled; *old* is then compared by the unsigned version it came from.
     """
+    signing = zc.dnssec
+    served_old = old
+    # Signing turned on, or done with another policy or other keys: a new
+    # signed version even when the file did not change.
+    resign = False
+    if signing is not None and old is not None:
+        inline = old.inline
+        resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
+        # Signatures about to expire: a new signed version, file changed or not.
+        resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
+        if inline is not None:
+            # What an edit is compared with: the unsigned source (same serial).
+            old = inline.unsigned
 
     read: frozenset[str] = frozenset({zc.file})
 
     def refused(
         reason: str, findings: tuple[Finding, ...] = ()
     ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
-        outcome = LoadOutcome.KEPT_OLD if old is not None else LoadOutcome.FAILED
-        serial = old.serial if old is not None else None
-        records = old.record_count if old is not None else 0
+        kept = served_old
+        outcome = LoadOutcome.KEPT_OLD if kept is not None else LoadOutcome.FAILED
+        serial = kept.serial if kept is not None else None
+        records = kept.record_count if kept is not None else 0
         event = ZoneLoadEvent(
             view, zc.name, zc.file, outcome, serial, records, reason, findings, files=read
         )
-        return old, event
+        return kept, event
 
     def unchanged(old: ZoneVersion) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+        kept = served_old if served_old is not None else old
         outcome = LoadOutcome.UNCHANGED
-        return old, ZoneLoadEvent(
-            view, zc.name, zc.file, outcome, old.serial, old.record_count, files=read
+        return kept, ZoneLoadEvent(
+            view, zc.name, zc.file, outcome, kept.serial, kept.record_count, files=read
         )
 
     try:
@@ -199,7 +219,7 @@ def load_one(
         return refused(f"{zc.file}: {mismatch}", result.findings)
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
-        if new.same_content(old):
+        if not resign and new.same_content(old):
             return unchanged(old)
         new = new.with_serial(policy_serial(zc.serial, old.serial, now))
     elif (
@@ -215,14 +235,24 @@ def load_one(
         new = new.with_serial(policy_serial(zc.serial, floor, now))
     if old is not None and not managed:
         if new.serial == old.serial and new.same_content(old):
-            return unchanged(old)
-        if not serial_increased(old.serial, new.serial):
+            if not resign:
+                return unchanged(old)
+        elif not serial_increased(old.serial, new.serial):
             why = step_problem(old.serial, new.serial)
             changed = "content unchanged" if new.same_content(old) else "content changed"
             return refused(
                 f"{zc.file}: serial {new.serial} {why}, {changed}; keeping serial {old.serial}",
                 result.findings,
             )
+    if signing is not None:
+        if key_problem is not None:
+            return refused(f"{zc.file}: signing failed: {key_problem}", result.findings)
+        try:
+            new = sign_version(
+                zc, new, served_old, keys, now, _signed_serial(new, served_old, floor)
+            )
+        except SigningError as e:
+            return refused(f"{zc.file}: signing failed: {e}", result.findings)
     event = ZoneLoadEvent(
         view,
         zc.name,
@@ -235,6 +265,59 @@ def load_one(
         files=read,
     )
     return new, event
+
+
+def _tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
+    return tuple(sorted((k.tag, k.algorithm, k.role) for k in keys))
+
+
+def _signed_serial(unsigned: ZoneVersion, served: ZoneVersion | None, floor: int | None) -> int:
+    """The serial of a new signed version: the unsigned one's, unless that would
+    not go up from the signed version served (a re-signing of an unchanged
+    file under ``serial: keep``) or, after a restart, from the journal's last
+    (*floor*, which a re-signing may have taken past the file's): then one more
+    (RFC 1982).  The same serial as before a restart stays: same data."""
+    if served is not None:
+        base = served.serial
+    elif floor is not None and floor != unsigned.serial:
+        base = floor
+    else:
+        return unsigned.serial
+    if serial_increased(base, unsigned.serial):
+        return unsigned.serial
+    return (base + 1) % 2**32
+
+
+def sign_version(
+    zc: ZoneConfig,
+    unsigned: ZoneVersion,
+    old: ZoneVersion | None,
+    keys: Sequence[SigningKey],
+    now: float,
+    serial: int | None = None,
+) -> ZoneVersion:
+    """*unsigned* signed by *keys* under *zc*'s policy at *serial* (default:
+    its own), compiled like a signed zone file; *old*'s signatures are kept
+    where still good.  Raises SigningError.
+
+    The version remembers *unsigned* with its own serial: what the next edit
+    of the file is compared with (``serial: keep`` checks the file's serial).
+    """
+    policy = zc.dnssec
+    assert policy is not None
+    previous = None
+    if old is not None and old.inline is not None and old.inline.policy == policy:
+        previous = old.inline.signed
+    source = (
+        unsigned if serial is None or serial == unsigned.serial else unsigned.with_serial(serial)
+    )
+    signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
+    result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
+    if result.version is None:
+        raise SigningError(str(result.errors[0]))
+    # The unsigned version is only compared with, never served: no wire form.
+    inline = Inline(dataclasses.replace(unsigned, wire=None), signed, policy, _tags(keys))
+    return dataclasses.replace(result.version, files=unsigned.files, inline=inline)
 
 
 def generated_catalog(
@@ -281,11 +364,13 @@ def generated_catalog(
 
 def keeps_last_good(zc: ZoneConfig) -> bool:
     """Whether the state folder keeps a last-good copy of *zc*: a primary whose
-    file sets the serial.  (Managed serials change with the content, so one
-    serial never has two contents; a secondary's copy is its own.)"""
+    file sets the serial, unsigned.  (Managed serials change with the content,
+    so one serial never has two contents; a secondary's copy is its own; a
+    signed zone's served version differs from its file by the signatures.)"""
     return (
         zc.type is ZoneType.PRIMARY
         and zc.serial is SerialPolicy.KEEP
+        and zc.dnssec is None  # signed: the served version is not the file's
         and zc.catalog_role is not CatalogRole.GENERATE
         and zc.in_view is None
     )
@@ -353,15 +438,21 @@ def plan_snapshot(
     now: float = 0.0,
     only: Collection[tuple[str, dns.name.Name]] | None = None,
     stored: Mapping[tuple[str, dns.name.Name], Stored] | None = None,
+    keys: Mapping[dns.name.Name, Sequence[SigningKey]] | None = None,
+    key_problems: Mapping[dns.name.Name, str] | None = None,
 ) -> Build:
     """Load every zone of *config*; zones that fail keep *previous*'s version.
 
     With *only*, just those (view, zone) pairs are read again; the others keep
     *previous*'s versions untouched.  *stored* holds the state folder's
     contents for the zones of ``first_loads``; a zone missing from it starts
-    with an empty journal and no remembered serial.
+    with an empty journal and no remembered serial.  *keys* holds the signing
+    keys of the zones with a signing policy (from the key store), and
+    *key_problems* why a zone has none; that zone keeps its old version.
     """
     stored = stored or {}
+    keys = keys or {}
+    key_problems = key_problems or {}
     opts = config.options
     events: list[ZoneLoadEvent] = []
     served: list[ServedRecord] = []
@@ -417,11 +508,14 @@ def plan_snapshot(
                 floor = old_journal.serial_to if first and old_journal is not None else None
                 managed = zc.serial is not SerialPolicy.KEEP
                 remembered = found.served if first and managed else None
+                signing, problem_keys = keys.get(zc.name, ()), key_problems.get(zc.name)
                 # After a restart the last-good copy stands in for the version
                 # served before: the same serial with another content is refused
                 # exactly as a running reload refuses it, and that copy serves.
                 last, note, same_source = None, found.last_good_note, False
-                version, event = load_one(vc.name, zc, old, now, floor, remembered)
+                version, event = load_one(
+                    vc.name, zc, old, now, floor, remembered, signing, problem_keys
+                )
                 if first and keeps_last_good(zc) and found.last_good is not None:
                     source = found.last_good_source
                     same_source = source is not None and content_digest(source[1]) == source[0]
@@ -434,7 +528,9 @@ def plan_snapshot(
                         last, why = found.last_good()
                         note = note or why
                         if last is not None:
-                            version, event = load_one(vc.name, zc, last, now, floor, remembered)
+                            version, event = load_one(
+                                vc.name, zc, last, now, floor, remembered, signing, problem_keys
+                            )
                             event = _restarted(event, last)
                 if first and note is not None:
                     event = dataclasses.replace(event, journal_note=note)
@@ -503,13 +599,16 @@ def build_snapshot(
     generation: int,
     now: float = 0.0,
     only: Collection[tuple[str, dns.name.Name]] | None = None,
+    keys: Mapping[dns.name.Name, Sequence[SigningKey]] | None = None,
+    key_problems: Mapping[dns.name.Name, str] | None = None,
 ) -> tuple[Snapshot, list[ZoneLoadEvent]]:
     """What *config* would serve, with nothing read from or written to the state folder.
 
     For checks (``serve --check-config``) and tests; the server builds through
     ``authd.adapters.state.build_snapshot``, which persists serials and journals.
+    *keys* and *key_problems*: as ``plan_snapshot``'s (the caller reads them).
     """
-    built = plan_snapshot(config, previous, generation, now, only)
+    built = plan_snapshot(config, previous, generation, now, only, None, keys, key_problems)
     return built.snapshot, list(built.events)
 
 

@@ -67,6 +67,7 @@ from authd.limits import (
     MIN_EDNS_UDP_PAYLOAD,
     MIN_UDP_SOCKET_BUFFER,
 )
+from authd.signpolicy import SigningPolicy, parse_policies, parse_zone_dnssec
 
 # Defaults and limits live in authd.limits, one place for all of them.
 MAX_RECORDS_SETTING = 10**9  # the largest max_records/max_zone_records accepted
@@ -175,6 +176,8 @@ class ZoneConfig:
     from_catalog: dns.name.Name | None = None  # a member added by this interpreted catalog
     catalog_id: str | None = None  # and its unique id there (a new id resets the zone)
     lab_waive: frozenset[str] = frozenset()  # LAB ONLY: load errors served as warnings
+    # Inline signing (``dnssec: {policy: NAME}``): the file is unsigned, authd signs.
+    dnssec: SigningPolicy | None = None
 
 
 class CatalogRole(enum.Enum):
@@ -519,6 +522,7 @@ ZONE_KEYS = {
     "catalog_group",
     "catalog_template",
     "catalog_groups",
+    "dnssec",
 }
 TEMPLATE_KEYS = {
     "primaries",
@@ -573,6 +577,7 @@ class _Context:
     state_dir: str
     warnings: list[str]
     views: dict[str, ViewConfig]
+    policies: dict[str, SigningPolicy] = field(default_factory=dict)
 
 
 _STATE_LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -709,10 +714,22 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 allow_query=_acl(m.get("allow_query"), f"{p}.allow_query", ctx, ["any"]),
                 notify=notify,
                 also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", keys),
+                dnssec=_zone_dnssec(m, p, ctx, ztype, role),
             )
         )
     _check_catalog_members(out)
     return tuple(out)
+
+
+def _zone_dnssec(
+    m: Mapping[str, Any], p: str, ctx: _Context, ztype: ZoneType, role: CatalogRole | None
+) -> SigningPolicy | None:
+    policy = parse_zone_dnssec(
+        m.get("dnssec"), f"{p}.dnssec", ctx.policies, ztype is ZoneType.SECONDARY
+    )
+    if policy is not None and role is not None:
+        raise ConfigError(f"{p}.dnssec", "catalog zones are not signed by authd")
+    return policy
 
 
 def _catalog_role(m: Mapping[str, Any], p: str, ztype: ZoneType) -> CatalogRole | None:
@@ -869,7 +886,17 @@ def _parse_views(value: object, ctx: _Context) -> tuple[ViewConfig, ...]:
     return tuple(ctx.views.values())
 
 
-TOP_LEVEL_KEYS = {"listen", "options", "zones", "views", "keys", "acls", "client_subnet", "lab"}
+TOP_LEVEL_KEYS = {
+    "listen",
+    "options",
+    "zones",
+    "views",
+    "keys",
+    "acls",
+    "client_subnet",
+    "lab",
+    "dnssec_policies",
+}
 
 
 # ------------------------------------------------- lab-only settings (authd lab)
@@ -988,6 +1015,7 @@ def config_from_dict(
         # Compiled warnings: the definitions' plus elements that never decide.
         warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],
         views={},
+        policies=parse_policies(m.get("dnssec_policies")),
     )
     if "views" in m and "zones" in m:
         raise ConfigError(

@@ -117,6 +117,14 @@ LINT_MAX_VERIFIED_SIGNATURES = 20_000  # RRSIGs verified per zone (~0.2 ms each)
 LINT_MAX_EXPIRY_DAYS = 3660  # the widest --dnssec-expiry-days (ten years)
 LINT_MAX_NSEC3_ITERATIONS = 150  # above, the NSEC3 chain is not hashed (RFC 9276 section 3.2)
 
+# -- Signing (authd.signpolicy, authd.signer) ----------------------------------------------
+
+MAX_SIGNING_DURATION = 10 * 366 * 86400  # the longest duration a signing policy accepts
+MAX_NSEC3_SALT_BYTES = 255  # RFC 5155 section 3.1.5: a one-octet length
+MIN_SIGNATURE_VALIDITY = 60  # seconds; short only for tests and labs (the default is 14 days)
+SIGNING_RETRY = 60.0  # seconds before a failed re-signing is tried again
+SIGNING_INCEPTION_SKEW = 3600  # inception this far in the past: validators' clocks lag
+
 # -- DNSSEC keys (authd keys, the key store) -----------------------------------------------
 
 MAX_ZONE_KEYS = 64  # keys one zone's keys.json may list (a rollover needs a handful)

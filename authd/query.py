@@ -773,8 +773,14 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
     if ctx.signer is not None:
         signer = xfr.TsigSigner(ctx.signer.key, ctx.now)
     payload = ctx.snapshot.options.udp_payload_max if ctx.edns is not None else None
-    if q.rdtype == RdataType.AXFR and signer is None and version.wire is not None:
-        # Unsigned: straight from the compiled zone's prepared bytes.
+    if (
+        q.rdtype == RdataType.AXFR
+        and signer is None
+        and version.wire is not None
+        and not version.hashed
+    ):
+        # Without TSIG: straight from the compiled zone's prepared bytes.  Not
+        # for an NSEC3 zone: its NSEC3 owners are outside the compiled names.
         question = (q.name.to_wire() or b"") + struct.pack("!HH", q.rdtype, q.rdclass)
         rd = bool(msg.flags & dns.flags.RD)
         messages = xfr_wire.iter_axfr_wire(msg.id, rd, question, version.wire, edns_payload=payload)

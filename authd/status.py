@@ -18,6 +18,7 @@ import dns.name
 
 from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import Config
+from authd.signer import Inline
 from authd.snapshot import Snapshot
 
 Target = tuple[str, dns.name.Name]  # (view, zone)
@@ -90,6 +91,17 @@ NO_FLEET = FleetStatus()
 
 
 @dataclass(frozen=True, slots=True)
+class SigningStatus:
+    """A zone authd signs: its policy, keys, earliest expiry, next re-signing."""
+
+    policy: str
+    denial: str
+    keys: tuple[tuple[int, int, str], ...]  # (tag, algorithm, role)
+    earliest_expiry: int | None  # unix seconds
+    next_signing: int | None  # when the first signature falls due for refresh
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneStatus:
     view: str
     zone: dns.name.Name
@@ -103,6 +115,7 @@ class ZoneStatus:
     primaries: tuple[str, ...]
     also_notify: tuple[str, ...]
     fleet: FleetStatus = NO_FLEET
+    signing: SigningStatus | None = None  # signed by authd (inline signing)
 
     @property
     def serving(self) -> bool:
@@ -160,10 +173,23 @@ def build(
                     tuple(f"{p.address}#{p.port}" for p in zc.primaries),
                     tuple(f"{r.address}#{r.port}" for r in zc.also_notify),
                     fleet(vc.name, zc.name),
+                    _signing(version.inline) if version is not None else None,
                 )
             )
     return ServerStatus(
         snapshot.generation, now - started, config.path, last_reload_stall, tuple(zones)
+    )
+
+
+def _signing(inline: Inline | None) -> SigningStatus | None:
+    if inline is None:
+        return None
+    return SigningStatus(
+        inline.policy.name,
+        inline.policy.denial.value,
+        inline.keys,
+        inline.signed.earliest_expiry(),
+        inline.signed.next_refresh(inline.policy),
     )
 
 

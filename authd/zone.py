@@ -42,6 +42,7 @@ from authd.zonefile import Record, parse_zone_file
 
 if TYPE_CHECKING:
     from authd.compiled import CompiledZone
+    from authd.signer import Inline
 
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
@@ -99,6 +100,9 @@ class ZoneVersion:
     # The same zone rendered to wire format for the assembler (authd.compiled);
     # None: answered by the engine alone (the linter's versions).
     wire: CompiledZone | None = None
+    # Signed by authd (inline signing): the unsigned version it was signed
+    # from, the signer's output and the policy, for the next re-signing.
+    inline: Inline | None = None
 
     @property
     def signed(self) -> bool:

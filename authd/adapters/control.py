@@ -121,6 +121,15 @@ def _zone_json(z: ZoneStatus) -> dict[str, Any]:
         }
     if z.fleet.last_acks:
         out["secondaries_last_ack"] = dict(z.fleet.last_acks)
+    g = z.signing
+    if g is not None:
+        out["signing"] = {
+            "policy": g.policy,
+            "denial": g.denial,
+            "keys": [{"tag": t, "algorithm": a, "role": r} for t, a, r in g.keys],
+            "earliest_expiry": g.earliest_expiry,
+            "next_signing": g.next_signing,
+        }
     return out
 
 

@@ -46,8 +46,9 @@ from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.journal import Journal
-from authd.limits import COOKIE_SECRET_LEN, TCP_LISTEN_BACKLOG
+from authd.limits import COOKIE_SECRET_LEN, SIGNING_RETRY, TCP_LISTEN_BACKLOG
 from authd.query import Reply
+from authd.signer import Inline
 from authd.snapshot import Snapshot, with_zone
 from authd.status import ZoneRecord
 from authd.views import shadowed_views
@@ -122,9 +123,10 @@ class Service:
         self._log_limit = LogLimit(LOG_LINES_PER_SECOND, time.monotonic, reactor.callLater)
         # Counters for options.metrics (and ctl status --json); None: metrics off.
         self.metrics: Metrics | None = Metrics() if config.options.metrics is not None else None
-        # Signed zones' earliest RRSIG expiry by (view, zone), for the metrics:
-        # the hook DNSSEC signing (not built yet) will fill.
-        self.signature_expiry: Callable[[], dict[tuple[str, str], float]] = dict
+        # Signed zones' earliest RRSIG expiry by (view, zone), for the metrics.
+        self.signature_expiry: Callable[[], dict[tuple[str, str], float]] = self._expiries
+        self._signing_call: Any = None  # the next re-signing (inline-signed zones)
+        self._resigned_for: float | None = None  # the due time the last one was for
         # DNS cookies without a configured secret: one random secret for this run.
         self._cookie_secret = os.urandom(COOKIE_SECRET_LEN)
         self.commands: dict[str, control.Command] = {
@@ -158,7 +160,71 @@ class Service:
         self._log_catalog_problems(problems)
         for event in events:
             log_load_event(event)
+        self._schedule_signing()
         return events
+
+    # -- inline signing: re-sign before signatures expire ---------------------
+
+    def _signed_zones(self) -> list[tuple[str, dns.name.Name, Inline]]:
+        """(view, zone, signing state) of every zone authd signs (each once:
+        a zone shared with an earlier view is that view's)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return []
+        out = []
+        for vc, view in zip(self.config.views, snapshot.views, strict=False):
+            for zc in vc.zones:
+                version = view.zones.get(zc.name)
+                if zc.in_view is None and version is not None and version.inline is not None:
+                    out.append((vc.name, zc.name, version.inline))
+        return out
+
+    def _expiries(self) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for view, zone, inline in self._signed_zones():
+            expiry = inline.signed.earliest_expiry()
+            if expiry is not None:
+                out[(view, zone.to_text())] = float(expiry)
+        return out
+
+    def _schedule_signing(self) -> None:
+        """Arm one timer for the first signature to fall due for refresh."""
+        if self._signing_call is not None and self._signing_call.active():
+            self._signing_call.cancel()
+        self._signing_call = None
+        signed = self._signed_zones()
+        due = [
+            at
+            for _, _, inline in signed
+            if (at := inline.signed.next_refresh(inline.policy)) is not None
+        ]
+        if not due or self._stopping:
+            return
+        first = min(due)
+        delay = max(first - time.time(), 0.0)
+        if self._resigned_for is not None and first <= self._resigned_for:
+            # Still due after a re-signing for it: that one failed (and was
+            # logged); retry later, what is served stays valid until it expires.
+            # Well within the refresh period, so a few retries fit before expiry.
+            shortest = min(inline.policy.signature_refresh for _, _, inline in signed)
+            delay = max(delay, min(SIGNING_RETRY, shortest / 4))
+        self._signing_call = self._reactor.callLater(delay, self._resign_due)
+
+    def _resign_due(self) -> None:
+        self._signing_call = None
+        now = time.time()
+        due = {
+            (view, zone)
+            for view, zone, inline in self._signed_zones()
+            if (at := inline.signed.next_refresh(inline.policy)) is not None and at <= now + 1
+        }
+        if not due:
+            self._schedule_signing()
+            return
+        self._resigned_for = now + 1
+        names = ", ".join(sorted(zone.to_text() for _, zone in due))
+        log.info("re-signing {zones}: signatures due for refresh", zones=names)
+        self.reload(only=due)
 
     def _with_cookie_secret(self, snapshot: Snapshot) -> Snapshot:
         """Cookies on with no secret configured: this run's random one (RFC 7873 s7.1)."""
@@ -459,6 +525,7 @@ class Service:
                 and e.outcome in (LoadOutcome.KEPT_OLD, LoadOutcome.FAILED)
             )
         self.notify_changed(events)
+        self._schedule_signing()
         assert self._stall is not None
         self.last_reload_stall = self._stall.stop()
         log.info(
@@ -709,6 +776,8 @@ class Service:
         if self._stopping:
             return
         self._stopping = True
+        if self._signing_call is not None and self._signing_call.active():
+            self._signing_call.cancel()
         daemon.sd_notify("STOPPING=1")
         deadline = self._reactor.seconds() + self.config.options.shutdown_timeout
         for port in self._tcp_ports:

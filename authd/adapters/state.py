@@ -33,6 +33,7 @@ from typing import IO, Any
 import dns.name
 
 from authd import xfr_in
+from authd.adapters import keystore
 from authd.build import (
     MEMORY_ONLY,
     Build,
@@ -59,7 +60,9 @@ from authd.journal import (
     encode_journal,
     encode_record,
 )
+from authd.keyfiles import KeyFileError, ZoneKey, make_zone_key
 from authd.limits import MAX_LAST_GOOD_HEAD_LINE
+from authd.signer import active
 from authd.snapshot import Snapshot, with_zone
 from authd.zone import ZoneVersion, load_zone
 
@@ -116,7 +119,61 @@ def build_snapshot(
         if zc is not None:
             found = _with_last_good(config, view, zc, found)
         stored[(view, zone)] = found
-    return perform(config, plan_snapshot(config, previous, generation, now, only, stored))
+    keys, problems = signing_keys(config, int(now))
+    built = plan_snapshot(config, previous, generation, now, only, stored, keys, problems)
+    return perform(config, built)
+
+
+def signing_keys(
+    config: Config, now: int, *, write: bool = True
+) -> tuple[dict[dns.name.Name, tuple[ZoneKey, ...]], dict[dns.name.Name, str]]:
+    """The key store's keys of every zone authd signs, generating the ones its
+    policy needs and lacks (first need); and, for a zone whose keys cannot be
+    read or made, why.  Read at every build: a few small files per zone.
+
+    Without *write* (``serve --check-config``), a missing key is made in memory
+    only, so the check signs as the server would and the key store is untouched.
+    """
+    keys: dict[dns.name.Name, tuple[ZoneKey, ...]] = {}
+    problems: dict[dns.name.Name, str] = {}
+    for vc in config.views:
+        for zc in vc.zones:
+            policy = zc.dnssec
+            if policy is None or zc.in_view is not None or zc.name in keys:
+                continue
+            try:
+                found = keystore.load_keys(config.state_dir, zc.name)
+                for role in policy.roles:
+                    if not any(
+                        k.role == role and k.algorithm == policy.algorithm and active(k, now)
+                        for k in found
+                    ):
+                        # No key of this role signs: a zone's first keys are
+                        # published and active at once (nothing to pre-publish for).
+                        if not write:
+                            private = keystore.new_private_key(policy.algorithm)
+                            made = make_zone_key(
+                                zc.name, role, private, now, publish=now, activate=now
+                            )
+                            found = (*found, made)
+                            continue
+                        keystore.generate_key(
+                            config.state_dir,
+                            zc.name,
+                            policy.algorithm,
+                            role,
+                            now,
+                            publish=now,
+                            activate=now,
+                        )
+                        found = keystore.load_keys(config.state_dir, zc.name)
+            except (KeyFileError, OSError) as e:
+                problems[zc.name] = f"key store: {e}"
+                continue
+            keys[zc.name] = tuple(
+                k for k in found if k.algorithm == policy.algorithm and k.role in policy.roles
+            )
+    return keys, problems
 
 
 def secondary_copies(config: Config) -> dict[tuple[str, dns.name.Name], str]:

@@ -82,6 +82,16 @@ def format_status(reply: dict[str, Any]) -> str:
             )
         for target, ack in (z.get("secondaries_last_ack") or {}).items():
             lines.append(f"    notify {target}: {ack}")
+        g = z.get("signing")
+        if g:
+            keys = ", ".join(f"{k['role']} {k['tag']} (alg {k['algorithm']})" for k in g["keys"])
+            lines.append(
+                f"    signing: policy {g['policy']} ({g['denial']}), keys {keys or 'none'}"
+            )
+            lines.append(
+                f"    signatures: earliest expiry {_ago(g['earliest_expiry'])}, "
+                f"next signing {_ago(g['next_signing'])}"
+            )
     return "\n".join(lines)
 
 

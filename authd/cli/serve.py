@@ -16,9 +16,11 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import time
 from collections.abc import Sequence
 
 from authd.adapters.gcpause import gc_off
+from authd.adapters.state import signing_keys
 from authd.build import LoadOutcome, build_snapshot
 from authd.cli.common import EXIT_USAGE, Subparsers, error, load_host_config
 from authd.config import Config, ListenConfig
@@ -177,8 +179,11 @@ def check_config(config: Config) -> int:
     if problem is not None:
         error("authd", f"options.{problem}")
     zones = config.zone_files()
+    now = time.time()
+    # Signed zones are signed as the server would (keys not yet made: in memory).
+    keys, key_problems = signing_keys(config, int(now), write=False)
     with gc_off():  # a one-shot load of acyclic zone data: see gcpause
-        _, events = build_snapshot(config, None, 0)
+        _, events = build_snapshot(config, None, 0, now, None, keys, key_problems)
     bad = waiting = 0
     for event in events:
         zc = zones.get((event.view, event.zone))
