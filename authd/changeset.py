@@ -299,8 +299,13 @@ def records(version: ZoneVersion) -> Iterator[RR]:
                     yield RR(name, ttl, rd)
 
 
-def apply(version: ZoneVersion, changeset: Changeset) -> CompileResult:
+def apply(
+    version: ZoneVersion, changeset: Changeset, waive: frozenset[str] = frozenset()
+) -> CompileResult:
     """Compile the version that results from applying *changeset* to *version*.
+
+    *waive*: LAB ONLY, as for ``compile_zone`` (a lab secondary serves the
+    broken zone its primary serves).
 
     Raises ``ValueError`` when the changeset does not start at *version*'s
     serial or removes a record *version* does not hold: applying it anyway
@@ -349,7 +354,7 @@ def apply(version: ZoneVersion, changeset: Changeset) -> CompileResult:
         if (name, rd) not in found:
             raise ValueError(f"changeset removes {name} {rd.rdtype.name} {rd} which is not there")
     recs.extend(Record(name, ttl, rd, file, 0) for (name, rd), ttl in added.items())
-    return compile_zone(version.origin, recs, file)
+    return compile_zone(version.origin, recs, file, waive)
 
 
 __all__ = ["RR", "Changeset", "apply", "condense", "diff", "records"]

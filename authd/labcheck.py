@@ -1,11 +1,13 @@
 """``authd lab check`` as values: a delegation's facts in, findings out.
 
 Owns the judgement, in the spirit of Zonemaster's delegation and consistency
-tests: for each delegation, do the parent's NS and the child's agree, is the
-glue the child's own address, does every listed server answer authoritatively
-over UDP (with and without EDNS) and TCP, with the same serial.  Each finding
-names the lab scenario it reveals.  Invariant: pure; the command gathers the
-facts (``Delegation``) over the network and passes them in.
+tests: does every listed server answer authoritatively over UDP (with and
+without EDNS) and TCP, with the same serial.  Whether the parent's NS and the
+child's agree and the glue is the child's own address is ``authd check``'s
+cross-zone judgement (``authd.delegation.compare``), reused here on what the
+servers answered.  Each finding names the lab scenario it reveals.
+Invariant: pure; the command gathers the facts (``Delegation``) over the
+network and passes them in.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dns.name
+
+from authd import delegation
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,8 @@ class Delegation:
     parent_ns: frozenset[dns.name.Name]  # the referral's NS set
     glue: dict[dns.name.Name, frozenset[str]]  # the referral's glue
     child_ns: frozenset[dns.name.Name] | None  # the child's apex NS (None: nobody said)
-    child_addresses: dict[dns.name.Name, frozenset[str]]  # the child's own A for in-zone NS
+    # the child's own addresses for the in-zone NS (of the parent's set and its own)
+    child_addresses: dict[dns.name.Name, frozenset[str]]
     probes: tuple[ServerProbe, ...]
 
 
@@ -57,25 +62,21 @@ def judge(d: Delegation) -> list[Finding]:
     def add(scenario: str, text: str) -> None:
         out.append(Finding(scenario, d.zone, text))
 
-    for host in sorted(d.parent_ns):
-        if host.is_subdomain(d.zone) and not d.glue.get(host):
-            add("missing-glue", f"{d.parent} delegates to {host}, inside the zone, with no glue")
-        own = d.child_addresses.get(host)
-        given = d.glue.get(host)
-        if given and own is not None and own != given:
-            add(
-                "glue-mismatch",
-                f"glue for {host} in {d.parent} is {', '.join(sorted(given))}, "
-                f"the child says {', '.join(sorted(own)) or 'nothing'}",
-            )
-    if d.child_ns is not None and d.child_ns != d.parent_ns:
-        only_parent = sorted(d.parent_ns - d.child_ns)
-        only_child = sorted(d.child_ns - d.parent_ns)
+    diff = delegation.compare(d.zone, d.parent_ns, d.glue, d.child_ns, d.child_addresses)
+    for host in diff.missing_glue:
+        add("missing-glue", f"{d.parent} delegates to {host}, inside the zone, with no glue")
+    for m in diff.glue_mismatch:
+        add(
+            "glue-mismatch",
+            f"glue for {m.host} in {d.parent} is {', '.join(sorted(m.glue))}, "
+            f"the child says {', '.join(sorted(m.child)) or 'nothing'}",
+        )
+    if diff.ns_differ:
         parts = []
-        if only_parent:
-            parts.append("only the parent lists " + ", ".join(map(str, only_parent)))
-        if only_child:
-            parts.append("only the child lists " + ", ".join(map(str, only_child)))
+        if diff.only_parent:
+            parts.append("only the parent lists " + ", ".join(map(str, diff.only_parent)))
+        if diff.only_child:
+            parts.append("only the child lists " + ", ".join(map(str, diff.only_child)))
         add("ns-differ", f"parent and child NS sets differ: {'; '.join(parts)}")
     serials = set()
     for p in d.probes:

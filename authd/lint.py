@@ -45,6 +45,7 @@ import dns.rdtypes.IN.SRV
 import dns.rdtypes.nsbase
 import dns.reversename
 
+from authd import delegation
 from authd.checks import CheckId, Finding, LoaderCheck, Origin, Severity, check_zone
 from authd.engine import Place, locate
 from authd.errors import ZoneError
@@ -1228,7 +1229,18 @@ def _delegations(parent: ZoneLint, by_key: Mapping[tuple[bytes, ...], ZoneLint])
         theirs = _ns_set(cg, cg.origin)
         if ours is None or theirs is None:
             continue
-        if ours[0] != theirs[0]:
+        # Glue and the child's addresses for every name server inside the child.
+        inside = [t for t in ours[0] if t.is_subdomain(cut)]
+        glue_at = {t: _addresses(g, t) for t in inside}
+        child_at = {t: _addresses(cg, t) for t in inside}
+        diff = delegation.compare(
+            cut,
+            ours[0],
+            {t: a for t, (a, _) in glue_at.items()},
+            theirs[0],
+            {t: a for t, (a, _) in child_at.items()},
+        )
+        if diff.ns_differ:
             where = theirs[1]
             findings.append(
                 _finding(
@@ -1236,32 +1248,27 @@ def _delegations(parent: ZoneLint, by_key: Mapping[tuple[bytes, ...], ZoneLint])
                     ours[1],
                     f"NS for {cut} here ({_names(ours[0])}) differ from the child zone's "
                     f"apex NS ({_names(theirs[0])}) at {where.file}:{where.line}; "
-                    f"only here: {_names(ours[0] - theirs[0])}; "
-                    f"only in the child: {_names(theirs[0] - ours[0])}",
+                    f"only here: {_names(diff.only_parent)}; "
+                    f"only in the child: {_names(diff.only_child)}",
                 )
             )
-        for target in sorted(ours[0]):
-            if not target.is_subdomain(cut):
-                continue
-            glue, glue_where = _addresses(g, target)
-            if glue_where is None:
-                continue  # glue-missing, a loader error, already says so
-            child_addresses, child_where = _addresses(cg, target)
-            if glue != child_addresses:
-                theirs_text = ", ".join(sorted(child_addresses)) or "none"
-                there = (
-                    f"{child_where.file}:{child_where.line}"
-                    if child_where is not None
-                    else child.file
+        # diff.missing_glue is glue-missing, a loader error that already says so.
+        for m in diff.glue_mismatch:
+            glue_where = glue_at[m.host][1]
+            assert glue_where is not None  # glue was given, so it was written somewhere
+            child_where = child_at[m.host][1]
+            there = (
+                f"{child_where.file}:{child_where.line}" if child_where is not None else child.file
+            )
+            findings.append(
+                _finding(
+                    LintCheck.DELEGATION_GLUE_MISMATCH,
+                    glue_where,
+                    f"glue for {m.host} here ({', '.join(sorted(m.glue))}) differs from "
+                    f"the child zone's addresses ({', '.join(sorted(m.child)) or 'none'}) "
+                    f"at {there}",
                 )
-                findings.append(
-                    _finding(
-                        LintCheck.DELEGATION_GLUE_MISMATCH,
-                        glue_where,
-                        f"glue for {target} here ({', '.join(sorted(glue))}) differs from "
-                        f"the child zone's addresses ({theirs_text}) at {there}",
-                    )
-                )
+            )
     return findings
 
 

@@ -25,8 +25,8 @@ import dns.rrset
 import pytest
 import yaml
 
+from authd import delegation, labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd import lab as labmodel
-from authd import labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
 from authd.limits import (
@@ -447,9 +447,8 @@ def test_break_shows_in_trace_and_fix_restores(
 
 def test_unbound_shows_the_cname_loop_as_servfail(running_lab: tuple[Path, int]) -> None:
     # The delegation faults need unbound on port 53 to show (it follows referrals
-    # only there); a CNAME loop shows on any port.  Server faults (silent,
-    # udp-only, drop-edns) show as unbound timing out after tens of seconds:
-    # too slow for a test, shown in docs/lab.md instead.
+    # only there): tests/test_lab_unbound.py runs every scenario so, in a network
+    # namespace.  A CNAME loop shows on any port, through the stub zones.
     folder, port = running_lab
     _trace_until(folder, port, "www.example.com A", labtrace.Outcome.ANSWER)
     process, listen = _unbound(folder, port)
@@ -684,3 +683,79 @@ def test_up_in_the_foreground_until_interrupted(tmp_path: Path) -> None:
         process.wait(timeout=60)
     assert not (folder / "lab.run").exists()
     assert authd("lab", "down", str(folder)).returncode == 1
+
+
+def test_glue_for_a_name_server_only_the_parent_lists_is_judged_by_both_checks(
+    tmp_path: Path,
+) -> None:
+    # The regression the shared judgement (authd.delegation.compare) fixed for
+    # `authd lab check`: the parent delegates eng. to a second in-zone server
+    # the child does not list as NS but does hold, at another address.  `authd
+    # lab check` used to compare glue only for the child's own NS set, so it
+    # missed this; `authd check` saw it.  Both now report it, from one function.
+    folder = tmp_path / "l"
+    assert authd("lab", "init", str(folder)).returncode == 0
+    com, eng = folder / "zones/example.com.zone", folder / "zones/eng.example.com.zone"
+    com.write_text(com.read_text() + "eng         NS    ns2.eng\nns2.eng     A     127.0.0.45\n")
+    eng.write_text(eng.read_text() + "ns2         A     127.0.0.46\n")
+    linted = authd("check", str(com), str(eng))
+    assert "delegation-glue-mismatch" in linted.stdout, linted.stdout + linted.stderr
+    assert "ns2.eng.example.com." in linted.stdout
+    port = free_port()
+    done = authd("lab", "up", str(folder), "--port", str(port), "--detach")
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        out = authd("lab", "check", "--lab", str(folder)).stdout
+    finally:
+        authd("lab", "down", str(folder))
+    line = next((x for x in out.splitlines() if "[scenario: glue-mismatch]" in x), "")
+    assert "ns2.eng.example.com." in line and "127.0.0.45" in line and "127.0.0.46" in line, out
+
+
+def test_lab_check_and_check_share_the_delegation_judgement() -> None:
+    # One function judges NS agreement and glue for both commands.
+    import authd.lint
+
+    n = dns.name.from_text
+    diff = delegation.compare(
+        n("x."),
+        [n("ns1.x."), n("ns.y.")],
+        {n("ns1.x."): ["192.0.2.1"]},
+        [n("ns1.x."), n("ns2.x.")],
+        {n("ns1.x."): ["192.0.2.2"]},
+    )
+    assert diff.only_parent == (n("ns.y."),) and diff.only_child == (n("ns2.x."),)
+    assert diff.missing_glue == ()
+    assert [(m.host, m.child) for m in diff.glue_mismatch] == [
+        (n("ns1.x."), frozenset({"192.0.2.2"}))
+    ]
+    assert authd.lint.delegation is delegation and labcheck.delegation is delegation
+
+
+def test_a_lab_secondary_takes_the_waived_zone_its_primary_serves(
+    running_lab: tuple[Path, int],
+) -> None:
+    # Regression: lab.waive reached zones loaded from files but not transferred
+    # ones, so ns2 refused example.com without eng's glue and kept serving the
+    # glue: unbound, asking ns2, still resolved build.eng.example.com.
+    folder, port = running_lab
+
+    def serial(address: str) -> int:
+        q = dns.message.make_query("example.com.", "SOA")
+        soa = dns.query.udp(q, address, port=port, timeout=LAB_TRACE_TIMEOUT)
+        return int(soa.answer[0][0].serial) if soa.answer else 0
+
+    before = serial("127.0.0.40")  # the primary, ns1
+    assert authd("lab", "break", "missing-glue", "--lab", str(folder)).returncode == 0
+    try:
+        q = dns.message.make_query("eng.example.com.", "NS")
+        q.flags &= ~dns.flags.RD
+        deadline = time.monotonic() + 30
+        while serial("127.0.0.41") <= before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert serial("127.0.0.41") > before, "the secondary never took the broken zone"
+        reply = dns.query.udp(q, "127.0.0.41", port=port, timeout=LAB_TRACE_TIMEOUT)
+        assert reply.authority and not reply.additional, reply  # the referral, no glue
+    finally:
+        assert authd("lab", "fix", "--lab", str(folder)).returncode == 0
+    assert "0 findings" in _check_until(folder, "", clean=True)

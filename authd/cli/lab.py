@@ -580,7 +580,7 @@ def gather(
             for r in reply.answer:
                 if r.rdtype == dns.rdatatype.NS:
                     child_ns = {rd.target for rd in r}
-            for host in child_ns or ():
+            for host in sorted(parent_ns | (child_ns or set())):
                 if host.is_subdomain(zone):
                     a = ask(server.address, host, dns.rdatatype.A, False)
                     got = {
