@@ -22,12 +22,12 @@ import dataclasses
 import enum
 import hashlib
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
 
-from authd import catalog, cookies, ratelimit
+from authd import catalog, cookies, ratelimit, zonemd
 from authd.changeset import Changeset, diff
 from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
@@ -78,6 +78,16 @@ class Stored:
     journal: Journal | None = None
     problem: str | None = None
     served: tuple[str, int] | None = None
+    # A secondary's stored copy that must not be served (torn, altered, a folder):
+    # why.  The zone then waits for a full transfer.
+    copy_problem: str | None = None
+    # A primary's last-good copy (``keeps_last_good``), read only when needed:
+    # its serial and source (digest, files) come from its first lines, and
+    # *last_good* loads it whole (the version, or None and why not).
+    last_good: Callable[[], tuple[ZoneVersion | None, str | None]] | None = None
+    last_good_serial: int | None = None
+    last_good_source: tuple[str, tuple[str, ...]] | None = None
+    last_good_note: str | None = None  # why it could not be used (torn, unreadable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,16 @@ class JournalWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class LastGood:
+    """Store *version* as *view*'s *zone*'s last-good copy before it is published."""
+
+    view: str
+    zone: dns.name.Name
+    version: ZoneVersion
+    source: tuple[str, tuple[str, ...]]  # content_digest of its files, and those files
+
+
+@dataclass(frozen=True, slots=True)
 class JournalPlan:
     journal: Journal
     note: str | None  # worth logging
@@ -121,6 +141,7 @@ class Build:
     events: tuple[ZoneLoadEvent, ...]
     served: tuple[ServedRecord, ...] = ()
     journals: tuple[JournalWrite, ...] = ()
+    last_good: tuple[LastGood, ...] = ()
 
 
 # A zone's journal after a change, and a note worth logging (or None).
@@ -192,6 +213,10 @@ def load_one(
     if new is None:
         errors = [f for f in result.findings if f.severity is Severity.ERROR]
         return refused(str(errors[0]), result.findings)
+    # RFC 8976: the digest covers the file as written, before any serial policy.
+    mismatch = zonemd.problem(new) if zc.zonemd_verify else None
+    if mismatch is not None:
+        return refused(f"{zc.file}: {mismatch}", result.findings)
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
         if not resign and new.same_content(old):
@@ -337,6 +362,30 @@ def generated_catalog(
     return version, event, record
 
 
+def keeps_last_good(zc: ZoneConfig) -> bool:
+    """Whether the state folder keeps a last-good copy of *zc*: a primary whose
+    file sets the serial, unsigned.  (Managed serials change with the content,
+    so one serial never has two contents; a secondary's copy is its own; a
+    signed zone's served version differs from its file by the signatures.)"""
+    return (
+        zc.type is ZoneType.PRIMARY
+        and zc.serial is SerialPolicy.KEEP
+        and zc.dnssec is None  # signed: the served version is not the file's
+        and zc.catalog_role is not CatalogRole.GENERATE
+        and zc.in_view is None
+    )
+
+
+def _restarted(event: ZoneLoadEvent, last: ZoneVersion) -> ZoneLoadEvent:
+    """The load event at start against the last-good copy *last*, said as a start says it."""
+    if event.outcome is LoadOutcome.UNCHANGED:
+        return dataclasses.replace(event, outcome=LoadOutcome.LOADED)
+    if event.outcome is LoadOutcome.KEPT_OLD:
+        why = f"{event.reason} (the last-good copy of serial {last.serial} serves)"
+        return dataclasses.replace(event, reason=why)
+    return event
+
+
 def content_digest(files: Iterable[str]) -> str:
     """A digest of the bytes of *files*: whether a zone's source changed across restarts."""
     h = hashlib.sha256()
@@ -408,6 +457,7 @@ def plan_snapshot(
     events: list[ZoneLoadEvent] = []
     served: list[ServedRecord] = []
     writes: list[JournalWrite] = []
+    last_good: list[LastGood] = []
     views = []
     old_views = {v.name: v for v in previous.views} if previous is not None else {}
     loaded: dict[tuple[str, dns.name.Name], ZoneVersion | None] = {}
@@ -453,24 +503,49 @@ def plan_snapshot(
                 if record is not None:
                     served.append(record)
             elif zc.type is ZoneType.SECONDARY:
-                version, event = _secondary_copy(vc.name, zc, old)
+                version, event = _secondary_copy(vc.name, zc, old, found.copy_problem)
             else:
                 floor = old_journal.serial_to if first and old_journal is not None else None
                 managed = zc.serial is not SerialPolicy.KEEP
                 remembered = found.served if first and managed else None
+                signing, problem_keys = keys.get(zc.name, ()), key_problems.get(zc.name)
+                # After a restart the last-good copy stands in for the version
+                # served before: the same serial with another content is refused
+                # exactly as a running reload refuses it, and that copy serves.
+                last, note, same_source = None, found.last_good_note, False
                 version, event = load_one(
-                    vc.name,
-                    zc,
-                    old,
-                    now,
-                    floor,
-                    remembered,
-                    keys.get(zc.name, ()),
-                    key_problems.get(zc.name),
+                    vc.name, zc, old, now, floor, remembered, signing, problem_keys
                 )
+                if first and keeps_last_good(zc) and found.last_good is not None:
+                    source = found.last_good_source
+                    same_source = source is not None and content_digest(source[1]) == source[0]
+                    hint = found.last_good_serial
+                    if not same_source and (
+                        version is None
+                        or hint is None
+                        or not serial_increased(hint, version.serial)
+                    ):
+                        last, why = found.last_good()
+                        note = note or why
+                        if last is not None:
+                            version, event = load_one(
+                                vc.name, zc, last, now, floor, remembered, signing, problem_keys
+                            )
+                            event = _restarted(event, last)
+                if first and note is not None:
+                    event = dataclasses.replace(event, journal_note=note)
                 if managed and version is not None and version is not old:
                     digest = content_digest(version.files)
                     served.append(ServedRecord(vc.name, zc.name, digest, version.serial))
+                if (
+                    keeps_last_good(zc)
+                    and version is not None
+                    and version is not old
+                    and version is not last
+                    and not same_source
+                ):
+                    source = (content_digest(version.files), tuple(sorted(version.files)))
+                    last_good.append(LastGood(vc.name, zc.name, version, source))
             zones[zc.name] = loaded[(vc.name, zc.name)] = version
             plan = plan_journal(
                 opts,
@@ -513,7 +588,9 @@ def plan_snapshot(
         limiter=ratelimit.reuse(previous.limiter if previous else None, opts.rate_limit),
         cookies=cookie_secrets(opts.cookies, previous.cookies if previous else None),
     )
-    return Build(with_fresh_caches(snapshot), tuple(events), tuple(served), tuple(writes))
+    return Build(
+        with_fresh_caches(snapshot), tuple(events), tuple(served), tuple(writes), tuple(last_good)
+    )
 
 
 def build_snapshot(
@@ -598,14 +675,27 @@ def _empty(opts: Options) -> Journal:
 
 
 def _secondary_copy(
-    view: str, zc: ZoneConfig, old: ZoneVersion | None
+    view: str, zc: ZoneConfig, old: ZoneVersion | None, copy_problem: str | None = None
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
-    """A secondary keeps the copy it serves; at start it reads its last transferred one."""
+    """A secondary keeps the copy it serves; at start it reads its last transferred one
+    (unless the state check found it unfit: *copy_problem*)."""
     if old is not None:
         event = ZoneLoadEvent(
             view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
         )
         return old, event
+    if copy_problem is not None:
+        event = ZoneLoadEvent(
+            view,
+            zc.name,
+            zc.file,
+            LoadOutcome.FAILED,
+            None,
+            0,
+            copy_problem,
+            awaiting_transfer=True,
+        )
+        return None, event
     if not os.path.exists(zc.file):
         event = ZoneLoadEvent(
             view,

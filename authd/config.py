@@ -163,6 +163,8 @@ class ZoneConfig:
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
     include_root: str | None = None  # absolute; $INCLUDE must stay inside it (None: anywhere)
+    # RFC 8976: a version whose apex ZONEMD (scheme 1, SHA-384/512) does not match is refused.
+    zonemd_verify: bool = True
     # Catalog zones (RFC 9432), in Knot's terms: this zone is a catalog authd
     # generates or a catalog it interprets; a member names its catalog.
     catalog_role: CatalogRole | None = None
@@ -514,6 +516,7 @@ ZONE_KEYS = {
     "serial",
     "max_records",
     "include_root",
+    "zonemd_verify",
     "catalog_role",
     "catalog_zone",
     "catalog_group",
@@ -690,6 +693,9 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                     _include_root(m["include_root"], f"{p}.include_root", ctx.base)
                     if "include_root" in m
                     else ctx.include_root
+                ),
+                zonemd_verify=_expect(
+                    m.get("zonemd_verify", True), bool, f"{p}.zonemd_verify", "true or false"
                 ),
                 name=name,
                 file=file,

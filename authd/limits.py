@@ -44,6 +44,8 @@ DEFAULT_SHUTDOWN_TIMEOUT = 5.0  # seconds SIGTERM waits for transfers in flight
 
 DEFAULT_JOURNAL_MAX_ENTRIES = 100  # changesets kept for IXFR per zone
 DEFAULT_JOURNAL_MAX_BYTES = 16 * 1024 * 1024  # bytes of journal per zone
+# A last-good copy's first lines (its source files and SOA), read at start without the rest.
+MAX_LAST_GOOD_HEAD_LINE = 64 * 1024  # longer: no shortcut, the copy is compared whole
 DEFAULT_MIN_REFRESH = 60.0  # clamps on a secondary's SOA timers, in seconds, as BIND's
 DEFAULT_MAX_REFRESH = 7 * 86400.0
 DEFAULT_MIN_RETRY = 10.0

@@ -3,7 +3,13 @@
 Owns: turning the records of an AXFR or IXFR response (RFC 5936, RFC 1995),
 in the order they arrived, into what a secondary applies: the whole zone, or
 the chain of changesets from the serial it has; and writing a version back
-out as zone-file text for the secondary's stored copy.
+out as zone-file text for the secondary's stored copy, with a checksum that
+tells a whole copy from a torn or altered one.
+
+The copy format (``copy_text``): a header comment naming the format, the zone
+as zone-file lines, and a last comment line holding the SHA-256 of every byte
+before it.  A copy cut anywhere lacks that line or fails it; a copy without
+the header was written by an older authd and is read as a plain zone file.
 
 Why not a ``dns.zone.Zone``: for a big zone its node table is one dict grown
 in single GIL-holding steps (50-130 ms each at a million names, stalling the
@@ -13,7 +19,8 @@ dnspython copy of the zone first.  Here an IXFR costs ``changeset.apply``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -103,4 +110,50 @@ def zone_text(version: ZoneVersion) -> Iterator[str]:
         )
 
 
-__all__ = ["Received", "TransferFormatError", "read_transfer", "zone_text"]
+COPY_HEADER = "; authd secondary copy v1: the last line is the SHA-256 of every line before it\n"
+_TRAILER = b"; sha256 "
+
+
+def copy_text(version: ZoneVersion, note: str | None = None) -> Iterator[str]:
+    """*version* as a checksummed copy: ``COPY_HEADER``, a ``; NOTE`` line if given
+    (one line, covered by the checksum), ``zone_text``, the checksum line."""
+    h = hashlib.sha256()
+    head = [COPY_HEADER] if note is None else [COPY_HEADER, f"; {note}\n"]
+    for line in (*head, *zone_text(version)):
+        h.update(line.encode("utf-8"))
+        yield line
+    yield f"{_TRAILER.decode()}{h.hexdigest()}\n"
+
+
+def copy_problem(lines: Iterable[bytes]) -> str | None:
+    """Why the copy made of *lines* (as read, newlines kept) is not whole, or None.
+
+    None too for a copy without ``COPY_HEADER`` (an older authd's, unchecked).
+    """
+    it = iter(lines)
+    first = next(it, b"")
+    if first != COPY_HEADER.encode():
+        return None
+    h = hashlib.sha256(first)
+    previous: bytes | None = None
+    for line in it:
+        if previous is not None:
+            h.update(previous)
+        previous = line
+    if previous is None or not previous.startswith(_TRAILER) or not previous.endswith(b"\n"):
+        return "no checksum line at its end (torn: cut while being written?)"
+    stated = previous[len(_TRAILER) : -1].decode("ascii", "replace")
+    if stated != h.hexdigest():
+        return f"checksum mismatch (file says {stated[:16]}..., content is {h.hexdigest()[:16]}...)"
+    return None
+
+
+__all__ = [
+    "COPY_HEADER",
+    "Received",
+    "TransferFormatError",
+    "copy_problem",
+    "copy_text",
+    "read_transfer",
+    "zone_text",
+]

@@ -168,6 +168,20 @@ def soa_serial(port: int, zone: str) -> int | None:
     return None
 
 
+def axfr_lines(port: int, zone: str, timeout: float = 10.0) -> list[str]:
+    """Every record an AXFR of *zone* brings, as sorted zone-file lines with absolute
+    names (``NAME TTL IN TYPE RDATA``; the closing SOA dropped)."""
+    lines = []
+    messages = dns.query.xfr(
+        HOST, zone, port=port, timeout=timeout, lifetime=timeout, relativize=False
+    )
+    for message in messages:
+        for rrset in message.answer:
+            kind = dns.rdatatype.to_text(rrset.rdtype)
+            lines.extend(f"{rrset.name} {rrset.ttl} IN {kind} {rd.to_text()}" for rd in rrset)
+    return sorted(lines[:-1])
+
+
 def rcode(port: int, name: str, rdtype: str = "SOA") -> int | None:
     reply = query(port, name, rdtype)
     return None if reply is None else int(reply.rcode())

@@ -32,7 +32,7 @@ from twisted.internet import threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from authd import changeset, refresh, xfr_in
+from authd import changeset, refresh, xfr_in, zonemd
 from authd import notify as notify_mod
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.metrics import Metrics
@@ -591,4 +591,9 @@ def _apply_received(
         return current
     if result.version is None:
         raise ValueError(f"transferred zone refused: {result.errors[0]}")
+    # RFC 8976: a transfer whose ZONEMD does not match is not published; the
+    # refresh retries it later while the previous version keeps serving.
+    mismatch = zonemd.problem(result.version) if zc.zonemd_verify else None
+    if mismatch is not None:
+        raise ValueError(mismatch)
     return result.version

@@ -3,8 +3,10 @@
 Owns every write under ``state_dir`` (and a secondary's stored copy): what
 ``authd.build`` decides as values, performed here before the snapshot that
 needs them is published.  Layout: ``STATE/VIEW/ZONE.serial`` (JSON: source
-digest and serial of a managed-serial zone) and ``STATE/VIEW/ZONE.journal``
-(``authd.journal``'s format); ZONE is ``root`` for the root zone.
+digest and serial of a managed-serial zone), ``STATE/VIEW/ZONE.journal``
+(``authd.journal``'s format) and ``STATE/VIEW/ZONE.last-good`` (the version a
+primary whose file sets the serial last served, in the checksummed format of
+a secondary's copy, ``authd.xfr_in.copy_text``); ZONE as ``state_file`` names it.
 
 Crash safety, which ``tests/test_journal.py`` checks with ``kill -9``:
 
@@ -41,11 +43,13 @@ from authd.build import (
     Stored,
     ZoneLoadEvent,
     first_loads,
+    keeps_last_good,
     plan_journal,
     plan_snapshot,
 )
 from authd.changeset import Changeset
-from authd.config import Config, state_file
+from authd.config import Config, ZoneConfig, ZoneType, state_file
+from authd.errors import ZoneError
 from authd.journal import (
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
@@ -57,9 +61,10 @@ from authd.journal import (
     encode_record,
 )
 from authd.keyfiles import KeyFileError, ZoneKey, make_zone_key
+from authd.limits import MAX_LAST_GOOD_HEAD_LINE
 from authd.signer import active
 from authd.snapshot import Snapshot, with_zone
-from authd.zone import ZoneVersion
+from authd.zone import ZoneVersion, load_zone
 
 __all__ = [
     "JournalChange",
@@ -105,10 +110,15 @@ def build_snapshot(
     previous run left; the writes are done before returning, so before the
     caller publishes the snapshot.
     """
-    stored = {
-        (view, zone): read_stored(config, view, zone, managed)
-        for view, zone, managed in first_loads(config, previous)
-    }
+    copies = secondary_copies(config)
+    primaries = last_good_zones(config)
+    stored = {}
+    for view, zone, managed in first_loads(config, previous):
+        found = read_stored(config, view, zone, managed, copies.get((view, zone)))
+        zc = primaries.get((view, zone))
+        if zc is not None:
+            found = _with_last_good(config, view, zc, found)
+        stored[(view, zone)] = found
     keys, problems = signing_keys(config, int(now))
     built = plan_snapshot(config, previous, generation, now, only, stored, keys, problems)
     return perform(config, built)
@@ -166,10 +176,94 @@ def signing_keys(
     return keys, problems
 
 
-def read_stored(config: Config, view: str, zone: dns.name.Name, managed: bool) -> Stored:
-    """What the state folder holds for *view*'s *zone* (its serial only if *managed*)."""
-    opts = config.options
+def secondary_copies(config: Config) -> dict[tuple[str, dns.name.Name], str]:
+    """(view, zone) -> stored copy path, for every secondary zone a view loads itself."""
+    return {
+        (vc.name, zc.name): zc.file
+        for vc in config.views
+        for zc in vc.zones
+        if zc.type is ZoneType.SECONDARY and zc.in_view is None
+    }
+
+
+def last_good_zones(config: Config) -> dict[tuple[str, dns.name.Name], ZoneConfig]:
+    """(view, zone) -> config, for the zones whose last-good copy the state folder keeps."""
+    return {(vc.name, zc.name): zc for vc in config.views for zc in vc.zones if keeps_last_good(zc)}
+
+
+def last_good_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    return state_file(config.state_dir, view, zone, ".last-good")
+
+
+def _with_last_good(config: Config, view: str, zc: ZoneConfig, found: Stored) -> Stored:
+    """*found* with what the build needs of *zc*'s last-good copy: its first lines
+    now (serial, source), the whole copy only if the build asks (``read_last_good``)."""
+    path = last_good_path(config, view, zc.name)
+    # The checksum is cheap beside a parse: a torn copy is moved aside now and
+    # the build then writes a new one, even when the file did not change.
+    problem = check_copy(path)
+    if problem is not None:
+        return dataclasses.replace(found, last_good_note=problem)
+    try:
+        with open(path, "rb") as f:
+            head = [f.readline(MAX_LAST_GOOD_HEAD_LINE) for _ in range(4)]
+    except FileNotFoundError:
+        return found
+    except OSError as e:
+        return dataclasses.replace(found, last_good_note=f"last-good copy {path}: {e}")
+    serial: int | None = None
+    source: tuple[str, tuple[str, ...]] | None = None
+    with contextlib.suppress(ValueError, IndexError, KeyError, TypeError):
+        # COPY_HEADER, "; source {json}", "$ORIGIN ...", then the SOA line.
+        data = json.loads(head[1].decode().removeprefix("; source "))
+        source = (str(data["digest"]), tuple(str(p) for p in data["files"]))
+        serial = int(head[3].split()[6])
+    return dataclasses.replace(
+        found,
+        last_good=lambda: read_last_good(config, view, zc),
+        last_good_serial=serial,
+        last_good_source=source,
+    )
+
+
+def read_last_good(
+    config: Config, view: str, zc: ZoneConfig
+) -> tuple[ZoneVersion | None, str | None]:
+    """The version *zc* last served, from its checksummed last-good copy; and a note.
+
+    A copy that fails its checksum is moved aside (``check_copy``) and the
+    zone file alone decides, as before there were copies.
+    """
+    path = last_good_path(config, view, zc.name)
+    problem = check_copy(path)
+    if problem is not None or not os.path.isfile(path):
+        return None, problem
+    try:
+        result = load_zone(zc.name, path, zc.max_records)
+    except (ZoneError, OSError) as e:
+        return None, f"last-good copy {path}: {e}"
+    if result.version is None:
+        return None, f"last-good copy {path}: refused"
+    # Served as the zone file's version: watched as that file, never as our copy.
+    version = dataclasses.replace(result.version, file=zc.file, files=frozenset({zc.file}))
+    return version, None
+
+
+def read_stored(
+    config: Config, view: str, zone: dns.name.Name, managed: bool, copy: str | None = None
+) -> Stored:
+    """What the state folder holds for *view*'s *zone* (its serial only if *managed*;
+    with *copy*, a secondary's stored copy is checked first: ``check_copy``)."""
     served = read_served(config, view, zone) if managed else None
+    copy_note = check_copy(copy) if copy is not None else None
+    stored = _read_stored_journal(config, view, zone, served)
+    return dataclasses.replace(stored, copy_problem=copy_note) if copy_note else stored
+
+
+def _read_stored_journal(
+    config: Config, view: str, zone: dns.name.Name, served: tuple[str, int] | None
+) -> Stored:
+    opts = config.options
     path = journal_path(config, view, zone)
     try:
         journal = read_journal(path, opts.journal_max_entries, opts.journal_max_bytes)
@@ -203,6 +297,16 @@ def perform(config: Config, built: Build) -> tuple[Snapshot, list[ZoneLoadEvent]
         except OSError as e:
             # A journal note says more; this one only matters when alone.
             note(record.view, record.zone, f"cannot record the served serial: {e}", False)
+    for good in built.last_good:
+        path = last_good_path(config, good.view, good.zone)
+        digest, files = good.source
+        try:
+            write_copy(
+                path, good.version, "source " + json.dumps({"digest": digest, "files": files})
+            )
+        except OSError as e:
+            # Served all the same; only a restart on a changed file loses the check.
+            note(good.view, good.zone, f"cannot store the last-good copy {path}: {e}", False)
     snapshot = built.snapshot
     for write in built.journals:
         problem = _write_journal_change(config, write)
@@ -346,11 +450,41 @@ def append_journal(path: str, changeset: Changeset) -> int:
 # -- a secondary's stored copy ----------------------------------------------------
 
 
-def write_copy(path: str, version: ZoneVersion) -> None:
-    """Atomically replace a secondary's stored copy of *version* (zone-file text)."""
+def write_copy(path: str, version: ZoneVersion, note: str | None = None) -> None:
+    """Atomically replace a stored copy of *version* (checksummed zone text; *note*:
+    one comment line after the header)."""
     _ensure_dir(path)
     with _replacing(path, binary=False) as f:
-        f.writelines(xfr_in.zone_text(version))
+        f.writelines(xfr_in.copy_text(version, note))
+
+
+def check_copy(path: str) -> str | None:
+    """Why the stored copy at *path* must not be served, or None (whole, or absent).
+
+    A torn or altered copy is moved aside to ``PATH.corrupt`` so that the
+    zone starts empty and takes a full transfer from its primary; a folder in
+    its place is left alone (not ours to remove) and reported.
+    """
+    if os.path.isdir(path):
+        return (
+            f"stored copy {path} is a directory, not a file: awaiting a full transfer "
+            "(it will be served from memory only)"
+        )
+    try:
+        with open(path, "rb") as f:
+            why = xfr_in.copy_problem(f)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"stored copy {path}: {e.strerror or e}: awaiting a full transfer"
+    if why is None:
+        return None
+    aside = f"{path}.corrupt"
+    try:
+        os.replace(path, aside)
+    except OSError as e:
+        return f"stored copy {path}: {why}; cannot move it aside ({e.strerror or e})"
+    return f"stored copy {path}: {why}; moved to {aside}, awaiting a full transfer"
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -396,7 +530,8 @@ def remove_zone_state(config: Config, view: str, zone: dns.name.Name, copy: str)
     files removed; one that cannot be removed is left (and a new member of that
     name reconciles its journal at load)."""
     removed = []
-    for path in (copy, journal_path(config, view, zone), served_path(config, view, zone)):
+    paths = (copy, journal_path(config, view, zone), served_path(config, view, zone))
+    for path in (*paths, last_good_path(config, view, zone)):
         try:
             os.unlink(path)
         except OSError:
