@@ -201,7 +201,14 @@ def load_one(
         )
 
     try:
-        result = load_zone(zc.name, zc.file, zc.max_records, zc.include_root, zc.lab_waive)
+        result = load_zone(
+            zc.name,
+            zc.file,
+            zc.max_records,
+            zc.include_root,
+            zc.lab_waive,
+            zc.max_records_per_rrset,
+        )
     except ZoneError as e:
         # Watch the file that failed too ($INCLUDE): fixing it must reload the zone.
         read = read | {os.path.normpath(e.file)}

@@ -32,6 +32,7 @@ from authd.limits import (
     DEFAULT_ANSWER_CACHE_ENTRIES,
     DEFAULT_JOURNAL_MAX_BYTES,
     DEFAULT_JOURNAL_MAX_ENTRIES,
+    DEFAULT_MAX_RECORDS_PER_RRSET,
     DEFAULT_MAX_REFRESH,
     DEFAULT_MAX_RETRY,
     DEFAULT_MAX_ZONE_RECORDS,
@@ -124,6 +125,7 @@ class Options:
     reload_delay: float = 0.3  # seconds of quiet before a burst of edits is reloaded
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT  # SIGTERM: transfers in flight finish
     max_zone_records: int = DEFAULT_MAX_ZONE_RECORDS  # a zone's default max_records
+    max_records_per_rrset: int = DEFAULT_MAX_RECORDS_PER_RRSET  # a zone's default, the same name
     metrics: MetricsConfig | None = None  # the Prometheus endpoint; None: off
     log_format: LogFormat = LogFormat.TEXT
     user: str | None = None  # drop to this user once the sockets are bound
@@ -162,6 +164,7 @@ class ZoneConfig:
     in_view: str | None = None  # shared with (loaded by) this earlier view
     serial: SerialPolicy = field(default_factory=lambda: SerialPolicy.KEEP)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # a bigger file or transfer is refused
+    max_records_per_rrset: int = DEFAULT_MAX_RECORDS_PER_RRSET  # and one with a bigger RRset
     include_root: str | None = None  # absolute; $INCLUDE must stay inside it (None: anywhere)
     # RFC 8976: a version whose apex ZONEMD (scheme 1, SHA-384/512) does not match is refused.
     zonemd_verify: bool = True
@@ -355,6 +358,7 @@ _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
     "reload_delay": lambda v, p: _seconds(v, p, 60.0),
     "shutdown_timeout": lambda v, p: _seconds(v, p, 3600.0),
     "max_zone_records": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
+    "max_records_per_rrset": lambda v, p: _int_in(v, p, 1, MAX_RECORDS_SETTING),
     "metrics": _parse_metrics,
     "log_format": _parse_log_format,
     "user": _opt_str,
@@ -515,6 +519,7 @@ ZONE_KEYS = {
     "in_view",
     "serial",
     "max_records",
+    "max_records_per_rrset",
     "include_root",
     "zonemd_verify",
     "catalog_role",
@@ -565,10 +570,16 @@ def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.Com
     return compiled
 
 
+def _zone_limit(m: Mapping[str, Any], p: str, key: str, default: int) -> int:
+    """A zone's record-count limit *key*, defaulting to the options' one."""
+    return _int_in(m.get(key, default), f"{p}.{key}", 1, MAX_RECORDS_SETTING)
+
+
 @dataclass(slots=True)
 class _Context:
     base: str
     max_zone_records: int
+    max_records_per_rrset: int
     include_root: str | None
     keys: KeySet
     acl_defs: dict[str, acl.AclDef]
@@ -683,11 +694,9 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             ZoneConfig(
                 **_catalog_fields(m, p, ctx, role, primaries),
                 serial=policy,
-                max_records=_int_in(
-                    m.get("max_records", ctx.max_zone_records),
-                    f"{p}.max_records",
-                    1,
-                    MAX_RECORDS_SETTING,
+                max_records=_zone_limit(m, p, "max_records", ctx.max_zone_records),
+                max_records_per_rrset=_zone_limit(
+                    m, p, "max_records_per_rrset", ctx.max_records_per_rrset
                 ),
                 include_root=(
                     _include_root(m["include_root"], f"{p}.include_root", ctx.base)
@@ -794,9 +803,7 @@ def _template(
         allow_query=_acl(m.get("allow_query"), f"{p}.allow_query", ctx, ["any"]),
         notify=notify,
         also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", ctx.keys),
-        max_records=_int_in(
-            m.get("max_records", ctx.max_zone_records), f"{p}.max_records", 1, MAX_RECORDS_SETTING
-        ),
+        max_records=_zone_limit(m, p, "max_records", ctx.max_zone_records),
     )
 
 
@@ -1011,6 +1018,7 @@ def config_from_dict(
         host=host,
         state_dir=os.path.normpath(os.path.join(base, options.state_dir)),
         max_zone_records=options.max_zone_records,
+        max_records_per_rrset=options.max_records_per_rrset,
         include_root=_include_root(options.include_root, "options.include_root", base),
         # Compiled warnings: the definitions' plus elements that never decide.
         warnings=[*keys.warnings, *(w for c in acls.values() for w in c.warnings)],

@@ -27,9 +27,12 @@ import dns.name
 import dns.rdatatype
 
 from authd.changeset import RR, Changeset, records
+from authd.rrsig import sig_key
 from authd.zone import ZoneVersion
+from authd.zonefile import first_over_rrset_limit, rrset_limit_message
 
 _SOA = dns.rdatatype.RdataType.SOA
+_RRSIG = dns.rdatatype.RdataType.RRSIG
 
 
 class TransferFormatError(ValueError):
@@ -98,6 +101,30 @@ def read_transfer(origin: dns.name.Name, rrs: Sequence[RR]) -> Received:
     if changesets[-1].new_soa.rdata != first.rdata:
         raise TransferFormatError("the IXFR steps do not end at the serial it announced")
     return Received(None, tuple(changesets))
+
+
+def rrset_limit_problem(full: Sequence[RR], limit: int) -> str | None:
+    """Why a full transfer is refused for an RRset over *limit* records, or None."""
+    over = first_over_rrset_limit(((rr.name, rr.rdata) for rr in full), limit)
+    if over is None:
+        return None
+    return rrset_limit_message(full[over].name, full[over].rdata, limit)
+
+
+def applied_rrset_limit_problem(
+    version: ZoneVersion, changesets: Iterable[Changeset], limit: int
+) -> str | None:
+    """Why *version*, reached by *changesets*, is refused for an RRset they
+    grew over *limit* records, or None: only the RRsets they add to are counted."""
+    for cs in changesets:
+        for rr in cs.added:
+            rd = rr.rdata
+            key = sig_key(rd.type_covered) if rd.rdtype == _RRSIG else rd.rdtype  # type: ignore[attr-defined]
+            node = version.nodes.get(rr.name) or version.hashed.get(rr.name) or {}
+            rrset = node.get(key)
+            if rrset is not None and len(rrset) > limit:
+                return rrset_limit_message(rr.name, rd, limit)
+    return None
 
 
 def zone_text(version: ZoneVersion) -> Iterator[str]:

@@ -34,7 +34,7 @@ import dns.rrset
 from authd.checks import Finding, LoaderCheck, Origin, Severity, check_zone
 from authd.denial import Denial, build_denial
 from authd.errors import ZoneError
-from authd.limits import DEFAULT_MAX_ZONE_RECORDS
+from authd.limits import DEFAULT_MAX_RECORDS_PER_RRSET, DEFAULT_MAX_ZONE_RECORDS
 from authd.namedict import NameMap, name_dict, replaced
 from authd.rrsig import sig_key, split_rrsigs
 from authd.signatures import negative_signature
@@ -623,9 +623,10 @@ def load_zone(
     max_records: int = DEFAULT_MAX_ZONE_RECORDS,
     include_root: str | None = None,
     waive: frozenset[str] = frozenset(),
+    max_records_per_rrset: int = DEFAULT_MAX_RECORDS_PER_RRSET,
 ) -> CompileResult:
     """Parse and compile a zone file; raises ``ZoneError`` on a syntax error."""
-    records = parse_zone_file(file, origin, max_records, include_root)
+    records = parse_zone_file(file, origin, max_records, include_root, max_records_per_rrset)
     # Remember every file read, so a watcher knows which edits concern this zone.
     files = frozenset({file, *(r.file for r in records)})
     result = compile_zone(origin, records, file, waive)  # empties records

@@ -62,6 +62,7 @@ import dns.ttl
 
 from authd.errors import ZoneError
 from authd.limits import (
+    DEFAULT_MAX_RECORDS_PER_RRSET,
     DEFAULT_MAX_ZONE_RECORDS,
     MAX_ECHO_CHARS,
     MAX_GENERATE_RECORDS,
@@ -99,11 +100,13 @@ def parse_zone_file(
     origin: dns.name.Name,
     max_records: int = DEFAULT_MAX_ZONE_RECORDS,
     include_root: str | None = None,
+    max_records_per_rrset: int = DEFAULT_MAX_RECORDS_PER_RRSET,
 ) -> list[Record]:
     """Parse the zone file at *path* whose initial ``$ORIGIN`` is *origin*;
     more than *max_records* records (its includes counted) is an error, and so
-    is an ``$INCLUDE`` that leads outside the folder *include_root* (if given)."""
-    parser = _Parser(max_records, include_root)
+    are more than *max_records_per_rrset* in one RRset and an ``$INCLUDE``
+    that leads outside the folder *include_root* (if given)."""
+    parser = _Parser(max_records, include_root, max_records_per_rrset)
     try:
         f = parser.open_source(path)
     except _Bad as e:
@@ -119,6 +122,31 @@ def parse_zone_text(text: str, origin: dns.name.Name, filename: str = "<text>") 
     return _Parser().parse(text.split("\n"), origin, filename)
 
 
+def first_over_rrset_limit(
+    pairs: Iterable[tuple[dns.name.Name, dns.rdata.Rdata]], limit: int
+) -> int | None:
+    """The index of the first (owner, rdata) of *pairs* that puts its RRset
+    over *limit* records, or None.  An RRSIG counts towards the RRset of the
+    type it covers' signatures (RFC 4034 section 3), as dnspython groups them."""
+    counts: dict[tuple[dns.name.Name, int], int] = {}
+    for i, (name, rd) in enumerate(pairs):
+        rdtype = rd.rdtype
+        key = (name, rdtype if rdtype != _RRSIG else 0x10000 + rd.type_covered)  # type: ignore[attr-defined]
+        n = counts.get(key, 0) + 1
+        if n > limit:
+            return i
+        counts[key] = n
+    return None
+
+
+def rrset_limit_message(name: dns.name.Name, rd: dns.rdata.Rdata, limit: int) -> str:
+    """The refusal of an RRset over the limit, the same for files and transfers."""
+    rdtype = dns.rdatatype.to_text(rd.rdtype)
+    if rd.rdtype == _RRSIG:
+        rdtype += f" covering {dns.rdatatype.to_text(rd.type_covered)}"  # type: ignore[attr-defined]
+    return f"more than {limit} records in the RRset {name} {rdtype} (max_records_per_rrset)"
+
+
 class _Bad(Exception):
     """A bad line; the per-file loop adds the file and, unless *line* names
     a later line of a multi-line record, the line the record starts on."""
@@ -130,6 +158,7 @@ class _Bad(Exception):
 
 _IN = dns.rdataclass.IN
 _SOA = dns.rdatatype.SOA
+_RRSIG = dns.rdatatype.RdataType.RRSIG
 
 # Record types by mnemonic.  Meta-types (ANY, AXFR, OPT...) are not zone data,
 # and leaving ANY out lets "ANY" be read as the class it also names, as dnspython does.
@@ -788,9 +817,13 @@ class _Parser:
     """Parses one zone: a top file and what it includes."""
 
     def __init__(
-        self, max_records: int = DEFAULT_MAX_ZONE_RECORDS, include_root: str | None = None
+        self,
+        max_records: int = DEFAULT_MAX_ZONE_RECORDS,
+        include_root: str | None = None,
+        max_records_per_rrset: int = DEFAULT_MAX_RECORDS_PER_RRSET,
     ) -> None:
         self.max_records = max_records
+        self.max_records_per_rrset = max_records_per_rrset
         self.include_root = include_root  # resolved (realpath) folder, or None
         self.records: list[Record] = []
         self.origins: dict[dns.name.Name, _Origin] = {}
@@ -822,6 +855,15 @@ class _Parser:
         # almost none, so callers that load big zones (the service, the fleet,
         # ``authd check``) pause the cyclic GC around it (authd.adapters.gcpause).
         self._source(lines, filename, _State(self._origin(origin)))
+        # After the whole zone: one RRset's records may be spread over its files.
+        over = first_over_rrset_limit(
+            ((r[0], r[2]) for r in self.records), self.max_records_per_rrset
+        )
+        if over is not None:
+            r = self.records[over]
+            raise ZoneError(
+                r.file, r.line, rrset_limit_message(r[0], r[2], self.max_records_per_rrset)
+            )
         return self.records
 
     def _source(self, lines: Iterable[str] | TextIO, filename: str, st: _State) -> None:

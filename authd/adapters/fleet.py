@@ -571,6 +571,9 @@ def _apply_received(
 ) -> ZoneVersion:
     """The version a transfer leads to from *current*; raises when it is refused."""
     if received.full is not None:
+        problem = xfr_in.rrset_limit_problem(received.full, zc.max_records_per_rrset)
+        if problem is not None:
+            raise ValueError(f"transferred zone refused: {problem}")
         records = [Record(name, ttl, rd, zc.file, 0) for name, ttl, rd in received.full]
         release(received.full)
         # zc.lab_waive: LAB ONLY; a lab secondary takes the broken zone its primary serves.
@@ -591,6 +594,12 @@ def _apply_received(
         return current
     if result.version is None:
         raise ValueError(f"transferred zone refused: {result.errors[0]}")
+    if received.full is None:
+        problem = xfr_in.applied_rrset_limit_problem(
+            result.version, received.changesets, zc.max_records_per_rrset
+        )
+        if problem is not None:
+            raise ValueError(f"transferred zone refused: {problem}")
     # RFC 8976: a transfer whose ZONEMD does not match is not published; the
     # refresh retries it later while the previous version keeps serving.
     mismatch = zonemd.problem(result.version) if zc.zonemd_verify else None

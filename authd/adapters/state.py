@@ -239,7 +239,9 @@ def read_last_good(
     if problem is not None or not os.path.isfile(path):
         return None, problem
     try:
-        result = load_zone(zc.name, path, zc.max_records)
+        result = load_zone(
+            zc.name, path, zc.max_records, max_records_per_rrset=zc.max_records_per_rrset
+        )
     except (ZoneError, OSError) as e:
         return None, f"last-good copy {path}: {e}"
     if result.version is None:

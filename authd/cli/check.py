@@ -42,6 +42,7 @@ from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers
 from authd.cli.repo import GitError, NoCommitYet
 from authd.errors import AuthdError, ZoneError
 from authd.limits import (
+    DEFAULT_MAX_RECORDS_PER_RRSET,
     DEFAULT_MAX_ZONE_RECORDS,
     LINT_MAX_EXPIRY_DAYS,
     LINT_MAX_VERIFIED_SIGNATURES,
@@ -195,6 +196,7 @@ class Target:
     file: str
     check_serial: bool = True  # False when authd manages the serial (config serial policy)
     max_records: int = DEFAULT_MAX_ZONE_RECORDS  # from the config, as the server reads it
+    max_records_per_rrset: int = DEFAULT_MAX_RECORDS_PER_RRSET
     include_root: str | None = None
 
 
@@ -324,6 +326,7 @@ def _plan_config(p: Plan, path: str, groups: list[list[Target]]) -> None:
                     file,
                     check_serial=not managed,
                     max_records=zc.max_records,
+                    max_records_per_rrset=zc.max_records_per_rrset,
                     include_root=zc.include_root,
                 )
             )
@@ -345,7 +348,11 @@ def check_file(target: Target, options: LintOptions | None = None) -> lint.ZoneL
         return lint.ZoneLint(target.origin, target.file, None, (problem,))
     try:
         records = parse_zone_file(
-            target.file, target.origin, target.max_records, target.include_root
+            target.file,
+            target.origin,
+            target.max_records,
+            target.include_root,
+            target.max_records_per_rrset,
         )
     except ZoneError as e:
         return lint.syntax_failure(target.origin, e)
