@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.name
+import dns.rdatatype
 import pytest
 import yaml
 from reloadkit import Lab, addresses, running_lab, soa_serial, zone_text
@@ -194,3 +195,35 @@ def test_a_knot_primary_over_the_limit_is_refused_and_the_old_version_serves(lab
     lab.check("more than 3 records in the RRset big.r.test. A" in line, line)
     lab.check(soa_serial(secondary.port, "r.test") == 1, "the old serial keeps serving")
     lab.check(len(addresses(secondary.port, "big.r.test")) == 3, "the old RRset keeps serving")
+
+
+def test_an_ixfr_that_grows_an_rrset_over_the_limit_is_refused() -> None:
+    """Only the RRsets an IXFR adds to are counted, in the version it leads to."""
+    import dns.rdata
+
+    from authd import changeset, xfr_in
+    from authd.zone import compile_zone
+
+    def version(serial: int, extra: str):
+        records = parse_zone_text(zone_text("r.test", serial, extra=extra), ORIGIN)
+        soa = next(r for r in records if r[2].rdtype == dns.rdatatype.SOA)
+        result = compile_zone(ORIGIN, records, "<text>")
+        assert result.version is not None
+        return result.version, changeset.RR(soa[0], soa[1], soa[2])
+
+    old, old_soa = version(1, _big(3))
+    _, new_soa = version(2, "")
+    big = dns.name.from_text("big.r.test.")
+    rd = dns.rdata.from_text("IN", "A", "10.9.9.9")
+    step = changeset.Changeset(old_soa, new_soa, (), (changeset.RR(big, 300, rd),))
+    grown = changeset.apply(old, step).version
+    assert grown is not None
+    assert xfr_in.applied_rrset_limit_problem(grown, [step], 4) is None
+    assert xfr_in.applied_rrset_limit_problem(grown, [step], 3) == (
+        "more than 3 records in the RRset big.r.test. A (max_records_per_rrset)"
+    )
+    full = [old_soa, *(changeset.RR(big, 300, r) for r in grown.nodes[big][dns.rdatatype.A])]
+    assert xfr_in.rrset_limit_problem(full, 4) is None
+    assert "more than 3 records in the RRset big.r.test. A" in str(
+        xfr_in.rrset_limit_problem(full, 3)
+    )
