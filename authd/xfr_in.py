@@ -105,7 +105,7 @@ def read_transfer(origin: dns.name.Name, rrs: Sequence[RR]) -> Received:
 
 def rrset_limit_problem(full: Sequence[RR], limit: int) -> str | None:
     """Why a full transfer is refused for an RRset over *limit* records, or None."""
-    over = first_over_rrset_limit(((rr.name, rr.rdata) for rr in full), limit)
+    over = first_over_rrset_limit(full, limit)
     if over is None:
         return None
     return rrset_limit_message(full[over].name, full[over].rdata, limit)

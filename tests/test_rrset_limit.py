@@ -49,6 +49,15 @@ def test_the_default_admits_the_limit_and_refuses_one_more(tmp_path: Path) -> No
     )
 
 
+def test_owners_differing_in_case_are_one_rrset() -> None:
+    text = zone_text("r.test", 1, extra="BIG A 10.0.0.1\nbig A 10.0.0.2\nBig A 10.0.0.3\n")
+    assert len(parse_zone_text(text, ORIGIN)) == 7
+    from authd.zonefile import _Parser
+
+    with pytest.raises(ZoneError, match=r"^<text>:10: more than 2 records in the RRset"):
+        _Parser(max_records_per_rrset=2).parse(text.split("\n"), ORIGIN, "<text>")
+
+
 def test_records_spread_over_includes_are_counted_together(tmp_path: Path) -> None:
     inc = tmp_path / "more.inc"
     inc.write_text("www A 192.0.2.7\nwww A 192.0.2.8\n")
@@ -76,12 +85,11 @@ def test_rrsigs_count_per_covered_type() -> None:
         "r.test", 1, extra=f"www RRSIG {sig}\nwww RRSIG {sig.replace('A 13', 'NS 13', 1)}\n"
     )
     records = parse_zone_text(text, ORIGIN)
-    pairs = [(r[0], r[2]) for r in records]
-    assert first_over_rrset_limit(pairs, 1) is None  # one RRSIG over A, one over NS
-    twice = pairs + [pairs[-2]]
+    assert first_over_rrset_limit(records, 1) is None  # one RRSIG over A, one over NS
+    twice = [*records, records[-2]]
     over = first_over_rrset_limit(twice, 1)
     assert over == len(twice) - 1
-    message = rrset_limit_message(twice[over][0], twice[over][1], 1)
+    message = rrset_limit_message(twice[over][0], twice[over][2], 1)
     assert (
         message
         == "more than 1 records in the RRset www.r.test. RRSIG covering A (max_records_per_rrset)"
