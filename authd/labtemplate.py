@@ -1,4 +1,4 @@
-"""The ``basic`` lab template: its servers and zone files, as text.
+"""The ``basic`` and ``signed`` lab templates: their servers and zone files, as text.
 
 Owns what a new lab holds: a root, the TLDs ``com.``, ``net.``, ``org.`` and
 ``arpa.`` (with ``in-addr.arpa.``), a company zone with MX, SRV and CNAME
@@ -6,13 +6,16 @@ records, a reverse zone, a zone with a secondary on another server, and a
 sub-delegation.  Invariant: every in-bailiwick name server has glue in the
 parent; out-of-bailiwick ones (``ns.example.net.`` for ``example.com.``) have
 none, so a tracer has to look them up separately, as a real resolver does.
+The ``signed`` template is the same lab with every primary zone signed by
+authd; ``with_ds`` puts each child's DS records into its parent's file.
 """
 
 from __future__ import annotations
 
 import dns.name
+import dns.rdtypes.ANY.DS
 
-from authd.lab import Lab, LabServer, LabZone
+from authd.lab import Lab, LabServer, LabZone, parent_zone
 
 SERIAL = 2026010101
 
@@ -215,3 +218,31 @@ def basic() -> tuple[Lab, dict[str, str]]:
         servers.append(LabServer(name, address, dns.name.from_text(host), zones))
     names = tuple((n, t) for n, t in (x.split() for x in NAMES))
     return Lab("basic", tuple(servers), names), dict(FILES)
+
+
+def signed() -> tuple[Lab, dict[str, str]]:
+    """The signed lab: the basic one, every primary zone signed by authd."""
+    lab, files = basic()
+    return Lab("signed", lab.servers, lab.names), files
+
+
+DS_TTL = 86400
+
+
+def with_ds(
+    lab: Lab, files: dict[str, str], ds: dict[dns.name.Name, list[dns.rdtypes.ANY.DS.DS]]
+) -> dict[str, str]:
+    """*files* with each child zone's *ds* records added to its parent's primary
+    file (absolute owner names, so the place in the file does not matter)."""
+    out = dict(files)
+    zones = lab.zones()
+    for child, records in sorted(ds.items()):
+        parent = parent_zone(lab, child)
+        if parent is None or not records:
+            continue
+        file = zones[parent][0].zone(parent).file
+        if file is None:
+            raise ValueError(f"{parent}: its first server is no primary")
+        lines = "".join(f"{child.to_text()} {DS_TTL} IN DS {r.to_text()}\n" for r in records)
+        out[file] = out[file] + f"; the DS of the signed child {child.to_text()}\n" + lines
+    return out

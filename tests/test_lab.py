@@ -22,13 +22,16 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dns.zone
 import pytest
 import yaml
 
 from authd import delegation, labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd import lab as labmodel
+from authd.adapters import keystore
 from authd.cli.lab import hints, make_ask, read_lab
 from authd.errors import ConfigError
+from authd.keyfiles import ds_records
 from authd.limits import (
     LAB_TRACE_MAX_DEPTH,
     LAB_TRACE_MAX_QUERIES,
@@ -88,11 +91,79 @@ def test_init_writes_a_valid_lab(tmp_path: Path) -> None:
     assert authd("lab", "init", str(tmp_path / "l")).returncode == 1
 
 
-def test_signed_template_needs_signing(tmp_path: Path) -> None:
-    done = authd("lab", "init", str(tmp_path / "s"), "--template", "signed")
-    assert done.returncode == 2
-    assert "built-in DNSSEC signing" in done.stderr
-    assert not (tmp_path / "s").exists()
+def test_signed_template_puts_each_ds_at_its_delegation(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    done = authd("lab", "init", str(folder), "--template", "signed")
+    assert done.returncode == 0, done.stderr
+    lab = read_lab(str(folder))
+    assert lab.signed
+    state = str(folder / labmodel.CONFIG_STATE_DIR)
+    for zone, servers in lab.zones().items():
+        keys = keystore.load_keys(state, zone)
+        assert [k.role for k in keys] == ["csk"], zone
+        for k in keys:
+            path = Path(keystore.key_dir(state, zone)) / (k.file + ".private")
+            assert path.stat().st_mode & 0o777 == 0o600
+        want = {r.to_text() for r in ds_records(keys)}
+        parent = labmodel.parent_zone(lab, zone)
+        if parent is None:  # the root: its DS is the trust anchor
+            text = (folder / labmodel.ANCHOR_FILE).read_text()
+            origin = dns.name.root
+        else:
+            file = lab.zones()[parent][0].zone(parent).file
+            assert file is not None
+            text = (folder / file).read_text()
+            origin = parent
+        got = dns.zone.from_text(text, origin, relativize=False, check_origin=parent is not None)
+        node = got.get_rdataset(zone, dns.rdatatype.DS)
+        assert node is not None and {r.to_text() for r in node} == want, zone
+        assert servers[0].zone(zone).file is not None
+    config = labmodel.authd_config(lab, 53)
+    for view in config["views"]:
+        for z in view["zones"]:
+            assert ("dnssec" in z) == ("file" in z), z  # every primary signed, no secondary
+    assert "validator" not in labmodel.unbound_config(labtemplate.basic()[0], 53, "/x", 5353)
+    # a second init with --force keeps the keys (the DS at the parents stays right)
+    tags = {z: [k.tag for k in keystore.load_keys(state, z)] for z in lab.zones()}
+    assert authd("lab", "init", str(folder), "--template", "signed", "--force").returncode == 0
+    assert tags == {z: [k.tag for k in keystore.load_keys(state, z)] for z in lab.zones()}
+
+
+def test_signed_lab_validates_in_unbound(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    done = authd("lab", "init", str(folder), "--template", "signed")
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    done = authd("lab", "up", str(folder), "--port", str(port), "--detach")
+    assert done.returncode == 0, done.stdout + done.stderr + (folder / "authd.log").read_text()
+    try:
+        deadline = time.monotonic() + 30  # the secondary fills (status answers)
+        while authd("lab", "status", str(folder)).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process, listen = _unbound(folder, port)
+        try:
+            conf = (folder / "unbound" / "unbound.conf").read_text()
+            assert "trust-anchor-file" in conf and "validator iterator" in conf
+            for text, rcode in (
+                ("www.example.com", dns.rcode.NOERROR),
+                ("nothing.example.com", dns.rcode.NXDOMAIN),
+                ("build.eng.example.com", dns.rcode.NOERROR),
+                ("www.example.org", dns.rcode.NOERROR),
+                ("no.such.example.net", dns.rcode.NXDOMAIN),
+                ("40.0.0.127.in-addr.arpa", dns.rcode.NOERROR),
+            ):
+                rdtype = "PTR" if text.endswith("arpa") else "A"
+                q = dns.message.make_query(text, rdtype, want_dnssec=True)
+                reply = dns.query.udp(q, "127.0.0.1", port=listen, timeout=10)
+                assert reply.rcode() == rcode, (text, reply)
+                assert reply.flags & dns.flags.AD, (text, reply)
+                if rcode == dns.rcode.NOERROR:
+                    assert reply.answer, (text, reply)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    finally:
+        authd("lab", "down", str(folder))
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from authd import lab as labmodel
 from authd import labcheck, labgraph, labscenarios, labtemplate, labtrace
 from authd.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Subparsers, error
 from authd.errors import ConfigError
+from authd.keyfiles import KeyFileError, ds_records
 from authd.limits import DEFAULT_PORT, DEFAULT_UDP_PAYLOAD_MAX, LAB_TRACE_TIMEOUT, LAB_UP_TIMEOUT
 
 PROG = "authd lab"
@@ -53,7 +54,9 @@ def register(sub: Subparsers) -> None:
     cmds = lab.add_subparsers(dest="lab_command", required=True)
     p = cmds.add_parser("init", help="write a new lab into DIR")
     p.add_argument("dir")
-    p.add_argument("--template", default="basic", help="basic (signed needs built-in signing)")
+    p.add_argument(
+        "--template", default="basic", help="basic, or signed (every zone signed by authd)"
+    )
     p.add_argument("--force", action="store_true", help="write into a folder that has files")
     p.set_defaults(func=run_init)
     p = cmds.add_parser("up", help="serve the lab in DIR from one authd process")
@@ -137,21 +140,20 @@ def read_run(folder: str) -> dict[str, int] | None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    if args.template == "signed":
-        error(
-            PROG,
-            "template 'signed' needs authd's built-in DNSSEC signing (issue: DNSSEC "
-            "signing), which is not in this build yet; use --template basic",
-        )
-        return EXIT_USAGE
-    if args.template != "basic":
+    if args.template not in labmodel.TEMPLATES:
         error(PROG, f"unknown template {args.template!r} (templates: basic, signed)")
         return EXIT_USAGE
     folder = Path(args.dir)
     if folder.exists() and any(folder.iterdir()) and not args.force:
         error(PROG, f"{folder} is not empty (use --force to write into it)")
         return EXIT_FINDINGS
-    lab, files = labtemplate.basic()
+    lab, files = labtemplate.signed() if args.template == "signed" else labtemplate.basic()
+    if lab.signed:
+        try:
+            files = _make_keys(folder, lab, files)
+        except KeyFileError as e:
+            error(PROG, f"cannot make the lab's keys: {e}")
+            return EXIT_FINDINGS
     for rel, text in files.items():
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +165,29 @@ def run_init(args: argparse.Namespace) -> int:
     print(f"lab written to {folder}: {len(lab.servers)} servers, {len(lab.zones())} zones")
     print(f"next: authd lab up {folder}")
     return EXIT_OK
+
+
+def _make_keys(folder: Path, lab: labmodel.Lab, files: dict[str, str]) -> dict[str, str]:
+    """Each primary zone's first key (a CSK, as authd's default policy signs
+    with) made now in the lab's key store, so every DS is known before ``up``:
+    *files* with the DS records at the delegations, and the root's DS written
+    to the trust anchor file."""
+    from authd.adapters.keystore import generate_key, load_keys
+
+    state = str(folder / labmodel.CONFIG_STATE_DIR)
+    now = int(time.time())
+    ds = {}
+    for zone in lab.zones():
+        keys = load_keys(state, zone)  # --force over an old lab: keep its keys
+        if not keys:
+            keys = (generate_key(state, zone, 13, "csk", now, publish=now, activate=now),)
+        ds[zone] = ds_records(keys)
+    anchor = "".join(f". {labtemplate.DS_TTL} IN DS {r.to_text()}\n" for r in ds[dns.name.root])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / labmodel.ANCHOR_FILE).write_text(
+        "; the lab root's DS: the trust anchor of `authd lab resolver`'s unbound\n" + anchor
+    )
+    return labtemplate.with_ds(lab, files, ds)
 
 
 # ------------------------------------------------------------------ up/down
@@ -403,7 +428,15 @@ def run_resolver(args: argparse.Namespace) -> int:
     workdir.mkdir(exist_ok=True)
     (workdir / "lab.root").write_text(labmodel.root_hints(lab))
     conf = workdir / "unbound.conf"
-    conf.write_text(labmodel.unbound_config(lab, port, str(workdir), args.listen_port))
+    anchor = folder / labmodel.ANCHOR_FILE
+    conf.write_text(
+        labmodel.unbound_config(
+            lab, port, str(workdir), args.listen_port, str(anchor) if lab.signed else None
+        )
+    )
+    if lab.signed and not anchor.is_file():
+        error(PROG, f"a signed lab without its trust anchor {anchor} (authd lab init made it)")
+        return EXIT_FINDINGS
     print(f"wrote {conf}")
     if port != 53:
         print(f"(the lab is on port {port}: each lab zone is a stub zone, as unbound can only")
