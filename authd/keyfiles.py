@@ -252,7 +252,10 @@ def parse_private_file(text: str) -> PrivateKey:
         secret = base64.b64decode(fields.get("PrivateKey", ""), validate=True)
     except (binascii.Error, ValueError):
         raise KeyFileError("", "PrivateKey is not base64") from None
-    if len(secret) != _PRIVATE_BYTES:
+    # BIND writes the ECDSA scalar as a big number without its leading zero
+    # octets (one key in 256 has 31 octets); Ed25519's seed is always 32.
+    short_ok = algorithm == 13 and 0 < len(secret) < _PRIVATE_BYTES
+    if len(secret) != _PRIVATE_BYTES and not short_ok:
         raise KeyFileError("", f"PrivateKey is {len(secret)} octets, not {_PRIVATE_BYTES}")
     try:
         if algorithm == 13:

@@ -162,7 +162,8 @@ def test_files_that_do_not_match_their_entry_are_refused() -> None:
         ("Private-key-format: v2.0\nAlgorithm: 13\nPrivateKey: AA==\n", "Private-key-format"),
         ("Private-key-format: v1.3\nAlgorithm: 8 (RSASHA256)\n", "only 13"),
         ("Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: !!\n", "not base64"),
-        ("Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: AAAA\n", "3 octets, not 32"),
+        ("Private-key-format: v1.3\nAlgorithm: 15\nPrivateKey: AAAA\n", "3 octets, not 32"),
+        (f"Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: {'A' * 44}\n", "33 octets"),
         (f"Private-key-format: v1.3\nAlgorithm: 13\nPrivateKey: {'A' * 43}=\n", "not a valid key"),
     ],
 )
@@ -217,3 +218,19 @@ def test_folder_and_file_names() -> None:
         make_zone_key(ZONE, "kzk", ec.generate_private_key(ec.SECP256R1()), NOW)
     with pytest.raises(KeyFileError, match="only ECDSA P-256"):
         make_zone_key(ZONE, "csk", ec.generate_private_key(ec.SECP384R1()), NOW)
+
+
+def test_an_ecdsa_scalar_without_its_leading_zero_octets_parses() -> None:
+    """BIND writes the ECDSA private scalar as a number, so one key in 256 has a
+    31-octet PrivateKey (seen in CI with dnssec-keygen -k default)."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    scalar = 0x00AB << 240 | 12345  # leading octet zero: 31 significant octets
+    key = ec.derive_private_key(scalar, ec.SECP256R1())
+    short = scalar.to_bytes(31, "big")
+    text = "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: {}\n"
+    parsed = parse_private_file(text.format(base64.b64encode(short).decode()))
+    assert isinstance(parsed, ec.EllipticCurvePrivateKey)
+    assert parsed.private_numbers().private_value == key.private_numbers().private_value
