@@ -84,22 +84,6 @@ class SigningPolicy:
 
 DEFAULT = SigningPolicy()
 
-POLICY_KEYS = {
-    "name",
-    "algorithm",
-    "keys",
-    "denial",
-    "nsec3",
-    "signature_validity",
-    "signature_refresh",
-    "signature_jitter",
-    "dnskey_ttl",
-    "zsk_lifetime",
-    "ksk_lifetime",
-    "propagation_delay",
-    "parent_ds_ttl",
-    "parent_propagation_delay",
-}
 _DURATION_KEYS = (
     "signature_validity",
     "signature_refresh",
@@ -111,6 +95,7 @@ _DURATION_KEYS = (
     "parent_ds_ttl",
     "parent_propagation_delay",
 )
+POLICY_KEYS = {"name", "algorithm", "keys", "denial", "nsec3", *_DURATION_KEYS}
 NSEC3_KEYS = {"iterations", "salt", "opt_out"}
 _UNITS = {"s": 1, "m": 60, "h": HOUR, "d": DAY}
 _DURATION = re.compile(r"([0-9]{1,12})([smhd]?)")
