@@ -86,11 +86,11 @@ def dnssec_verify(path: Path, csk: bool) -> str:
     return run.stdout + run.stderr
 
 
-def validate_all(signed: SignedZone) -> None:
+def validate_all(signed: SignedZone, now: int = NOW) -> None:
     dnskey = signed.rrsets[(ORIGIN, RdataType.DNSKEY)]
     keys = {ORIGIN: dnskey}
     for key, sig in signed.sigs.items():
-        dns.dnssec.validate(signed.rrsets[key], sig, keys, now=NOW)
+        dns.dnssec.validate(signed.rrsets[key], sig, keys, now=now)
 
 
 POLICIES = [
@@ -294,3 +294,102 @@ def test_a_published_key_not_yet_active_is_in_the_dnskey_rrset_but_signs_nothing
     assert set(dnskey) == {signing.dnskey, waiting.dnskey}
     assert {int(rd.key_tag) for sig in signed.sigs.values() for rd in sig} == {signing.tag}
     validate_all(signed)
+
+
+# -- incremental re-signing (resign_zone) ------------------------------------
+
+DS_LINE = "DS 4711 13 2 cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
+# (name, zone text -> edited text): each applied on top of the one before.
+EDITS: list[tuple[str, Any]] = [
+    ("an address changed", lambda z: z.replace("192.0.2.2\n", "192.0.2.22\n")),
+    ("a name added", lambda z: z + "new TXT hello\n"),
+    ("a name removed", lambda z: z.replace("www AAAA 2001:db8::2\n", "")),
+    ("empty non-terminals made", lambda z: z + "x.y.z A 192.0.2.50\n"),
+    ("empty non-terminals gone", lambda z: z.replace("a.b.c.ent A 192.0.2.3\n", "")),
+    ("a type added to a name", lambda z: z + "new A 192.0.2.51\n"),
+    ("a delegation over names", lambda z: z + "y.z NS ns.y.z\nns.y.z A 192.0.2.52\n"),
+    ("glue changed", lambda z: z.replace("192.0.2.9", "192.0.2.99")),
+    ("an insecure delegation made secure", lambda z: z + f"sub {DS_LINE}\n"),
+    ("a delegation removed", lambda z: z.replace("y.z NS ns.y.z\n", "")),
+    ("a secure delegation made insecure", lambda z: z.replace(f"sub {DS_LINE}\n", "")),
+    ("a delegation added at an existing name", lambda z: z + "new NS ns.other.net.\n"),
+    ("a wildcard added", lambda z: z + "*.z TXT star\n"),
+    ("the last name in the chain removed", lambda z: z.replace("*.wild TXT \"wild\"\n", "")),
+    ("a TTL changed", lambda z: z.replace("mail A", "mail 60 A")),
+]
+
+
+def _edited_nodes(tmp_path: Path, text: str, serial: int) -> tuple[Any, dict[Any, Node]]:
+    path = tmp_path / f"edit{serial}.zone"
+    path.write_text(text.replace("1 3600 600", f"{serial} 3600 600"))
+    result = compile_zone(ORIGIN, parse_zone_file(str(path), ORIGIN), str(path))
+    assert result.version is not None, result.findings
+    return result.version, dict(result.version.nodes)
+
+
+def _record_set(signed: SignedZone) -> set[tuple[Any, int, Any]]:
+    return {(r.name, r.ttl, r.rdata) for r in signed.records()}
+
+
+@pytest.mark.parametrize(
+    ("denial", "layout", "opt_out"),
+    [("nsec", "csk", False), ("nsec3", "csk", False), ("nsec3", "ksk-zsk", True)],
+)
+def test_incremental_resigning_equals_a_full_signing_after_each_edit(
+    tmp_path: Path, denial: str, layout: str, opt_out: bool
+) -> None:
+    """Ed25519 signs deterministically: the two results can be compared record
+    for record, signatures included."""
+    import authd.changeset
+    from authd.signer import resign_zone
+
+    policy = policy_of(denial, 15, layout, opt_out)
+    keys = [make_key(r, 15) for r in policy.roles]
+    text = ZONE
+    version, nodes = _edited_nodes(tmp_path, text, 1)
+    # dnssec-verify checks against the real clock: sign as of now.
+    start = int(time.time())
+    signed = sign_zone(ORIGIN, nodes, keys, policy, start)
+    for step, (what, edit) in enumerate(EDITS, start=2):
+        text = edit(text)
+        new_version, new_nodes = _edited_nodes(tmp_path, text, step)
+        cs = authd.changeset.diff(version, new_version)
+        changed = {rr.name for rr in (*cs.removed, *cs.added)}
+        assert changed or what == "glue changed", what
+        now = start + 60 * step
+        full = sign_zone(ORIGIN, new_nodes, keys, policy, now, previous=signed)
+        quick = resign_zone(signed, new_nodes, changed, keys, policy, now)
+        assert quick.chain is not None and full.chain is not None
+        assert _record_set(quick) == _record_set(full), what
+        assert quick.resigned == full.resigned, what
+        assert quick.earliest_expiry() == full.earliest_expiry() == min(
+            int(rd.expiration) for s in quick.sigs.values() for rd in s
+        )
+        # Only the changed RRsets, the SOA and chain records near them were signed.
+        assert quick.resigned <= 4 * (len(changed) + 2), (what, quick.resigned)
+        validate_all(quick, now)
+        signed, version = quick, new_version
+    path = tmp_path / "signed.zone"
+    write_zone(signed, path)
+    dnssec_verify(path, layout == "csk")
+
+
+def test_incremental_resigning_falls_back_to_a_full_one_when_it_must(zone_file: Path) -> None:
+    """Other keys, signatures due, a new negative TTL: the whole zone again."""
+    from authd.signer import resign_zone
+
+    policy = SigningPolicy(algorithm=15)
+    key = make_key("csk", 15)
+    nodes = nodes_of(zone_file)
+    first = sign_zone(ORIGIN, nodes, [key], policy, NOW)
+    other = resign_zone(first, nodes, {ORIGIN}, [make_key("csk", 15)], policy, NOW + 1)
+    assert other.kept == 0
+    soon = NOW + policy.signature_validity - policy.signature_refresh
+    due = resign_zone(first, nodes, {ORIGIN}, [key], policy, soon)
+    assert due.kept == 0
+    text = zone_file.read_text().replace("86400 300", "86400 120")
+    zone_file.write_text(text)
+    ttl = resign_zone(first, nodes_of(zone_file), {ORIGIN}, [key], policy, NOW + 1)
+    assert {r.ttl for r in ttl.rrsets.values() if r.rdtype == RdataType.NSEC} == {120}
+    same = resign_zone(first, nodes, {ORIGIN}, [key], policy, NOW + 1)
+    assert same.resigned == 0 and _record_set(same) == _record_set(first)
