@@ -35,9 +35,9 @@ from authd.errors import ZoneError
 from authd.journal import Journal, reconcile
 from authd.serial import increased as serial_increased
 from authd.serial import policy_serial, step_problem
-from authd.signer import Inline, SigningError, SigningKey, sign_zone
+from authd.signer import Inline, SigningError, SigningKey, resign_zone, sign_zone
 from authd.snapshot import Snapshot, View, allows_all, with_fresh_caches
-from authd.zone import ZoneVersion, compile_zone, load_zone
+from authd.zone import ZoneVersion, compile_rrsets, load_zone
 
 #: Appended to a journal problem: the zone keeps serving, IXFR from memory only.
 MEMORY_ONLY = "IXFR history kept in memory only"
@@ -256,7 +256,7 @@ def load_one(
             return refused(f"{zc.file}: signing failed: {key_problem}", result.findings)
         try:
             new = sign_version(
-                zc, new, served_old, keys, now, _signed_serial(new, served_old, floor)
+                zc, new, served_old, keys, now, signed_serial(new, served_old, floor)
             )
         except SigningError as e:
             return refused(f"{zc.file}: signing failed: {e}", result.findings)
@@ -278,7 +278,7 @@ def _tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
     return tuple(sorted((k.tag, k.algorithm, k.role) for k in keys))
 
 
-def _signed_serial(unsigned: ZoneVersion, served: ZoneVersion | None, floor: int | None) -> int:
+def signed_serial(unsigned: ZoneVersion, served: ZoneVersion | None, floor: int | None) -> int:
     """The serial of a new signed version: the unsigned one's, unless that would
     not go up from the signed version served (a re-signing of an unchanged
     file under ``serial: keep``) or, after a restart, from the journal's last
@@ -302,10 +302,15 @@ def sign_version(
     keys: Sequence[SigningKey],
     now: float,
     serial: int | None = None,
+    changed: Iterable[dns.name.Name] | None = None,
 ) -> ZoneVersion:
     """*unsigned* signed by *keys* under *zc*'s policy at *serial* (default:
     its own), compiled like a signed zone file; *old*'s signatures are kept
     where still good.  Raises SigningError.
+
+    With a signed *old*, only the names where *unsigned* differs from the
+    unsigned version *old* was signed from are signed again: *changed* when
+    the caller knows them (an IXFR's changesets), else found by a diff.
 
     The version remembers *unsigned* with its own serial: what the next edit
     of the file is compared with (``serial: keep`` checks the file's serial).
@@ -318,13 +323,26 @@ def sign_version(
     source = (
         unsigned if serial is None or serial == unsigned.serial else unsigned.with_serial(serial)
     )
-    signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
-    result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
-    if result.version is None:
-        raise SigningError(str(result.errors[0]))
+    if previous is not None and old is not None and old.inline is not None:
+        # Only the names the edit touched are signed again (authd.signer.resign_zone).
+        if changed is None:
+            changed = changed_names(old.inline.unsigned, unsigned)
+        signed = resign_zone(previous, source.nodes, changed, keys, policy, int(now))
+    else:
+        signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
+    # Built from the signer's RRsets as they are (the unsigned zone was checked
+    # when it was compiled): the ones shared with *old* keep their wire form.
+    reuse = old if old is not None and old.inline is not None else None
+    version = compile_rrsets(zc.name, signed.node_items(), unsigned.cuts, zc.file, reuse)
     # The unsigned version is only compared with, never served: no wire form.
     inline = Inline(dataclasses.replace(unsigned, wire=None), signed, policy, _tags(keys))
-    return dataclasses.replace(result.version, files=unsigned.files, inline=inline)
+    return dataclasses.replace(version, files=unsigned.files, inline=inline)
+
+
+def changed_names(old: ZoneVersion, new: ZoneVersion) -> set[dns.name.Name]:
+    """The owner names whose records differ between two unsigned versions."""
+    cs = diff(old, new)
+    return {rr.name for rr in cs.removed} | {rr.name for rr in cs.added}
 
 
 def generated_catalog(
@@ -510,7 +528,17 @@ def plan_snapshot(
                 if record is not None:
                     served.append(record)
             elif zc.type is ZoneType.SECONDARY:
-                version, event = _secondary_copy(vc.name, zc, old, found.copy_problem)
+                floor = old_journal.serial_to if first and old_journal is not None else None
+                version, event = _secondary_copy(
+                    vc.name,
+                    zc,
+                    old,
+                    found.copy_problem,
+                    now,
+                    floor,
+                    keys.get(zc.name, ()),
+                    key_problems.get(zc.name),
+                )
             else:
                 floor = old_journal.serial_to if first and old_journal is not None else None
                 managed = zc.serial is not SerialPolicy.KEEP
@@ -682,11 +710,24 @@ def _empty(opts: Options) -> Journal:
 
 
 def _secondary_copy(
-    view: str, zc: ZoneConfig, old: ZoneVersion | None, copy_problem: str | None = None
+    view: str,
+    zc: ZoneConfig,
+    old: ZoneVersion | None,
+    copy_problem: str | None = None,
+    now: float = 0.0,
+    floor: int | None = None,
+    keys: Sequence[SigningKey] = (),
+    key_problem: str | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """A secondary keeps the copy it serves; at start it reads its last transferred one
-    (unless the state check found it unfit: *copy_problem*)."""
+    (unless the state check found it unfit: *copy_problem*).
+
+    A secondary authd signs (bump in the wire) keeps its unsigned copy on disk:
+    at start it is signed as a primary's file is; later it is signed again only
+    when its keys, its policy or signatures due for refresh say so."""
     if old is not None:
+        if zc.dnssec is not None and needs_signing(zc, old, keys, now):
+            return _resign_secondary(view, zc, old, now, keys, key_problem)
         event = ZoneLoadEvent(
             view, zc.name, zc.file, LoadOutcome.UNCHANGED, old.serial, old.record_count
         )
@@ -715,4 +756,46 @@ def _secondary_copy(
             awaiting_transfer=True,
         )
         return None, event
-    return load_one(view, zc, None)
+    return load_one(view, zc, None, now, floor, None, keys, key_problem)
+
+
+def needs_signing(zc: ZoneConfig, old: ZoneVersion, keys: Sequence[SigningKey], now: float) -> bool:
+    """Whether *old*, served for a zone authd signs, must be signed again though
+    its unsigned content did not change: not signed by authd yet, another
+    policy or other keys, or signatures due for refresh."""
+    policy = zc.dnssec
+    assert policy is not None
+    inline = old.inline
+    if inline is None or inline.policy != policy or inline.keys != _tags(keys):
+        return True
+    return inline.signed.due_for_refresh(int(now), policy)
+
+
+def _resign_secondary(
+    view: str,
+    zc: ZoneConfig,
+    old: ZoneVersion,
+    now: float,
+    keys: Sequence[SigningKey],
+    key_problem: str | None,
+) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
+    """A signed secondary's copy signed again (a refresh, a key change), or kept
+    when that fails, said loudly in the event."""
+    unsigned = old.inline.unsigned if old.inline is not None else old
+    try:
+        if key_problem is not None:
+            raise SigningError(key_problem)
+        new = sign_version(zc, unsigned, old, keys, now, signed_serial(unsigned, old, None))
+    except SigningError as e:
+        event = ZoneLoadEvent(
+            view,
+            zc.name,
+            zc.file,
+            LoadOutcome.KEPT_OLD,
+            old.serial,
+            old.record_count,
+            f"{zc.file}: signing failed: {e}",
+        )
+        return old, event
+    event = ZoneLoadEvent(view, zc.name, zc.file, LoadOutcome.LOADED, new.serial, new.record_count)
+    return new, event

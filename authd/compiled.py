@@ -22,6 +22,7 @@ building it on a worker thread never holds the GIL for one long dict resize.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -312,6 +313,27 @@ def _render(
     )
 
 
+def _rerender(
+    node: Mapping[RdataType, dns.rrset.RRset],
+    old: Mapping[RdataType, dns.rrset.RRset] | None,
+    key: bytes,
+    owner: WireName,
+    intern: _Interner,
+    old_wire: CompiledZone,
+) -> dict[int, RRsetWire]:
+    """*node*'s RRsets rendered, taking the old rendering of each RRset that
+    is the very object the old version had (same owner, so same owner bytes)."""
+    if old is None:
+        return {int(t): _render(r, owner, intern) for t, r in node.items()}
+    old_node = old_wire.shards[hash(key) & old_wire.mask].get(key)
+    out = {}
+    for t, r in node.items():
+        was = old.get(t) if old_node is not None else None
+        done = old_node.rrsets.get(int(t)) if was is r and old_node is not None else None
+        out[int(t)] = done if done is not None else _render(r, owner, intern)
+    return out
+
+
 def _rdata_keys(rrset: RRsetWire) -> frozenset[bytes]:
     return frozenset(
         key for _, pieces, _ in rrset.parts for _, (_, sfx) in pieces for key, _ in sfx
@@ -341,8 +363,9 @@ _EXTRA_TYPES = (RdataType.NS, RdataType.MX, RdataType.SRV)
 _NO_EXTRA: dict[int, tuple[RRsetWire, ...]] = {}
 
 
-def compile_version(version: ZoneVersion) -> CompiledZone:
-    """Render *version* into a ``CompiledZone`` answering as the engine does.
+def compile_version(version: ZoneVersion, reuse: ZoneVersion | None = None) -> CompiledZone:
+    """Render *version* into a ``CompiledZone`` answering as the engine does;
+    an RRset that is the same object in *reuse* keeps its rendering there.
 
     Two passes over the names: the first renders every RRset under its
     node's key, the second adds what refers to other nodes (referrals,
@@ -356,6 +379,9 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
     count = shard_count(len(nodes))
     mask = count - 1
     intern = _Interner(count)
+    prior = None
+    if reuse is not None and reuse.wire is not None and reuse.origin == origin:
+        prior = (reuse.nodes, reuse.wire)
     # Pass 1, per key: the name, its node and its rendered RRsets.
     first: list[
         dict[bytes, tuple[dns.name.Name, dict[RdataType, dns.rrset.RRset], dict[int, RRsetWire]]]
@@ -365,7 +391,10 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
         wire = name.to_wire() or b""
         owner = (wire, intern.suffixes(wire))
         key = owner[1][0][0] if owner[1] else b"\x00"
-        rrsets = {int(t): _render(r, owner, intern) for t, r in node.items()}
+        if prior is None:
+            rrsets = {int(t): _render(r, owner, intern) for t, r in node.items()}
+        else:
+            rrsets = _rerender(node, prior[0].get(name), key, owner, intern, prior[1])
         first[hash(key) & mask][key] = (name, node, rrsets)
 
     def rendered(rrset: dns.rrset.RRset) -> RRsetWire:

@@ -51,7 +51,7 @@ from authd import keytimeline
 from authd.errors import AuthdError
 from authd.keytimeline import TimedKey
 from authd.limits import SIGNING_INCEPTION_SKEW
-from authd.rrsig import is_sig_key
+from authd.rrsig import is_sig_key, sig_key
 from authd.signpolicy import Denial, SigningPolicy
 from authd.zonefile import Record
 
@@ -116,6 +116,16 @@ class SignedZone:
             if sig is not None:
                 for rd in sig:
                     yield Record(sig.name, sig.ttl, rd, file, 0)
+
+    def node_items(self) -> Iterator[tuple[dns.name.Name, RdataType, dns.rrset.RRset]]:
+        """(owner, node key, RRset) of every RRset, signatures under ``sig_key``
+        (what ``authd.zone.compile_rrsets`` builds a version from)."""
+        sigs = self.sigs
+        for key, rrset in self.rrsets.items():
+            yield key[0], key[1], rrset
+            sig = sigs.get(key)
+            if sig is not None:
+                yield key[0], sig_key(key[1]), sig
 
     def earliest_expiry(self) -> int | None:
         """The soonest RRSIG expiration (unix seconds); None when nothing is signed."""
@@ -276,7 +286,7 @@ def _plan(origin: dns.name.Name, nodes: Mapping[dns.name.Name, Mapping[RdataType
             plan.cuts.add(name)
             if RdataType.DS in types:
                 plan.secure_cuts.add(name)
-    for name, types in plan.owners.items():
+    for name in plan.owners:
         if plan.below_cut(name):
             plan.glue.add(name)
         else:

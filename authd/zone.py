@@ -583,6 +583,68 @@ def compile_grouping(
             dnames.append(name)
         if name.labels and name.labels[0] == b"*":
             wildcards = True
+    version = _version(origin, nodes, hashed, cuts, dnames, wildcards, file, count, wire)
+    return CompileResult(version, tuple(findings))
+
+
+def compile_rrsets(
+    origin: dns.name.Name,
+    rrsets: Iterable[tuple[dns.name.Name, RdataType, dns.rrset.RRset]],
+    cuts: frozenset[dns.name.Name],
+    file: str,
+    reuse: ZoneVersion | None = None,
+) -> ZoneVersion:
+    """A version of RRsets already grouped and checked (the signer's output:
+    a checked unsigned zone plus the signer's own records), keyed by
+    (owner, node key); the RRset objects are kept as given, so a version built
+    from mostly the same objects as *reuse* shares their wire form with it and
+    a diff against it skips them."""
+    nodes: dict[dns.name.Name, Node] = {}
+    # By the name object first: hashing a dns.name.Name is slow pure Python,
+    # and a name's RRsets mostly share one object.  (The names stay alive in
+    # the RRsets, so no id is reused meanwhile.)
+    seen: dict[int, Node] = {}
+    for name, key, rrset in rrsets:
+        node = seen.get(id(name))
+        if node is None:
+            node = nodes.get(name)
+            if node is None:
+                node = nodes[name] = {}
+            seen[id(name)] = node
+        node[key] = rrset
+    seen.clear()
+    table: NameMap[Node] = name_dict(len(nodes))
+    hashed: NameMap[Node] = name_dict(0)
+    dnames = []
+    wildcards = False
+    count = 0
+    NSEC3 = RdataType.NSEC3
+    for name, node in nodes.items():
+        count += sum(map(len, node.values()))
+        if NSEC3 in node:
+            hashed[name] = node
+            continue
+        table[name] = node
+        if RdataType.DNAME in node:
+            dnames.append(name)
+        if name.labels and name.labels[0] == b"*":
+            wildcards = True
+    nodes.clear()
+    return _version(origin, table, hashed, cuts, dnames, wildcards, file, count, True, reuse)
+
+
+def _version(
+    origin: dns.name.Name,
+    nodes: NameMap[Node],
+    hashed: NameMap[Node],
+    cuts: frozenset[dns.name.Name],
+    dnames: list[dns.name.Name],
+    wildcards: bool,
+    file: str,
+    count: int,
+    wire: bool,
+    reuse: ZoneVersion | None = None,
+) -> ZoneVersion:
     # Empty non-terminals: every ancestor between a name and the apex exists.
     for name in list(nodes):
         parent = name
@@ -613,8 +675,8 @@ def compile_grouping(
         # Imported here: the compiler builds on the engine, which reads zones.
         from authd.compiled import compile_version
 
-        version = dataclasses.replace(version, wire=compile_version(version))
-    return CompileResult(version, tuple(findings))
+        version = dataclasses.replace(version, wire=compile_version(version, reuse))
+    return version
 
 
 def load_zone(
@@ -667,6 +729,7 @@ __all__ = [
     "ZoneIndex",
     "ZoneVersion",
     "compile_grouping",
+    "compile_rrsets",
     "compile_zone",
     "group_records",
     "grouping_index",

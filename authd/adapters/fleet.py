@@ -36,11 +36,13 @@ from authd import changeset, refresh, xfr_in, zonemd
 from authd import notify as notify_mod
 from authd.adapters.gcpause import gc_paused
 from authd.adapters.metrics import Metrics
-from authd.adapters.state import JournalChange, record_change, write_copy
+from authd.adapters.state import JournalChange, record_change, signing_keys, write_copy
+from authd.build import sign_version, signed_serial
 from authd.changeset import RR
 from authd.config import Config, Remote, ZoneConfig, ZoneType
 from authd.journal import Journal
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
+from authd.signer import SigningError
 from authd.snapshot import Snapshot
 from authd.status import FleetStatus, RefreshStatus
 from authd.zone import ZoneVersion, compile_zone, release
@@ -79,8 +81,22 @@ def _pool(reactor: Any) -> ThreadPool:
     return _POOL
 
 
+class SigningRefused(Exception):
+    """A transferred zone authd signs (bump in the wire) could not be signed."""
+
+
+def _unsigned(version: ZoneVersion | None) -> ZoneVersion | None:
+    """What the primary sent: a zone authd signs remembers it unsigned, at the
+    primary's serial (the one refresh checks and IXFR asks from)."""
+    if version is not None and version.inline is not None:
+        return version.inline.unsigned
+    return version
+
+
 def _timers(version: ZoneVersion) -> SoaTimers:
-    soa = version.soa[0]
+    unsigned = _unsigned(version)
+    assert unsigned is not None
+    soa = unsigned.soa[0]
     return SoaTimers(int(soa.serial), float(soa.refresh), float(soa.retry), float(soa.expire))  # type: ignore[attr-defined]
 
 
@@ -337,7 +353,7 @@ class Fleet:
                 d.addErrback(self._soa_failed, sec)
             elif action is Action.TRANSFER:
                 served, journal = self._served(sec)
-                current = None if sec.force_full else served
+                current = None if sec.force_full else _unsigned(served)
                 sec.force_full = False
                 t = self._in_thread(self._transfer_and_record, sec, current, served, journal)
                 t.addCallback(self._transfer_done, sec)
@@ -403,8 +419,17 @@ class Fleet:
         diffing two big versions on the reactor thread would stall every query
         for seconds.  The last item says why the copy could not be stored."""
         version, how = self._transfer(sec.zc, current)
+        unsigned = version
+        if sec.zc.dnssec is not None:
+            if current is not None and version is current and served is not None:
+                version = served  # nothing new: the signed version stays
+            else:
+                floor = journal.serial_to if served is None and journal is not None else None
+                version = _sign(self.config, sec.zc, unsigned, served, floor)
         try:
-            write_copy(sec.zc.file, version)
+            # A zone authd signs keeps the primary's unsigned copy: what a
+            # restart signs again, and what IXFR from the primary starts at.
+            write_copy(sec.zc.file, unsigned)
             copy_problem = None
         except OSError as e:
             # A transferred zone is better served from memory than not at all;
@@ -508,6 +533,17 @@ class Fleet:
     def _transfer_failed(self, failure: Any, sec: _Secondary) -> None:
         why = failure.getErrorMessage()
         served, _ = self._served(sec)
+        if failure.check(SigningRefused):
+            log.error(
+                "zone {zone}: the transferred zone cannot be signed, {keeps}: {why}",
+                zone=sec.zc.name.to_text(),
+                keeps=(
+                    f"signed serial {served.serial} keeps serving"
+                    if served is not None
+                    else "nothing to serve yet (SERVFAIL)"
+                ),
+                why=why,
+            )
         if self.metrics is not None:
             self.metrics.transfer_in("IXFR" if served is not None else "AXFR", False)
         log.warn(
@@ -529,6 +565,35 @@ class Fleet:
             f"transfer failed: {why}",
         )
         self._act(sec, actions)
+
+
+def _sign(
+    config: Config,
+    zc: ZoneConfig,
+    unsigned: ZoneVersion,
+    served: ZoneVersion | None,
+    floor: int | None,
+) -> ZoneVersion:
+    """*unsigned*, just transferred, signed with the zone's keys (bump in the
+    wire): only what changed since *served* is signed again.  The serial is the
+    primary's, or one above the signed serial served when that is not higher
+    (a re-signing may have taken it past the primary's).  Raises SigningRefused:
+    the caller keeps *served* serving."""
+    now = time.time()
+    keys, problems = signing_keys(config, int(now), only=zc.name)
+    if zc.name in problems:
+        raise SigningRefused(problems[zc.name])
+    try:
+        return sign_version(
+            zc,
+            unsigned,
+            served,
+            keys.get(zc.name, ()),
+            now,
+            signed_serial(unsigned, served, floor),
+        )
+    except SigningError as e:
+        raise SigningRefused(str(e)) from e
 
 
 def _fetch(

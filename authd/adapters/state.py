@@ -125,7 +125,7 @@ def build_snapshot(
 
 
 def signing_keys(
-    config: Config, now: int, *, write: bool = True
+    config: Config, now: int, *, write: bool = True, only: dns.name.Name | None = None
 ) -> tuple[dict[dns.name.Name, tuple[ZoneKey, ...]], dict[dns.name.Name, str]]:
     """The key store's keys of every zone authd signs, generating the ones its
     policy needs and lacks (first need); and, for a zone whose keys cannot be
@@ -133,6 +133,7 @@ def signing_keys(
 
     Without *write* (``serve --check-config``), a missing key is made in memory
     only, so the check signs as the server would and the key store is untouched.
+    With *only*, just that zone's (a secondary signing what it transferred).
     """
     keys: dict[dns.name.Name, tuple[ZoneKey, ...]] = {}
     problems: dict[dns.name.Name, str] = {}
@@ -140,6 +141,8 @@ def signing_keys(
         for zc in vc.zones:
             policy = zc.dnssec
             if policy is None or zc.in_view is not None or zc.name in keys:
+                continue
+            if only is not None and zc.name != only:
                 continue
             try:
                 found = keystore.load_keys(config.state_dir, zc.name)
