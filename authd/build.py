@@ -26,6 +26,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
+import dns.rdatatype
+import dns.rrset
 
 from authd import catalog, cookies, ratelimit, zonemd
 from authd.changeset import Changeset, diff
@@ -33,11 +35,30 @@ from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
 from authd.errors import ZoneError
 from authd.journal import Journal, reconcile
+from authd.rrsig import covered_type, is_sig_key
 from authd.serial import increased as serial_increased
 from authd.serial import policy_serial, step_problem
-from authd.signer import Inline, SigningError, SigningKey, resign_zone, sign_zone
+from authd.signer import (
+    SIGNER_TYPES,
+    Inline,
+    SignedZone,
+    SigningError,
+    SigningKey,
+    resign_zone,
+    sign_zone,
+)
+from authd.signpolicy import Denial, SigningPolicy
 from authd.snapshot import Snapshot, View, allows_all, with_fresh_caches
-from authd.zone import ZoneVersion, compile_rrsets, load_zone
+from authd.zone import (
+    ZoneVersion,
+    compile_grouping,
+    compile_rrsets,
+    group_records,
+    load_zone,
+)
+from authd.zonefile import Record
+
+RdataType = dns.rdatatype.RdataType
 
 #: Appended to a journal problem: the zone keeps serving, IXFR from memory only.
 MEMORY_ONLY = "IXFR history kept in memory only"
@@ -81,6 +102,9 @@ class Stored:
     # A secondary's stored copy that must not be served (torn, altered, a folder):
     # why.  The zone then waits for a full transfer.
     copy_problem: str | None = None
+    # A signed primary's version as served at the last stop, restored
+    # (``restore_signed``) when signed under the same policy and keys.
+    signed: ZoneVersion | None = None
     # A primary's last-good copy (``keeps_last_good``), read only when needed:
     # its serial and source (digest, files) come from its first lines, and
     # *last_good* loads it whole (the version, or None and why not).
@@ -339,6 +363,48 @@ def sign_version(
     return dataclasses.replace(version, files=unsigned.files, inline=inline)
 
 
+def signing_fingerprint(policy: SigningPolicy, tags: tuple[tuple[int, int, str], ...]) -> str:
+    """What a stored signed copy was signed under: the policy and the keys'
+    (tag, algorithm, role); a copy signed under another is not reused."""
+    return hashlib.sha256(f"{policy!r} {tags!r}".encode()).hexdigest()
+
+
+def key_tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
+    return _tags(keys)
+
+
+def restore_signed(
+    zc: ZoneConfig, stored: ZoneVersion, keys: Sequence[SigningKey]
+) -> ZoneVersion | None:
+    """The signed version a restart finds in the state folder (``signed_copy``),
+    remembering what it was signed from as a fresh signing would: so the zone
+    serves it as it was (same serial, same signatures) when the file did not
+    change, and an edit made meanwhile re-signs only what changed.  None when
+    it holds no DNSKEY (not a signed copy)."""
+    policy = zc.dnssec
+    assert policy is not None
+    rrsets: dict[tuple[dns.name.Name, RdataType], dns.rrset.RRset] = {}
+    sigs: dict[tuple[dns.name.Name, RdataType], dns.rrset.RRset] = {}
+    unsigned: list[Record] = []
+    for table in stored.tables():
+        for name, node in table.items():
+            for key, rrset in node.items():
+                if is_sig_key(key):
+                    sigs[(name, covered_type(key))] = rrset
+                    continue
+                rrsets[(name, key)] = rrset
+                if key not in SIGNER_TYPES:
+                    unsigned.extend(Record(name, rrset.ttl, rd, zc.file, 0) for rd in rrset)
+    if (zc.name, RdataType.DNSKEY) not in rrsets:
+        return None
+    result = compile_grouping(group_records(zc.name, unsigned, zc.file), zc.lab_waive, wire=False)
+    if result.version is None:
+        return None
+    signed = SignedZone(zc.name, rrsets, sigs, nsec3=policy.denial is Denial.NSEC3)
+    inline = Inline(result.version, signed, policy, _tags(keys))
+    return dataclasses.replace(stored, inline=inline)
+
+
 def changed_names(old: ZoneVersion, new: ZoneVersion) -> set[dns.name.Name]:
     """The owner names whose records differ between two unsigned versions."""
     cs = diff(old, new)
@@ -515,6 +581,7 @@ def plan_snapshot(
             else:
                 found = Stored()
             version: ZoneVersion | None
+            restored: ZoneVersion | None = None  # a signed copy from the last stop
             if zc.catalog_role is CatalogRole.GENERATE:
                 version, event, record = generated_catalog(
                     vc.name,
@@ -548,9 +615,15 @@ def plan_snapshot(
                 # served before: the same serial with another content is refused
                 # exactly as a running reload refuses it, and that copy serves.
                 last, note, same_source = None, found.last_good_note, False
+                restored = found.signed if first else None
+                if restored is not None and floor is not None and floor != restored.serial:
+                    restored = None  # not the last version served: the journal went on
                 version, event = load_one(
-                    vc.name, zc, old, now, floor, remembered, signing, problem_keys
+                    vc.name, zc, restored or old, now, floor, remembered, signing, problem_keys
                 )
+                if restored is not None:
+                    # Served as it was before the stop, or re-signed from it.
+                    event = _restarted(event, restored)
                 if first and keeps_last_good(zc) and found.last_good is not None:
                     source = found.last_good_source
                     same_source = source is not None and content_digest(source[1]) == source[0]
@@ -582,16 +655,29 @@ def plan_snapshot(
                     source = (content_digest(version.files), tuple(sorted(version.files)))
                     last_good.append(LastGood(vc.name, zc.name, version, source))
             zones[zc.name] = loaded[(vc.name, zc.name)] = version
-            plan = plan_journal(
-                opts,
-                vc.name,
-                zc.name,
-                old,
-                version,
-                old_journal,
-                first_load=reread,
-                problem=problem,
-            )
+            if (
+                restored is not None
+                and version is not None
+                and version is not restored
+                and old_journal is not None
+            ):
+                # The history ends at the version restored from the last stop;
+                # the edit made meanwhile continues it (IXFR from there is small).
+                plan = plan_journal(
+                    opts, vc.name, zc.name, None, restored, old_journal, True, problem
+                )
+                plan = plan_journal(opts, vc.name, zc.name, restored, version, plan.journal)
+            else:
+                plan = plan_journal(
+                    opts,
+                    vc.name,
+                    zc.name,
+                    old,
+                    version,
+                    old_journal,
+                    first_load=reread,
+                    problem=problem,
+                )
             journals[zc.name] = loaded_journals[(vc.name, zc.name)] = plan.journal
             if plan.write is not None:
                 writes.append(plan.write)

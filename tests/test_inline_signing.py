@@ -74,8 +74,15 @@ def lab() -> Iterator[Lab]:
     yield from running_lab()
 
 
-def start(lab: Lab, policy: str, serial: int = 1) -> tuple[Any, Path, Path]:
-    zone_file = lab.write("example.test.zone", ZONE_TEXT.format(serial=serial, www="192.0.2.2"))
+def start(
+    lab: Lab,
+    policy: str,
+    serial: int = 1,
+    port: int | None = None,
+    www: str = "192.0.2.2",
+    label: str = "authd",
+) -> tuple[Any, Path, Path]:
+    zone_file = lab.write("example.test.zone", ZONE_TEXT.format(serial=serial, www=www))
     state = lab.dir / "state"
     config = {
         "options": {"state_dir": str(state)},
@@ -90,7 +97,7 @@ def start(lab: Lab, policy: str, serial: int = 1) -> tuple[Any, Path, Path]:
             }
         ],
     }
-    server = lab.start_config("authd", config)
+    server = lab.start_config(label, config, port)
     return server, zone_file, state
 
 
@@ -436,3 +443,44 @@ def test_unbound_with_a_trust_anchor_that_matches_no_key_fails_to_validate(lab: 
     resolver = lab.add("unbound", start_unbound(server.port, [wrong], stubs=stubs))
     reply = resolve(resolver.port, "www.example.test.", "A")
     assert reply.rcode() == dns.rcode.SERVFAIL, reply
+
+
+def _signatures(zone: dns.zone.Zone) -> set[str]:
+    return {
+        f"{name} {rd.to_text()}"
+        for name, node in zone.nodes.items()
+        for rds in node
+        if rds.rdtype == dns.rdatatype.RRSIG
+        for rd in rds
+    }
+
+
+def test_a_restart_serves_the_signed_version_as_it_was_and_an_edit_meanwhile_resigns_only_it(
+    lab: Lab,
+) -> None:
+    """A stop stores the signed version served (state_dir, checksummed); the
+    next start serves it again: same serial, same signatures (not a whole new
+    set, which the secondaries would never ask for under the same serial and
+    whose old ones would expire there).  A file edited while stopped is signed
+    from it: a new serial, every other signature kept, a small IXFR."""
+    server, _zone_file, _state = start(lab, "nsec")
+    before = axfr(server.port)
+    port = server.port
+    server.stop()
+    again, _zone_file, _state = start(lab, "nsec", port=port, label="authd restarted")
+    after = axfr(again.port)
+    assert int(after.find_rdataset("@", "SOA")[0].serial) == 1
+    assert _signatures(after) == _signatures(before)
+    verify(after, lab.dir / "restarted.zone", True)
+    again.stop()
+    start(lab, "nsec", 2, port, "192.0.2.22", "authd restarted after an edit")
+    edited = axfr(port)
+    assert int(edited.find_rdataset("@", "SOA")[0].serial) == 2
+    kept = _signatures(edited) & _signatures(before)
+    assert len(kept) >= len(_signatures(before)) - 4, (len(kept), len(_signatures(before)))
+    verify(edited, lab.dir / "edited.zone", True)
+    messages = list(
+        dns.query.xfr(HOST, ZONE, rdtype=dns.rdatatype.IXFR, serial=1, port=port, timeout=10)
+    )
+    records = sum(len(rrset) for m in messages for rrset in m.answer)
+    assert 4 <= records <= 16, "\n".join(str(r) for m in messages for r in m.answer)

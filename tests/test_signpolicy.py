@@ -165,6 +165,11 @@ def test_a_zone_without_a_policy_name_gets_the_default(tmp_path: Path) -> None:
     assert _config(tmp_path, {}).views[0].zones[0].dnssec is None
 
 
+def test_a_secondary_zone_may_be_signed_bump_in_the_wire(tmp_path: Path) -> None:
+    zone = {"dnssec": {}, "type": "secondary", "primaries": ["192.0.2.1"], "file": "a.zone"}
+    assert _config(tmp_path, zone).views[0].zones[0].dnssec == DEFAULT
+
+
 @pytest.mark.parametrize(
     ("zone", "message"),
     [
@@ -174,11 +179,6 @@ def test_a_zone_without_a_policy_name_gets_the_default(tmp_path: Path) -> None:
         ({"dnssec": "default"}, r"zones\[0\]\.dnssec: expected a mapping"),
     ],
 )
-def test_a_secondary_zone_may_be_signed_bump_in_the_wire(tmp_path: Path) -> None:
-    zone = {"dnssec": {}, "type": "secondary", "primaries": ["192.0.2.1"], "file": "a.zone"}
-    assert _config(tmp_path, zone).views[0].zones[0].dnssec == DEFAULT
-
-
 def test_zone_dnssec_refusals_name_the_key(
     tmp_path: Path, zone: dict[str, Any], message: str
 ) -> None:

@@ -38,7 +38,7 @@ from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import retire
 from authd.adapters.metrics import Metrics, MetricsCollector, ZoneRow
-from authd.adapters.state import JournalChange, record_change
+from authd.adapters.state import JournalChange, record_change, write_signed_copies
 from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
@@ -778,6 +778,10 @@ class Service:
         self._stopping = True
         if self._signing_call is not None and self._signing_call.active():
             self._signing_call.cancel()
+        # The signed versions served, for the next start to serve as they are.
+        if self.snapshot is not None:
+            for problem in write_signed_copies(self.config, self.snapshot):
+                log.warn("{problem}", problem=problem)
         daemon.sd_notify("STOPPING=1")
         deadline = self._reactor.seconds() + self.config.options.shutdown_timeout
         for port in self._tcp_ports:

@@ -44,8 +44,11 @@ from authd.build import (
     ZoneLoadEvent,
     first_loads,
     keeps_last_good,
+    key_tags,
     plan_journal,
     plan_snapshot,
+    restore_signed,
+    signing_fingerprint,
 )
 from authd.changeset import Changeset
 from authd.config import Config, ZoneConfig, ZoneType, state_file
@@ -112,14 +115,20 @@ def build_snapshot(
     """
     copies = secondary_copies(config)
     primaries = last_good_zones(config)
+    signed = {
+        (vc.name, zc.name): zc for vc in config.views for zc in vc.zones if _keeps_signed_copy(zc)
+    }
+    keys, problems = signing_keys(config, int(now))
     stored = {}
     for view, zone, managed in first_loads(config, previous):
         found = read_stored(config, view, zone, managed, copies.get((view, zone)))
         zc = primaries.get((view, zone))
         if zc is not None:
             found = _with_last_good(config, view, zc, found)
+        zc = signed.get((view, zone))
+        if zc is not None and zone in keys:
+            found = _with_signed_copy(config, view, zc, keys[zone], found)
         stored[(view, zone)] = found
-    keys, problems = signing_keys(config, int(now))
     built = plan_snapshot(config, previous, generation, now, only, stored, keys, problems)
     return perform(config, built)
 
@@ -187,6 +196,65 @@ def secondary_copies(config: Config) -> dict[tuple[str, dns.name.Name], str]:
         for zc in vc.zones
         if zc.type is ZoneType.SECONDARY and zc.in_view is None
     }
+
+
+def signed_copy_path(config: Config, view: str, zone: dns.name.Name) -> str:
+    return state_file(config.state_dir, view, zone, ".signed")
+
+
+def write_signed_copies(config: Config, snapshot: Snapshot) -> list[str]:
+    """At a stop: each signed primary's served version, so the next start
+    serves it again rather than signing everything anew (new signatures,
+    and a new serial if a re-signing had moved it past the file's).  Returns
+    what could not be written."""
+    problems = []
+    for vc in config.views:
+        view = next((v for v in snapshot.views if v.name == vc.name), None)
+        if view is None:
+            continue
+        for zc in vc.zones:
+            version = view.zones.get(zc.name)
+            if not _keeps_signed_copy(zc) or version is None or version.inline is None:
+                continue
+            inline = version.inline
+            note = "signing " + signing_fingerprint(inline.policy, inline.keys)
+            path = signed_copy_path(config, vc.name, zc.name)
+            try:
+                write_copy(path, version, note)
+            except OSError as e:
+                problems.append(f"zone {zc.name}: cannot store the signed copy {path}: {e}")
+    return problems
+
+
+def _keeps_signed_copy(zc: ZoneConfig) -> bool:
+    return zc.type is ZoneType.PRIMARY and zc.dnssec is not None and zc.in_view is None
+
+
+def _with_signed_copy(
+    config: Config, view: str, zc: ZoneConfig, keys: tuple[ZoneKey, ...], found: Stored
+) -> Stored:
+    """*found* with the signed copy of the last stop restored, if it was signed
+    under the policy and keys the zone has now; a copy that is torn, unreadable
+    or signed otherwise is ignored (the zone is signed anew, as before)."""
+    path = signed_copy_path(config, view, zc.name)
+    assert zc.dnssec is not None
+    if not os.path.isfile(path) or check_copy(path) is not None:
+        return found
+    try:
+        with open(path, "rb") as f:
+            f.readline(MAX_LAST_GOOD_HEAD_LINE)
+            note = f.readline(MAX_LAST_GOOD_HEAD_LINE).decode("utf-8", "replace").strip()
+        if note != "; signing " + signing_fingerprint(zc.dnssec, key_tags(keys)):
+            return found
+        result = load_zone(
+            zc.name, path, zc.max_records, max_records_per_rrset=zc.max_records_per_rrset
+        )
+    except (ZoneError, OSError):
+        return found
+    if result.version is None:
+        return found
+    stored = dataclasses.replace(result.version, file=zc.file, files=frozenset({zc.file}))
+    return dataclasses.replace(found, signed=restore_signed(zc, stored, keys))
 
 
 def last_good_zones(config: Config) -> dict[tuple[str, dns.name.Name], ZoneConfig]:
