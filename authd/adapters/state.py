@@ -604,7 +604,7 @@ def remove_zone_state(config: Config, view: str, zone: dns.name.Name, copy: str)
     name reconciles its journal at load)."""
     removed = []
     paths = (copy, journal_path(config, view, zone), served_path(config, view, zone))
-    for path in (*paths, last_good_path(config, view, zone)):
+    for path in (*paths, last_good_path(config, view, zone), signed_copy_path(config, view, zone)):
         try:
             os.unlink(path)
         except OSError:
