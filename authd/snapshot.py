@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import dns.name
 import dns.tsig
 
-from authd import cookies, ratelimit
+from authd import cookies, fastpath, ratelimit
 from authd.acl import CompiledAcl
 from authd.answercache import AnswerCache
 from authd.config import Options, ZoneConfig
@@ -91,6 +91,12 @@ class Snapshot:
     limiter: ratelimit.Limiter | None = None
     # DNS cookie secrets (RFC 7873); None: cookies are off (or no secret yet).
     cookies: cookies.Secrets | None = None
+    # The lean path for plain queries (authd.fastpath), bound to this snapshot's
+    # caches and zones; None: every query takes authd.query.handle.
+    fast: fastpath.FastAnswer | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fast", fastpath.make(self))
 
     def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
         """The version *view* serves for *zone*, if any."""
