@@ -21,12 +21,15 @@ response it does produce to the engine's, section by section.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 import dns.name
 
 from authd.compiled import (
     CompiledZone,
+    NodeWire,
     RRsetWire,
     WireName,
     in_zone,
@@ -57,7 +60,10 @@ FLAG_QR_AA = 0x8400
 FLAG_QR = 0x8000
 _NO_DATA: tuple[RRsetWire, ...] = ()
 LOW14 = 0x3FFF
-_AT_QUESTION = b"\xc0\x0c"  # a pointer to the question's name (RFC 1035 4.1.4)
+_AT_QUESTION = b"\xc0\x0c"
+_ABSENT: Any = (
+    object()
+)  # not a key of the zone table  # a pointer to the question's name (RFC 1035 4.1.4)
 
 
 def zone_table(zones: Mapping[dns.name.Name, ZoneVersion | None]) -> WireTable:
@@ -122,73 +128,126 @@ def rollback(out: bytearray, names: dict[bytes, int], start: int) -> None:
         del names[k]
 
 
+@functools.cache
 def _opt_record(payload: int) -> bytes:
     """Our OPT record without options (RFC 6891 6.1.2), as ``respond`` writes it."""
     return b"\x00\x00\x29" + payload.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 
 
-def _shortcut(
-    query: bytes, key: QuestionKey, zone: CompiledZone, limit: int, payload: int, minimal: bool
+@functools.cache
+def _flag_bytes(flags: int) -> bytes:
+    return flags.to_bytes(2, "big")
+
+
+# Per zone one label above the names ``quick`` answers: the zone, its node
+# shards and mask, and whether a wildcard sits right below its apex.
+QuickZone = tuple[CompiledZone, tuple[dict[bytes, NodeWire], ...], int, bool]
+QuickTable = dict[bytes, QuickZone]
+
+
+def quick_table(table: WireTable) -> QuickTable:
+    """What ``quick`` reads of *table*'s zones, by apex key; zones with a DNAME
+    at the apex (every name below is redirected) are left to ``respond``."""
+    out: QuickTable = {}
+    for origin, zone in table.items():
+        if zone is not None and not zone.apex_dname:
+            out[origin] = (zone, zone.shards, zone.mask, zone.node(b"\x01*" + origin) is not None)
+    return out
+
+
+def quick(
+    query: bytes,
+    key: QuestionKey,
+    table: WireTable,
+    quicks: QuickTable,
+    limit: int,
+    payload: int,
+    minimal: bool,
 ) -> tuple[bytes, Token] | None:
-    """The two commonest answers, byte for byte as the walk in ``respond``
-    renders them, in a few steps: a name that does not exist one label below
-    an ordinary node (a random-subdomain flood's NXDOMAIN) or a name without the
-    type asked (NODATA), both with the SOA bytes memoised by qname length; and
-    one RRset without names in its rdata at the qname (A, AAAA, TXT...).  None:
-    anything else, which the walk answers."""
+    """The commonest answers one label below a zone's apex, byte for byte as
+    ``respond``'s walk renders them, in far fewer steps: a name that does not
+    exist (a random-subdomain flood's NXDOMAIN) or lacks the type (NODATA),
+    both with the SOA bytes the walk memoised for the qname's length; and one
+    RRset without compressible names in its rdata (A, AAAA, TXT...).  None:
+    anything else (and NSID, DO, other classes), for ``respond``.  *quicks* is
+    ``quick_table(table)``."""
     lower = key.qname
-    qlen = len(lower)
-    shards = zone.shards
-    mask = zone.mask
+    parent = lower[lower[0] + 1 :]
+    entry = quicks.get(parent)
+    if entry is None:
+        return None
+    qtype = key.qtype
+    if (
+        key.do
+        or key.nsid
+        or key.qclass != 1
+        or qtype in _ENGINE_TYPES
+        or 128 <= qtype <= 255
+        or lower in table
+    ):
+        return None
+    zone, shards, mask, wild = entry
     node = shards[hash(lower) & mask].get(lower)
     if node is None:
-        parent = lower[lower[0] + 1 :]
-        up = shards[hash(parent) & mask].get(parent)
-        if up is None or up.stop is not None or up.dname is not None or up.referral is not None:
+        if wild:
             return None
-        if zone.wildcards and b"\x01*" + parent in shards[hash(b"\x01*" + parent) & mask]:
-            return None
-        if parent != zone.origin or lower in zone.negative_keys:
-            return None
-        rcode = RCODE_NXDOMAIN
-        token: Token = (Kind.NXDOMAIN, zone.origin, 0)
-    elif node.stop is not None or node.referral is not None or node.cname is not None:
+        flags = FLAG_QR_AA | RCODE_NXDOMAIN
+        counts = _NEGATIVE_COUNTS
+        token: Token = (Kind.NXDOMAIN, parent, 0)
+    elif node.referral is not None or node.cname is not None:
         return None
     else:
-        rr = node.rrsets.get(key.qtype)
+        rr = node.rrsets.get(qtype)
         if rr is not None:
             tails = rr.tails
-            if tails is None or qlen <= 1 or (not minimal and node.extra.get(key.qtype)):
+            if tails is None or (not minimal and node.extra and node.extra.get(qtype)):
                 return None
             body = _AT_QUESTION + _AT_QUESTION.join(tails)
-            counts = b"\x00\x01" + rr.count.to_bytes(2, "big") + b"\x00\x00"
-            token = (Kind.ANSWER, lower, key.qtype)
-            rcode = -1
+            counts = _COUNTS.get(rr.count) or _counts(rr.count)
+            token = (Kind.ANSWER, lower, qtype)
+            flags = FLAG_QR_AA
         else:
-            if lower != zone.origin and (
-                lower[lower[0] + 1 :] != zone.origin or lower in zone.negative_keys
-            ):
-                return None
-            rcode = 0
+            flags = FLAG_QR_AA
+            counts = _NEGATIVE_COUNTS
             token = (Kind.NODATA, lower, 0)
-    if rcode >= 0:
-        memo = zone.negative_by_length.get(qlen)
+    if counts is _NEGATIVE_COUNTS:
+        if lower in zone.negative_keys:
+            return None
+        memo = zone.negative_by_length.get(len(lower))
         if memo is None:
             return None  # the walk renders it first, and memoises it
         body = memo
-        counts = b"\x00\x01\x00\x00\x00\x01"
-    qend = HEADER_LEN + qlen + 4
+    qend = HEADER_LEN + len(lower) + 4
     if key.payload is None:
         if qend + len(body) > limit:
             return None
-        tail = b"\x00\x00"
-    else:
-        if qend + len(body) + OPT_FIXED_SIZE > limit:
-            return None
-        tail = b"\x00\x01"
-        body += _opt_record(payload)
-    flags = (FLAG_QR_AA | key.flags | (rcode if rcode > 0 else 0)).to_bytes(2, "big")
-    return b"".join((query[:2], flags, counts, tail, query[HEADER_LEN:qend], body)), token
+        return b"".join(
+            (query[:2], _flag_bytes(flags | key.flags), counts, b"\x00\x00", query[12:qend], body)
+        ), token
+    if qend + len(body) + OPT_FIXED_SIZE > limit:
+        return None
+    return b"".join(
+        (
+            query[:2],
+            _flag_bytes(flags | key.flags),
+            counts,
+            b"\x00\x01",
+            query[12:qend],
+            body,
+            _opt_record(payload),
+        )
+    ), token
+
+
+_NEGATIVE_COUNTS = b"\x00\x01\x00\x00\x00\x01"  # QD 1, AN 0, NS 1 (ARCOUNT follows)
+
+
+def _counts(answers: int) -> bytes:
+    """QDCOUNT 1, ANCOUNT *answers*, NSCOUNT 0 (ARCOUNT follows)."""
+    return b"\x00\x01" + answers.to_bytes(2, "big") + b"\x00\x00"
+
+
+_COUNTS = {n: _counts(n) for n in range(1, 17)}
 
 
 def respond(
@@ -213,9 +272,8 @@ def respond(
     lower = key.qname
     pos = 0
     while True:
-        suffix = lower[pos:] if pos else lower
-        if suffix in table:
-            zone = table[suffix]
+        zone = table.get(lower[pos:] if pos else lower, _ABSENT)
+        if zone is not _ABSENT:
             if zone is None:
                 return None
             break
@@ -228,10 +286,6 @@ def respond(
     origin = zone.origin
     shards = zone.shards
     mask = zone.mask
-    if not zone.apex_dname and not key.nsid:
-        quick = _shortcut(query, key, zone, limit, payload, minimal)
-        if quick is not None:
-            return quick
     qcase = query[HEADER_LEN : HEADER_LEN + qlen]
     answer: list[tuple[RRsetWire, WireName | None]] = []
     authority: tuple[RRsetWire, ...] = _NO_DATA
@@ -440,4 +494,13 @@ def respond(
     return bytes(out), token
 
 
-__all__ = ["WireTable", "put_rrset", "respond", "rollback", "zone_table"]
+__all__ = [
+    "QuickTable",
+    "WireTable",
+    "put_rrset",
+    "quick",
+    "quick_table",
+    "respond",
+    "rollback",
+    "zone_table",
+]

@@ -31,6 +31,7 @@ __all__ = ["DOORKEEPER_BUCKETS", "FastAnswer", "make"]
 
 # Query bytes and whether it came over UDP -> the response, or None.
 FastAnswer = Callable[[bytes, bool], "bytes | None"]
+CacheKey = tuple[int, bytes, int, int, int, int, bool, bool, bool, bool, bool]
 
 DOORKEEPER_BUCKETS = 1 << 18  # 256 KiB; half set before it is zeroed
 
@@ -50,6 +51,7 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
     ):
         return None
     table = assemble.zone_table(view.zones)
+    quicks = assemble.quick_table(table)
     front = snapshot.front
     cache = snapshot.cache
     capacity = opts.answer_cache_entries
@@ -60,6 +62,7 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
     question_key = wire.question_key
     patch = wire.patch_response
     respond = assemble.respond
+    quick = assemble.quick
     cache_get = cache.get
     cache_put = cache.put
     front_get = front.get if front is not None else None
@@ -70,7 +73,8 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
 
     def answer(data: bytes, udp: bool) -> bytes | None:
         nonlocal marks
-        fkey = (data[2:], udp)
+        tail = data[2:]
+        fkey = (tail, udp)
         if front_get is not None:
             hit = front_get(fkey)
             if hit is not None:
@@ -85,42 +89,48 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
             limit = NO_EDNS_UDP_LIMIT
         else:
             limit = min(max(payload, MIN_EDNS_UDP_PAYLOAD), udp_max)
-        # The full path's key (authd.query.handle), so both share one cache.
-        ckey = (
-            index,
-            key.qname,
-            key.qtype,
-            key.qclass,
-            key.flags,
-            limit,
-            payload is not None,
-            key.do,
-            key.nsid,
-            udp,
-            False,
+        # A query never seen before (since the doorkeeper was last zeroed) is
+        # answered without looking in the caches, and not cached.
+        bucket = hash(tail) & mask  # the hash the front cache's lookup left on *tail*
+        seen = door[bucket]
+        ckey: CacheKey | None = None
+        if seen and capacity:
+            # The full path's key (authd.query.handle), so both share one cache.
+            ckey = (
+                index,
+                key.qname,
+                key.qtype,
+                key.qclass,
+                key.flags,
+                limit,
+                payload is not None,
+                key.do,
+                key.nsid,
+                udp,
+                False,
+            )
+            cached = cache_get(ckey)
+            if cached is not None:
+                out = patch(cached[0], data, len(key.qname))
+                if front_put is not None:
+                    front_put(fkey, (out[2:], cached[1], cached[2]), capacity)
+                return out
+        made = quick(data, key, table, quicks, limit, udp_max, minimal) or respond(
+            data, key, table, limit, udp_max, nsid if key.nsid else None, minimal
         )
-        cached = cache_get(ckey)
-        if cached is not None:
-            out = patch(cached[0], data, len(key.qname))
-            if front_put is not None:
-                front_put(fkey, (out[2:], cached[1], cached[2]), capacity)
-            return out
-        made = respond(data, key, table, limit, udp_max, nsid if key.nsid else None, minimal)
         if made is None:
             return None
         out = made[0]
-        if capacity:
-            bucket = hash(fkey) & mask
-            if door[bucket]:
-                cache_put(ckey, (out, made[1], None), capacity)
-                if front_put is not None:
-                    front_put(fkey, (out[2:], made[1], None), capacity)
-            else:
-                door[bucket] = 1
-                marks += 1
-                if marks > DOORKEEPER_BUCKETS // 2:
-                    door[:] = bytes(DOORKEEPER_BUCKETS)
-                    marks = 0
+        if ckey is not None:
+            cache_put(ckey, (out, made[1], None), capacity)
+            if front_put is not None:
+                front_put(fkey, (out[2:], made[1], None), capacity)
+        elif not seen:
+            door[bucket] = 1
+            marks += 1
+            if marks > DOORKEEPER_BUCKETS // 2:
+                door[:] = bytes(DOORKEEPER_BUCKETS)
+                marks = 0
         return out
 
     return answer

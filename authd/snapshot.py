@@ -27,7 +27,7 @@ from authd.journal import Journal
 from authd.zone import ZoneVersion
 
 if TYPE_CHECKING:
-    from authd.assemble import WireTable
+    from authd.assemble import QuickTable, WireTable
 
 __all__ = [
     "CacheEntry",
@@ -82,9 +82,9 @@ class Snapshot:
     # Per view index: its zone table and that table's compiled zones by apex
     # key (authd.assemble), made on the first query; stale once the view's
     # zone table is another object.
-    wire_tables: dict[int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable]] = field(
-        default_factory=dict
-    )
+    wire_tables: dict[
+        int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable, QuickTable]
+    ] = field(default_factory=dict)
     # The one view, when it answers every client alike (no ACL to evaluate).
     open_view: View | None = None
     # Response rate limiting: the buckets live across snapshots; None: off.
