@@ -54,6 +54,7 @@ TYPE_DS = 43
 # those), type 0, OPT (FORMERR) and the meta and question-only types 128-255
 # (ANY, AXFR, TSIG...), which are never plain data (RFC 6895 section 3.1).
 _ENGINE_TYPES = frozenset({0, 41, TYPE_DS, 46, 47, 50, 51})
+_NOT_QUICK = _ENGINE_TYPES | frozenset(range(128, 256))
 RCODE_NXDOMAIN = 3
 RCODE_YXDOMAIN = 6
 FLAG_QR_AA = 0x8400
@@ -177,14 +178,7 @@ def quick(
     if entry is None:
         return None
     qtype = key.qtype
-    if (
-        key.do
-        or key.nsid
-        or key.qclass != 1
-        or qtype in _ENGINE_TYPES
-        or 128 <= qtype <= 255
-        or lower in table
-    ):
+    if key.do or key.nsid or key.qclass != 1 or qtype in _NOT_QUICK or lower in table:
         return None
     zone, shards, mask, wild = entry
     node = shards[hash(lower) & mask].get(lower)
