@@ -26,7 +26,7 @@ from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from authd import cookies, reloads
+from authd import cookies, parentds, reloads, rollover
 from authd import status as status_mod
 from authd.adapters import control, daemon
 from authd.adapters import metrics as metrics_mod
@@ -38,7 +38,7 @@ from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import retire
 from authd.adapters.metrics import Metrics, MetricsCollector, ZoneRow
-from authd.adapters.state import JournalChange, record_change
+from authd.adapters.state import JournalChange, record_change, step_keys
 from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
@@ -46,7 +46,7 @@ from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.journal import Journal
-from authd.limits import COOKIE_SECRET_LEN, SIGNING_RETRY, TCP_LISTEN_BACKLOG
+from authd.limits import COOKIE_SECRET_LEN, KEY_EVENT_MARGIN, SIGNING_RETRY, TCP_LISTEN_BACKLOG
 from authd.query import Reply
 from authd.signer import Inline
 from authd.snapshot import Snapshot, with_zone
@@ -135,6 +135,7 @@ class Service:
             "notify": control.Command(self._ctl_notify, control.ZoneArg.REQUIRED),
             "retransfer": control.Command(self._ctl_retransfer, control.ZoneArg.REQUIRED),
             "stop": control.Command(self._ctl_stop),
+            "keys": control.Command(self._ctl_keys, control.ZoneArg.REQUIRED, args=True),
         }
 
     def notify_changed(self, events: list[ZoneLoadEvent]) -> None:
@@ -187,21 +188,29 @@ class Service:
                 out[(view, zone.to_text())] = float(expiry)
         return out
 
+    @staticmethod
+    def _next_due(inline: Inline) -> float | None:
+        """When *inline*'s zone needs a new signed version: its first signature
+        due for refresh, or its next key event (a rollover step)."""
+        times = [inline.signed.next_refresh(inline.policy)]
+        if inline.next_key_event is not None:
+            times.append(inline.next_key_event[0])
+        found = [float(t) for t in times if t is not None]
+        return min(found, default=None)
+
     def _schedule_signing(self) -> None:
-        """Arm one timer for the first signature to fall due for refresh."""
+        """Arm one timer for the first signature to fall due for refresh or the
+        first key event (``authd.rollover``) of the zones authd signs."""
         if self._signing_call is not None and self._signing_call.active():
             self._signing_call.cancel()
         self._signing_call = None
         signed = self._signed_zones()
-        due = [
-            at
-            for _, _, inline in signed
-            if (at := inline.signed.next_refresh(inline.policy)) is not None
-        ]
+        due = [at for _, _, inline in signed if (at := self._next_due(inline)) is not None]
         if not due or self._stopping:
             return
         first = min(due)
-        delay = max(first - time.time(), 0.0)
+        # Key times are whole seconds: wake just after, so the build sees the step.
+        delay = max(first - time.time(), 0.0) + KEY_EVENT_MARGIN
         if self._resigned_for is not None and first <= self._resigned_for:
             # Still due after a re-signing for it: that one failed (and was
             # logged); retry later, what is served stays valid until it expires.
@@ -213,18 +222,103 @@ class Service:
     def _resign_due(self) -> None:
         self._signing_call = None
         now = time.time()
-        due = {
-            (view, zone)
-            for view, zone, inline in self._signed_zones()
-            if (at := inline.signed.next_refresh(inline.policy)) is not None and at <= now + 1
-        }
-        if not due:
+        refresh: set[tuple[str, dns.name.Name]] = set()
+        steps: set[tuple[str, dns.name.Name]] = set()
+        for view, zone, inline in self._signed_zones():
+            at = inline.signed.next_refresh(inline.policy)
+            if at is not None and at <= now + 1:
+                refresh.add((view, zone))
+            event = inline.next_key_event
+            if event is not None and event[0] <= now + 1:
+                steps.add((view, zone))
+        if not refresh and not steps:
             self._schedule_signing()
             return
         self._resigned_for = now + 1
-        names = ", ".join(sorted(zone.to_text() for _, zone in due))
-        log.info("re-signing {zones}: signatures due for refresh", zones=names)
-        self.reload(only=due)
+        if refresh:
+            names = ", ".join(sorted(zone.to_text() for _, zone in refresh))
+            log.info("re-signing {zones}: signatures due for refresh", zones=names)
+        if steps:
+            names = ", ".join(sorted(zone.to_text() for _, zone in steps))
+            log.info("re-signing {zones}: key rollover step due", zones=names)
+        self.reload(only=self._with_parents(refresh | steps))
+
+    def _with_parents(
+        self, targets: set[tuple[str, dns.name.Name]]
+    ) -> set[tuple[str, dns.name.Name]]:
+        """*targets* and the parents served here whose DS follow them (``authd.parentds``)."""
+        out = set(targets)
+        for vc in self.config.views:
+            followed = parentds.followed(vc)
+            out |= {(vc.name, followed[z]) for v, z in targets if v == vc.name and z in followed}
+        return out
+
+    # -- authd ctl keys: ds-seen, rollover ---------------------------------------
+
+    def _ctl_keys(
+        self, targets: list[tuple[str, dns.name.Name]], zone: str | None, args: list[str]
+    ) -> Any:
+        usage = "usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk"
+        if not args or args[0] not in ("ds-seen", "rollover") or not targets:
+            return {"ok": False, "error": usage}
+        action, rest = args[0], args[1:]
+        name = targets[0][1]
+        zc = next(
+            (z for vc in self.config.views for z in vc.zones if z.name == name and z.dnssec),
+            None,
+        )
+        if zc is None or zc.dnssec is None:
+            return {"ok": False, "error": f"{name.to_text()} is not signed by authd"}
+        policy = zc.dnssec
+        tag: int | None = None
+        asked: tuple[str, ...] = ()
+        if action == "ds-seen":
+            if len(rest) > 1 or (rest and not rest[0].isdigit()):
+                return {"ok": False, "error": usage}
+            tag = int(rest[0]) if rest else None
+        else:
+            if len(rest) != 1 or rest[0] not in rollover.ROLLABLE:
+                return {"ok": False, "error": usage}
+            asked = (rest[0],)
+        state_dir = self.config.state_dir
+
+        def work() -> None:
+            step_keys(
+                state_dir,
+                name,
+                policy,
+                int(time.time()),
+                asked=asked,
+                ds_tag=tag,
+                ds_seen=action == "ds-seen",
+            )
+
+        def done(_: None) -> Any:
+            log.info(
+                "keys {action} {zone}{extra} (control channel)",
+                action=action,
+                zone=name.to_text(),
+                extra=f" {' '.join(rest)}" if rest else "",
+            )
+            d = self.reload(only=self._with_parents(set(targets)))
+            return d.addCallback(reloaded)
+
+        def reloaded(problems: list[str]) -> dict[str, Any]:
+            if problems:
+                return {"ok": False, "error": "; ".join(problems)}
+            what = "DS seen" if action == "ds-seen" else f"{rest[0]} rollover started"
+            return {"ok": True, "message": f"{name.to_text()}: {what}, re-signed"}
+
+        def failed(failure: Failure) -> dict[str, Any]:
+            if failure.check(AuthdError):
+                return {"ok": False, "error": f"{name.to_text()}: {failure.getErrorMessage()}"}
+            log.failure("keys {action} failed", failure, action=action)
+            return {"ok": False, "error": f"keys {action} failed: {failure.getErrorMessage()}"}
+
+        d = threads.deferToThread(work)
+        d.addCallback(done)
+        d.addErrback(failed)
+        return d
 
     def _with_cookie_secret(self, snapshot: Snapshot) -> Snapshot:
         """Cookies on with no secret configured: this run's random one (RFC 7873 s7.1)."""
