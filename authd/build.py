@@ -179,8 +179,13 @@ def load_one(
         # Signatures about to expire: a new signed version, file changed or not.
         resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
         # A key published, activated, retired or asked for by CDS: a new signed version.
-        showing = rollover.key_view(keys, signing.timings(), int(now))
+        t = signing.timings()
+        showing = rollover.key_view(keys, t, int(now))
         resign = resign or (inline is not None and inline.key_view != showing)
+        # Or a key's times changed (a ds-seen planned a swap): the version
+        # carries the schedule that ``ctl status`` shows and the timer follows.
+        upcoming = rollover.next_step(keys, t, int(now))
+        resign = resign or (inline is not None and inline.next_key_event != upcoming)
         # A child's DS changed (a KSK rollover below): the same.
         resign = resign or (child_ds is not None and parentds.differs(served_old, child_ds))
         if inline is not None:

@@ -224,17 +224,23 @@ class Service:
         now = time.time()
         refresh: set[tuple[str, dns.name.Name]] = set()
         steps: set[tuple[str, dns.name.Name]] = set()
+        fired: list[float] = []
         for view, zone, inline in self._signed_zones():
             at = inline.signed.next_refresh(inline.policy)
             if at is not None and at <= now + 1:
                 refresh.add((view, zone))
+                fired.append(at)
             event = inline.next_key_event
-            if event is not None and event[0] <= now + 1:
+            # A key step only once its second has come: the build takes the
+            # steps due at its own (whole-second) time.
+            if event is not None and event[0] <= now:
                 steps.add((view, zone))
+                fired.append(event[0])
         if not refresh and not steps:
             self._schedule_signing()
             return
-        self._resigned_for = now + 1
+        # What this reload is for: still due after it means it failed (retry later).
+        self._resigned_for = max(fired)
         if refresh:
             names = ", ".join(sorted(zone.to_text() for _, zone in refresh))
             log.info("re-signing {zones}: signatures due for refresh", zones=names)
