@@ -107,6 +107,29 @@ def begin(
     raise RolloverError(f"cannot roll a {new.role}")
 
 
+def adopt(keys: Sequence[TimedKey], now: int, t: Timings) -> list[KeyTimes]:
+    """A ZSK published by hand (``authd keys generate`` beside an active one:
+    published, not active) becomes the successor of the current ZSK, taking
+    over once its DNSKEY is in every cache (pre-publication from its publish time)."""
+    old = current(keys, "zsk")
+    out: list[KeyTimes] = []
+    for k in keys:
+        if (
+            old is None
+            or k.role != "zsk"
+            or k.publish is None
+            or k.activate is not None
+            or k.retire is not None
+        ):
+            continue
+        start = min(k.publish, now)
+        timing = dataclasses.replace(t, zsk_lifetime=0)
+        retired, fresh = keytimeline.zsk_rollover(old, k.tag, start, timing)
+        out.extend([retired, dataclasses.replace(fresh, created=k.created)])
+        break  # one successor at a time; a second waits for the next step
+    return out
+
+
 def waiting_for_ds(keys: Sequence[K]) -> list[K]:
     """The new KSKs whose DS the parent has not been seen to have yet."""
     return [
@@ -245,6 +268,7 @@ def next_step(keys: Sequence[TimedKey], t: Timings, now: int) -> tuple[int, str]
 __all__ = [
     "ROLLABLE",
     "RolloverError",
+    "adopt",
     "apply",
     "begin",
     "check_request",

@@ -149,6 +149,14 @@ def test_how_a_key_state_and_its_ds_read(key: KeyTimes, now: int, state: str, ds
     assert rollover.ds_of(key, T, now) == ds
 
 
+def test_a_zsk_published_by_hand_takes_over_after_pre_publication() -> None:
+    keys = [*FIRST, zsk(3, publish=4)]
+    old, new = rollover.adopt(keys, 6, T)
+    assert (new.tag, new.publish, new.activate) == (3, 4, 7)  # publish + Ipub
+    assert (old.tag, old.retire, old.remove) == (2, 7, 10)
+    assert rollover.adopt(rollover.apply(keys, [old, new]), 8, T) == []
+
+
 def test_a_removed_key_leaves_the_index_once_gone_from_every_cache() -> None:
     old = zsk(2, publish=0, activate=0, retire=15, remove=18)
     assert not rollover.gone(old, T, 20)

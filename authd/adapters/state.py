@@ -209,6 +209,9 @@ def step_keys(
                 out.append(dataclasses.replace(first, publish=now, activate=now))
                 taken.add(first.tag)
         ours = [k for k in out if k.algorithm == policy.algorithm and k.role in policy.roles]
+        if "zsk" in policy.roles:
+            changes = rollover.adopt(ours, now, t)
+            out, ours = rollover.apply(out, changes), rollover.apply(ours, changes)
         for role in rollover.due(ours, t, now, policy.roles, asked):
             new = keystore.fresh_key(zone, policy.algorithm, role, now, taken)
             taken.add(new.tag)
