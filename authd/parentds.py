@@ -137,4 +137,35 @@ def with_ds(
     return dataclasses.replace(result.version, files=version.files)
 
 
-__all__ = ["applicable", "child_ds", "differs", "followed", "overrides", "parent_of", "with_ds"]
+def seen_at_parent(
+    waiting: Sequence[int], cds: dns.rrset.RRset | None, answers: Sequence[dns.rrset.RRset | None]
+) -> list[int]:
+    """The tags of *waiting* KSKs whose CDS record every parental agent's DS
+    RRset (*answers*, None: no DS there) carries, by tag, algorithm, digest
+    type and digest: the DS is seen when all the parent's servers have it."""
+    if cds is None or not answers:
+        return []
+    out = []
+    for tag in waiting:
+        mine = {(r.key_tag, r.algorithm, r.digest_type, r.digest) for r in cds if r.key_tag == tag}
+        if not mine:
+            continue
+        if all(
+            answer is not None
+            and mine & {(r.key_tag, r.algorithm, r.digest_type, r.digest) for r in answer}
+            for answer in answers
+        ):
+            out.append(tag)
+    return out
+
+
+__all__ = [
+    "applicable",
+    "child_ds",
+    "differs",
+    "followed",
+    "overrides",
+    "parent_of",
+    "seen_at_parent",
+    "with_ds",
+]

@@ -300,7 +300,7 @@ def parse_policies(value: object, path: str = "dnssec_policies") -> dict[str, Si
     return policies
 
 
-ZONE_DNSSEC_KEYS = {"policy"}
+ZONE_DNSSEC_KEYS = {"policy", "parental_agents"}  # the agents: authd.config
 
 
 def parse_zone_dnssec(

@@ -21,7 +21,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from authd import limits, rollover
+from authd import limits, parentds, rollover
 from authd.adapters import keystore
 from authd.adapters.state import build_snapshot, step_keys
 from authd.config import config_from_dict
@@ -327,3 +327,79 @@ def test_step_keys_is_one_locked_update_and_resumes_from_disk(tmp_path: Path) ->
 def test_the_key_event_margin_is_small() -> None:
     # The signing timer wakes this long after a key event's whole second.
     assert 0 < limits.KEY_EVENT_MARGIN < 1
+
+
+AGENTS_REFUSED = [
+    (["not an address"], "zones[0].dnssec.parental_agents[0].address"),
+    ([{"address": "127.0.0.1", "port": 0}], "zones[0].dnssec.parental_agents[0].port"),
+    (["127.0.0.1"] * (limits.MAX_PARENTAL_AGENTS + 1), "zones[0].dnssec.parental_agents"),
+    ("127.0.0.1", "zones[0].dnssec.parental_agents"),
+]
+
+
+@pytest.mark.parametrize(("agents", "where"), AGENTS_REFUSED)
+def test_bad_parental_agents_are_refused_with_the_key_path(
+    tmp_path: Path, agents: Any, where: str
+) -> None:
+    (tmp_path / "z").write_text(CHILD)
+    data = {
+        "zones": [{"name": "example.test.", "file": "z", "dnssec": {"parental_agents": agents}}]
+    }
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(data, None, str(tmp_path))
+    assert str(e.value).startswith(where), str(e.value)
+
+
+def test_parental_agents_parse_with_a_default_port(tmp_path: Path) -> None:
+    (tmp_path / "z").write_text(CHILD)
+    agents = ["192.0.2.1", {"address": "127.0.0.1", "port": 5300}]
+    data = {
+        "zones": [{"name": "example.test.", "file": "z", "dnssec": {"parental_agents": agents}}]
+    }
+    (zc,) = config_from_dict(data, None, str(tmp_path)).views[0].zones
+    assert [(a.address, a.port) for a in zc.parental_agents] == [
+        ("192.0.2.1", 53),
+        ("127.0.0.1", 5300),
+    ]
+
+
+def test_the_ds_is_seen_when_every_agent_has_it() -> None:
+    import dns.rrset
+
+    cds = dns.rrset.from_text(
+        "example.test.",
+        2,
+        "IN",
+        "CDS",
+        "1 13 2 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "2 13 2 cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+    )
+    new = dns.rrset.from_text(
+        "example.test.",
+        2,
+        "IN",
+        "DS",
+        "1 13 2 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "2 13 2 cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+    )
+    old = dns.rrset.from_text(
+        "example.test.",
+        2,
+        "IN",
+        "DS",
+        "1 13 2 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    )
+    wrong = dns.rrset.from_text(
+        "example.test.",
+        2,
+        "IN",
+        "DS",
+        "2 13 2 eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+    )
+    assert parentds.seen_at_parent([2], cds, [new, new]) == [2]
+    assert parentds.seen_at_parent([2], cds, [new, old]) == []
+    assert parentds.seen_at_parent([2], cds, [new, None]) == []
+    assert parentds.seen_at_parent([2], cds, [wrong]) == []
+    assert parentds.seen_at_parent([2], None, [new]) == []
+    assert limits.DS_CHECK_MIN_INTERVAL <= limits.DS_CHECK_MAX_INTERVAL
+    assert limits.DS_CHECK_TIMEOUT > 0

@@ -259,3 +259,64 @@ def test_a_ksk_rollover_by_ctl_waits_for_ds_seen_across_a_restart(lab: Lab) -> N
     listed = keys_list(state, "example.test.")
     by_tag = {k["tag"]: k for k in listed["keys"]}
     assert (by_tag[new_ksk]["state"], by_tag[new_ksk]["ds"]) == ("active", "seen")
+
+
+PARENT_FILE = """$TTL 2
+@ SOA ns hostmaster {serial} 3600 600 86400 2
+@ NS ns
+ns A 192.0.2.1
+example NS ns.example
+ns.example A 192.0.2.2
+{ds}"""
+
+
+def test_parental_agents_are_asked_for_the_new_ds_before_the_swap(lab: Lab) -> None:
+    # The parent on another server (an authd serving a plain file, edited by hand).
+    parent_file = lab.write("test.zone", PARENT_FILE.format(serial=1, ds=""))
+    parent = lab.start_config("parent", {"zones": [{"name": "test.", "file": str(parent_file)}]})
+    state = lab.dir / "state"
+    config = {
+        "options": {"state_dir": str(state)},
+        "dnssec_policies": [MANUAL],
+        "zones": [
+            {
+                "name": "example.test.",
+                "file": str(lab.write("example.zone", CHILD_ZONE)),
+                "dnssec": {
+                    "policy": "manual",
+                    "parental_agents": [{"address": HOST, "port": parent.port}],
+                },
+                "allow_transfer": ["127.0.0.1"],
+            }
+        ],
+    }
+    server = lab.start_config("authd", config)
+    socket = str(state / "authd.ctl")
+    first = tags(server.port, CHILD, "DNSKEY")
+    (old_ksk,) = tags(server.port, CHILD, "CDS")
+    run = ctl("keys", "rollover", "example.test.", "ksk", "--socket", socket)
+    assert run.returncode == 0, run.stderr
+    (new_ksk,) = tags(server.port, CHILD, "CDS") - {old_ksk}
+    # The parent has no DS for it: a few checks (one a second) change nothing.
+    lab.wait_log(server, r"DS check|reload done", 5.0)
+    time.sleep(3)
+    assert tags(server.port, CHILD, "DNSKEY") == first
+    assert "seen at every parental agent" not in server.read_log()
+    # The operator puts the child's CDS in the parent as DS.
+    query = dns.message.make_query(CHILD, "CDS")
+    reply = dns.query.udp(query, HOST, port=server.port, timeout=QUERY_TIMEOUT)
+    cds = reply.get_rrset(reply.answer, CHILD, dns.rdataclass.IN, dns.rdatatype.CDS)
+    assert cds is not None and len(cds) == 2
+    ds = "".join(f"example 2 IN DS {r.to_text()}\n" for r in cds)
+    parent_file.write_text(PARENT_FILE.format(serial=2, ds=ds))
+    lab.wait_serial(parent, "test.", 2, 15.0)
+    lab.wait_log(server, rf"DS of example\.test\. KSK {new_ksk} seen at every parental agent", 10.0)
+    lab.wait(
+        "the DNSKEY swap",
+        lambda: (
+            tags(server.port, CHILD, "DNSKEY") - first == {new_ksk}
+            and old_ksk not in tags(server.port, CHILD, "DNSKEY")
+        ),
+        15.0,
+    )
+    verify(server.port, CHILD, lab.dir / "swapped.zone")

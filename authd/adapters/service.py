@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dns.name
+import dns.rdatatype
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
@@ -28,7 +29,7 @@ from twisted.python.failure import Failure
 
 from authd import cookies, parentds, reloads, rollover
 from authd import status as status_mod
-from authd.adapters import control, daemon
+from authd.adapters import control, daemon, dscheck
 from authd.adapters import metrics as metrics_mod
 from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
 from authd.adapters.fleet import Fleet
@@ -46,7 +47,14 @@ from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.journal import Journal
-from authd.limits import COOKIE_SECRET_LEN, KEY_EVENT_MARGIN, SIGNING_RETRY, TCP_LISTEN_BACKLOG
+from authd.limits import (
+    COOKIE_SECRET_LEN,
+    DS_CHECK_MAX_INTERVAL,
+    DS_CHECK_MIN_INTERVAL,
+    KEY_EVENT_MARGIN,
+    SIGNING_RETRY,
+    TCP_LISTEN_BACKLOG,
+)
 from authd.query import Reply
 from authd.signer import Inline
 from authd.snapshot import Snapshot, with_zone
@@ -127,6 +135,8 @@ class Service:
         self.signature_expiry: Callable[[], dict[tuple[str, str], float]] = self._expiries
         self._signing_call: Any = None  # the next re-signing (inline-signed zones)
         self._resigned_for: float | None = None  # the due time the last one was for
+        self._ds_check_call: Any = None  # the next DS query to parental agents
+        self._ds_checking = False
         # DNS cookies without a configured secret: one random secret for this run.
         self._cookie_secret = os.urandom(COOKIE_SECRET_LEN)
         self.commands: dict[str, control.Command] = {
@@ -162,6 +172,7 @@ class Service:
         for event in events:
             log_load_event(event)
         self._schedule_signing()
+        self._schedule_ds_check()
         return events
 
     # -- inline signing: re-sign before signatures expire ---------------------
@@ -203,6 +214,8 @@ class Service:
         first key event (``authd.rollover``) of the zones authd signs."""
         if self._signing_call is not None and self._signing_call.active():
             self._signing_call.cancel()
+        if self._ds_check_call is not None and self._ds_check_call.active():
+            self._ds_check_call.cancel()
         self._signing_call = None
         signed = self._signed_zones()
         due = [at for _, _, inline in signed if (at := self._next_due(inline)) is not None]
@@ -218,6 +231,87 @@ class Service:
             shortest = min(inline.policy.signature_refresh for _, _, inline in signed)
             delay = max(delay, min(SIGNING_RETRY, shortest / 4))
         self._signing_call = self._reactor.callLater(delay, self._resign_due)
+
+    # -- parental agents: is a waiting KSK's DS at the parent? -------------------
+
+    def _waiting_for_ds(self) -> list[tuple[str, ZoneConfig, Inline, list[int]]]:
+        """Signed zones with parental agents and a KSK waiting for its DS."""
+        zcs = {(vc.name, zc.name): zc for vc in self.config.views for zc in vc.zones}
+        out = []
+        for view, zone, inline in self._signed_zones():
+            zc = zcs.get((view, zone))
+            if zc is None or not zc.parental_agents:
+                continue
+            tags = [
+                tag
+                for tag, role, state, ds in inline.key_states
+                if role == "ksk" and state == "generated" and ds == "asked"
+            ]
+            if tags:
+                out.append((view, zc, inline, tags))
+        return out
+
+    def _schedule_ds_check(self) -> None:
+        """Ask the parental agents again in a while, if a KSK waits for its DS:
+        as often as the parent's propagation delay, within the limits."""
+        if self._ds_check_call is not None and self._ds_check_call.active():
+            return
+        waiting = self._waiting_for_ds()
+        if not waiting or self._stopping or self._ds_checking:
+            return
+        delay = min(float(inline.policy.parent_propagation_delay) for _, _, inline, _ in waiting)
+        delay = min(max(delay, DS_CHECK_MIN_INTERVAL), DS_CHECK_MAX_INTERVAL)
+        self._ds_check_call = self._reactor.callLater(delay, self._check_ds)
+
+    def _check_ds(self) -> None:
+        self._ds_check_call = None
+        waiting = self._waiting_for_ds()
+        if not waiting:
+            return
+        self._ds_checking = True
+        state_dir = self.config.state_dir
+
+        def work() -> list[tuple[str, dns.name.Name, list[int]]]:
+            seen = []
+            for view, zc, inline, tags in waiting:
+                cds = inline.signed.rrsets.get((zc.name, dns.rdatatype.RdataType.CDS))
+                try:
+                    answers = dscheck.ask_all(zc.name, zc.parental_agents)
+                except dscheck.AgentError as e:
+                    log.info("DS check of {zone}: {error}", zone=zc.name.to_text(), error=str(e))
+                    continue
+                found = parentds.seen_at_parent(tags, cds, answers)
+                if found and zc.dnssec is not None:
+                    for tag in found:
+                        step_keys(
+                            state_dir,
+                            zc.name,
+                            zc.dnssec,
+                            int(time.time()),
+                            ds_tag=tag,
+                            ds_seen=True,
+                        )
+                    seen.append((view, zc.name, found))
+            return seen
+
+        def done(seen: list[tuple[str, dns.name.Name, list[int]]]) -> None:
+            self._ds_checking = False
+            for _, zone, tags in seen:
+                log.info(
+                    "DS of {zone} KSK {tags} seen at every parental agent",
+                    zone=zone.to_text(),
+                    tags=", ".join(str(t) for t in tags),
+                )
+            if seen:
+                self.reload(only=self._with_parents({(v, z) for v, z, _ in seen}))
+            self._schedule_ds_check()
+
+        def failed(failure: Failure) -> None:
+            self._ds_checking = False
+            log.failure("DS check failed", failure)
+            self._schedule_ds_check()
+
+        threads.deferToThread(work).addCallbacks(done, failed)
 
     def _resign_due(self) -> None:
         self._signing_call = None
@@ -626,6 +720,7 @@ class Service:
             )
         self.notify_changed(events)
         self._schedule_signing()
+        self._schedule_ds_check()
         assert self._stall is not None
         self.last_reload_stall = self._stall.stop()
         log.info(
@@ -878,6 +973,8 @@ class Service:
         self._stopping = True
         if self._signing_call is not None and self._signing_call.active():
             self._signing_call.cancel()
+        if self._ds_check_call is not None and self._ds_check_call.active():
+            self._ds_check_call.cancel()
         daemon.sd_notify("STOPPING=1")
         deadline = self._reactor.seconds() + self.config.options.shutdown_timeout
         for port in self._tcp_ports:
