@@ -131,11 +131,12 @@ def adopt(keys: Sequence[TimedKey], now: int, t: Timings) -> list[KeyTimes]:
 
 
 def waiting_for_ds(keys: Sequence[K]) -> list[K]:
-    """The new KSKs whose DS the parent has not been seen to have yet."""
+    """The new KSKs whose DS the parent has not been seen to have yet (made
+    by a rollover, or published by hand with ``authd keys generate``)."""
     return [
         k
         for k in keys
-        if k.role == "ksk" and k.publish is None and k.ds_seen is None and k.remove is None
+        if k.role == "ksk" and k.activate is None and k.ds_seen is None and k.remove is None
     ]
 
 
@@ -171,7 +172,11 @@ def ds_seen(
                 )
             )
             continue
-        out.extend(keytimeline.ksk_rollover_ds_seen(old, new, now, t))
+        retired, renewed = keytimeline.ksk_rollover_ds_seen(old, new, now, t)
+        if new.publish is not None and renewed.publish is not None:
+            # Published by hand already: it stays so until the swap.
+            renewed = dataclasses.replace(renewed, publish=min(new.publish, renewed.publish))
+        out.extend([retired, renewed])
     if not waiting and tag is None:
         # Nothing waits: record the DS of the signing KSKs/CSKs (what the parent has).
         for key in keys:

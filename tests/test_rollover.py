@@ -95,6 +95,15 @@ def test_a_ksk_rollover_waits_for_the_ds_then_swaps_after_it_reached_the_caches(
     assert (old.tag, old.retire, old.remove) == (1, 22, 22)
 
 
+def test_a_ksk_published_by_hand_waits_for_its_ds_and_stays_published() -> None:
+    keys = [*FIRST, ksk(4, publish=3)]
+    assert [k.tag for k in rollover.waiting_for_ds(keys)] == [4]
+    assert rollover.due(keys, T, 17, ("ksk",), ()) == []  # on its way already
+    old, new = rollover.ds_seen(keys, 10, T)
+    assert (new.publish, new.activate, new.ds_seen) == (3, 13, 10)
+    assert (old.retire, old.remove) == (13, 13)
+
+
 DS_SEEN_REFUSED = [
     (7, "no key 7"),
     (2, "key 2 is a zsk: only a KSK or CSK has a DS"),

@@ -245,7 +245,7 @@ class Service:
             tags = [
                 tag
                 for tag, role, state, ds in inline.key_states
-                if role == "ksk" and state == "generated" and ds == "asked"
+                if role == "ksk" and state in ("generated", "published") and ds == "asked"
             ]
             if tags:
                 out.append((view, zc, inline, tags))
@@ -593,6 +593,9 @@ class Service:
         fires once the reload that covers this request is done, with what was
         refused (the config, zones kept old or failed): empty when all went well.
         """
+        if only is not None:
+            # A parent here follows its children's DS: it is built with them.
+            only = self._with_parents(set(only))
         scope = reloads.Scope(None if only is None else frozenset(only), config)
         self._next_waiter += 1
         token = self._next_waiter
