@@ -134,7 +134,7 @@ def test_zsk_and_ksk_rollovers_keep_unbound_validating_and_the_parent_follows(la
     assert len(tags(server.port, CHILD, "DS")) == 1
     assert tags(server.port, CHILD, "DS") == tags(server.port, CHILD, "CDS") < first_keys
     seen_ds: list[frozenset[int]] = []
-    verified = False
+    verified = zsk_verified = False
     answers = 0
     deadline = time.monotonic() + ROLLOVERS_TIMEOUT
     next_look = 0.0
@@ -158,6 +158,9 @@ def test_zsk_and_ksk_rollovers_keep_unbound_validating_and_the_parent_follows(la
                 verify(server.port, CHILD, lab.dir / "mid.zone")  # mid KSK rollover
                 verified = True
             keys = tags(server.port, CHILD, "DNSKEY")
+            if len(keys) == 3 and len(ds) == 1 and not zsk_verified:
+                verify(server.port, CHILD, lab.dir / "zsk.zone")  # a ZSK pre-published
+                zsk_verified = True
             if not keys & first_keys and len(ds) == 1 and ds <= keys and len(seen_ds) >= 3:
                 break
         time.sleep(CLIENT_INTERVAL)
@@ -166,6 +169,7 @@ def test_zsk_and_ksk_rollovers_keep_unbound_validating_and_the_parent_follows(la
     keys = tags(server.port, CHILD, "DNSKEY")
     lab.check(not keys & first_keys, f"both keys rolled: first {first_keys}, now {keys}")
     lab.check(verified, f"no double-DS seen at the parent: {seen_ds}")
+    lab.check(zsk_verified, "no AXFR taken while two ZSKs were published")
     # The parent went from one DS to two (old and new KSK) and back to one.
     assert [len(ds) for ds in seen_ds][:3] == [1, 2, 1], seen_ds
     assert answers > 100
