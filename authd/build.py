@@ -512,7 +512,7 @@ def plan_snapshot(
         old_journals = old_view.journals if old_view is not None else {}
         zones: dict[dns.name.Name, ZoneVersion | None] = {}
         journals: dict[dns.name.Name, Journal] = {}
-        children_ds = parentds.overrides(vc, keys, int(now))
+        children_ds = parentds.overrides(vc, keys, int(now), old_zones)
         for zc in vc.zones:
             if zc.in_view is not None:
                 # Shared with an earlier view: the same compiled version, loaded once.

@@ -84,13 +84,22 @@ def child_ds(
 
 
 def overrides(
-    vc: ViewConfig, keys: Mapping[dns.name.Name, Sequence[SigningKey]], now: int
+    vc: ViewConfig,
+    keys: Mapping[dns.name.Name, Sequence[SigningKey]],
+    now: int,
+    served: Mapping[dns.name.Name, ZoneVersion | None] | None = None,
 ) -> dict[dns.name.Name, dict[dns.name.Name, dns.rrset.RRset]]:
-    """Parent -> (child -> DS RRset) for the parents *vc* builds."""
+    """Parent -> (child -> DS RRset) for the parents *vc* builds.  A child
+    whose keys could not be read keeps the DS its parent serves (*served*):
+    its old signed version keeps serving, so must the DS that secures it."""
     by_name = {zc.name: zc for zc in vc.zones}
     out: dict[dns.name.Name, dict[dns.name.Name, dns.rrset.RRset]] = {}
     for child, parent in followed(vc).items():
-        ds = child_ds(child, keys.get(child, ()), by_name[child], now)
+        if child in keys:
+            ds = child_ds(child, keys[child], by_name[child], now)
+        else:
+            version = (served or {}).get(parent)
+            ds = None if version is None else version.nodes.get(child, {}).get(RdataType.DS)
         if ds is not None:
             out.setdefault(parent, {})[child] = ds
     return out

@@ -412,3 +412,15 @@ def test_the_ds_is_seen_when_every_agent_has_it() -> None:
     assert parentds.seen_at_parent([2], None, [new]) == []
     assert limits.DS_CHECK_MIN_INTERVAL <= limits.DS_CHECK_MAX_INTERVAL
     assert limits.DS_CHECK_TIMEOUT > 0
+
+
+def test_a_child_whose_keys_cannot_be_read_keeps_its_ds_in_the_parent(tmp_path: Path) -> None:
+    config = _config(tmp_path, "default")
+    snapshot, _ = build_snapshot(config, None, 1, START)
+    ds = snapshot.views[0].zones[PARENT_NAME].nodes[CHILD_NAME][RdataType.DS]
+    (tmp_path / "state" / "keys" / "example.test" / "keys.json").write_text("{broken")
+    later, events = build_snapshot(config, snapshot, 2, START + 5)
+    assert any("key store" in (e.reason or "") for e in events if e.zone == CHILD_NAME)
+    zones = later.views[0].zones
+    assert zones[PARENT_NAME].nodes[CHILD_NAME][RdataType.DS] == ds
+    assert zones[CHILD_NAME] is snapshot.views[0].zones[CHILD_NAME]
