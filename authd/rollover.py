@@ -12,8 +12,8 @@ cache is dropped from the index.  Also how a key's state reads
 (``state_of``, ``ds_of``) and the zone's next event with its name.
 
 Pure: keys in, times out; the new key itself (randomness) and the files are
-``authd.adapters.keystore``'s.  A CSK is never rolled here (the policy
-refuses lifetimes for it; a manual request is refused with a reason).
+``authd.adapters.keystore``'s.  A CSK rolls like a KSK whose successor is
+pre-published (``keytimeline.csk_rollover_begin``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from authd.keytimeline import KeyTimes, TimedKey, Timings
 
 K = TypeVar("K", bound=TimedKey)
 
-#: The roles a rollover can be asked for (a CSK is not rolled by authd yet).
-ROLLABLE = ("zsk", "ksk")
+#: The roles a rollover can be asked for.
+ROLLABLE = ("zsk", "ksk", "csk")
+#: The roles with a DS at the parent, whose successor waits for it.
+WITH_DS = ("ksk", "csk")
 
 
 class RolloverError(AuthdError):
@@ -104,7 +106,7 @@ def begin(
         return [retired, fresh]
     if new.role == "ksk":
         return [keytimeline.ksk_rollover_begin(old, new.tag, now)]
-    raise RolloverError(f"cannot roll a {new.role}")
+    return [keytimeline.csk_rollover_begin(old, new.tag, now)]
 
 
 def adopt(keys: Sequence[TimedKey], now: int, t: Timings) -> list[KeyTimes]:
@@ -136,7 +138,7 @@ def waiting_for_ds(keys: Sequence[K]) -> list[K]:
     return [
         k
         for k in keys
-        if k.role == "ksk" and k.activate is None and k.ds_seen is None and k.remove is None
+        if k.role in WITH_DS and k.activate is None and k.ds_seen is None and k.remove is None
     ]
 
 
@@ -171,6 +173,9 @@ def ds_seen(
                     keytimeline.times_of(new), ds_seen=now, publish=now, activate=now
                 )
             )
+            continue
+        if new.role == "csk":
+            out.extend(keytimeline.csk_rollover_ds_seen(old, new, now, t))
             continue
         retired, renewed = keytimeline.ksk_rollover_ds_seen(old, new, now, t)
         if new.publish is not None and renewed.publish is not None:
@@ -272,6 +277,7 @@ def next_step(keys: Sequence[TimedKey], t: Timings, now: int) -> tuple[int, str]
 
 __all__ = [
     "ROLLABLE",
+    "WITH_DS",
     "RolloverError",
     "adopt",
     "apply",

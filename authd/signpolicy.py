@@ -256,12 +256,10 @@ def _check_timing(p: SigningPolicy, path: str) -> None:
     if p.dnskey_ttl > MAX_TTL or p.dnskey_ttl < 1:
         raise ConfigError(f"{path}.dnskey_ttl", f"must be 1..{MAX_TTL}")
     t = p.timings()
-    if p.keys is KeyLayout.CSK:
-        for key in ("zsk_lifetime", "ksk_lifetime"):
-            if getattr(p, key):
-                raise ConfigError(
-                    f"{path}.{key}", "a CSK is not rolled on a schedule: needs keys: ksk-zsk"
-                )
+    if p.keys is KeyLayout.CSK and p.zsk_lifetime:
+        raise ConfigError(
+            f"{path}.zsk_lifetime", "a CSK lives ksk_lifetime (it has a DS, as a KSK does)"
+        )
     # A successor must be able to take over before its predecessor's life ends
     # (RFC 7583 section 3.2.1: Ipub then Iret; 3.3.2: the parent's DS delay).
     zsk_least = t.dnskey_everywhere() + t.signatures_gone()

@@ -104,6 +104,21 @@ def test_a_ksk_published_by_hand_waits_for_its_ds_and_stays_published() -> None:
     assert (old.retire, old.remove) == (13, 13)
 
 
+def test_a_csk_rollover_pre_publishes_and_waits_for_the_ds() -> None:
+    first = [KeyTimes(1, "csk", 0, publish=0, activate=0)]
+    assert rollover.due(first, T, 16, ("csk",)) == []
+    assert rollover.due(first, T, 17, ("csk",)) == ["csk"]  # 20 - max(DS 3, Ipub 3)
+    (fresh,) = rollover.begin(first, KeyTimes(2, "csk", 17), 17, T, asked=False)
+    assert (fresh.publish, fresh.activate) == (17, None)  # in the DNSKEY RRset, not signing
+    keys = rollover.apply([*first, KeyTimes(2, "csk", 17)], [fresh])
+    assert [k.tag for k in rollover.waiting_for_ds(keys)] == [2]
+    old, new = rollover.ds_seen(keys, 18, T)
+    # Signs once its DS (18 + 3) and its DNSKEY (17 + 3) are everywhere.
+    assert (new.publish, new.activate, new.ds_seen) == (17, 21, 18)
+    # The old one's DNSKEY stays until its signatures are gone (Iret 3).
+    assert (old.retire, old.remove) == (21, 24)
+
+
 DS_SEEN_REFUSED = [
     (7, "no key 7"),
     (2, "key 2 is a zsk: only a KSK or CSK has a DS"),
@@ -124,7 +139,7 @@ def test_ds_seen_with_nothing_waiting_records_the_signing_ksk() -> None:
 
 
 REQUESTS = [
-    ("csk", "cannot roll a csk"),
+    ("csk", "no active csk to roll"),
     ("ksk", "a ksk rollover is already in progress"),
 ]
 
@@ -184,7 +199,7 @@ def test_the_next_step_is_named() -> None:
 
 
 POLICY_REFUSALS = [
-    ({"keys": "csk", "zsk_lifetime": 30}, "zsk_lifetime", "a CSK is not rolled on a schedule"),
+    ({"keys": "csk", "zsk_lifetime": 30}, "zsk_lifetime", "a CSK lives ksk_lifetime"),
     (
         {
             "keys": "ksk-zsk",
@@ -238,7 +253,10 @@ CHILD_NAME = dns.name.from_text("example.test.")
 START = 1_800_000_000
 
 
-def _config(tmp_path: Path, parent_policy: str | None) -> Any:
+CSK_FAST = {**FAST, "name": "fast-csk", "keys": "csk", "zsk_lifetime": 0}
+
+
+def _config(tmp_path: Path, parent_policy: str | None, child_policy: str = "fast") -> Any:
     (tmp_path / "test.zone").write_text(PARENT)
     (tmp_path / "example.zone").write_text(CHILD)
     parent: dict[str, Any] = {"name": "test.", "file": str(tmp_path / "test.zone")}
@@ -248,13 +266,13 @@ def _config(tmp_path: Path, parent_policy: str | None) -> Any:
         parent["dnssec"] = {"policy": parent_policy}
     data = {
         "options": {"state_dir": str(tmp_path / "state")},
-        "dnssec_policies": [FAST],
+        "dnssec_policies": [FAST, CSK_FAST],
         "zones": [
             parent,
             {
                 "name": "example.test.",
                 "file": str(tmp_path / "example.zone"),
-                "dnssec": {"policy": "fast"},
+                "dnssec": {"policy": child_policy},
             },
         ],
     }
@@ -278,7 +296,11 @@ def _check_second(snapshot: Any, now: int) -> tuple[int, frozenset[int], frozens
     # Every other RRset by a published ZSK.
     www = dns.name.from_text("www.example.test.")
     a_sigs = child.nodes[www][sig_key(RdataType.A)]
-    assert all(int(s.key_tag) in by_tag and by_tag[int(s.key_tag)].flags == 256 for s in a_sigs)
+    csk = all(k.flags == 257 for k in dnskey)
+    zone_flags = 257 if csk else 256
+    assert all(
+        int(s.key_tag) in by_tag and by_tag[int(s.key_tag)].flags == zone_flags for s in a_sigs
+    )
     dns.dnssec.validate(child.nodes[www][RdataType.A], a_sigs, keys, now=now)
     # The parent's DS is what the child's CDS asks for.
     cds = apex[RdataType.CDS]
@@ -286,11 +308,14 @@ def _check_second(snapshot: Any, now: int) -> tuple[int, frozenset[int], frozens
     return child.serial, frozenset(by_tag), ds_tags
 
 
-@pytest.mark.parametrize("parent_policy", [None, "default"])
-def test_zsk_and_ksk_rollovers_run_second_by_second_with_the_parent_following(
-    tmp_path: Path, parent_policy: str | None
+@pytest.mark.parametrize(
+    ("parent_policy", "child_policy"),
+    [(None, "fast"), ("default", "fast"), ("default", "fast-csk")],
+)
+def test_rollovers_run_second_by_second_with_the_parent_following(
+    tmp_path: Path, parent_policy: str | None, child_policy: str
 ) -> None:
-    config = _config(tmp_path, parent_policy)
+    config = _config(tmp_path, parent_policy, child_policy)
     snapshot, _ = build_snapshot(config, None, 1, START)
     seen_dnskeys = []
     serials = []
@@ -304,11 +329,11 @@ def test_zsk_and_ksk_rollovers_run_second_by_second_with_the_parent_following(
     # New serials with each change, going up.
     assert serials == sorted(set(serials)), serials
     keys = keystore.load_keys(str(tmp_path / "state"), CHILD_NAME)
-    roles = sorted(k.role for k in keys)
+    roles = sorted({k.role for k in keys})
     # Both rolled at least once: the first ZSK and KSK left the index.
     first_tags = set(seen_dnskeys[0][0])
     assert not first_tags & {k.tag for k in keys}, (first_tags, keys)
-    assert "ksk" in roles and "zsk" in roles
+    assert roles == (["csk"] if child_policy == "fast-csk" else ["ksk", "zsk"])
     # The parent carried two DS at once (double-DS) at some second.
     assert any(len(ds) == 2 for _, ds in seen_dnskeys)
 

@@ -245,7 +245,9 @@ class Service:
             tags = [
                 tag
                 for tag, role, state, ds in inline.key_states
-                if role == "ksk" and state in ("generated", "published") and ds == "asked"
+                if role in rollover.WITH_DS
+                and state in ("generated", "published")
+                and ds == "asked"
             ]
             if tags:
                 out.append((view, zc, inline, tags))
@@ -358,7 +360,7 @@ class Service:
     def _ctl_keys(
         self, targets: list[tuple[str, dns.name.Name]], zone: str | None, args: list[str]
     ) -> Any:
-        usage = "usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk"
+        usage = "usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk|csk"
         if not args or args[0] not in ("ds-seen", "rollover") or not targets:
             return {"ok": False, "error": usage}
         action, rest = args[0], args[1:]

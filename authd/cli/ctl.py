@@ -158,10 +158,10 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
         return 2
     payload: dict[str, Any] = {"command": args.action}
     if args.action == "keys":
-        # keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk
+        # keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk|csk
         if args.zone not in KEY_ACTIONS or not args.rest:
             print(
-                "authd ctl: usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk",
+                "authd ctl: usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk|csk",
                 file=sys.stderr,
             )
             return 2
@@ -198,7 +198,9 @@ def register(sub: Subparsers) -> None:
         nargs="?",
         help="zone name (reload: optional; notify, retransfer); keys: ds-seen or rollover",
     )
-    ctl.add_argument("rest", nargs="*", help="keys ds-seen ZONE [TAG]; keys rollover ZONE zsk|ksk")
+    ctl.add_argument(
+        "rest", nargs="*", help="keys ds-seen ZONE [TAG]; keys rollover ZONE zsk|ksk|csk"
+    )
     ctl.add_argument("-c", "--config", help="the server's config (to find its control socket)")
     ctl.add_argument("--socket", help="control socket path (overrides the config)")
     ctl.add_argument("--json", action="store_true", help="print the server's JSON reply")
