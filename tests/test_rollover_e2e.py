@@ -33,7 +33,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.zone
 import pytest
-from reloadkit import REPO_ROOT, Lab, ctl, running_lab
+from reloadkit import REPO_ROOT, Lab, ctl, running_lab, soa_serial
 
 from authd.adapters import keystore
 from authd.keyfiles import ds_records
@@ -327,3 +327,44 @@ def test_parental_agents_are_asked_for_the_new_ds_before_the_swap(lab: Lab) -> N
         15.0,
     )
     verify(server.port, CHILD, lab.dir / "swapped.zone")
+
+
+@pytest.mark.parametrize("peer", ["knot", "bind"])
+def test_knot_and_bind_secondaries_follow_a_ksk_rollover_mid_double_ds(lab: Lab, peer: str) -> None:
+    from test_signing_fleet import ZONE, start_secondary, zone_text
+
+    from harness.peers import free_port
+
+    zone = dns.name.from_text(ZONE)
+    state = lab.dir / "state"
+    peer_port = free_port()
+    config = {
+        "options": {"state_dir": str(state), "notify_timeout": 1, "notify_retries": 5},
+        "dnssec_policies": [MANUAL],
+        "zones": [
+            {
+                "name": ZONE,
+                "file": str(lab.write("signed.zone", zone_text(1, "192.0.2.80"))),
+                "dnssec": {"policy": "manual"},
+                "allow_transfer": [HOST],
+                "notify": "explicit",
+                "also_notify": [{"address": HOST, "port": peer_port}],
+            }
+        ],
+    }
+    primary = lab.start_config("authd", config)
+    secondary = start_secondary(lab, peer, primary.port, peer_port)
+    socket = str(state / "authd.ctl")
+    run = ctl("keys", "rollover", ZONE, "ksk", "--socket", socket)
+    assert run.returncode == 0, run.stderr
+    serial = soa_serial(primary.port, ZONE)
+    assert serial is not None and serial > 1
+    # The CDS asks for a DS whose DNSKEY is not published yet (double-DS).
+    assert len(tags(primary.port, zone, "CDS")) == 2
+    assert len(tags(primary.port, zone, "DNSKEY")) == 2
+    lab.wait(
+        f"{peer} to serve serial {serial}",
+        lambda: soa_serial(secondary.port, ZONE) == serial,
+        30.0,
+    )
+    assert tags(secondary.port, zone, "CDS") == tags(primary.port, zone, "CDS")
