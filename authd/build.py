@@ -29,7 +29,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from authd import catalog, cookies, ratelimit, zonemd
+from authd import catalog, cookies, parentds, ratelimit, rollover, zonemd
 from authd.changeset import Changeset, diff
 from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
@@ -59,6 +59,7 @@ from authd.zone import (
 from authd.zonefile import Record
 
 RdataType = dns.rdatatype.RdataType
+_DS = RdataType.DS
 
 #: Appended to a journal problem: the zone keeps serving, IXFR from memory only.
 MEMORY_ONLY = "IXFR history kept in memory only"
@@ -181,6 +182,7 @@ def load_one(
     remembered: tuple[str, int] | None = None,
     keys: Sequence[SigningKey] = (),
     key_problem: str | None = None,
+    child_ds: parentds.Overrides | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """Load *zc*'s file, keeping *old* when the new content must be refused.
 
@@ -188,6 +190,8 @@ def load_one(
     served before a restart (from the journal), which those policies never go below.
     A zone with a signing policy (``zc.dnssec``) is signed with *keys* after its
     serial is settled; *old* is then compared by the unsigned version it came from.
+    *child_ds* holds the DS RRsets of signed children served here
+    (``authd.parentds``), which take the place of the file's.
     """
     signing = zc.dnssec
     served_old = old
@@ -199,6 +203,16 @@ def load_one(
         resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
         # Signatures about to expire: a new signed version, file changed or not.
         resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
+        # A key published, activated, retired or asked for by CDS: a new signed version.
+        t = signing.timings()
+        showing = rollover.key_view(keys, t, int(now))
+        resign = resign or (inline is not None and inline.key_view != showing)
+        # Or a key's times changed (a ds-seen planned a swap): the version
+        # carries the schedule that ``ctl status`` shows and the timer follows.
+        upcoming = rollover.next_step(keys, t, int(now))
+        resign = resign or (inline is not None and inline.next_key_event != upcoming)
+        # A child's DS changed (a KSK rollover below): the same.
+        resign = resign or (child_ds is not None and parentds.differs(served_old, child_ds))
         if inline is not None:
             # What an edit is compared with: the unsigned source (same serial).
             old = inline.unsigned
@@ -248,6 +262,13 @@ def load_one(
     mismatch = zonemd.problem(new) if zc.zonemd_verify else None
     if mismatch is not None:
         return refused(f"{zc.file}: {mismatch}", result.findings)
+    if child_ds and signing is None:
+        # Unsigned: the served version is the file with the children's DS, and
+        # is compared as such (a signed one puts them in when signing).
+        try:
+            new = parentds.with_ds(new, child_ds, zc.lab_waive)
+        except SigningError as e:
+            return refused(f"{zc.file}: {e}", result.findings)
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
         if not resign and new.same_content(old):
@@ -280,7 +301,7 @@ def load_one(
             return refused(f"{zc.file}: signing failed: {key_problem}", result.findings)
         try:
             new = sign_version(
-                zc, new, served_old, keys, now, signed_serial(new, served_old, floor)
+                zc, new, served_old, keys, now, signed_serial(new, served_old, floor), child_ds
             )
         except SigningError as e:
             return refused(f"{zc.file}: signing failed: {e}", result.findings)
@@ -326,11 +347,13 @@ def sign_version(
     keys: Sequence[SigningKey],
     now: float,
     serial: int | None = None,
+    child_ds: parentds.Overrides | None = None,
     changed: Iterable[dns.name.Name] | None = None,
 ) -> ZoneVersion:
     """*unsigned* signed by *keys* under *zc*'s policy at *serial* (default:
-    its own), compiled like a signed zone file; *old*'s signatures are kept
-    where still good.  Raises SigningError.
+    its own), with *child_ds* in place of its children's DS, compiled like a
+    signed zone file; *old*'s signatures are kept where still good.  Raises
+    SigningError.
 
     With a signed *old*, only the names where *unsigned* differs from the
     unsigned version *old* was signed from are signed again: *changed* when
@@ -347,10 +370,14 @@ def sign_version(
     source = (
         unsigned if serial is None or serial == unsigned.serial else unsigned.with_serial(serial)
     )
+    if child_ds:
+        source = parentds.with_ds(source, child_ds, zc.lab_waive)
     if previous is not None and old is not None and old.inline is not None:
         # Only the names the edit touched are signed again (authd.signer.resign_zone).
         if changed is None:
             changed = changed_names(old.inline.unsigned, unsigned)
+        # A child's DS (authd.parentds) may differ from the file's, now or before.
+        changed = {*changed, *(child_ds or ()), *(n for n, t in previous.rrsets if t == _DS)}
         signed = resign_zone(previous, source.nodes, changed, keys, policy, int(now))
     else:
         signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
@@ -358,9 +385,32 @@ def sign_version(
     # when it was compiled): the ones shared with *old* keep their wire form.
     reuse = old if old is not None and old.inline is not None else None
     version = compile_rrsets(zc.name, signed.node_items(), unsigned.cuts, zc.file, reuse)
-    # The unsigned version is only compared with, never served: no wire form.
-    inline = Inline(dataclasses.replace(unsigned, wire=None), signed, policy, _tags(keys))
+    inline = _inline(unsigned, signed, policy, keys, now)
     return dataclasses.replace(version, files=unsigned.files, inline=inline)
+
+
+def _inline(
+    unsigned: ZoneVersion,
+    signed: SignedZone,
+    policy: SigningPolicy,
+    keys: Sequence[SigningKey],
+    now: float,
+) -> Inline:
+    t = policy.timings()
+    at = int(now)
+    # The unsigned version is only compared with, never served: no wire form.
+    return Inline(
+        dataclasses.replace(unsigned, wire=None),
+        signed,
+        policy,
+        _tags(keys),
+        rollover.key_view(keys, t, at),
+        tuple(
+            (k.tag, k.role, rollover.state_of(k, at), rollover.ds_of(k, t, at))
+            for k in sorted(keys, key=lambda k: (k.role, k.tag))
+        ),
+        rollover.next_step(keys, t, at),
+    )
 
 
 def signing_fingerprint(policy: SigningPolicy, tags: tuple[tuple[int, int, str], ...]) -> str:
@@ -374,7 +424,7 @@ def key_tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
 
 
 def restore_signed(
-    zc: ZoneConfig, stored: ZoneVersion, keys: Sequence[SigningKey]
+    zc: ZoneConfig, stored: ZoneVersion, keys: Sequence[SigningKey], now: float
 ) -> ZoneVersion | None:
     """The signed version a restart finds in the state folder (``signed_copy``),
     remembering what it was signed from as a fresh signing would: so the zone
@@ -401,8 +451,7 @@ def restore_signed(
     if result.version is None:
         return None
     signed = SignedZone(zc.name, rrsets, sigs, nsec3=policy.denial is Denial.NSEC3)
-    inline = Inline(result.version, signed, policy, _tags(keys))
-    return dataclasses.replace(stored, inline=inline)
+    return dataclasses.replace(stored, inline=_inline(result.version, signed, policy, keys, now))
 
 
 def changed_names(old: ZoneVersion, new: ZoneVersion) -> set[dns.name.Name]:
@@ -559,6 +608,7 @@ def plan_snapshot(
         old_journals = old_view.journals if old_view is not None else {}
         zones: dict[dns.name.Name, ZoneVersion | None] = {}
         journals: dict[dns.name.Name, Journal] = {}
+        children_ds = parentds.overrides(vc, keys, int(now), old_zones)
         for zc in vc.zones:
             if zc.in_view is not None:
                 # Shared with an earlier view: the same compiled version, loaded once.
@@ -618,8 +668,17 @@ def plan_snapshot(
                 restored = found.signed if first else None
                 if restored is not None and floor is not None and floor != restored.serial:
                     restored = None  # not the last version served: the journal went on
+                below = children_ds.get(zc.name)
                 version, event = load_one(
-                    vc.name, zc, restored or old, now, floor, remembered, signing, problem_keys
+                    vc.name,
+                    zc,
+                    restored or old,
+                    now,
+                    floor,
+                    remembered,
+                    signing,
+                    problem_keys,
+                    below,
                 )
                 if restored is not None:
                     # Served as it was before the stop, or re-signed from it.
@@ -637,7 +696,15 @@ def plan_snapshot(
                         note = note or why
                         if last is not None:
                             version, event = load_one(
-                                vc.name, zc, last, now, floor, remembered, signing, problem_keys
+                                vc.name,
+                                zc,
+                                last,
+                                now,
+                                floor,
+                                remembered,
+                                signing,
+                                problem_keys,
+                                below,
                             )
                             event = _restarted(event, last)
                 if first and note is not None:
@@ -848,13 +915,20 @@ def _secondary_copy(
 def needs_signing(zc: ZoneConfig, old: ZoneVersion, keys: Sequence[SigningKey], now: float) -> bool:
     """Whether *old*, served for a zone authd signs, must be signed again though
     its unsigned content did not change: not signed by authd yet, another
-    policy or other keys, or signatures due for refresh."""
+    policy or other keys, signatures due for refresh, or a key event (one
+    published, activated, retired, asked for by CDS: ``authd.rollover``)."""
     policy = zc.dnssec
     assert policy is not None
     inline = old.inline
     if inline is None or inline.policy != policy or inline.keys != _tags(keys):
         return True
-    return inline.signed.due_for_refresh(int(now), policy)
+    if inline.signed.due_for_refresh(int(now), policy):
+        return True
+    t = policy.timings()
+    at = int(now)
+    return inline.key_view != rollover.key_view(
+        keys, t, at
+    ) or inline.next_key_event != rollover.next_step(keys, t, at)
 
 
 def _resign_secondary(

@@ -39,6 +39,8 @@ import dns.dnssec
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CDNSKEY
+import dns.rdtypes.ANY.CDS
 import dns.rdtypes.ANY.DNSKEY
 import dns.rdtypes.ANY.NSEC
 import dns.rdtypes.ANY.NSEC3
@@ -68,8 +70,13 @@ SIGNER_TYPES = frozenset(
         RdataType.NSEC3,
         RdataType.NSEC3PARAM,
         RdataType.DNSKEY,
+        RdataType.CDS,
+        RdataType.CDNSKEY,
     }
 )
+# Signed by the keys that sign the DNSKEY RRset (RFC 7344 section 4.1: a key
+# the parent's DS points to).
+KSK_SIGNED = frozenset({RdataType.DNSKEY, RdataType.CDS, RdataType.CDNSKEY})
 NSEC3_SHA1 = 1  # RFC 5155 section 11: the only hash algorithm
 NSEC3_OPT_OUT = 1  # RFC 5155 section 3.1.2.1
 
@@ -152,6 +159,11 @@ class Inline:
     signed: SignedZone
     policy: SigningPolicy
     keys: tuple[tuple[int, int, str], ...]  # (tag, algorithm, role) of the keys it had
+    # What the keys showed when signed (authd.rollover.key_view): a change re-signs.
+    key_view: tuple[tuple[int, ...], ...] = ()
+    # (tag, role, state, ds) of each key at signing, and the next key event (when, what).
+    key_states: tuple[tuple[int, str, str, str], ...] = ()
+    next_key_event: tuple[int, str] | None = None
 
 
 def earliest_expiry(signed: SignedZone) -> int | None:
@@ -300,11 +312,15 @@ def _signed_by(rdtype: RdataType, at_cut: bool) -> bool:
     return not at_cut or rdtype in (RdataType.DS, RdataType.NSEC)
 
 
+def _of_policy(keys: Sequence[SigningKey], policy: SigningPolicy) -> list[SigningKey]:
+    return [k for k in keys if k.algorithm == policy.algorithm]
+
+
 def _signers(
     origin: dns.name.Name, keys: Sequence[SigningKey], policy: SigningPolicy, now: int
 ) -> tuple[list[SigningKey], list[SigningKey], list[SigningKey]]:
     """(published, KSK-side, ZSK-side) keys of the policy's algorithm at *now*."""
-    keys = [k for k in keys if k.algorithm == policy.algorithm]
+    keys = _of_policy(keys, policy)
     shown = [k for k in keys if published(k, now)]
     ksks = [k for k in keys if k.role in ("ksk", "csk") and active(k, now) and published(k, now)]
     zsks = [k for k in keys if k.role in ("zsk", "csk") and active(k, now) and published(k, now)]
@@ -357,7 +373,7 @@ class _Sign:
 
     def __call__(self, key: RRKey, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
         owner, rdtype = key
-        is_dnskey = rdtype == RdataType.DNSKEY
+        is_dnskey = rdtype in KSK_SIGNED
         tags = self.tags[0] if is_dnskey else self.tags[1]
         old = _reusable(self.previous, key, rrset, tags, self.now, self.horizon)
         if old is not None:
@@ -400,6 +416,7 @@ def sign_zone(
     rrsets = dict(plan.data)
     rrsets[(origin, RdataType.DNSKEY)] = _dnskey_rrset(origin, shown, policy)
     plan.types[origin] = _apex_types(plan, policy)
+    rrsets.update(_cds(origin, _of_policy(keys, policy), policy, now, plan))
     negative_ttl = _negative_ttl(plan)
     names = sorted(plan.owners, key=_ckey)
     chain = _Chain(plan, names, policy, (frozenset(), frozenset()), negative_ttl, None)
@@ -509,12 +526,21 @@ def resign_zone(
                 plan.types.pop(name, None)
     plan.types[origin] = _apex_types(plan, policy)
     rrsets = dict(previous.rrsets)
+    # CDS and CDNSKEY follow the keys' times (a rollover), not the edit: made again.
+    cds = _cds(origin, _of_policy(keys, policy), policy, now, plan)
     for key in touched:
         rrset = plan.data.get(key)
         if rrset is None:
             rrsets.pop(key, None)
         else:
             rrsets[key] = rrset
+    for rdtype in (RdataType.CDS, RdataType.CDNSKEY):
+        key = (origin, rdtype)
+        touched.add(key)
+        if key in cds:
+            rrsets[key] = cds[key]
+        else:
+            rrsets.pop(key, None)
     dnskey_key = (origin, RdataType.DNSKEY)
     rrsets[dnskey_key] = _dnskey_rrset(origin, shown, policy)
     touched.add(dnskey_key)
@@ -566,6 +592,41 @@ def resign_zone(
         nsec3=policy.denial is Denial.NSEC3,
         chain=new_chain,
     )
+
+
+def _cds(
+    origin: dns.name.Name,
+    keys: Sequence[SigningKey],
+    policy: SigningPolicy,
+    now: int,
+    plan: _Plan,
+) -> dict[RRKey, dns.rrset.RRset]:
+    """CDS (SHA-256) and CDNSKEY RRsets for the keys whose DS the parent should
+    have at *now* (RFC 7344 section 4, RFC 8078; ``keytimeline.in_cds``): the
+    new KSK's from the start of a rollover, the old one's until its DNSKEY has
+    left every cache.  TTL as the DNSKEY RRset's."""
+    t = policy.timings()
+    asked = sorted((k for k in keys if keytimeline.in_cds(k, t, now)), key=lambda k: k.tag)
+    if not asked:
+        return {}
+    cds = dns.rrset.RRset(origin, IN, RdataType.CDS)
+    cdnskey = dns.rrset.RRset(origin, IN, RdataType.CDNSKEY)
+    cds.ttl = cdnskey.ttl = policy.dnskey_ttl
+    for k in asked:
+        ds = dns.dnssec.make_ds(origin, k.dnskey, "SHA256")
+        cds.add(
+            dns.rdtypes.ANY.CDS.CDS(
+                IN, RdataType.CDS, ds.key_tag, ds.algorithm, ds.digest_type, ds.digest
+            )
+        )
+        d = k.dnskey
+        cdnskey.add(
+            dns.rdtypes.ANY.CDNSKEY.CDNSKEY(
+                IN, RdataType.CDNSKEY, d.flags, d.protocol, d.algorithm, d.key
+            )
+        )
+    plan.types[origin] |= {RdataType.CDS, RdataType.CDNSKEY}
+    return {(origin, RdataType.CDS): cds, (origin, RdataType.CDNSKEY): cdnskey}
 
 
 def _reusable(
