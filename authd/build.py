@@ -424,13 +424,14 @@ def key_tags(keys: Sequence[SigningKey]) -> tuple[tuple[int, int, str], ...]:
 
 
 def restore_signed(
-    zc: ZoneConfig, stored: ZoneVersion, keys: Sequence[SigningKey], now: float
+    zc: ZoneConfig, stored: ZoneVersion, keys: Sequence[SigningKey], now: float, serial: int
 ) -> ZoneVersion | None:
     """The signed version a restart finds in the state folder (``signed_copy``),
     remembering what it was signed from as a fresh signing would: so the zone
     serves it as it was (same serial, same signatures) when the file did not
-    change, and an edit made meanwhile re-signs only what changed.  None when
-    it holds no DNSKEY (not a signed copy)."""
+    change, and an edit made meanwhile re-signs only what changed.  *serial*
+    is the file's serial it was signed from (a re-signing may have taken the
+    signed one past it).  None when it holds no DNSKEY (not a signed copy)."""
     policy = zc.dnssec
     assert policy is not None
     rrsets: dict[tuple[dns.name.Name, RdataType], dns.rrset.RRset] = {}
@@ -451,7 +452,9 @@ def restore_signed(
     if result.version is None:
         return None
     signed = SignedZone(zc.name, rrsets, sigs, nsec3=policy.denial is Denial.NSEC3)
-    return dataclasses.replace(stored, inline=_inline(result.version, signed, policy, keys, now))
+    unsigned_version = result.version.with_serial(serial)
+    inline = _inline(unsigned_version, signed, policy, keys, now)
+    return dataclasses.replace(stored, inline=inline)
 
 
 def changed_names(old: ZoneVersion, new: ZoneVersion) -> set[dns.name.Name]:

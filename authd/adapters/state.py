@@ -269,7 +269,9 @@ def write_signed_copies(config: Config, snapshot: Snapshot) -> list[str]:
             if not _keeps_signed_copy(zc) or version is None or version.inline is None:
                 continue
             inline = version.inline
-            note = "signing " + signing_fingerprint(inline.policy, inline.keys)
+            # The file's serial too: what the next edit's serial is checked against.
+            fingerprint = signing_fingerprint(inline.policy, inline.keys)
+            note = f"signing {fingerprint} {inline.unsigned.serial}"
             path = signed_copy_path(config, vc.name, zc.name)
             try:
                 write_copy(path, version, note)
@@ -301,17 +303,20 @@ def _with_signed_copy(
         with open(path, "rb") as f:
             f.readline(MAX_LAST_GOOD_HEAD_LINE)
             note = f.readline(MAX_LAST_GOOD_HEAD_LINE).decode("utf-8", "replace").strip()
-        if note != "; signing " + signing_fingerprint(zc.dnssec, key_tags(keys)):
+        head, _, serial = note.rpartition(" ")
+        if head != "; signing " + signing_fingerprint(zc.dnssec, key_tags(keys)):
             return found
+        source_serial = int(serial)
         result = load_zone(
             zc.name, path, zc.max_records, max_records_per_rrset=zc.max_records_per_rrset
         )
-    except (ZoneError, OSError):
+    except (ZoneError, OSError, ValueError):
         return found
     if result.version is None:
         return found
     stored = dataclasses.replace(result.version, file=zc.file, files=frozenset({zc.file}))
-    return dataclasses.replace(found, signed=restore_signed(zc, stored, keys, now))
+    restored = restore_signed(zc, stored, keys, now, source_serial)
+    return dataclasses.replace(found, signed=restored)
 
 
 def last_good_zones(config: Config) -> dict[tuple[str, dns.name.Name], ZoneConfig]:
