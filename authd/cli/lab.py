@@ -677,6 +677,57 @@ def gather(
     return out
 
 
+def gather_chain(
+    lab: labmodel.Lab, folder: str, port: int, timeout: float = LAB_TRACE_TIMEOUT
+) -> dict[dns.name.Name, labchain.Verdict | None]:
+    """Each zone's chain of trust in a signed lab, from the trust anchor down
+    (None: not judged, the chain above it is broken); every server of a zone
+    must serve a good signature over its SOA."""
+    chain = labchain.Chain(make_ask(port, timeout, dnssec=True), time.time(), read_anchor(folder))
+    zones = lab.zones()
+    out: dict[dns.name.Name, labchain.Verdict | None] = {}
+    for zone in sorted(zones):  # canonical order: every parent before its children
+        servers = zones[zone]
+        parent = labmodel.parent_zone(lab, zone)
+        if parent is None:
+            verdict = chain.root(servers[0].address)
+        elif parent in chain.keys:
+            paddress = zones[parent][0].address
+            verdict = chain.link(parent, zone, None, paddress, servers[0].address)
+        else:
+            out[zone] = None
+            continue
+        for s in servers if verdict is None else ():
+            reply = chain.ask(s.address, zone, dns.rdatatype.SOA, False)
+            soa, sigs = labchain.rrset_of(reply.answer if reply else [], zone, dns.rdatatype.SOA)
+            if soa is None:
+                continue  # no answer: the delegation checks report it
+            problem, how = labchain.check_signature(soa, sigs, chain.keys[zone], chain.now)
+            if problem is not None:
+                verdict = labchain.Verdict(labchain.State.BOGUS, zone, problem, f"{s.host}: {how}")
+                break
+        out[zone] = verdict or labchain.Verdict(labchain.State.SECURE, zone)
+    return out
+
+
+def check_findings(
+    lab: labmodel.Lab, folder: str, port: int
+) -> tuple[
+    list[labcheck.Delegation], dict[dns.name.Name, labchain.Verdict | None], list[labcheck.Finding]
+]:
+    """The delegations, the chain verdicts (signed lab) and every finding."""
+    delegations = gather(lab, port)
+    findings = [f for d in delegations for f in labcheck.judge(d)]
+    chain = gather_chain(lab, folder, port) if lab.signed else {}
+    for zone, verdict in chain.items():
+        mine = labcheck.judge_chain(zone, verdict)
+        if any(f.zone == zone for f in findings):
+            # A server that does not answer gives no keys either: said once, above.
+            mine = [f for f in mine if f.scenario != labcheck.DNSSEC_FINDING]
+        findings += mine
+    return delegations, chain, findings
+
+
 def run_check(args: argparse.Namespace) -> int:
     try:
         lab = read_lab(args.lab)
@@ -687,12 +738,19 @@ def run_check(args: argparse.Namespace) -> int:
     if port is None:
         error(PROG, f"no lab running in {args.lab} (authd lab up {args.lab}, or give --port)")
         return EXIT_FINDINGS
-    delegations = gather(lab, port)
-    findings = [f for d in delegations for f in labcheck.judge(d)]
-    for d in delegations:
-        mine = [f for f in findings if f.zone == d.zone]
+    delegations, chain, findings = check_findings(lab, args.lab, port)
+    rows: list[tuple[dns.name.Name, dns.name.Name | None]] = []
+    if dns.name.root in chain:
+        rows.append((dns.name.root, None))
+    rows += [(d.zone, d.parent) for d in delegations]
+    for zone, parent in rows:
+        mine = [f for f in findings if f.zone == zone]
         state = "ok" if not mine else f"{len(mine)} finding(s)"
-        print(f"{d.zone.to_text():<24} from {d.parent.to_text():<14} {state}")
+        verdict = chain.get(zone)
+        if verdict is not None:
+            state += f", chain of trust {verdict.state.value}"
+        where = f"from {parent.to_text()}" if parent is not None else "(trust anchor)"
+        print(f"{zone.to_text():<24} {where:<19} {state}")
         for f in mine:
             print(f"    {f.text}  [scenario: {f.scenario}]")
     print(f"{len(delegations)} delegations, {len(findings)} findings")
@@ -709,13 +767,14 @@ def run_graph(args: argparse.Namespace) -> int:
         error(PROG, f"lab refused: {e}")
         return EXIT_FINDINGS
     findings: list[labcheck.Finding] = []
+    chain: dict[dns.name.Name, labchain.Verdict | None] = {}
     if args.check:
         port = lab_port(args.lab, args.port)
         if port is None:
             error(PROG, f"--check needs the lab running (authd lab up {args.lab})")
             return EXIT_FINDINGS
-        findings = [f for d in gather(lab, port) for f in labcheck.judge(d)]
-    source = labgraph.dot_source(lab, findings)
+        _, chain, findings = check_findings(lab, args.lab, port)
+    source = labgraph.dot_source(lab, findings, chain)
     out = Path(args.output)
     if out.suffix == ".dot":
         out.write_text(source)
