@@ -244,6 +244,14 @@ class Chain:
         None when it is trusted (kept in ``keys``), else the bogus verdict."""
         reply = self._dnskey(zone, address)
         keys, sigs = rrset_of(reply.answer if reply is not None else [], zone, RdataType.DNSKEY)
+        cname, _ = rrset_of(reply.answer if reply is not None else [], zone, RdataType.CNAME)
+        if keys is None and cname is not None:
+            why = (
+                f"{address} answers {zone} DNSKEY with a CNAME to {cname[0].target}: "
+                "a CNAME at the apex hides every other record there, the DNSKEY set too"
+            )
+            self.say(f"  {_cap(why)} -> bogus.")
+            return Verdict(State.BOGUS, zone, Problem.NO_DNSKEY, why)
         if keys is None:
             why = f"{address} gives no DNSKEY set for {zone}"
             self.say(f"  {_cap(why)}: nothing to check the DS against -> bogus.")
