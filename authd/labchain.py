@@ -547,5 +547,4 @@ def summary(verdict: Verdict | None) -> str:
         return f"DNSSEC: secure ({verdict.why})"
     if verdict.state is State.INSECURE:
         return f"DNSSEC: insecure from {verdict.zone} ({verdict.why})"
-    assert verdict.problem is not None
-    return f"DNSSEC: bogus at {verdict.zone}, {verdict.problem.value}: {verdict.why}"
+    return f"DNSSEC: bogus at {verdict.zone}: {verdict.why}"

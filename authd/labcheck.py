@@ -120,4 +120,4 @@ def judge_chain(zone: dns.name.Name, verdict: labchain.Verdict | None) -> list[F
         return [Finding(DNSSEC_FINDING, zone, text)]
     assert verdict.problem is not None
     scenario = _CHAIN_SCENARIO.get(verdict.problem, DNSSEC_FINDING)
-    return [Finding(scenario, zone, f"bogus: {verdict.problem.value}: {verdict.why}")]
+    return [Finding(scenario, zone, f"chain of trust bogus: {verdict.why}")]

@@ -560,3 +560,15 @@ def test_graph_of_a_signed_lab_shows_the_ds_links() -> None:
     source = labgraph.dot_source(lab, [], chain)
     assert "BOGUS: a signature has expired" in source and "color=red" in source
     assert "secure" in source and "darkgreen" in source
+
+
+def test_trace_dnssec_with_a_broken_anchor_file_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    assert authd("lab", "init", str(folder)).returncode == 0
+    (folder / labmodel.ANCHOR_FILE).write_text("com. 86400 IN DS 1 13 2 00\n")
+    port = str(free_port())  # nothing listens: the anchor is read before any query
+    done = authd(
+        "lab", "trace", "www.example.com", "--dnssec", "--lab", str(folder), "--port", port
+    )
+    assert done.returncode == 1
+    assert "root.anchor: unreadable trust anchor" in done.stderr, done.stderr

@@ -359,8 +359,12 @@ def _scenario_row(lab: Lab, s: labscenarios.Scenario) -> str:
         s.try_name,
         _cell(_telltale(trace)),
         _cell(finding),
-        _cell(f"{broken['rcode']} in {broken['seconds']} s" + (f": {answer}" if answer else "")),
-        _cell(str(after["rcode"])),
+        _cell(
+            f"{broken['rcode']} in {broken['seconds']} s"
+            + (", AD" if broken["ad"] else "")
+            + (f": {answer}" if answer else "")
+        ),
+        _cell(str(after["rcode"]) + (", AD" if after["ad"] else "")),
     )
 
 
