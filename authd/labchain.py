@@ -235,7 +235,14 @@ class Chain:
     def _dnskey(self, zone: Name, address: str) -> dns.message.Message | None:
         where = "a root server" if zone == dns.name.root else f"a server of {zone}"
         self.say(f"Ask {address}, {where}, for {zone} DNSKEY, with DO (send the signatures too).")
-        return self.ask(address, zone, RdataType.DNSKEY, False)
+        return self._query(address, zone, RdataType.DNSKEY)
+
+    def _query(self, address: str, name: Name, rdtype: RdataType) -> dns.message.Message | None:
+        reply = self.ask(address, name, rdtype, False)
+        if reply is not None and reply.flags & dns.flags.TC:
+            self.say("  Truncated (signatures make answers big): ask again over TCP.")
+            reply = self.ask(address, name, rdtype, True)
+        return reply
 
     def zone_keys(
         self, zone: Name, address: str, ds: dns.rrset.RRset, where: str
@@ -316,7 +323,7 @@ class Chain:
         ds, sigs = rrset_of(sections, child, RdataType.DS)
         if ds is None and not any(r.rdtype == RdataType.NSEC for r in sections):
             self.say(f"  The referral holds no DS: ask {parent_address} for {child} DS.")
-            source = self.ask(parent_address, child, RdataType.DS, False)
+            source = self._query(parent_address, child, RdataType.DS)
             sections = [*source.answer, *source.authority] if source is not None else []
             ds, sigs = rrset_of(sections, child, RdataType.DS)
         if ds is None:

@@ -572,3 +572,19 @@ def test_trace_dnssec_with_a_broken_anchor_file_is_an_error(tmp_path: Path) -> N
     )
     assert done.returncode == 1
     assert "root.anchor: unreadable trust anchor" in done.stderr, done.stderr
+
+
+def test_chain_steps_look_at_no_more_than_the_key_limit() -> None:
+    from authd.limits import LAB_CHAIN_MAX_KEYS
+
+    z = Zone("example.")
+    crowd = dns.rrset.RRset(z.name, 1, dns.rdatatype.DNSKEY)
+    for _ in range(LAB_CHAIN_MAX_KEYS):
+        crowd.add(Zone("example.").dnskey)
+    assert labchain.match_ds(z.name, z.ds(), crowd) == []
+    crowd.add(z.dnskey)  # past the limit: not looked at
+    assert len(crowd) == LAB_CHAIN_MAX_KEYS + 1
+    assert labchain.match_ds(z.name, z.ds(), crowd) == []
+    first = dns.rrset.RRset(z.name, 1, dns.rdatatype.DNSKEY)
+    first.add(z.dnskey)
+    assert len(labchain.match_ds(z.name, z.ds(), first)) == 1
