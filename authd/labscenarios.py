@@ -200,6 +200,13 @@ def _plan_signed(
     parent = parent_zone(lab, zone)
     if parent is None:
         raise ValueError("the root has no parent: its DS is the trust anchor (root.anchor)")
+    for s in lab.servers:
+        primaries = {z.name for z in s.zones if z.file is not None}
+        if {parent, zone} <= primaries:
+            raise ValueError(
+                f"{parent} and {zone} are both served by {s.name}: authd keeps the DS of a "
+                "child it serves beside its parent right by itself (pick another zone)"
+            )
     path = lab.zones()[parent][0].zone(parent).file
     if path is None or path not in files:
         raise ValueError(f"{parent} has no zone file to edit the DS of {zone} in")

@@ -381,6 +381,8 @@ def test_chain_scenarios_need_a_signed_lab_and_edit_the_parents_ds() -> None:
     assert labscenarios.serial_of(text) == labscenarios.serial_of(sfiles[path]) + 1
     with pytest.raises(ValueError, match="trust anchor"):
         labscenarios.plan(labscenarios.DS_MISMATCH, ".", slab, sfiles)
+    with pytest.raises(ValueError, match="keeps the DS of a child it serves"):
+        labscenarios.plan(labscenarios.DS_MISMATCH, "arpa.", slab, sfiles)
     with pytest.raises(ValueError, match="holds no DS"):
         labscenarios.plan(labscenarios.DS_MISMATCH, "example.com.", slab, sfiles)
     broken = labscenarios.plan(labscenarios.EXPIRED_SIGNATURES, None, slab, sfiles)
