@@ -201,6 +201,8 @@ def load_one(
     if signing is not None and old is not None:
         inline = old.inline
         resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
+        # A lab's signing clock moved (expired-signatures broken or fixed).
+        resign = resign or (inline is not None and inline.signed.behind != zc.lab_signing_behind)
         # Signatures about to expire: a new signed version, file changed or not.
         resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
         # A key published, activated, retired or asked for by CDS: a new signed version.
@@ -378,9 +380,13 @@ def sign_version(
             changed = changed_names(old.inline.unsigned, unsigned)
         # A child's DS (authd.parentds) may differ from the file's, now or before.
         changed = {*changed, *(child_ds or ()), *(n for n, t in previous.rrsets if t == _DS)}
-        signed = resign_zone(previous, source.nodes, changed, keys, policy, int(now))
+        signed = resign_zone(
+            previous, source.nodes, changed, keys, policy, int(now), zc.lab_signing_behind
+        )
     else:
-        signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
+        signed = sign_zone(
+            zc.name, source.nodes, keys, policy, int(now), previous, zc.lab_signing_behind
+        )
     # Built from the signer's RRsets as they are (the unsigned zone was checked
     # when it was compiled): the ones shared with *old* keep their wire form.
     reuse = old if old is not None and old.inline is not None else None

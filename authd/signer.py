@@ -111,6 +111,9 @@ class SignedZone:
     resigned: int = 0  # RRsets signed anew by this call (the rest were kept)
     kept: int = 0
     nsec3: bool = False
+    # Signatures dated this many seconds before the real clock (a lab's
+    # expired-signatures scenario; 0 everywhere else).
+    behind: int = 0
     # What an incremental re-signing starts from (None: only a full one can).
     chain: _Chain | None = field(default=None, repr=False)
 
@@ -146,7 +149,8 @@ class SignedZone:
     def next_refresh(self, policy: SigningPolicy) -> int | None:
         """When the first signature falls due for refresh (unix seconds)."""
         expiry = earliest_expiry(self)
-        return None if expiry is None else expiry - policy.signature_refresh
+        # In real time: a zone signed behind the clock is not re-signed in a loop.
+        return None if expiry is None else expiry - policy.signature_refresh + self.behind
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -365,9 +369,11 @@ class _Sign:
         now: int,
         previous: SignedZone | None,
         horizon: int,
+        behind: int = 0,
     ) -> None:
         self.origin, self.ksks, self.zsks = origin, ksks, zsks
-        self.policy, self.now, self.previous, self.horizon = policy, now, previous, horizon
+        # The signatures' clock: *behind* seconds back (lab only; 0 elsewhere).
+        self.policy, self.now, self.previous, self.horizon = policy, now - behind, previous, horizon
         self.tags = (frozenset(k.tag for k in ksks), frozenset(k.tag for k in zsks))
         self.resigned = 0
 
@@ -405,11 +411,16 @@ def sign_zone(
     policy: SigningPolicy,
     now: int,
     previous: SignedZone | None = None,
+    behind: int = 0,
 ) -> SignedZone:
     """Sign the zone whose names are *nodes* (a compiled version's nodes, or
     any mapping name -> type -> RRset); records of the signer's own types in
-    it are replaced.  With *previous*, its still-good signatures are kept."""
+    it are replaced.  With *previous*, its still-good signatures are kept.
+    *behind* (lab only) dates the signatures that many seconds back; which
+    keys sign still follows *now*."""
     plan = _plan(origin, nodes)
+    if previous is not None and previous.behind != behind:
+        previous = None  # dated on another clock: none of its signatures fit
     if (origin, RdataType.SOA) not in plan.data:
         raise SigningError(f"{origin}: no SOA at the apex")
     shown, ksks, zsks = _signers(origin, keys, policy, now)
@@ -429,7 +440,7 @@ def sign_zone(
         # A refresh re-signs what falls due within the jitter span too, so the
         # zone is re-signed in one pass, not once per signature as each falls due.
         horizon += policy.signature_jitter
-    sign = _Sign(origin, ksks, zsks, policy, now, previous, horizon)
+    sign = _Sign(origin, ksks, zsks, policy, now, previous, horizon, behind)
     sigs: dict[RRKey, dns.rrset.RRset] = {}
     glue, cuts = plan.glue, plan.cuts
     for key, rrset in rrsets.items():
@@ -446,6 +457,7 @@ def sign_zone(
         sign.resigned,
         len(sigs) - sign.resigned,
         nsec3=policy.denial is Denial.NSEC3,
+        behind=behind,
         chain=chain,
     )
 
@@ -457,8 +469,9 @@ def resign_zone(
     keys: Sequence[SigningKey],
     policy: SigningPolicy,
     now: int,
+    behind: int = 0,
 ) -> SignedZone:
-    """``sign_zone(origin, nodes, keys, policy, now, previous)``, given that
+    """``sign_zone(origin, nodes, keys, policy, now, previous, behind)``, given that
     *nodes* differs from what *previous* was signed from only at the owner
     names *changed* (the apex is always taken as changed: its SOA is)."""
     origin = previous.origin
@@ -469,12 +482,13 @@ def resign_zone(
         or previous.due_for_refresh(now, policy)
         or origin not in nodes
         or RdataType.SOA not in nodes[origin]
+        or previous.behind != behind
     ):
-        return sign_zone(origin, nodes, keys, policy, now, previous)
+        return sign_zone(origin, nodes, keys, policy, now, previous, behind)
     shown, ksks, zsks = _signers(origin, keys, policy, now)
-    sign = _Sign(origin, ksks, zsks, policy, now, previous, policy.signature_refresh)
+    sign = _Sign(origin, ksks, zsks, policy, now, previous, policy.signature_refresh, behind)
     if sign.tags != chain.tags:
-        return sign_zone(origin, nodes, keys, policy, now, previous)
+        return sign_zone(origin, nodes, keys, policy, now, previous, behind)
     plan = chain.plan.copy()
     names = list(chain.names)
     touched: set[RRKey] = set()  # keys whose RRset, or whether it is signed, may differ
@@ -505,7 +519,7 @@ def resign_zone(
             (plan.cuts.add if cut else plan.cuts.discard)(name)
         (plan.secure_cuts.add if cut and RdataType.DS in new else plan.secure_cuts.discard)(name)
     if _negative_ttl(plan) != chain.ttl:
-        return sign_zone(origin, nodes, keys, policy, now, previous)
+        return sign_zone(origin, nodes, keys, policy, now, previous, behind)
     for cut in flipped:
         # Its descendants follow it in canonical order: their glue status flips.
         i, present = _find(names, cut)
@@ -590,6 +604,7 @@ def resign_zone(
         sign.resigned,
         len(sigs) - sign.resigned,
         nsec3=policy.denial is Denial.NSEC3,
+        behind=behind,
         chain=new_chain,
     )
 
