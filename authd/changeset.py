@@ -2,7 +2,10 @@
 
 Owns: computing the difference of two ``ZoneVersion``s (``diff``), folding a
 chain of differences into one (``condense``), and applying a difference to a
-version (``apply``, for tests and for secondaries that receive IXFR).
+version (``apply``, for tests and for secondaries that receive IXFR), or in
+place, replacing only the nodes it names (``apply_incremental``, what a
+secondary tries first), and diffing two versions known to differ only at
+some names (``diff_owners``).
 
 Invariants:
 

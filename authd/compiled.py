@@ -9,6 +9,11 @@ NS/MX/SRV RRset and the sections of each referral (both chosen by the engine's
 own rules, so they cannot drift), the delegation cuts and DNAME owners above
 every name, the wildcard flag and the one negative-answer SOA the zone shares.
 
+Also owns ``recompile``: the compiled form of a version that differs from
+an already compiled one at a few names (an IXFR applied in place), redoing
+only those nodes and the ones that copy their addresses (the reverse index
+``CompiledZone.referrers``), the other shards shared.
+
 Names are keyed by their lowercased wire form (bytes): the closest encloser
 of a name is found by stripping its first label until the table has it, since
 the table holds every name of the zone, empty non-terminals included.

@@ -422,11 +422,11 @@ class Fleet:
                     # A transferred zone is better served from memory than not at
                     # all; the log says loudly that a restart will need a new transfer.
                     copy_problem = f"cannot store the copy {sec.zc.file}: {e.strerror or e}"
-        else:
-            sec.copy_pending = version
         change = record_change(
             self.config, sec.view, sec.zc.name, served, version, journal, owners=owners
         )
+        if owners is not None:
+            sec.copy_pending = version  # written once served: _copy_later
         return version, how, change, copy_problem
 
     def _store_copy(self, sec: _Secondary) -> None:
