@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import dns.rdatatype
 
+from authd.assemble import _name as put_name
 from authd.assemble import put_rrset, rollback
 from authd.compiled import CompiledZone, RRsetWire
 from authd.limits import HEADER_LEN, MAX_MESSAGE, NO_EDNS_UDP_LIMIT, OPT_FIXED_SIZE
@@ -173,35 +174,39 @@ def _stream(msgs: _Messages, zone: CompiledZone, extra: Iterable[RRsetWire]) -> 
     assert apex is not None
     soa = (apex.rrsets[SOA],)
     out, names = msgs.out, msgs.names
+    get = names.get
     room = msgs.room
     count = 0
     # The owner of the last RRset written and what stands for it in this
-    # message: a pointer to it, or its compressed form when it sits too far
-    # in to be pointed at.  A node's RRsets share one owner (the compiler's),
-    # so the ones after the first cost no lookups.
+    # message (``rep``): a pointer to it, or its compressed form when it sits
+    # too far in to be pointed at; it cannot change while the message fills.
+    # A node's RRsets share one owner (the compiler's), so after the first
+    # they cost no lookups, and so do the records after an RRset's first.
     last_owner: object = None
     rep = b""
     for group in itertools.chain(_groups(zone), (extra, soa)):
         for rr in group:
             at = len(out)
             own = rr.owner
-            tails = rr.tails
-            if tails is None or own is not last_owner:
+            if own is not last_owner:
                 wire, sfx = own
-                if tails is None or not sfx:
+                if not sfx:  # the root: nothing to compress
                     put_rrset(out, names, rr, own)
-                    p = names.get(sfx[0][0]) if sfx else None
-                    if p is None:
-                        last_owner = None
+                    last_owner = None
+                    if len(out) <= room:
+                        count += rr.count
                     else:
-                        last_owner = own
-                        rep = (0xC000 | p).to_bytes(2, "big")
+                        rollback(out, names, at)
+                        yield from msgs.spill(rr, count)
+                        out, names, count = msgs.out, msgs.names, msgs.placed
+                        get = names.get
+                    continue
                 else:
                     # assemble._name, inlined: the owner compressed against the
                     # message, its new suffixes entered while they can be reached.
                     i = 0
                     for suffix, off in sfx:
-                        p = names.get(suffix)
+                        p = get(suffix)
                         if p is not None:
                             out += wire[:off]
                             out += (0xC000 | p).to_bytes(2, "big")
@@ -209,23 +214,39 @@ def _stream(msgs: _Messages, zone: CompiledZone, extra: Iterable[RRsetWire]) -> 
                         i += 1
                     else:
                         out += wire
-                    if not i:
-                        rep = bytes(out[at:])  # the whole name is in the message already
-                    elif at <= LOW14:
+                    if i and at <= LOW14:
                         for suffix, off in sfx[:i]:
                             if at + off <= LOW14:
                                 names[suffix] = at + off
                         rep = (0xC000 | at).to_bytes(2, "big")
                     else:
-                        rep = bytes(out[at:])
+                        rep = bytes(out[at:])  # a pointer already, or unreachable
                     last_owner = own
-                    out += tails[0]
-                    if len(tails) > 1:
-                        out += rep
-                        out += rep.join(tails[1:])
             else:
                 out += rep
-                out += rep.join(tails)
+            tails = rr.tails
+            if tails is not None:
+                out += tails[0]
+                if len(tails) > 1:
+                    out += rep
+                    out += rep.join(tails[1:])
+            else:
+                first = True
+                for head, pieces, last in rr.parts:
+                    if first:
+                        first = False
+                    else:
+                        out += rep
+                    out += head
+                    length_at = len(out)
+                    out += b"\x00\x00"
+                    for literal, (nwire, nsfx) in pieces:
+                        out += literal
+                        put_name(out, names, nwire, nsfx)
+                    out += last
+                    n = len(out) - length_at - 2
+                    out[length_at] = n >> 8
+                    out[length_at + 1] = n & 0xFF
             if len(out) <= room:
                 count += rr.count
                 continue
@@ -233,6 +254,7 @@ def _stream(msgs: _Messages, zone: CompiledZone, extra: Iterable[RRsetWire]) -> 
             last_owner = None
             yield from msgs.spill(rr, count)
             out, names, count = msgs.out, msgs.names, msgs.placed
+            get = names.get
     yield msgs.close(count)
 
 

@@ -204,3 +204,28 @@ def test_the_question_keeps_the_askers_case_and_the_zone_its_own() -> None:
     assert first.question[0].name.to_text() == "bIG.tEST."
     names = {rrset.name.to_text() for m in messages for rrset in dns.message.from_wire(m).answer}
     assert "MiXed.big.test." in names and not any("IG" in n for n in names)
+
+
+ROOT = (
+    """$ORIGIN .
+$TTL 3600
+. SOA a.root. hostmaster.root. 1 7200 3600 1209600 300
+. NS a.root.
+. NS b.root.
+a.root A 192.0.2.201
+b.root AAAA 2001:db8::202
+"""
+    + "".join(f'. TXT "root text {i:02d} {"r" * 60}"\n' for i in range(12))
+    + "".join(f"tld{i} NS ns{i}.tld{i}.\nns{i}.tld{i} A 192.0.2.{i}\n" for i in range(30))
+)
+
+
+@pytest.mark.parametrize("max_size", [512, MAX_MESSAGE])
+def test_the_root_zone_whose_apex_has_no_label_to_compress(max_size: int) -> None:
+    version = zone_from_text(ROOT, ".")
+    client, parsed = _query(version, signed=True)
+    tsig = xfr.TsigSigner(KEY, NOW)
+    kw = {"max_size": max_size, "tsig": tsig}
+    old = xfr.axfr_messages(parsed, version, compiled=False, **kw)  # type: ignore[arg-type]
+    new = xfr.axfr_messages(parsed, version, **kw)  # type: ignore[arg-type]
+    _same(version, old, new, client, max_size)
