@@ -323,6 +323,12 @@ def _render(
     )
 
 
+def render_rrset(rrset: dns.rrset.RRset, owner: WireName | None = None) -> RRsetWire:
+    """*rrset* rendered as the compiler renders it (*owner*: shared with the
+    other RRsets of its name), for what the compiled zone does not hold."""
+    return _render(rrset, owner)
+
+
 def _rdata_keys(rrset: RRsetWire) -> frozenset[bytes]:
     return frozenset(
         key for _, pieces, _ in rrset.parts for _, (_, sfx) in pieces for key, _ in sfx
@@ -650,6 +656,7 @@ __all__ = [
     "in_zone",
     "key_of",
     "recompile",
+    "render_rrset",
     "suffixes",
     "synthesized_cname",
     "wire_name",
