@@ -249,13 +249,14 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             # With cookies on, a query with a COOKIE option gets one back (last in
             # the OPT record): cached apart, the cookie patched on each hit.
             with_cookie = key.cookie is not None and snapshot.cookies is not None
+            limit = _limit(request.transport, key.payload, options.udp_payload_max)
             cache_key = (
                 view.index,
                 key.qname,
                 key.qtype,
                 key.qclass,
                 key.flags,
-                _limit(request.transport, key.payload, options.udp_payload_max),
+                limit,
                 key.payload is not None,  # an OPT only answers an OPT (RFC 6891 s7)
                 key.do,
                 key.nsid,
@@ -264,6 +265,20 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             )
             cache = snapshot.cache
             cached = cache.get(cache_key)
+            full_key = cache_key
+            full = None
+            top = limit
+            if cached is None:
+                top = _limit(request.transport, MAX_MESSAGE, options.udp_payload_max)
+            if top > limit:
+                # The answer at the largest size, when it fits *limit*, is the
+                # answer at every size between (truncation drops whole RRsets,
+                # greedily: authd.render): one entry and one assembly for every
+                # payload size it fits, not one per distinct size asked.
+                full_key = (*cache_key[:5], top, *cache_key[6:])
+                full = cache.get(full_key)
+                if full is not None and len(full[0]) <= limit:
+                    cached = full
             if cached is not None:
                 out = wire.patch_response(cached[0], data, len(key.qname))
                 checked = None
@@ -289,9 +304,20 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 return Tallied((out,), event, tally=cached[2])
             compiled = None
             if not with_cookie:
-                limit = cache_key[5]
-                assert isinstance(limit, int)
-                compiled = _compiled(data, key, view, snapshot, limit)
+                if full_key is not cache_key and full is None:
+                    at_top = _compiled(data, key, view, snapshot, top)
+                    if at_top is not None and len(at_top[0]) <= limit:
+                        compiled, cache_key = at_top, full_key
+                    elif at_top is not None:
+                        if options.answer_cache_entries:
+                            # Kept for the larger sizes; this one is assembled to fit.
+                            told = _compiled_reply(at_top[0], key, view, options).tally
+                            counted = tally.as_cached(told) if told is not None else None
+                            entry = (at_top[0], at_top[1], counted)
+                            cache.put(full_key, entry, options.answer_cache_entries)
+                        compiled = _compiled(data, key, view, snapshot, limit)
+                else:
+                    compiled = _compiled(data, key, view, snapshot, limit)
             if compiled is not None:
                 answered = _Answered(
                     _compiled_reply(compiled[0], key, view, options), True, compiled[1], None
@@ -538,7 +564,6 @@ def _answer(request: Request, snapshot: Snapshot) -> _Answered:
     if early is not None:
         return _Answered(Reply((early,)), False, ERROR_TOKEN, None)
     return _parsed(request, snapshot)
-
 
 
 def junk_reply(data: bytes) -> bytes | None:
