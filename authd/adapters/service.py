@@ -289,6 +289,12 @@ class Service:
                 accepted.view, accepted.zone, accepted.client, self._log_limit.allow("NOTIFY")
             )
         n = reply.notify_refused
+        r = reply.tsig_rejected
+        if self.metrics is not None:
+            if n is not None:
+                self.metrics.notify_refused += 1
+            if r is not None:
+                self.metrics.tsig_rejected[r.error] += 1
         if n is not None and self._log_limit.allow("NOTIFY refused"):
             log.warn(
                 "NOTIFY for {zone} from {client}#{port} key {key} refused: {why}",
@@ -298,7 +304,6 @@ class Service:
                 key=n.key.to_text() if n.key is not None else "none",
                 why=n.why,
             )
-        r = reply.tsig_rejected
         if r is not None and self._log_limit.allow(f"TSIG {r.error}"):
             log.warn(
                 "TSIG {error} from {client}#{port} key {key}: refused (NOTAUTH)",
