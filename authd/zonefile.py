@@ -178,6 +178,11 @@ class _Bad(Exception):
         self.line = line
 
 
+class _Unreadable(Exception):
+    """A file failed while being read (EIO...): the ``$INCLUDE`` line that
+    named it is where the error is reported; the top file has no line."""
+
+
 _IN = dns.rdataclass.IN
 _SOA = dns.rdatatype.SOA
 _RRSIG = dns.rdatatype.RdataType.RRSIG
@@ -876,7 +881,10 @@ class _Parser:
         # No GC toggling here: a load allocates millions of objects and frees
         # almost none, so callers that load big zones (the service, the fleet,
         # ``authd check``) pause the cyclic GC around it (authd.adapters.gcpause).
-        self._source(lines, filename, _State(self._origin(origin)))
+        try:
+            self._source(lines, filename, _State(self._origin(origin)))
+        except _Unreadable as e:
+            raise ZoneError(filename, 0, str(e)) from None
         # After the whole zone: one RRset's records may be spread over its files.
         over = first_over_rrset_limit(self.records, self.max_records_per_rrset)
         if over is not None:
@@ -898,7 +906,7 @@ class _Parser:
                 line, reason = _utf8_error(filename, e)
                 raise ZoneError(filename, line, reason) from None
             except OSError as e:
-                raise ZoneError(filename, 0, f"cannot read: {e.strerror or e}") from None
+                raise _Unreadable(f"cannot read: {e.strerror or e}") from None
 
     def _file(self, lines: Iterable[str], filename: str, st: _State) -> None:
         """Append the records of one file's *lines* to ``self.records``.
@@ -1070,7 +1078,10 @@ class _Parser:
             f = self.open_source(path)
         except _Bad as e:
             raise _Bad(f"{e}: {given}") from None
-        self._source(f, path, child)
+        try:
+            self._source(f, path, child)
+        except _Unreadable as e:
+            raise _Bad(f"{e}: {given}") from None
         # RFC 1035 section 5.1: the includer's origin is unchanged by the
         # include; BIND also restores the previous owner.  TTLs set inside
         # carry on after it, as in BIND and NSD.

@@ -94,6 +94,34 @@ def test_authd_check_refuses_a_fifo_include_without_blocking(tmp_path: Path) -> 
     assert f"not a regular file: {fifo}" in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("kind", ["read-fails", "open-fails"])
+def test_an_unreadable_include_was_reported_without_the_including_line(
+    tmp_path: Path, kind: str
+) -> None:
+    """Regression: a read error in an include named the include alone, at
+    line 0; the ``$INCLUDE`` line that led there is where to look.  As root
+    no mode bit makes a file unreadable: /proc/self/mem is a regular file
+    whose read fails (EIO), a path through a file fails to open (ENOTDIR)."""
+    target, why = {
+        "read-fails": ("/proc/self/mem", "cannot read: Input/output error"),
+        "open-fails": (f"{tmp_path}/h.zone/x", "cannot read: Not a directory"),
+    }[kind]
+    path = _zone_including(tmp_path, target)
+    line = path.read_text().count("\n")
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert str(err.value) == f"{path}:{line}: {why}: {target}"
+    done = subprocess.run(
+        [sys.executable, "-m", "authd", "check", "--origin", "h.test", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{path}:{line}: error: {why}: {target}" in done.stdout, done.stdout + done.stderr
+
+
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     yield from running_lab()
