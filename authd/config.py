@@ -1076,12 +1076,16 @@ def load_config(path: str, host: acl.HostInfo | None = None) -> Config:
     )
 
 
-def read_yaml(path: str) -> object:
+def read_yaml(path: str, *, before_error: bool = False) -> object:
     """The YAML document at *path*, within MAX_CONFIG_BYTES and MAX_CONFIG_NODES.
 
     A FIFO or device would block or never end, so only regular files are read.
     Aliases are allowed but counted as expanded: a "billion laughs" document is
     a few hundred bytes whose aliases expand to 10^9 nodes.
+
+    *before_error*: a file that is not YAML gives the document of its lines
+    before the error instead (a half-saved edit breaks at its end), when some
+    do parse (``authd ctl`` finding the control socket of such a file).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not block
@@ -1097,6 +1101,32 @@ def read_yaml(path: str) -> object:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError("", f"{path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return _yaml_document(text, path)
+    except _NotYaml as e:
+        if not before_error:
+            raise e.error from None
+        lines, cut = text.split("\n"), e.line
+        for _ in range(_PREFIX_TRIES):
+            try:
+                return _yaml_document("\n".join(lines[:cut]), path)
+            except _NotYaml as again:
+                cut = min(cut - 1, again.line)
+            if cut <= 0:
+                break
+        raise e.error from None
+
+
+_PREFIX_TRIES = 8  # shorter prefixes read_yaml(before_error=True) tries
+
+
+class _NotYaml(Exception):
+    def __init__(self, error: ConfigError, line: int) -> None:
+        super().__init__(str(error))
+        self.error, self.line = error, line
+
+
+def _yaml_document(text: str, path: str) -> object:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -1112,7 +1142,8 @@ def read_yaml(path: str) -> object:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise ConfigError("", f"{where}: not valid YAML: {e}") from None
+        error = ConfigError("", f"{where}: not valid YAML: {e}")
+        raise _NotYaml(error, mark.line if mark is not None else 0) from None
     except RecursionError:
         raise ConfigError("", f"{path}: YAML nested too deeply") from None
     finally:
