@@ -28,6 +28,7 @@ from authd.zonefile import parse_zone_file
 pytestmark = pytest.mark.timeout(60)
 
 ORIGIN = dns.name.from_text("h.test.")
+HEAD_LINES = 7  # zone_text's lines
 
 
 def _zone_including(tmp_path: Path, target: str, serial: int = 1) -> Path:
@@ -120,6 +121,40 @@ def test_an_unreadable_include_was_reported_without_the_including_line(
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{path}:{line}: error: {why}: {target}" in done.stdout, done.stdout + done.stderr
+
+
+BIG_TOKEN = "q" * 200_000
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"x A {BIG_TOKEN}",
+        f"x {BIG_TOKEN} A 192.0.2.1",
+        f"{BIG_TOKEN}.x A 192.0.2.1",
+        f"x MX {BIG_TOKEN} y",
+        f"x SRV 1 2 {BIG_TOKEN} t",
+        f"${BIG_TOKEN} x",
+        f"$GENERATE {BIG_TOKEN} x A 192.0.2.1",
+        f"x SSHFP 1 1 {BIG_TOKEN}",
+        f"x NSEC y {BIG_TOKEN}",
+    ],
+    ids=["address", "type", "name", "integer", "port", "directive", "range", "rdata", "bitmap"],
+)
+def test_a_bad_token_was_echoed_whole(line: str) -> None:
+    """Regression: a 20 MB token went whole into the log, ``ctl reload``,
+    every ``ctl status`` and ``authd check``.  Tokens are cut at
+    MAX_ECHO_CHARS (names and paths at 1,020), a refusal at 2,040 whatever it quotes."""
+    from authd.limits import MAX_ECHO_CHARS
+    from authd.zonefile import parse_zone_text
+
+    with pytest.raises(ZoneError) as err:
+        parse_zone_text(zone_text("h.test", 1) + line + "\n", ORIGIN)
+    message = str(err.value)
+    assert message.startswith(f"<text>:{HEAD_LINES + 1}: "), message[:200]
+    shown = message.count("q")
+    assert "q..." in message and (shown <= MAX_ECHO_CHARS or shown == 4 * 255), message[:200]
+    assert len(message) < 2 * 4 * 255 + 40, message[:200]
 
 
 @pytest.fixture
