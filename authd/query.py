@@ -133,6 +133,19 @@ class NotifyRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryRefused:
+    """A query refused by an ACL (no view for the client, or a zone's
+    allow_query), for the (rate-limited) security log."""
+
+    client: str
+    port: int
+    qname: dns.name.Name
+    zone: dns.name.Name | None  # the zone whose allow_query refused; None: no view
+    key: dns.name.Name | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     messages: tuple[bytes, ...]  # empty: send nothing
     event: QueryEvent | None = None
@@ -142,6 +155,7 @@ class Reply:
     transfer: TransferEvent | None = None
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
+    query_refused: QueryRefused | None = None
     rate_limited: ratelimit.Started | None = None  # a prefix began to be limited
     # What the metrics count this answer as: set on a Tallied reply, which the
     # core returns only when options.metrics is set (a class attribute here, so
@@ -157,6 +171,7 @@ class Reply:
             or self.notify is not None
             or self.tsig_rejected is not None
             or self.notify_refused is not None
+            or self.query_refused is not None
             or self.rate_limited is not None
         )
 
@@ -236,7 +251,9 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 return Reply((data[:2] + hit[0],))
             # Positional: a keyword call costs this, the hottest path, ~1,000
             # more instructions (tests/test_metrics.py pins tally's position).
-            return Tallied((data[:2] + hit[0],), None, None, None, None, None, None, None, hit[2])
+            return Tallied(
+                (data[:2] + hit[0],), None, None, None, None, None, None, None, None, hit[2]
+            )
     key = wire.question_key(data)
     options = snapshot.options
     if key is not None:
@@ -690,15 +707,22 @@ def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
         return error(ctx.simple(dns.rcode.NOTIMP))
     if q.rdtype in _QTYPE_TRANSFER and q.rdclass == dns.rdataclass.IN:
         return _Answered(_transfer(ctx, view), False, None, checked)
+    acl_refused: QueryRefused | None = None
     if q.rdclass == dns.rdataclass.CH:
         result = _chaos(q.name, q.rdtype, snapshot)
     elif view is None:
         # No view for this client (BIND: REFUSED), or a class we do not serve.
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
+        acl_refused = QueryRefused(
+            request.client, request.port, q.name, None, ctx.keyname, "no view matches the client"
+        )
     elif q.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
-    elif not _query_allowed(view, q.name, q.rdtype, request.client, ctx.keyname):
+    elif (barred := _query_barred(view, q.name, q.rdtype, request.client, ctx.keyname)) is not None:
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
+        acl_refused = QueryRefused(
+            request.client, request.port, q.name, barred, ctx.keyname, "not allowed by allow_query"
+        )
     else:
         result = answer_query(
             view.zones,
@@ -730,6 +754,8 @@ def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
         )
     signed = (ctx.sign(out),)
     reply = Reply(signed) if counted is None else Tallied(signed, tally=counted)
+    if acl_refused is not None:
+        reply = dataclasses.replace(reply, query_refused=acl_refused)
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
     return _Answered(reply, signer is None and subnet is None, token, checked)
 
@@ -746,16 +772,19 @@ def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:
     return chosen.view
 
 
-def _query_allowed(
+def _query_barred(
     view: View, qname: dns.name.Name, qtype: int, client: str, key: dns.name.Name | None
-) -> bool:
+) -> dns.name.Name | None:
+    """The zone whose allow_query refuses this query, or None: allowed."""
     if not view.restricted:
-        return True
+        return None
     found = find_zone(view.zones, qname, qtype)
     if found is None:
-        return True
+        return None
     zc = view.configs.get(found[0])
-    return zc is None or zc.allow_query is None or zc.allow_query.allows(client, key)
+    if zc is None or zc.allow_query is None or zc.allow_query.allows(client, key):
+        return None
+    return found[0]
 
 
 def _notify(ctx: _Context, view: View | None) -> Reply:

@@ -162,6 +162,17 @@ def lab() -> Iterator[Lab]:
     yield from running_lab()
 
 
+# A small authd is ~100 MB resident; /dev/zero read whole reached 4 GB in 10-25 s.
+MEMORY_CAP = 512 * 1024 * 1024
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def test_include_of_dev_zero_grows_without_bound(lab: Lab) -> None:
     """On a hot reload: refused with file:line, the old version serves, reloads go on."""
     path = lab.write("h.zone", zone_text("h.test", 1))
@@ -173,6 +184,8 @@ def test_include_of_dev_zero_grows_without_bound(lab: Lab) -> None:
         line = lab.wait_log(server, rf"not a regular file: {target}", 10)
         lab.check(f"{path}:" in line, f"file:line in {line!r}")
         lab.check(soa_serial(server.port, "h.test") == 1, "the old serial keeps serving")
+        rss = _rss_bytes(server.process.pid)
+        lab.check(rss < MEMORY_CAP, f"{rss} bytes resident after {target}, over {MEMORY_CAP}")
     # The reload machinery is not wedged: the next good edit is served.
     path.write_text(zone_text("h.test", 3, www="192.0.2.3"))
     lab.wait_serial(server, "h.test", 3, 10)

@@ -101,11 +101,11 @@ def test_a_tally_key_round_trips() -> None:
     assert decode(as_cached(key)).cached
 
 
-def test_tally_is_a_tallied_replys_ninth_field() -> None:
+def test_tally_is_a_tallied_replys_tenth_field() -> None:
     """query.handle's front-cache path passes it by position (a keyword call costs more);
     a plain Reply has no such field (a server without metrics builds one field less)."""
     # A field added to Reply moves it: fix the Nones in query.handle's front-cache path.
-    assert [f.name for f in dataclasses.fields(Tallied)].index("tally") == 8
+    assert [f.name for f in dataclasses.fields(Tallied)].index("tally") == 9
     assert "tally" not in [f.name for f in dataclasses.fields(Reply)]
     assert Reply(()).tally is None and "tally" not in Reply.__slots__
 

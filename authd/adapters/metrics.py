@@ -117,6 +117,7 @@ class Metrics:
         self.tcp_evicted = 0  # waiting connections closed at the limit for a new one
         self.tsig_rejected: defaultdict[str, int] = defaultdict(int)  # by TSIG error
         self.notify_refused = 0  # NOTIFYs we did not accept (logged, rate-limited)
+        self.query_refused: defaultdict[str, int] = defaultdict(int)  # by ACL: no-view, allow-query
         self.transfers_out: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.transfers_in: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.notify: defaultdict[str, int] = defaultdict(int)  # sent, acked, failed
@@ -212,6 +213,7 @@ class Metrics:
             "tcp_evicted": self.tcp_evicted,
             "tsig_rejected": dict(self.tsig_rejected),
             "notify_refused": self.notify_refused,
+            "queries_refused_by_acl": dict(self.query_refused),
             "transfers_out": {f"{k}/{r}": n for (k, r), n in self.transfers_out.items()},
             "transfers_in": {f"{k}/{r}": n for (k, r), n in self.transfers_in.items()},
             "notify": dict(self.notify),
