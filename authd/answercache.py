@@ -68,6 +68,12 @@ class AnswerCache(Generic[V]):
         self._ref[slot] = 1
         return self._values[slot]
 
+    def parts(self) -> tuple[dict[Hashable, int], list[V], bytearray]:
+        """The key -> slot table, the slots' values and their referenced bits,
+        for a hot loop that inlines ``get`` (authd.fastpath): each is changed
+        in place and never replaced, so what this returns stays current."""
+        return self._slots, self._values, self._ref
+
     def put(self, key: Hashable, value: V, capacity: int) -> None:
         """Cache *value* for *key*, evicting one entry if *capacity* is reached.
 

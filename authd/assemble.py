@@ -21,12 +21,15 @@ response it does produce to the engine's, section by section.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 import dns.name
 
 from authd.compiled import (
     CompiledZone,
+    NodeWire,
     RRsetWire,
     WireName,
     in_zone,
@@ -51,13 +54,17 @@ TYPE_DS = 43
 # those), type 0, OPT (FORMERR) and the meta and question-only types 128-255
 # (ANY, AXFR, TSIG...), which are never plain data (RFC 6895 section 3.1).
 _ENGINE_TYPES = frozenset({0, 41, TYPE_DS, 46, 47, 50, 51})
+_NOT_QUICK = _ENGINE_TYPES | frozenset(range(128, 256))
 RCODE_NXDOMAIN = 3
 RCODE_YXDOMAIN = 6
 FLAG_QR_AA = 0x8400
 FLAG_QR = 0x8000
 _NO_DATA: tuple[RRsetWire, ...] = ()
 LOW14 = 0x3FFF
-_AT_QUESTION = b"\xc0\x0c"  # a pointer to the question's name (RFC 1035 4.1.4)
+_AT_QUESTION = b"\xc0\x0c"
+_ABSENT: Any = (
+    object()
+)  # not a key of the zone table  # a pointer to the question's name (RFC 1035 4.1.4)
 
 
 def zone_table(zones: Mapping[dns.name.Name, ZoneVersion | None]) -> WireTable:
@@ -122,6 +129,121 @@ def rollback(out: bytearray, names: dict[bytes, int], start: int) -> None:
         del names[k]
 
 
+@functools.cache
+def _opt_record(payload: int) -> bytes:
+    """Our OPT record without options (RFC 6891 6.1.2), as ``respond`` writes it."""
+    return b"\x00\x00\x29" + payload.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+
+
+@functools.cache
+def _flag_bytes(flags: int) -> bytes:
+    return flags.to_bytes(2, "big")
+
+
+# Per zone one label above the names ``quick`` answers: the zone, its node
+# shards and mask, and whether a wildcard sits right below its apex.
+QuickZone = tuple[CompiledZone, tuple[dict[bytes, NodeWire], ...], int, bool]
+QuickTable = dict[bytes, QuickZone]
+
+
+def quick_table(table: WireTable) -> QuickTable:
+    """What ``quick`` reads of *table*'s zones, by apex key; zones with a DNAME
+    at the apex (every name below is redirected) are left to ``respond``."""
+    out: QuickTable = {}
+    for origin, zone in table.items():
+        if zone is not None and not zone.apex_dname:
+            out[origin] = (zone, zone.shards, zone.mask, zone.node(b"\x01*" + origin) is not None)
+    return out
+
+
+def quick(
+    query: bytes,
+    key: QuestionKey,
+    table: WireTable,
+    quicks: QuickTable,
+    limit: int,
+    payload: int,
+    minimal: bool,
+) -> tuple[bytes, Token] | None:
+    """The commonest answers one label below a zone's apex, byte for byte as
+    ``respond``'s walk renders them, in far fewer steps: a name that does not
+    exist (a random-subdomain flood's NXDOMAIN) or lacks the type (NODATA),
+    both with the SOA bytes the walk memoised for the qname's length; and one
+    RRset without compressible names in its rdata (A, AAAA, TXT...).  None:
+    anything else (and NSID, DO, other classes), for ``respond``.  *quicks* is
+    ``quick_table(table)``."""
+    lower = key.qname
+    parent = lower[lower[0] + 1 :]
+    entry = quicks.get(parent)
+    if entry is None:
+        return None
+    qtype = key.qtype
+    if key.do or key.nsid or key.qclass != 1 or qtype in _NOT_QUICK or lower in table:
+        return None
+    zone, shards, mask, wild = entry
+    node = shards[hash(lower) & mask].get(lower)
+    if node is None:
+        if wild:
+            return None
+        flags = FLAG_QR_AA | RCODE_NXDOMAIN
+        counts = _NEGATIVE_COUNTS
+        token: Token = (Kind.NXDOMAIN, parent, 0)
+    elif node.referral is not None or node.cname is not None:
+        return None
+    else:
+        rr = node.rrsets.get(qtype)
+        if rr is not None:
+            tails = rr.tails
+            if tails is None or (not minimal and node.extra and node.extra.get(qtype)):
+                return None
+            body = _AT_QUESTION + _AT_QUESTION.join(tails)
+            counts = _COUNTS.get(rr.count) or _counts(rr.count)
+            token = (Kind.ANSWER, lower, qtype)
+            flags = FLAG_QR_AA
+        else:
+            flags = FLAG_QR_AA
+            counts = _NEGATIVE_COUNTS
+            token = (Kind.NODATA, lower, 0)
+    if counts is _NEGATIVE_COUNTS:
+        if lower in zone.negative_keys:
+            return None
+        memo = zone.negative_by_length.get(len(lower))
+        if memo is None:
+            return None  # the walk renders it first, and memoises it
+        body = memo
+    qend = HEADER_LEN + len(lower) + 4
+    if key.payload is None:
+        if qend + len(body) > limit:
+            return None
+        return b"".join(
+            (query[:2], _flag_bytes(flags | key.flags), counts, b"\x00\x00", query[12:qend], body)
+        ), token
+    if qend + len(body) + OPT_FIXED_SIZE > limit:
+        return None
+    return b"".join(
+        (
+            query[:2],
+            _flag_bytes(flags | key.flags),
+            counts,
+            b"\x00\x01",
+            query[12:qend],
+            body,
+            _opt_record(payload),
+        )
+    ), token
+
+
+_NEGATIVE_COUNTS = b"\x00\x01\x00\x00\x00\x01"  # QD 1, AN 0, NS 1 (ARCOUNT follows)
+
+
+def _counts(answers: int) -> bytes:
+    """QDCOUNT 1, ANCOUNT *answers*, NSCOUNT 0 (ARCOUNT follows)."""
+    return b"\x00\x01" + answers.to_bytes(2, "big") + b"\x00\x00"
+
+
+_COUNTS = {n: _counts(n) for n in range(1, 17)}
+
+
 def respond(
     query: bytes,
     key: QuestionKey,
@@ -144,9 +266,8 @@ def respond(
     lower = key.qname
     pos = 0
     while True:
-        suffix = lower[pos:] if pos else lower
-        if suffix in table:
-            zone = table[suffix]
+        zone = table.get(lower[pos:] if pos else lower, _ABSENT)
+        if zone is not _ABSENT:
             if zone is None:
                 return None
             break
@@ -156,10 +277,10 @@ def respond(
         pos += n + 1
 
     qlen = len(lower)
-    qcase = query[HEADER_LEN : HEADER_LEN + qlen]
     origin = zone.origin
     shards = zone.shards
     mask = zone.mask
+    qcase = query[HEADER_LEN : HEADER_LEN + qlen]
     answer: list[tuple[RRsetWire, WireName | None]] = []
     authority: tuple[RRsetWire, ...] = _NO_DATA
     required: tuple[RRsetWire, ...] = _NO_DATA
@@ -367,4 +488,13 @@ def respond(
     return bytes(out), token
 
 
-__all__ = ["WireTable", "put_rrset", "respond", "rollback", "zone_table"]
+__all__ = [
+    "QuickTable",
+    "WireTable",
+    "put_rrset",
+    "quick",
+    "quick_table",
+    "respond",
+    "rollback",
+    "zone_table",
+]

@@ -449,11 +449,15 @@ def _compiled(
     response class, or None: the engine answers."""
     entry = snapshot.wire_tables.get(view.index)
     if entry is None or entry[0] is not view.zones:
-        entry = snapshot.wire_tables[view.index] = (view.zones, assemble.zone_table(view.zones))
+        table = assemble.zone_table(view.zones)
+        entry = snapshot.wire_tables[view.index] = (view.zones, table, assemble.quick_table(table))
     options = snapshot.options
     nsid = options.nsid.encode() if key.nsid and options.nsid is not None else None
-    return assemble.respond(
-        data, key, entry[1], limit, options.udp_payload_max, nsid, options.minimal_responses
+    table, quicks = entry[1], entry[2]
+    minimal = options.minimal_responses
+    udp_max = options.udp_payload_max
+    return assemble.quick(data, key, table, quicks, limit, udp_max, minimal) or assemble.respond(
+        data, key, table, limit, udp_max, nsid, minimal
     )
 
 

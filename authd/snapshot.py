@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import dns.name
 import dns.tsig
 
-from authd import cookies, ratelimit
+from authd import cookies, fastpath, ratelimit
 from authd.acl import CompiledAcl
 from authd.answercache import AnswerCache
 from authd.config import Options, ZoneConfig
@@ -27,7 +27,7 @@ from authd.journal import Journal
 from authd.zone import ZoneVersion
 
 if TYPE_CHECKING:
-    from authd.assemble import WireTable
+    from authd.assemble import QuickTable, WireTable
 
 __all__ = [
     "CacheEntry",
@@ -82,15 +82,21 @@ class Snapshot:
     # Per view index: its zone table and that table's compiled zones by apex
     # key (authd.assemble), made on the first query; stale once the view's
     # zone table is another object.
-    wire_tables: dict[int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable]] = field(
-        default_factory=dict
-    )
+    wire_tables: dict[
+        int, tuple[Mapping[dns.name.Name, ZoneVersion | None], WireTable, QuickTable]
+    ] = field(default_factory=dict)
     # The one view, when it answers every client alike (no ACL to evaluate).
     open_view: View | None = None
     # Response rate limiting: the buckets live across snapshots; None: off.
     limiter: ratelimit.Limiter | None = None
     # DNS cookie secrets (RFC 7873); None: cookies are off (or no secret yet).
     cookies: cookies.Secrets | None = None
+    # The lean path for plain queries (authd.fastpath), bound to this snapshot's
+    # caches and zones; None: every query takes authd.query.handle.
+    fast: fastpath.FastAnswer | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fast", fastpath.make(self))
 
     def view_zone(self, view: str, zone: dns.name.Name) -> ZoneVersion | None:
         """The version *view* serves for *zone*, if any."""

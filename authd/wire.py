@@ -11,6 +11,7 @@ answers a malformed packet that the full parser would have refused.
 from __future__ import annotations
 
 import functools
+import struct
 from typing import NamedTuple
 
 import dns.edns
@@ -49,45 +50,80 @@ class QuestionKey(NamedTuple):
     cookie: bytes | None = None  # the COOKIE option's data (RFC 7873), well formed
 
 
+_HEADER = struct.Struct(">HQ").unpack_from  # flags, then the four counts as one
+_ONE_QUESTION = 1 << 48  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0
+_ONE_QUESTION_OPT = _ONE_QUESTION | 1  # ... ARCOUNT 1
+_TYPE_CLASS = struct.Struct(">HH").unpack_from
+# OPT from its owner on: owner (root), type, class (payload), extended rcode,
+# version, flags, RDLENGTH.
+_OPT = struct.Struct(">BHHBBHH").unpack_from
+_BARE_OPT = struct.Struct(">HHBHHBBHH").unpack_from  # QTYPE, QCLASS, then the OPT record
+
+
 def question_key(wire: bytes) -> QuestionKey | None:
     """The cache key of a plain, well-formed query, or None for anything else."""
     n = len(wire)
     if n < HEADER_LEN + 5:
         return None
-    flags = (wire[2] << 8) | wire[3]
-    if flags & (FLAG_QR | OPCODE_MASK):
-        return None
-    # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1.
-    if wire[4:11] != b"\x00\x01\x00\x00\x00\x00\x00" or wire[11] > 1:
+    flags, counts = _HEADER(wire, 2)
+    # Not a response, opcode QUERY; QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 0 or 1.
+    if flags & (FLAG_QR | OPCODE_MASK) or counts | 1 != _ONE_QUESTION_OPT:
         return None
     pos = HEADER_LEN
-    while True:
+    try:
         length = wire[pos]
-        if length == 0:
-            break
-        if length > 63:  # a compression pointer or a reserved label type
-            return None
-        pos += length + 1
-        if pos >= n:
-            return None
-    qend = pos + 1
-    if qend - HEADER_LEN > MAX_NAME_WIRE or qend + 4 > n:
+        while length:
+            if length > 63:  # a compression pointer or a reserved label type
+                return None
+            pos += length + 1
+            length = wire[pos]
+    except IndexError:
         return None
-    qtype = (wire[qend] << 8) | wire[qend + 1]
-    qclass = (wire[qend + 2] << 8) | wire[qend + 3]
+    qend = pos + 1
+    if qend - HEADER_LEN > MAX_NAME_WIRE:
+        return None
+    rest = n - qend
+    # The two commonest shapes, read in one step each: no EDNS, and an OPT
+    # record without options.
+    if rest == 4 and counts == _ONE_QUESTION:
+        qtype, qclass = _TYPE_CLASS(wire, qend)
+        return QuestionKey(
+            wire[HEADER_LEN:qend].lower(),
+            qtype,
+            qclass,
+            flags & (FLAG_RD | FLAG_CD),
+            None,
+            False,
+            False,
+        )
+    if rest == 15 and counts == _ONE_QUESTION_OPT:
+        qtype, qclass, root, rrtype, payload, _, version, ext, rdlen = _BARE_OPT(wire, qend)
+        if root or rrtype != TYPE_OPT or version or rdlen:
+            return None  # another owner or type, BADVERS, or a length that overruns
+        return QuestionKey(
+            wire[HEADER_LEN:qend].lower(),
+            qtype,
+            qclass,
+            flags & (FLAG_RD | FLAG_CD),
+            payload,
+            bool(ext & EDNS_DO),
+            False,
+        )
+    if rest < 4:
+        return None
+    qtype, qclass = _TYPE_CLASS(wire, qend)
     pos = qend + 4
     payload = None
     do = nsid = False
     cookie = None
     if wire[11] == 1:
         # The OPT pseudo-RR: root owner, type 41, class = payload, TTL = ext flags.
-        if pos + 11 > n or wire[pos] != 0 or ((wire[pos + 1] << 8) | wire[pos + 2]) != TYPE_OPT:
+        if pos + 11 > n:
             return None
-        payload = (wire[pos + 3] << 8) | wire[pos + 4]
-        if wire[pos + 6] != 0:  # EDNS version: anything else needs BADVERS
+        root, rrtype, payload, _, version, ext, rdlen = _OPT(wire, pos)
+        if root or rrtype != TYPE_OPT or version:  # EDNS version: anything else needs BADVERS
             return None
-        do = bool(wire[pos + 7] & 0x80)
-        rdlen = (wire[pos + 9] << 8) | wire[pos + 10]
+        do = bool(ext & EDNS_DO)
         pos += 11
         end = pos + rdlen
         if end != n:

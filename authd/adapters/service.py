@@ -39,7 +39,7 @@ from authd.adapters.logs import start_logging as start_logging  # cli.py's entry
 from authd.adapters.memory import retire
 from authd.adapters.metrics import Metrics, MetricsCollector, ZoneRow
 from authd.adapters.state import JournalChange, record_change
-from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6
+from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6, listen_udp
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
 from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
@@ -394,7 +394,7 @@ class Service:
                 uport, tcp = listen_ipv6(self._reactor, lc.address, lc.port, udp, factory)
                 self._ports.append(uport)
             else:
-                self._ports.append(self._reactor.listenUDP(lc.port, udp, interface=lc.address))
+                self._ports.append(listen_udp(self._reactor, lc.port, udp, lc.address))
                 tcp = self._reactor.listenTCP(
                     lc.port, factory, interface=lc.address, backlog=TCP_LISTEN_BACKLOG
                 )

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import dns.rcode
-from twisted.internet import interfaces, protocol
+from twisted.internet import interfaces, protocol, udp
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
@@ -34,6 +34,7 @@ from authd import wire
 from authd.adapters.logs import LogLimit
 from authd.adapters.metrics import Metrics, TransportCounts
 from authd.connections import ConnectionTable, Verdict
+from authd.fastpath import FastAnswer
 from authd.limits import HEADER_LEN, TCP_LISTEN_BACKLOG, UDP_MAX_QUERY
 from authd.query import Reply, Request, Transport, handle
 from authd.snapshot import Snapshot
@@ -90,9 +91,10 @@ def listen_ipv6(reactor: Any, address: str, port: int, udp: Any, tcp: Any) -> tu
         raise
     try:
         # The reactor dup()s the descriptors; ours are closed either way.
-        uport = reactor.adoptDatagramPort(
-            usock.fileno(), socket.AF_INET6, udp, maxPacketSize=UDP_MAX_QUERY
+        uport = UdpPort._fromListeningDescriptor(
+            reactor, usock.fileno(), socket.AF_INET6, udp, maxPacketSize=UDP_MAX_QUERY
         )
+        uport.startListening()
         tport = reactor.adoptStreamPort(tsock.fileno(), socket.AF_INET6, tcp)
     finally:
         usock.close()
@@ -145,6 +147,10 @@ class UdpServer(protocol.DatagramProtocol):
         self.counts: TransportCounts | None = None  # metrics on: what UDP answered
         self._buffers = buffers  # (receive, send) bytes asked for; 0: the kernel's default
         self.buffer_sizes = (0, 0)  # what the kernel reports once listening
+
+    def fast_path(self) -> FastAnswer | None:
+        """The current snapshot's lean path (authd.fastpath), or None."""
+        return self._snapshot().fast
 
     def startProtocol(self) -> None:  # noqa: N802
         sock = self.transport.socket  # type: ignore[union-attr]
@@ -202,6 +208,63 @@ class UdpServer(protocol.DatagramProtocol):
                 counts.timed(time.time() - now)
         if reply.reportable:
             self._on_reply(reply)
+
+
+class UdpPort(udp.Port):
+    """Twisted's UDP port, whose read loop answers plain queries itself.
+
+    Each datagram goes first to the snapshot's lean path (authd.fastpath:
+    bytes in, bytes out), read once per wake-up since snapshots are swapped
+    on this same thread; whatever it declines goes to
+    ``UdpServer.datagramReceived`` as Twisted would deliver it.  This skips,
+    per query, Twisted's dispatch and the building of a Request and a Reply.
+    """
+
+    protocol: UdpServer
+
+    def doRead(self) -> None:  # noqa: N802
+        server = self.protocol
+        fast = server.fast_path()
+        if fast is None:
+            super().doRead()
+            return
+        recvfrom = self.socket.recvfrom
+        sendto = self.socket.sendto
+        size = self.maxPacketSize
+        six = self.addressFamily == socket.AF_INET6
+        read = 0
+        while read < self.maxThroughput:
+            try:
+                data, addr = recvfrom(size)
+            except OSError as e:
+                if e.args[0] in udp._sockErrReadIgnore or e.args[0] in udp._sockErrReadRefuse:
+                    return
+                raise
+            read += len(data)
+            try:
+                out = fast(data, True)
+            except Exception:
+                out = None  # the full path answers, or says why it cannot
+            if out is not None:
+                try:
+                    sendto(out, addr)
+                except OSError:
+                    pass  # a full send buffer or an ICMP error: UDP may drop
+                continue
+            try:
+                server.datagramReceived(data, addr[:2] if six else addr)
+            except BaseException:
+                log.failure("UDP datagram from {client}", client=addr[0])
+            fast = server.fast_path()  # what it did may have published a snapshot
+            if fast is None:
+                return  # the reactor calls again while datagrams wait
+
+
+def listen_udp(reactor: Any, port: int, server: UdpServer, address: str) -> UdpPort:
+    """Listen on an IPv4 address with authd's UDP port (reactor.listenUDP's steps)."""
+    p = UdpPort(port, server, address, UDP_MAX_QUERY, reactor)
+    p.startListening()
+    return p
 
 
 def _unsent(transport: object) -> int:

@@ -1,0 +1,162 @@
+"""authd.fastpath: the lean path answers exactly what authd.query.handle answers,
+exists only when nothing is decided per query, and caches on second sight."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import dns.edns
+import dns.message
+import dns.name
+import dns.rcode
+import pytest
+
+from authd import fastpath
+from authd.build import build_snapshot
+from authd.config import config_from_dict
+from authd.query import Request, Transport, handle
+from authd.snapshot import Snapshot, with_fresh_caches
+from tests.test_compiled import REPO, Ask, _asks, _outcome, _wire
+
+ZONES = REPO / "zones"
+
+
+def _config(**options: object) -> Snapshot:
+    zones = [
+        {"name": path.name.removesuffix(".zone"), "file": str(path)}
+        for path in sorted(ZONES.glob("*.zone"))
+    ]
+    cfg = config_from_dict(
+        {"listen": [{"address": "127.0.0.1", "port": 5300}], "options": options, "zones": zones},
+        None,
+        str(REPO),
+    )
+    snapshot, _ = build_snapshot(cfg, None, 0)
+    return snapshot
+
+
+@pytest.fixture(scope="module")
+def served() -> Snapshot:
+    return _config(nsid="authd-test")
+
+
+def _questions(snapshot: Snapshot) -> list[tuple[bytes, bool]]:
+    out = []
+    for version in snapshot.views[0].zones.values():
+        assert version is not None
+        for ask in _asks(version):
+            out.append((_wire(ask), ask.tcp))
+    for origin in snapshot.views[0].zones:
+        for i in range(10):  # never-seen names one label down: a flood's shape
+            out.append((_wire(Ask(f"f{i}q.{origin}", "A")), False))
+    out.append((_wire(Ask("not-ours.example.", "A")), False))  # REFUSED: the full path's
+    return out
+
+
+def _full(snapshot: Snapshot, data: bytes, tcp: bool) -> bytes:
+    transport = Transport.TCP if tcp else Transport.UDP
+    reply = handle(Request(data, "192.0.2.1", "127.0.0.1", transport), snapshot)
+    (out,) = reply.messages
+    return out
+
+
+def test_fast_answers_are_the_full_paths(served: Snapshot) -> None:
+    """Three passes (never seen, seen once: cached now, cached): every answer the
+    lean path gives equals, section by section, the full path's on a snapshot
+    of its own, and most questions get one."""
+    random.seed(1)  # dnspython shuffles records in RRsets
+    fast = served.fast
+    assert fast is not None
+    reference = with_fresh_caches(served)
+    questions = _questions(served)
+    answered = 0
+    for _ in range(3):
+        for data, tcp in questions:
+            got = fast(data, not tcp)
+            if got is None:
+                continue
+            answered += 1
+            assert _outcome(got) == _outcome(_full(reference, data, tcp)), dns.message.from_wire(
+                data
+            ).question
+    assert answered > 2 * len(questions), (answered, len(questions))
+
+
+def test_a_query_is_cached_on_its_second_sighting(served: Snapshot) -> None:
+    snapshot = with_fresh_caches(served)
+    fast = snapshot.fast
+    assert fast is not None and snapshot.front is not None
+    data = _wire(Ask("www.example.com.", "A"))
+    first = fast(data, True)
+    assert first is not None
+    assert len(snapshot.cache) == 0 and len(snapshot.front) == 0
+    assert fast(data, True) == first
+    assert len(snapshot.cache) == 1 and len(snapshot.front) == 1
+    assert fast(data, True) == first  # now from the front cache
+    # Another ID and letter case: the same answer, patched, from the answer cache.
+    other = dns.message.make_query("WWW.example.COM.", "A", use_edns=0, payload=1232, id=7)
+    got = fast(other.to_wire(), True)
+    assert got is not None
+    assert dns.message.from_wire(got).id == 7
+    assert dns.message.from_wire(got).question[0].name.labels[0] == b"WWW"
+
+
+def test_the_doorkeeper_is_zeroed_before_it_fills(served: Snapshot) -> None:
+    """A flood of never-repeated names leaves the caches all but empty (a name
+    whose bucket an earlier one marked is cached: at most one in eight), also
+    after the doorkeeper has been zeroed."""
+    snapshot = with_fresh_caches(served)
+    fast = snapshot.fast
+    assert fast is not None
+    rng = random.Random(7)
+    names = fastpath.DOORKEEPER_MARKS + 5000
+    for _ in range(names):
+        name = f"{rng.getrandbits(56):014x}.example.com."
+        q = dns.message.make_query(name, "A", use_edns=0, payload=1232)
+        out = fast(q.to_wire(), True)
+        assert out is not None
+    assert dns.message.from_wire(out).rcode() == dns.rcode.NXDOMAIN
+    assert snapshot.front is not None
+    assert len(snapshot.cache) == len(snapshot.front) < names // 10, len(snapshot.cache)
+    # Asked again, one of them is cached now.
+    again = fast(q.to_wire(), True)
+    assert again == out and (q.to_wire()[2:], True) in snapshot.front
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rate_limit": {}},
+        {"query_log": True},
+        {"metrics": {"address": "127.0.0.1", "port": 9999}},
+    ],
+    ids=["rrl", "query-log", "metrics"],
+)
+def test_no_fast_path_when_something_is_decided_per_query(options: dict[str, object]) -> None:
+    assert _config(**options).fast is None
+
+
+def test_no_fast_path_with_several_views_or_a_subnet_choice(served: Snapshot) -> None:
+    two = dataclasses.replace(served, views=served.views + served.views)
+    assert with_fresh_caches(two).fast is None
+    assert _config().fast is not None
+
+
+def test_queries_it_declines_go_the_full_way(served: Snapshot) -> None:
+    fast = served.fast
+    assert fast is not None
+    cookie = dns.message.make_query(
+        "www.example.com.",
+        "A",
+        use_edns=0,
+        options=[dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"12345678")],
+    )
+    dnssec = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
+    malformed = _wire(Ask("www.example.com.", "A"))[:-3]
+    for data in (cookie.to_wire(), malformed, b"\x00" * 5):
+        assert fast(data, True) is None
+    # DO=1: the compiled zones decline it; the full path (the engine) answers.
+    assert fast(dnssec.to_wire(), True) is None
+    full = dns.message.from_wire(_full(served, dnssec.to_wire(), False))
+    assert full.rcode() == dns.rcode.NOERROR and full.answer
