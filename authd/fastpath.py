@@ -121,6 +121,26 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
                 False,
             )
             cached = cache_get(ckey)
+            top = udp_max if udp else MAX_MESSAGE
+            if cached is None and limit < top:
+                # As the full path: the answer at the largest size serves every
+                # size it fits (authd.query.handle), one entry for all of them.
+                top_key: CacheKey = (*ckey[:5], top, *ckey[6:])
+                full = cache_get(top_key)
+                if full is None:
+                    at_top = quick(data, key, table, quicks, top, udp_max, minimal) or respond(
+                        data, key, table, top, udp_max, nsid if key.nsid else None, minimal
+                    )
+                    if at_top is None:
+                        return None
+                    cache_put(top_key, (at_top[0], at_top[1], None), capacity)
+                    if len(at_top[0]) <= limit:
+                        out = at_top[0]
+                        if front_put is not None:
+                            front_put(fkey, (out[2:], at_top[1], None), capacity)
+                        return out
+                elif len(full[0]) <= limit:
+                    cached = full
             if cached is not None:
                 out = patch(cached[0], data, len(key.qname))
                 if front_put is not None:
