@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from authd import assemble, wire
-from authd.limits import MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
+from authd.limits import HEADER_LEN, MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
 
 if TYPE_CHECKING:
     from authd.snapshot import Snapshot
@@ -65,6 +65,7 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
     minimal = opts.minimal_responses
     index = view.index
     question_key = wire.question_key
+    junk_reply = wire.junk_reply
     patch = wire.patch_response
     respond = assemble.respond
     quick = assemble.quick
@@ -89,7 +90,13 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
                 front_ref[slot] = 1
                 return data[:2] + front_values[slot][0]
         key = question_key(data)
-        if key is None or key.cookie is not None:
+        if key is None:
+            # Junk, answered from its layout as the full path answers it (which
+            # adds nothing here: no RRL, log or metrics), without going there.
+            if len(data) >= HEADER_LEN and not data[2] & 0x80:
+                return junk_reply(data)
+            return None
+        if key.cookie is not None:
             return None
         payload = key.payload
         if not udp:

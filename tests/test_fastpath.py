@@ -154,8 +154,10 @@ def test_queries_it_declines_go_the_full_way(served: Snapshot) -> None:
     )
     dnssec = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
     malformed = _wire(Ask("www.example.com.", "A"))[:-3]
-    for data in (cookie.to_wire(), malformed, b"\x00" * 5):
+    for data in (cookie.to_wire(), b"\x00" * 5):
         assert fast(data, True) is None
+    # Junk is answered at once, as the full path answers it (FORMERR here).
+    assert fast(malformed, True) == _full(served, malformed, False)
     # DO=1: the compiled zones decline it; the full path (the engine) answers.
     assert fast(dnssec.to_wire(), True) is None
     full = dns.message.from_wire(_full(served, dnssec.to_wire(), False))
@@ -207,3 +209,20 @@ def test_every_distinct_payload_size_was_a_new_cache_entry_on_the_lean_path(tmp_
     www = [k for k in snapshot.cache if k[1].startswith(b"\x03www")]
     assert len(www) == 2, www  # one with EDNS, one without; every size shares it
     assert max(sizes) == 1232 and len(sizes) > 2  # mail's answer truncates below ~1,190
+
+
+def test_junk_is_answered_on_the_lean_path_as_the_full_path_answers_it(served: Snapshot) -> None:
+    """Junk (bench/junk.py's kinds) took the lean path's steps, then every step
+    of the full one; it is answered from its layout at once, byte for byte the
+    full path's reply, and what must be dropped still goes the full way."""
+    from tests.test_malformed import BAD_EARLY
+
+    fast = served.fast
+    assert fast is not None
+    for name, data in BAD_EARLY:
+        for udp in (True, False):
+            got = fast(data, udp)
+            assert got is not None, name
+            assert got == _full(served, data, not udp), name
+    for dropped in (b"\x12\x34\x81\x00" + bytes(8), b"\x12\x34"):  # a response; no header
+        assert fast(dropped, True) is None

@@ -172,7 +172,7 @@ def test_malformed_packets_never_change_good_answers(wire: bytes, data: st.DataO
     assert _same(exchange(snapshot, wire), _fresh_answer(wire))
 
 
-# -- junk turned away before a parse (authd.query.junk_reply, authd.wire.shape)
+# -- junk turned away before a parse (authd.wire.junk_reply and shape)
 
 
 def _full_path(wire: bytes) -> bytes | None:
@@ -195,7 +195,7 @@ def check_early(wire: bytes) -> None:
         return
     if authd_wire.shape(wire) == authd_wire.MALFORMED:
         assert not _parses(wire), "shape() refused what dnspython reads"
-    early = query_module.junk_reply(wire)
+    early = authd_wire.junk_reply(wire)
     if early is not None:
         assert early == _full_path(wire), "the early reply differs from the full path's"
 
@@ -270,7 +270,7 @@ def test_updates_are_judged_as_dnspython_reads_their_zone_section(
     body = b"".join(name + struct.pack("!HH", t, c) for name, t, c in zones)
     head = struct.pack("!HHHHHH", 0x5252, flags & 0x07FF | 5 << 11, len(zones), 0, 0, 0)
     wire = head + body
-    assert query_module.junk_reply(wire) is not None
+    assert authd_wire.junk_reply(wire) is not None
     check_early(wire)
 
 
@@ -397,6 +397,6 @@ def test_zero_length_tcp_message_then_good(server) -> None:
 def test_early_refusal_covers_the_common_junk(bad: tuple[str, bytes]) -> None:
     """Each is answered without a parse, byte for byte as the parser's path answers."""
     _, wire = bad
-    early = query_module.junk_reply(wire)
+    early = authd_wire.junk_reply(wire)
     assert early is not None
     assert early == _full_path(wire)
