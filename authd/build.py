@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import dns.name
 
-from authd import catalog, cookies, ratelimit, zonemd
+from authd import catalog, cookies, parentds, ratelimit, rollover, zonemd
 from authd.changeset import Changeset, diff
 from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
@@ -157,6 +157,7 @@ def load_one(
     remembered: tuple[str, int] | None = None,
     keys: Sequence[SigningKey] = (),
     key_problem: str | None = None,
+    child_ds: parentds.Overrides | None = None,
 ) -> tuple[ZoneVersion | None, ZoneLoadEvent]:
     """Load *zc*'s file, keeping *old* when the new content must be refused.
 
@@ -164,6 +165,8 @@ def load_one(
     served before a restart (from the journal), which those policies never go below.
     A zone with a signing policy (``zc.dnssec``) is signed with *keys* after its
     serial is settled; *old* is then compared by the unsigned version it came from.
+    *child_ds* holds the DS RRsets of signed children served here
+    (``authd.parentds``), which take the place of the file's.
     """
     signing = zc.dnssec
     served_old = old
@@ -175,6 +178,16 @@ def load_one(
         resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
         # Signatures about to expire: a new signed version, file changed or not.
         resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
+        # A key published, activated, retired or asked for by CDS: a new signed version.
+        t = signing.timings()
+        showing = rollover.key_view(keys, t, int(now))
+        resign = resign or (inline is not None and inline.key_view != showing)
+        # Or a key's times changed (a ds-seen planned a swap): the version
+        # carries the schedule that ``ctl status`` shows and the timer follows.
+        upcoming = rollover.next_step(keys, t, int(now))
+        resign = resign or (inline is not None and inline.next_key_event != upcoming)
+        # A child's DS changed (a KSK rollover below): the same.
+        resign = resign or (child_ds is not None and parentds.differs(served_old, child_ds))
         if inline is not None:
             # What an edit is compared with: the unsigned source (same serial).
             old = inline.unsigned
@@ -224,6 +237,13 @@ def load_one(
     mismatch = zonemd.problem(new) if zc.zonemd_verify else None
     if mismatch is not None:
         return refused(f"{zc.file}: {mismatch}", result.findings)
+    if child_ds and signing is None:
+        # Unsigned: the served version is the file with the children's DS, and
+        # is compared as such (a signed one puts them in when signing).
+        try:
+            new = parentds.with_ds(new, child_ds, zc.lab_waive)
+        except SigningError as e:
+            return refused(f"{zc.file}: {e}", result.findings)
     managed = zc.serial is not SerialPolicy.KEEP
     if old is not None and managed:
         if not resign and new.same_content(old):
@@ -256,7 +276,7 @@ def load_one(
             return refused(f"{zc.file}: signing failed: {key_problem}", result.findings)
         try:
             new = sign_version(
-                zc, new, served_old, keys, now, _signed_serial(new, served_old, floor)
+                zc, new, served_old, keys, now, _signed_serial(new, served_old, floor), child_ds
             )
         except SigningError as e:
             return refused(f"{zc.file}: signing failed: {e}", result.findings)
@@ -302,10 +322,12 @@ def sign_version(
     keys: Sequence[SigningKey],
     now: float,
     serial: int | None = None,
+    child_ds: parentds.Overrides | None = None,
 ) -> ZoneVersion:
     """*unsigned* signed by *keys* under *zc*'s policy at *serial* (default:
-    its own), compiled like a signed zone file; *old*'s signatures are kept
-    where still good.  Raises SigningError.
+    its own), with *child_ds* in place of its children's DS, compiled like a
+    signed zone file; *old*'s signatures are kept where still good.  Raises
+    SigningError.
 
     The version remembers *unsigned* with its own serial: what the next edit
     of the file is compared with (``serial: keep`` checks the file's serial).
@@ -318,12 +340,27 @@ def sign_version(
     source = (
         unsigned if serial is None or serial == unsigned.serial else unsigned.with_serial(serial)
     )
+    if child_ds:
+        source = parentds.with_ds(source, child_ds, zc.lab_waive)
     signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
     result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
     if result.version is None:
         raise SigningError(str(result.errors[0]))
+    t = policy.timings()
+    at = int(now)
     # The unsigned version is only compared with, never served: no wire form.
-    inline = Inline(dataclasses.replace(unsigned, wire=None), signed, policy, _tags(keys))
+    inline = Inline(
+        dataclasses.replace(unsigned, wire=None),
+        signed,
+        policy,
+        _tags(keys),
+        rollover.key_view(keys, t, at),
+        tuple(
+            (k.tag, k.role, rollover.state_of(k, at), rollover.ds_of(k, t, at))
+            for k in sorted(keys, key=lambda k: (k.role, k.tag))
+        ),
+        rollover.next_step(keys, t, at),
+    )
     return dataclasses.replace(result.version, files=unsigned.files, inline=inline)
 
 
@@ -475,6 +512,7 @@ def plan_snapshot(
         old_journals = old_view.journals if old_view is not None else {}
         zones: dict[dns.name.Name, ZoneVersion | None] = {}
         journals: dict[dns.name.Name, Journal] = {}
+        children_ds = parentds.overrides(vc, keys, int(now), old_zones)
         for zc in vc.zones:
             if zc.in_view is not None:
                 # Shared with an earlier view: the same compiled version, loaded once.
@@ -520,8 +558,9 @@ def plan_snapshot(
                 # served before: the same serial with another content is refused
                 # exactly as a running reload refuses it, and that copy serves.
                 last, note, same_source = None, found.last_good_note, False
+                below = children_ds.get(zc.name)
                 version, event = load_one(
-                    vc.name, zc, old, now, floor, remembered, signing, problem_keys
+                    vc.name, zc, old, now, floor, remembered, signing, problem_keys, below
                 )
                 if first and keeps_last_good(zc) and found.last_good is not None:
                     source = found.last_good_source
@@ -536,7 +575,15 @@ def plan_snapshot(
                         note = note or why
                         if last is not None:
                             version, event = load_one(
-                                vc.name, zc, last, now, floor, remembered, signing, problem_keys
+                                vc.name,
+                                zc,
+                                last,
+                                now,
+                                floor,
+                                remembered,
+                                signing,
+                                problem_keys,
+                                below,
                             )
                             event = _restarted(event, last)
                 if first and note is not None:

@@ -59,6 +59,7 @@ from authd.limits import (
     MAX_CONFIG_NODES,
     MAX_MESSAGE,
     MAX_NSID_BYTES,
+    MAX_PARENTAL_AGENTS,
     MAX_PORT,
     MAX_RRL_PER_SECOND,
     MAX_RRL_SLIP,
@@ -181,6 +182,8 @@ class ZoneConfig:
     lab_waive: frozenset[str] = frozenset()  # LAB ONLY: load errors served as warnings
     # Inline signing (``dnssec: {policy: NAME}``): the file is unsigned, authd signs.
     dnssec: SigningPolicy | None = None
+    # ``dnssec.parental_agents``: the parent's servers asked for a waiting KSK's DS.
+    parental_agents: tuple[Remote, ...] = ()
 
 
 class CatalogRole(enum.Enum):
@@ -724,6 +727,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
                 notify=notify,
                 also_notify=_parse_remotes(m.get("also_notify", []), f"{p}.also_notify", keys),
                 dnssec=_zone_dnssec(m, p, ctx, ztype, role),
+                parental_agents=_parental_agents(m, p, keys),
             )
         )
     _check_catalog_members(out)
@@ -739,6 +743,22 @@ def _zone_dnssec(
     if policy is not None and role is not None:
         raise ConfigError(f"{p}.dnssec", "catalog zones are not signed by authd")
     return policy
+
+
+def _parental_agents(m: Mapping[str, Any], p: str, keys: KeySet) -> tuple[Remote, ...]:
+    """``dnssec.parental_agents``: addresses (``{address, port}``) of the
+    parent's servers, asked for the DS of a KSK that waits for it."""
+    dnssec = m.get("dnssec")
+    if not isinstance(dnssec, dict) or dnssec.get("parental_agents") is None:
+        return ()
+    path = f"{p}.dnssec.parental_agents"
+    agents = _parse_remotes(dnssec["parental_agents"], path, keys)
+    if len(agents) > MAX_PARENTAL_AGENTS:
+        raise ConfigError(path, f"at most MAX_PARENTAL_AGENTS ({MAX_PARENTAL_AGENTS}) servers")
+    for i, agent in enumerate(agents):
+        if agent.key is not None:
+            raise ConfigError(f"{path}[{i}].key", "DS queries are not signed (no TSIG here)")
+    return agents
 
 
 def _catalog_role(m: Mapping[str, Any], p: str, ztype: ZoneType) -> CatalogRole | None:

@@ -1,5 +1,6 @@
 """A zone's keys over time: who is published, who signs what, which CDS to show,
-and the times a ZSK pre-publication or a KSK double-DS rollover sets.
+and the times a ZSK pre-publication, a KSK double-DS or a CSK rollover (both
+at once) sets.
 
 Owns the arithmetic of RFC 6781 section 4.1 and RFC 7583 sections 3.2.1
 (ZSK pre-publication) and 3.3.2 (KSK double-DS) on the key times that
@@ -165,8 +166,8 @@ def next_event(keys: Iterable[TimedKey], t: Timings, now: int) -> int | None:
 
 def rollover_due(key: TimedKey, t: Timings) -> int | None:
     """When a successor to *key* must be started so that it takes over at the
-    end of *key*'s lifetime (None: no lifetime, already retiring, or a CSK,
-    whose rollover is not planned here)."""
+    end of *key*'s lifetime (None: no lifetime, or already retiring; a CSK
+    lives ``ksk_lifetime``)."""
     if key.activate is None or key.retire is not None:
         return None
     if key.role == "zsk" and t.zsk_lifetime:
@@ -174,6 +175,9 @@ def rollover_due(key: TimedKey, t: Timings) -> int | None:
     if key.role == "ksk" and t.ksk_lifetime:
         # The parent's own delay is not known: at least its DS TTL and propagation.
         return key.activate + t.ksk_lifetime - t.ds_everywhere()
+    if key.role == "csk" and t.ksk_lifetime:
+        # Its successor's DNSKEY and DS must both reach every cache first.
+        return key.activate + t.ksk_lifetime - max(t.ds_everywhere(), t.dnskey_everywhere())
     return None
 
 
@@ -223,12 +227,40 @@ def ksk_rollover_ds_seen(
     return retired, renewed
 
 
+def csk_rollover_begin(old: TimedKey, new_tag: int, start: int) -> KeyTimes:
+    """CSK rollover, step 1: pre-publication and double-DS at once (RFC 7583
+    sections 3.2.1 and 3.3.2 for one key that does both jobs): the new CSK's
+    DNSKEY is published at *start*, not signing, and its DS is asked for
+    (CDS/CDNSKEY).  The takeover waits for its DS at the parent."""
+    if old.role != "csk":
+        raise ValueError(f"key {old.tag} is a {old.role}, not a csk")
+    return KeyTimes(new_tag, "csk", start, publish=start)
+
+
+def csk_rollover_ds_seen(
+    old: TimedKey, new: TimedKey, seen: int, t: Timings
+) -> tuple[KeyTimes, KeyTimes]:
+    """CSK rollover, step 2: the new DS was seen at *seen*.  The new CSK signs
+    everything once both its DS and its DNSKEY are in every cache; the old
+    one stops then, and its DNSKEY stays until its signatures have left every
+    cache (its DS is asked to go after that, ``cds_end``)."""
+    published_at = new.publish if new.publish is not None else seen
+    swap = max(seen + t.ds_everywhere(), published_at + t.dnskey_everywhere(), new.created)
+    if old.retire is not None and old.retire < swap:
+        raise ValueError(f"key {old.tag} retires before its successor can take over")
+    renewed = dataclasses.replace(times_of(new), ds_seen=seen, publish=published_at, activate=swap)
+    retired = dataclasses.replace(times_of(old), retire=swap, remove=swap + t.signatures_gone())
+    return retired, renewed
+
+
 __all__ = [
     "KeyTimes",
     "KeyView",
     "TimedKey",
     "Timings",
     "cds_end",
+    "csk_rollover_begin",
+    "csk_rollover_ds_seen",
     "in_cds",
     "ksk_rollover_begin",
     "ksk_rollover_ds_seen",

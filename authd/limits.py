@@ -127,6 +127,11 @@ MAX_SIGNING_DURATION = 10 * 366 * 86400  # the longest duration a signing policy
 MAX_NSEC3_SALT_BYTES = 255  # RFC 5155 section 3.1.5: a one-octet length
 MIN_SIGNATURE_VALIDITY = 60  # seconds; short only for tests and labs (the default is 14 days)
 SIGNING_RETRY = 60.0  # seconds before a failed re-signing is tried again
+MAX_PARENTAL_AGENTS = 16  # servers of a zone's dnssec.parental_agents
+DS_CHECK_MIN_INTERVAL = 1.0  # seconds: parental agents asked at most this often...
+DS_CHECK_MAX_INTERVAL = 300.0  # ...and at least this often (else the parent's propagation delay)
+DS_CHECK_TIMEOUT = 3.0  # seconds for one agent's DS answer
+KEY_EVENT_MARGIN = 0.05  # seconds after a key event's (whole) second the signing timer wakes
 SIGNING_INCEPTION_SKEW = 3600  # inception this far in the past: validators' clocks lag
 
 # -- DNSSEC keys (authd keys, the key store) -----------------------------------------------

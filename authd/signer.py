@@ -29,6 +29,8 @@ import dns.dnssec
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.CDNSKEY
+import dns.rdtypes.ANY.CDS
 import dns.rdtypes.ANY.DNSKEY
 import dns.rdtypes.ANY.NSEC
 import dns.rdtypes.ANY.NSEC3
@@ -58,8 +60,13 @@ SIGNER_TYPES = frozenset(
         RdataType.NSEC3,
         RdataType.NSEC3PARAM,
         RdataType.DNSKEY,
+        RdataType.CDS,
+        RdataType.CDNSKEY,
     }
 )
+# Signed by the keys that sign the DNSKEY RRset (RFC 7344 section 4.1: a key
+# the parent's DS points to).
+KSK_SIGNED = frozenset({RdataType.DNSKEY, RdataType.CDS, RdataType.CDNSKEY})
 NSEC3_SHA1 = 1  # RFC 5155 section 11: the only hash algorithm
 NSEC3_OPT_OUT = 1  # RFC 5155 section 3.1.2.1
 
@@ -129,6 +136,11 @@ class Inline:
     signed: SignedZone
     policy: SigningPolicy
     keys: tuple[tuple[int, int, str], ...]  # (tag, algorithm, role) of the keys it had
+    # What the keys showed when signed (authd.rollover.key_view): a change re-signs.
+    key_view: tuple[tuple[int, ...], ...] = ()
+    # (tag, role, state, ds) of each key at signing, and the next key event (when, what).
+    key_states: tuple[tuple[int, str, str, str], ...] = ()
+    next_key_event: tuple[int, str] | None = None
 
 
 def earliest_expiry(signed: SignedZone) -> int | None:
@@ -232,6 +244,7 @@ def sign_zone(
         dnskey.add(k.dnskey)
     rrsets[(origin, RdataType.DNSKEY)] = dnskey
     plan.types[origin].add(RdataType.DNSKEY)
+    rrsets.update(_cds(origin, keys, policy, now, plan))
     soa = plan.data[(origin, RdataType.SOA)]
     # RFC 9077: NSEC/NSEC3 TTL is the negative-answer TTL.
     negative_ttl = min(soa.ttl, int(soa[0].minimum))
@@ -257,7 +270,7 @@ def sign_zone(
             continue
         if not _signed_by(rdtype, owner in plan.cuts):
             continue
-        is_dnskey = rdtype == RdataType.DNSKEY
+        is_dnskey = rdtype in KSK_SIGNED
         signers = ksks if is_dnskey else zsks
         old = _reusable(previous, key, rrset, signing_tags[is_dnskey], now, horizon)
         if old is not None:
@@ -282,6 +295,41 @@ def sign_zone(
         sigs[key] = sig
         resigned += 1
     return SignedZone(origin, rrsets, sigs, resigned, kept, nsec3=policy.denial is Denial.NSEC3)
+
+
+def _cds(
+    origin: dns.name.Name,
+    keys: Sequence[SigningKey],
+    policy: SigningPolicy,
+    now: int,
+    plan: _Plan,
+) -> dict[RRKey, dns.rrset.RRset]:
+    """CDS (SHA-256) and CDNSKEY RRsets for the keys whose DS the parent should
+    have at *now* (RFC 7344 section 4, RFC 8078; ``keytimeline.in_cds``): the
+    new KSK's from the start of a rollover, the old one's until its DNSKEY has
+    left every cache.  TTL as the DNSKEY RRset's."""
+    t = policy.timings()
+    asked = sorted((k for k in keys if keytimeline.in_cds(k, t, now)), key=lambda k: k.tag)
+    if not asked:
+        return {}
+    cds = dns.rrset.RRset(origin, IN, RdataType.CDS)
+    cdnskey = dns.rrset.RRset(origin, IN, RdataType.CDNSKEY)
+    cds.ttl = cdnskey.ttl = policy.dnskey_ttl
+    for k in asked:
+        ds = dns.dnssec.make_ds(origin, k.dnskey, "SHA256")
+        cds.add(
+            dns.rdtypes.ANY.CDS.CDS(
+                IN, RdataType.CDS, ds.key_tag, ds.algorithm, ds.digest_type, ds.digest
+            )
+        )
+        d = k.dnskey
+        cdnskey.add(
+            dns.rdtypes.ANY.CDNSKEY.CDNSKEY(
+                IN, RdataType.CDNSKEY, d.flags, d.protocol, d.algorithm, d.key
+            )
+        )
+    plan.types[origin] |= {RdataType.CDS, RdataType.CDNSKEY}
+    return {(origin, RdataType.CDS): cds, (origin, RdataType.CDNSKEY): cdnskey}
 
 
 def _reusable(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authd.errors import ConfigError, echo
+from authd.keytimeline import Timings
 from authd.limits import MAX_NSEC3_SALT_BYTES, MAX_SIGNING_DURATION, MIN_SIGNATURE_VALIDITY
 
 DEFAULT_POLICY = "default"
@@ -75,11 +76,24 @@ class SigningPolicy:
     propagation_delay: int = HOUR
     parent_ds_ttl: int = DAY
     parent_propagation_delay: int = HOUR
+    max_zone_ttl: int = DAY  # the longest TTL a signed RRset may have (RFC 7583 TTLsig)
 
     @property
     def roles(self) -> tuple[str, ...]:
         """The key roles this policy needs, as the key store names them."""
         return ("csk",) if self.keys is KeyLayout.CSK else ("ksk", "zsk")
+
+    def timings(self) -> Timings:
+        """The durations a rollover waits out (``authd.keytimeline``)."""
+        return Timings(
+            dnskey_ttl=self.dnskey_ttl,
+            max_zone_ttl=self.max_zone_ttl,
+            propagation_delay=self.propagation_delay,
+            parent_ds_ttl=self.parent_ds_ttl,
+            parent_propagation_delay=self.parent_propagation_delay,
+            zsk_lifetime=self.zsk_lifetime,
+            ksk_lifetime=self.ksk_lifetime,
+        )
 
 
 DEFAULT = SigningPolicy()
@@ -94,6 +108,7 @@ _DURATION_KEYS = (
     "propagation_delay",
     "parent_ds_ttl",
     "parent_propagation_delay",
+    "max_zone_ttl",
 )
 POLICY_KEYS = {"name", "algorithm", "keys", "denial", "nsec3", *_DURATION_KEYS}
 NSEC3_KEYS = {"iterations", "salt", "opt_out"}
@@ -242,6 +257,27 @@ def _check_timing(p: SigningPolicy, path: str) -> None:
         )
     if p.dnskey_ttl > MAX_TTL or p.dnskey_ttl < 1:
         raise ConfigError(f"{path}.dnskey_ttl", f"must be 1..{MAX_TTL}")
+    t = p.timings()
+    if p.keys is KeyLayout.CSK and p.zsk_lifetime:
+        raise ConfigError(
+            f"{path}.zsk_lifetime", "a CSK lives ksk_lifetime (it has a DS, as a KSK does)"
+        )
+    # A successor must be able to take over before its predecessor's life ends
+    # (RFC 7583 section 3.2.1: Ipub then Iret; 3.3.2: the parent's DS delay).
+    zsk_least = t.dnskey_everywhere() + t.signatures_gone()
+    if p.zsk_lifetime and p.zsk_lifetime <= zsk_least:
+        raise ConfigError(
+            f"{path}.zsk_lifetime",
+            f"must be above the DNSKEY and signature propagation ({zsk_least}s: "
+            "propagation_delay + dnskey_ttl + propagation_delay + max_zone_ttl)",
+        )
+    ksk_least = t.ds_everywhere() + t.dnskey_everywhere()
+    if p.ksk_lifetime and p.ksk_lifetime <= ksk_least:
+        raise ConfigError(
+            f"{path}.ksk_lifetime",
+            f"must be above the DS and DNSKEY propagation ({ksk_least}s: parent_propagation_delay"
+            " + parent_ds_ttl + propagation_delay + dnskey_ttl)",
+        )
 
 
 def parse_policies(value: object, path: str = "dnssec_policies") -> dict[str, SigningPolicy]:
@@ -264,7 +300,7 @@ def parse_policies(value: object, path: str = "dnssec_policies") -> dict[str, Si
     return policies
 
 
-ZONE_DNSSEC_KEYS = {"policy"}
+ZONE_DNSSEC_KEYS = {"policy", "parental_agents"}  # the agents: authd.config
 
 
 def parse_zone_dnssec(

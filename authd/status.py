@@ -99,6 +99,9 @@ class SigningStatus:
     keys: tuple[tuple[int, int, str], ...]  # (tag, algorithm, role)
     earliest_expiry: int | None  # unix seconds
     next_signing: int | None  # when the first signature falls due for refresh
+    # (tag, role, state, ds) at signing: authd.rollover.state_of and ds_of
+    key_states: tuple[tuple[int, str, str, str], ...] = ()
+    next_key_event: tuple[int, str] | None = None  # (when, what): authd.rollover.next_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,8 @@ def _signing(inline: Inline | None) -> SigningStatus | None:
         inline.keys,
         inline.signed.earliest_expiry(),
         inline.signed.next_refresh(inline.policy),
+        inline.key_states,
+        inline.next_key_event,
     )
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dns.rdata
@@ -144,3 +145,40 @@ def test_import_refuses_another_zones_key_and_a_missing_private_file(tmp_path: P
     assert done.returncode == 1 and ".private: the private key beside" in done.stderr
     listed = authd("keys", "list", "--state-dir", state)
     assert listed.returncode == 0 and listed.stdout.startswith("no keys in the store")
+
+
+def test_ds_seen_and_the_ds_column_and_next_event_of_keys_list(tmp_path: Path) -> None:
+    from authd.adapters.state import step_keys
+    from authd.config import load_config
+
+    (tmp_path / "c.zone").write_text(
+        "$TTL 2\n@ SOA ns hm 1 7200 3600 1209600 2\n@ NS ns\nns A 192.0.2.1\n"
+    )
+    config = tmp_path / "authd.yaml"
+    config.write_text(
+        "options:\n  state_dir: st\n"
+        "dnssec_policies:\n  - {name: fast, keys: ksk-zsk, dnskey_ttl: 2, max_zone_ttl: 2,"
+        " propagation_delay: 1, parent_ds_ttl: 2, parent_propagation_delay: 1,"
+        " zsk_lifetime: 3600}\n"
+        "zones:\n  - {name: c.test, file: c.zone, dnssec: {policy: fast}}\n"
+    )
+    (zc,) = load_config(str(config)).views[0].zones
+    assert zc.dnssec is not None
+    state = str(tmp_path / "st")
+    now = int(time.time())
+    step_keys(state, zc.name, zc.dnssec, now)
+    keys = step_keys(state, zc.name, zc.dnssec, now, asked=("ksk",))
+    (new,) = [k for k in keys if k.role == "ksk" and k.activate is None]
+    listed = authd("keys", "list", "c.test", "-c", str(config))
+    assert listed.returncode == 0, listed.stderr
+    assert f"c.test. {new.tag:>5} 13 (ECDSAP256SHA256) ksk generated ds=asked" in listed.stdout
+    assert "c.test. next event: zsk " in listed.stdout and "rollover due at" in listed.stdout
+    seen = authd("keys", "ds-seen", "c.test", "-c", str(config))
+    assert seen.returncode == 0, seen.stderr
+    assert f"c.test. {new.tag}: DS seen at the parent" in seen.stdout
+    rows = json.loads(authd("keys", "list", "c.test", "--json", "-c", str(config)).stdout)
+    (row,) = [r for r in rows["keys"] if r["tag"] == new.tag]
+    assert row["ds"] == "seen" and row["activate"] is not None
+    assert rows["next_events"]["c.test."]["what"].startswith("ksk ")
+    wrong = authd("keys", "ds-seen", "c.test", "7", "-c", str(config))
+    assert wrong.returncode == 1 and "no key 7" in wrong.stderr

@@ -357,7 +357,8 @@ def test_unknown_command_lists_the_known_ones(lab: Lab) -> None:
         reply
         == {
             "ok": False,
-            "error": "unknown command 'dance' (known: notify, reload, retransfer, status, stop)",
+            "error": "unknown command 'dance' "
+            "(known: keys, notify, reload, retransfer, status, stop)",
         },
         str(reply),
     )

@@ -151,7 +151,9 @@ def test_every_rrsig_validates_and_only_authoritative_data_is_signed(
     by_role = {k.tag: k.role for k in keys}
     for (owner, rdtype), sig in signed.sigs.items():
         roles = {by_role[int(rd.key_tag)] for rd in sig}
-        wanted = {"csk"} if layout == "csk" else {"ksk" if rdtype == RdataType.DNSKEY else "zsk"}
+        # DNSKEY, CDS and CDNSKEY by the KSK (RFC 7344 section 4.1).
+        by_ksk = rdtype in (RdataType.DNSKEY, RdataType.CDS, RdataType.CDNSKEY)
+        wanted = {"csk"} if layout == "csk" else {"ksk" if by_ksk else "zsk"}
         assert roles == wanted, (owner, rdtype)
     assert signed.rrsets[(ORIGIN, RdataType.DNSKEY)].ttl == policy.dnskey_ttl
 

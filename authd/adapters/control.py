@@ -51,8 +51,10 @@ class ZoneArg(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Command:
     # (the zone's (view, zone) pairs, empty without a zone; the zone as asked) -> reply
-    run: Callable[[list[Target], str | None], Any]
+    # With *args* (``keys``): also the request's ``args``, a list of strings.
+    run: Callable[..., Any]
     zone: ZoneArg = ZoneArg.IGNORED
+    args: bool = False
 
 
 def dispatch(
@@ -83,7 +85,13 @@ def dispatch(
             return {"ok": False, "error": f"no such zone: {zone.to_text()}"}
     elif command.zone is ZoneArg.REQUIRED:
         return {"ok": False, "error": f"{name} needs a zone"}
-    return command.run(targets, None if zone_text is None else str(zone_text))
+    zone_arg = None if zone_text is None else str(zone_text)
+    if command.args:
+        args = request.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            return {"ok": False, "error": f"{name}: 'args' must be a list of strings"}
+        return command.run(targets, zone_arg, args)
+    return command.run(targets, zone_arg)
 
 
 def _load_json(load: LoadRecord | None) -> dict[str, Any] | None:
@@ -129,6 +137,12 @@ def _zone_json(z: ZoneStatus) -> dict[str, Any]:
             "keys": [{"tag": t, "algorithm": a, "role": r} for t, a, r in g.keys],
             "earliest_expiry": g.earliest_expiry,
             "next_signing": g.next_signing,
+            "key_states": [
+                {"tag": t, "role": r, "state": st, "ds": ds} for t, r, st, ds in g.key_states
+            ],
+            "next_key_event": None
+            if g.next_key_event is None
+            else {"at": g.next_key_event[0], "what": g.next_key_event[1]},
         }
     return out
 

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import dns.dnssec
 import dns.name
@@ -140,6 +140,48 @@ def generate_key(
         _write_pair(folder, key)
         _write(os.path.join(folder, METADATA), render_metadata((*keys, key)))
     return key
+
+
+def update_keys(
+    state_dir: str,
+    zone: dns.name.Name,
+    change: Callable[[tuple[ZoneKey, ...]], Sequence[ZoneKey]],
+) -> tuple[ZoneKey, ...]:
+    """Read, change and write *zone*'s keys under the folder's lock, so two
+    updaters (a rollover step in a reload, an ``authd ctl keys`` command) never
+    lose each other's change.  *change* gets the keys and returns them as they
+    are to be: new keys (from ``fresh_key``) get their files written first,
+    and keys it leaves out leave the index (their files stay).  Nothing is
+    written when nothing changed."""
+    with _locked(state_dir, zone) as folder:
+        keys = load_keys(state_dir, zone)
+        after = tuple(change(keys))
+        _check_room((), len(after))
+        if after == keys:  # the same keys (a key's equality leaves out its private half)
+            return keys
+        have = {k.tag for k in keys}
+        for key in after:
+            if key.zone != zone:
+                raise KeyFileError(key.file, f"a key of {key.zone}, not of {zone}")
+            if key.tag in have:
+                _refresh_pair(folder, key)
+            else:
+                _write_pair(folder, key)
+        _write(os.path.join(folder, METADATA), render_metadata(after))
+    return after
+
+
+def fresh_key(
+    zone: dns.name.Name, algorithm: int, role: str, now: int, taken: Iterable[int]
+) -> ZoneKey:
+    """A new key pair (in memory, no times but its creation) whose tag is none
+    of *taken*; ``update_keys`` writes it."""
+    used = set(taken)
+    for _ in range(MAX_KEY_TAG_TRIES):
+        key = make_zone_key(zone, role, new_private_key(algorithm), now)
+        if key.tag not in used:
+            return key
+    raise KeyFileError(str(zone), f"no free key tag after {MAX_KEY_TAG_TRIES} keys")
 
 
 def save_metadata(state_dir: str, zone: dns.name.Name, keys: Iterable[ZoneKey]) -> None:
@@ -350,6 +392,7 @@ def with_times(key: ZoneKey, **times: int | None) -> ZoneKey:
 
 __all__ = [
     "METADATA",
+    "fresh_key",
     "generate_key",
     "import_bind_keys",
     "key_dir",
@@ -358,5 +401,6 @@ __all__ = [
     "load_keys",
     "new_private_key",
     "save_metadata",
+    "update_keys",
     "with_times",
 ]

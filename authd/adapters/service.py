@@ -21,14 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 import dns.name
+import dns.rdatatype
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from authd import cookies, reloads
+from authd import cookies, parentds, reloads, rollover
 from authd import status as status_mod
-from authd.adapters import control, daemon
+from authd.adapters import control, daemon, dscheck
 from authd.adapters import metrics as metrics_mod
 from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
 from authd.adapters.fleet import Fleet
@@ -38,7 +39,7 @@ from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
 from authd.adapters.memory import retire
 from authd.adapters.metrics import Metrics, MetricsCollector, ZoneRow
-from authd.adapters.state import JournalChange, record_change
+from authd.adapters.state import JournalChange, record_change, step_keys
 from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6, listen_udp
 from authd.adapters.watch import Watcher
 from authd.build import LoadOutcome, ZoneLoadEvent
@@ -46,7 +47,14 @@ from authd.config import CatalogRole, Config, ZoneConfig, ZoneType, load_config
 from authd.connections import ConnectionTable
 from authd.errors import AuthdError
 from authd.journal import Journal
-from authd.limits import COOKIE_SECRET_LEN, SIGNING_RETRY, TCP_LISTEN_BACKLOG
+from authd.limits import (
+    COOKIE_SECRET_LEN,
+    DS_CHECK_MAX_INTERVAL,
+    DS_CHECK_MIN_INTERVAL,
+    KEY_EVENT_MARGIN,
+    SIGNING_RETRY,
+    TCP_LISTEN_BACKLOG,
+)
 from authd.query import Reply
 from authd.signer import Inline
 from authd.snapshot import Snapshot, with_zone
@@ -127,6 +135,8 @@ class Service:
         self.signature_expiry: Callable[[], dict[tuple[str, str], float]] = self._expiries
         self._signing_call: Any = None  # the next re-signing (inline-signed zones)
         self._resigned_for: float | None = None  # the due time the last one was for
+        self._ds_check_call: Any = None  # the next DS query to parental agents
+        self._ds_checking = False
         # DNS cookies without a configured secret: one random secret for this run.
         self._cookie_secret = os.urandom(COOKIE_SECRET_LEN)
         self.commands: dict[str, control.Command] = {
@@ -135,6 +145,7 @@ class Service:
             "notify": control.Command(self._ctl_notify, control.ZoneArg.REQUIRED),
             "retransfer": control.Command(self._ctl_retransfer, control.ZoneArg.REQUIRED),
             "stop": control.Command(self._ctl_stop),
+            "keys": control.Command(self._ctl_keys, control.ZoneArg.REQUIRED, args=True),
         }
 
     def notify_changed(self, events: list[ZoneLoadEvent]) -> None:
@@ -161,6 +172,7 @@ class Service:
         for event in events:
             log_load_event(event)
         self._schedule_signing()
+        self._schedule_ds_check()
         return events
 
     # -- inline signing: re-sign before signatures expire ---------------------
@@ -187,21 +199,31 @@ class Service:
                 out[(view, zone.to_text())] = float(expiry)
         return out
 
+    @staticmethod
+    def _next_due(inline: Inline) -> float | None:
+        """When *inline*'s zone needs a new signed version: its first signature
+        due for refresh, or its next key event (a rollover step)."""
+        times = [inline.signed.next_refresh(inline.policy)]
+        if inline.next_key_event is not None:
+            times.append(inline.next_key_event[0])
+        found = [float(t) for t in times if t is not None]
+        return min(found, default=None)
+
     def _schedule_signing(self) -> None:
-        """Arm one timer for the first signature to fall due for refresh."""
+        """Arm one timer for the first signature to fall due for refresh or the
+        first key event (``authd.rollover``) of the zones authd signs."""
         if self._signing_call is not None and self._signing_call.active():
             self._signing_call.cancel()
+        if self._ds_check_call is not None and self._ds_check_call.active():
+            self._ds_check_call.cancel()
         self._signing_call = None
         signed = self._signed_zones()
-        due = [
-            at
-            for _, _, inline in signed
-            if (at := inline.signed.next_refresh(inline.policy)) is not None
-        ]
+        due = [at for _, _, inline in signed if (at := self._next_due(inline)) is not None]
         if not due or self._stopping:
             return
         first = min(due)
-        delay = max(first - time.time(), 0.0)
+        # Key times are whole seconds: wake just after, so the build sees the step.
+        delay = max(first - time.time(), 0.0) + KEY_EVENT_MARGIN
         if self._resigned_for is not None and first <= self._resigned_for:
             # Still due after a re-signing for it: that one failed (and was
             # logged); retry later, what is served stays valid until it expires.
@@ -210,21 +232,195 @@ class Service:
             delay = max(delay, min(SIGNING_RETRY, shortest / 4))
         self._signing_call = self._reactor.callLater(delay, self._resign_due)
 
+    # -- parental agents: is a waiting KSK's DS at the parent? -------------------
+
+    def _waiting_for_ds(self) -> list[tuple[str, ZoneConfig, Inline, list[int]]]:
+        """Signed zones with parental agents and a KSK waiting for its DS."""
+        zcs = {(vc.name, zc.name): zc for vc in self.config.views for zc in vc.zones}
+        out = []
+        for view, zone, inline in self._signed_zones():
+            zc = zcs.get((view, zone))
+            if zc is None or not zc.parental_agents:
+                continue
+            tags = [
+                tag
+                for tag, role, state, ds in inline.key_states
+                if role in rollover.WITH_DS
+                and state in ("generated", "published")
+                and ds == "asked"
+            ]
+            if tags:
+                out.append((view, zc, inline, tags))
+        return out
+
+    def _schedule_ds_check(self) -> None:
+        """Ask the parental agents again in a while, if a KSK waits for its DS:
+        as often as the parent's propagation delay, within the limits."""
+        if self._ds_check_call is not None and self._ds_check_call.active():
+            return
+        waiting = self._waiting_for_ds()
+        if not waiting or self._stopping or self._ds_checking:
+            return
+        delay = min(float(inline.policy.parent_propagation_delay) for _, _, inline, _ in waiting)
+        delay = min(max(delay, DS_CHECK_MIN_INTERVAL), DS_CHECK_MAX_INTERVAL)
+        self._ds_check_call = self._reactor.callLater(delay, self._check_ds)
+
+    def _check_ds(self) -> None:
+        self._ds_check_call = None
+        waiting = self._waiting_for_ds()
+        if not waiting:
+            return
+        self._ds_checking = True
+        state_dir = self.config.state_dir
+
+        def work() -> list[tuple[str, dns.name.Name, list[int]]]:
+            seen = []
+            for view, zc, inline, tags in waiting:
+                cds = inline.signed.rrsets.get((zc.name, dns.rdatatype.RdataType.CDS))
+                try:
+                    answers = dscheck.ask_all(zc.name, zc.parental_agents)
+                except dscheck.AgentError as e:
+                    log.info("DS check of {zone}: {error}", zone=zc.name.to_text(), error=str(e))
+                    continue
+                found = parentds.seen_at_parent(tags, cds, answers)
+                if found and zc.dnssec is not None:
+                    for tag in found:
+                        step_keys(
+                            state_dir,
+                            zc.name,
+                            zc.dnssec,
+                            int(time.time()),
+                            ds_tag=tag,
+                            ds_seen=True,
+                        )
+                    seen.append((view, zc.name, found))
+            return seen
+
+        def done(seen: list[tuple[str, dns.name.Name, list[int]]]) -> None:
+            self._ds_checking = False
+            for _, zone, tags in seen:
+                log.info(
+                    "DS of {zone} KSK {tags} seen at every parental agent",
+                    zone=zone.to_text(),
+                    tags=", ".join(str(t) for t in tags),
+                )
+            if seen:
+                self.reload(only=self._with_parents({(v, z) for v, z, _ in seen}))
+            self._schedule_ds_check()
+
+        def failed(failure: Failure) -> None:
+            self._ds_checking = False
+            log.failure("DS check failed", failure)
+            self._schedule_ds_check()
+
+        threads.deferToThread(work).addCallbacks(done, failed)
+
     def _resign_due(self) -> None:
         self._signing_call = None
         now = time.time()
-        due = {
-            (view, zone)
-            for view, zone, inline in self._signed_zones()
-            if (at := inline.signed.next_refresh(inline.policy)) is not None and at <= now + 1
-        }
-        if not due:
+        refresh: set[tuple[str, dns.name.Name]] = set()
+        steps: set[tuple[str, dns.name.Name]] = set()
+        fired: list[float] = []
+        for view, zone, inline in self._signed_zones():
+            at = inline.signed.next_refresh(inline.policy)
+            if at is not None and at <= now + 1:
+                refresh.add((view, zone))
+                fired.append(at)
+            event = inline.next_key_event
+            # A key step only once its second has come: the build takes the
+            # steps due at its own (whole-second) time.
+            if event is not None and event[0] <= now:
+                steps.add((view, zone))
+                fired.append(event[0])
+        if not refresh and not steps:
             self._schedule_signing()
             return
-        self._resigned_for = now + 1
-        names = ", ".join(sorted(zone.to_text() for _, zone in due))
-        log.info("re-signing {zones}: signatures due for refresh", zones=names)
-        self.reload(only=due)
+        # What this reload is for: still due after it means it failed (retry later).
+        self._resigned_for = max(fired)
+        if refresh:
+            names = ", ".join(sorted(zone.to_text() for _, zone in refresh))
+            log.info("re-signing {zones}: signatures due for refresh", zones=names)
+        if steps:
+            names = ", ".join(sorted(zone.to_text() for _, zone in steps))
+            log.info("re-signing {zones}: key rollover step due", zones=names)
+        self.reload(only=self._with_parents(refresh | steps))
+
+    def _with_parents(
+        self, targets: set[tuple[str, dns.name.Name]]
+    ) -> set[tuple[str, dns.name.Name]]:
+        """*targets* and the parents served here whose DS follow them (``authd.parentds``)."""
+        out = set(targets)
+        for vc in self.config.views:
+            followed = parentds.followed(vc)
+            out |= {(vc.name, followed[z]) for v, z in targets if v == vc.name and z in followed}
+        return out
+
+    # -- authd ctl keys: ds-seen, rollover ---------------------------------------
+
+    def _ctl_keys(
+        self, targets: list[tuple[str, dns.name.Name]], zone: str | None, args: list[str]
+    ) -> Any:
+        usage = "usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk|csk"
+        if not args or args[0] not in ("ds-seen", "rollover") or not targets:
+            return {"ok": False, "error": usage}
+        action, rest = args[0], args[1:]
+        name = targets[0][1]
+        zc = next(
+            (z for vc in self.config.views for z in vc.zones if z.name == name and z.dnssec),
+            None,
+        )
+        if zc is None or zc.dnssec is None:
+            return {"ok": False, "error": f"{name.to_text()} is not signed by authd"}
+        policy = zc.dnssec
+        tag: int | None = None
+        asked: tuple[str, ...] = ()
+        if action == "ds-seen":
+            if len(rest) > 1 or (rest and not rest[0].isdigit()):
+                return {"ok": False, "error": usage}
+            tag = int(rest[0]) if rest else None
+        else:
+            if len(rest) != 1 or rest[0] not in rollover.ROLLABLE:
+                return {"ok": False, "error": usage}
+            asked = (rest[0],)
+        state_dir = self.config.state_dir
+
+        def work() -> None:
+            step_keys(
+                state_dir,
+                name,
+                policy,
+                int(time.time()),
+                asked=asked,
+                ds_tag=tag,
+                ds_seen=action == "ds-seen",
+            )
+
+        def done(_: None) -> Any:
+            log.info(
+                "keys {action} {zone}{extra} (control channel)",
+                action=action,
+                zone=name.to_text(),
+                extra=f" {' '.join(rest)}" if rest else "",
+            )
+            d = self.reload(only=self._with_parents(set(targets)))
+            return d.addCallback(reloaded)
+
+        def reloaded(problems: list[str]) -> dict[str, Any]:
+            if problems:
+                return {"ok": False, "error": "; ".join(problems)}
+            what = "DS seen" if action == "ds-seen" else f"{rest[0]} rollover started"
+            return {"ok": True, "message": f"{name.to_text()}: {what}, re-signed"}
+
+        def failed(failure: Failure) -> dict[str, Any]:
+            if failure.check(AuthdError):
+                return {"ok": False, "error": f"{name.to_text()}: {failure.getErrorMessage()}"}
+            log.failure("keys {action} failed", failure, action=action)
+            return {"ok": False, "error": f"keys {action} failed: {failure.getErrorMessage()}"}
+
+        d = threads.deferToThread(work)
+        d.addCallback(done)
+        d.addErrback(failed)
+        return d
 
     def _with_cookie_secret(self, snapshot: Snapshot) -> Snapshot:
         """Cookies on with no secret configured: this run's random one (RFC 7873 s7.1)."""
@@ -417,6 +613,9 @@ class Service:
         fires once the reload that covers this request is done, with what was
         refused (the config, zones kept old or failed): empty when all went well.
         """
+        if only is not None:
+            # A parent here follows its children's DS: it is built with them.
+            only = self._with_parents(set(only))
         scope = reloads.Scope(None if only is None else frozenset(only), config)
         self._next_waiter += 1
         token = self._next_waiter
@@ -544,6 +743,7 @@ class Service:
             )
         self.notify_changed(events)
         self._schedule_signing()
+        self._schedule_ds_check()
         assert self._stall is not None
         self.last_reload_stall = self._stall.stop()
         log.info(
@@ -796,6 +996,8 @@ class Service:
         self._stopping = True
         if self._signing_call is not None and self._signing_call.active():
             self._signing_call.cancel()
+        if self._ds_check_call is not None and self._ds_check_call.active():
+            self._ds_check_call.cancel()
         daemon.sd_notify("STOPPING=1")
         deadline = self._reactor.seconds() + self.config.options.shutdown_timeout
         for port in self._tcp_ports:

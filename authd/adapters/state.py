@@ -27,12 +27,12 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from typing import IO, Any
 
 import dns.name
 
-from authd import xfr_in
+from authd import parentds, rollover, xfr_in
 from authd.adapters import keystore
 from authd.build import (
     MEMORY_ONLY,
@@ -62,7 +62,9 @@ from authd.journal import (
 )
 from authd.keyfiles import KeyFileError, ZoneKey, make_zone_key
 from authd.limits import MAX_LAST_GOOD_HEAD_LINE
+from authd.rollover import RolloverError
 from authd.signer import active
+from authd.signpolicy import SigningPolicy
 from authd.snapshot import Snapshot, with_zone
 from authd.zone import ZoneVersion, load_zone
 
@@ -128,52 +130,102 @@ def signing_keys(
     config: Config, now: int, *, write: bool = True
 ) -> tuple[dict[dns.name.Name, tuple[ZoneKey, ...]], dict[dns.name.Name, str]]:
     """The key store's keys of every zone authd signs, generating the ones its
-    policy needs and lacks (first need); and, for a zone whose keys cannot be
-    read or made, why.  Read at every build: a few small files per zone.
+    policy needs and lacks (first need) and taking every rollover step that
+    is due (``authd.rollover``: a successor made, a DS seen, a gone key
+    dropped); and, for a zone whose keys cannot be read or made, why.  Read
+    at every build: a few small files per zone.
 
     Without *write* (``serve --check-config``), a missing key is made in memory
     only, so the check signs as the server would and the key store is untouched.
     """
     keys: dict[dns.name.Name, tuple[ZoneKey, ...]] = {}
     problems: dict[dns.name.Name, str] = {}
+    # A child whose parent this server builds: the parent places the DS itself.
+    followed = {child for vc in config.views for child in parentds.followed(vc)}
     for vc in config.views:
         for zc in vc.zones:
             policy = zc.dnssec
             if policy is None or zc.in_view is not None or zc.name in keys:
                 continue
             try:
-                found = keystore.load_keys(config.state_dir, zc.name)
-                for role in policy.roles:
-                    if not any(
-                        k.role == role and k.algorithm == policy.algorithm and active(k, now)
-                        for k in found
-                    ):
-                        # No key of this role signs: a zone's first keys are
-                        # published and active at once (nothing to pre-publish for).
-                        if not write:
+                if write:
+                    found = step_keys(
+                        config.state_dir, zc.name, policy, now, auto_ds=zc.name in followed
+                    )
+                else:
+                    found = keystore.load_keys(config.state_dir, zc.name)
+                    for role in policy.roles:
+                        if not _has_active(found, role, policy.algorithm, now):
                             private = keystore.new_private_key(policy.algorithm)
                             made = make_zone_key(
                                 zc.name, role, private, now, publish=now, activate=now
                             )
                             found = (*found, made)
-                            continue
-                        keystore.generate_key(
-                            config.state_dir,
-                            zc.name,
-                            policy.algorithm,
-                            role,
-                            now,
-                            publish=now,
-                            activate=now,
-                        )
-                        found = keystore.load_keys(config.state_dir, zc.name)
-            except (KeyFileError, OSError) as e:
+            except (KeyFileError, RolloverError, OSError) as e:
                 problems[zc.name] = f"key store: {e}"
                 continue
             keys[zc.name] = tuple(
                 k for k in found if k.algorithm == policy.algorithm and k.role in policy.roles
             )
     return keys, problems
+
+
+def _has_active(keys: Sequence[ZoneKey], role: str, algorithm: int, now: int) -> bool:
+    return any(k.role == role and k.algorithm == algorithm and active(k, now) for k in keys)
+
+
+def step_keys(
+    state_dir: str,
+    zone: dns.name.Name,
+    policy: SigningPolicy,
+    now: int,
+    *,
+    auto_ds: bool = False,
+    asked: Collection[str] = (),
+    ds_tag: int | None = None,
+    ds_seen: bool = False,
+) -> tuple[ZoneKey, ...]:
+    """Take *zone*'s key steps due at *now*, in one locked read-change-write
+    of its ``keys.json``: first keys (published and active at once: nothing
+    to pre-publish for), successors whose time has come or that are *asked*
+    for, the DS seen (*ds_seen*, of *ds_tag* or of the waiting KSK; at once
+    with *auto_ds*), and keys gone from every cache dropped."""
+    t = policy.timings()
+    for role in asked:
+        if role not in policy.roles:
+            raise RolloverError(
+                f"{zone}: the policy {policy.name!r} has no {role} (keys: {policy.keys.value})"
+            )
+
+    def change(found: tuple[ZoneKey, ...]) -> list[ZoneKey]:
+        ours = [k for k in found if k.algorithm == policy.algorithm and k.role in policy.roles]
+        for role in asked:
+            rollover.check_request(ours, role, now)
+        out = list(found)
+        taken = {k.tag for k in out}
+        for role in policy.roles:
+            if not _has_active(out, role, policy.algorithm, now):
+                first = keystore.fresh_key(zone, policy.algorithm, role, now, taken)
+                out.append(dataclasses.replace(first, publish=now, activate=now))
+                taken.add(first.tag)
+        ours = [k for k in out if k.algorithm == policy.algorithm and k.role in policy.roles]
+        if "zsk" in policy.roles:
+            changes = rollover.adopt(ours, now, t)
+            out, ours = rollover.apply(out, changes), rollover.apply(ours, changes)
+        for role in rollover.due(ours, t, now, policy.roles, asked):
+            new = keystore.fresh_key(zone, policy.algorithm, role, now, taken)
+            taken.add(new.tag)
+            ours.append(new)
+            out.append(new)
+            changes = rollover.begin(ours, new, now, t, role in asked)
+            out = rollover.apply(out, changes)
+            ours = rollover.apply(ours, changes)
+        if ds_seen or auto_ds:
+            changes = rollover.ds_seen(ours, now, t, ds_tag)
+            out = rollover.apply(out, changes)
+        return [k for k in out if not rollover.gone(k, t, now)]
+
+    return keystore.update_keys(state_dir, zone, change)
 
 
 def secondary_copies(config: Config) -> dict[tuple[str, dns.name.Name], str]:

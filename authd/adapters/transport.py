@@ -354,6 +354,17 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             del buf[: 2 + length]
             self._cancel_deadline()  # this message is complete; the next has its own
             self._factory.connections.idle(self)  # so the next one queues afresh
+            snapshot = f.snapshot()
+            fast = snapshot.fast
+            if fast is not None:
+                # A plain query (authd.fastpath), as over UDP; never a transfer.
+                try:
+                    quick = fast(message, False)
+                except Exception:
+                    quick = None
+                if quick is not None:
+                    self.transport.write(len(quick).to_bytes(2, "big") + quick)  # type: ignore[union-attr]
+                    continue
             counts = f.counts
             timed = counts is not None and counts.time_next  # as over UDP
             if timed:
@@ -362,7 +373,7 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
             request = Request(
                 message, self._client, f.local, Transport.TCP, time.time(), self._port
             )
-            reply = _safe_handle(request, f.snapshot())
+            reply = _safe_handle(request, snapshot)
             for out in reply.messages:
                 self.transport.write(len(out).to_bytes(2, "big") + out)  # type: ignore[union-attr]
             if counts is not None:

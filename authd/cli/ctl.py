@@ -41,6 +41,9 @@ def request(path: str, payload: dict[str, Any], timeout: float = TIMEOUT) -> dic
     return reply
 
 
+KEY_ACTIONS = ("ds-seen", "rollover")
+
+
 def _ago(t: float | None) -> str:
     if t is None:
         return "never"
@@ -91,6 +94,13 @@ def format_status(reply: dict[str, Any]) -> str:
             lines.append(
                 f"    signatures: earliest expiry {_ago(g['earliest_expiry'])}, "
                 f"next signing {_ago(g['next_signing'])}"
+            )
+            for k in g.get("key_states") or []:
+                lines.append(f"    key {k['role']} {k['tag']}: {k['state']}, ds {k['ds']}")
+            event = g.get("next_key_event")
+            lines.append(
+                "    next key event: "
+                + (f"{event['what']} at {_ago(event['at'])}" if event else "none scheduled")
             )
     return "\n".join(lines)
 
@@ -148,9 +158,22 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
         print(f"authd ctl: {e}", file=sys.stderr)
         return 2
     payload: dict[str, Any] = {"command": args.action}
-    if args.zone:
+    if args.action == "keys":
+        # keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk|csk
+        if args.zone not in KEY_ACTIONS or not args.rest:
+            print(
+                "authd ctl: usage: keys ds-seen ZONE [TAG] | keys rollover ZONE zsk|ksk|csk",
+                file=sys.stderr,
+            )
+            return 2
+        payload["zone"] = args.rest[0]
+        payload["args"] = [args.zone, *args.rest[1:]]
+    elif args.rest:
+        print(f"authd ctl: {args.action}: unexpected {' '.join(args.rest)}", file=sys.stderr)
+        return 2
+    elif args.zone:
         payload["zone"] = args.zone
-    timeout = args.timeout or (RELOAD_TIMEOUT if args.action == "reload" else TIMEOUT)
+    timeout = args.timeout or (RELOAD_TIMEOUT if args.action in ("reload", "keys") else TIMEOUT)
     try:
         reply = request(path, payload, timeout)
     except (OSError, ValueError) as e:
@@ -170,8 +193,15 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     """Add the ``ctl`` subcommand to *sub*."""
     ctl = sub.add_parser("ctl", help="control a running server (status, reload, notify...)")
-    ctl.add_argument("action", choices=["status", "reload", "notify", "retransfer", "stop"])
-    ctl.add_argument("zone", nargs="?", help="zone name (reload: optional; notify, retransfer)")
+    ctl.add_argument("action", choices=["status", "reload", "notify", "retransfer", "stop", "keys"])
+    ctl.add_argument(
+        "zone",
+        nargs="?",
+        help="zone name (reload: optional; notify, retransfer); keys: ds-seen or rollover",
+    )
+    ctl.add_argument(
+        "rest", nargs="*", help="keys ds-seen ZONE [TAG]; keys rollover ZONE zsk|ksk|csk"
+    )
     ctl.add_argument("-c", "--config", help="the server's config (to find its control socket)")
     ctl.add_argument("--socket", help="control socket path (overrides the config)")
     ctl.add_argument("--json", action="store_true", help="print the server's JSON reply")

@@ -27,6 +27,7 @@ from authd.errors import AuthdError
 
 if TYPE_CHECKING:
     from authd.keyfiles import ZoneKey
+    from authd.keytimeline import Timings
 
 PROG = "authd keys"
 
@@ -66,6 +67,16 @@ def register(sub: Subparsers) -> None:
     common(imp)
     imp.set_defaults(func=run_import)
 
+    seen = actions.add_parser(
+        "ds-seen",
+        help="the parent has the DS of the KSK waiting for it (or of TAG); "
+        "a running server: authd ctl keys ds-seen",
+    )
+    seen.add_argument("zone")
+    seen.add_argument("tag", nargs="?", type=int)
+    common(seen)
+    seen.set_defaults(func=run_ds_seen)
+
     ds = actions.add_parser("ds", help="print the DS records for the parent (SHA-256)")
     ds.add_argument("zone")
     common(ds)
@@ -86,6 +97,21 @@ def _state_dir(args: argparse.Namespace, zone: dns.name.Name | None) -> str:
     if zone is not None and not any(z.name == zone for v in config.views for z in v.zones):
         print(f"{PROG}: note: the config does not serve {zone}", file=sys.stderr)
     return config.state_dir
+
+
+def _timings(args: argparse.Namespace, zone: dns.name.Name) -> Timings:
+    """The zone's policy timings from the config (the default policy's without one)."""
+    from authd.signpolicy import DEFAULT
+
+    if args.config:
+        from authd.cli.common import load_host_config
+
+        config = load_host_config(args.config)
+        for vc in config.views:
+            for zc in vc.zones:
+                if zc.name == zone and zc.dnssec is not None:
+                    return zc.dnssec.timings()
+    return DEFAULT.timings()
 
 
 def _zone(text: str) -> dns.name.Name:
@@ -122,15 +148,9 @@ def _when(t: int | None) -> str:
 def key_state(key: ZoneKey, now: int) -> str:
     """Where *key* is at *now*, by its times: generated, published, active,
     retired (no longer signing, still published) or removed."""
-    if key.remove is not None and key.remove <= now:
-        return "removed"
-    if key.retire is not None and key.retire <= now:
-        return "retired"
-    if key.activate is not None and key.activate <= now:
-        return "active"
-    if key.publish is not None and key.publish <= now:
-        return "published"
-    return "generated"
+    from authd.rollover import state_of
+
+    return state_of(key, now)
 
 
 def next_event(key: ZoneKey, now: int) -> tuple[str, int] | None:
@@ -146,8 +166,9 @@ def next_event(key: ZoneKey, now: int) -> tuple[str, int] | None:
     return what, when
 
 
-def _key_json(zone: dns.name.Name, key: ZoneKey, now: int) -> dict[str, object]:
+def _key_json(zone: dns.name.Name, key: ZoneKey, now: int, t: Timings) -> dict[str, object]:
     from authd.keyfiles import TIMES
+    from authd.rollover import ds_of
 
     event = next_event(key, now)
     return {
@@ -156,6 +177,7 @@ def _key_json(zone: dns.name.Name, key: ZoneKey, now: int) -> dict[str, object]:
         "algorithm": key.algorithm,
         "role": key.role,
         "state": key_state(key, now),
+        "ds": ds_of(key, t, now),
         "created": key.created,
         **{t: getattr(key, t) for t in TIMES},
         "next_event": None if event is None else {"what": event[0], "at": event[1]},
@@ -166,6 +188,7 @@ def run_list(args: argparse.Namespace) -> int:
     """``authd keys list [ZONE]``."""
     from authd.adapters.keystore import list_zones, load_keys
     from authd.keyfiles import ALGORITHMS, TIMES
+    from authd.rollover import ds_of, next_step
 
     def body() -> int:
         zone = _zone(args.zone) if args.zone else None
@@ -173,8 +196,14 @@ def run_list(args: argparse.Namespace) -> int:
         now = int(time.time())
         zones = [zone] if zone is not None else list_zones(state)
         found = [(z, key) for z in zones for key in load_keys(state, z)]
+        timings = {z: _timings(args, z) for z in zones}
         if args.json:
-            print(json.dumps({"keys": [_key_json(z, k, now) for z, k in found]}, indent=2))
+            steps = {}
+            for z in zones:
+                step = next_step([k for y, k in found if y == z], timings[z], now)
+                steps[z.to_text()] = None if step is None else {"at": step[0], "what": step[1]}
+            listed = [_key_json(z, k, now, timings[z]) for z, k in found]
+            print(json.dumps({"keys": listed, "next_events": steps}, indent=2))
             return EXIT_OK
         if not found:
             where = f"for {zone}" if zone is not None else "in the store"
@@ -182,12 +211,20 @@ def run_list(args: argparse.Namespace) -> int:
             return EXIT_OK
         for z, key in found:
             name = ALGORITHMS[key.algorithm]
-            print(f"{z} {key.tag:>5} {key.algorithm} ({name}) {key.role} {key_state(key, now)}")
+            ds = ds_of(key, timings[z], now)
+            print(
+                f"{z} {key.tag:>5} {key.algorithm} ({name}) {key.role} {key_state(key, now)}"
+                f" ds={ds}"
+            )
             print("    " + " ".join(f"{t}={_when(getattr(key, t))}" for t in ("created", *TIMES)))
             event = next_event(key, now)
             print(
                 f"    next: {'none known' if event is None else f'{event[0]} at {_when(event[1])}'}"
             )
+        for z in zones:
+            step = next_step([k for y, k in found if y == z], timings[z], now)
+            if step is not None:
+                print(f"{z} next event: {step[1]} at {_when(step[0])}")
         return EXIT_OK
 
     return _run(args, body)
@@ -243,6 +280,35 @@ def run_import(args: argparse.Namespace) -> int:
             state, zone, list(args.files), int(time.time()), ds_seen=args.ds_seen
         ):
             print(f"{zone} {key.tag} {key.algorithm} {key.role}: imported as {key.file}")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def run_ds_seen(args: argparse.Namespace) -> int:
+    """``authd keys ds-seen ZONE [TAG]``: record in the store that the parent
+    has the DS (a running server takes the step at its next reload; ``authd
+    ctl keys ds-seen`` does both at once)."""
+    from authd.adapters.keystore import update_keys
+    from authd.rollover import apply, ds_seen
+
+    def body() -> int:
+        zone = _zone(args.zone)
+        state = _state_dir(args, zone)
+        t = _timings(args, zone)
+        now = int(time.time())
+        changed: list[int] = []
+
+        def change(keys: tuple[ZoneKey, ...]) -> list[ZoneKey]:
+            changes = ds_seen(keys, now, t, args.tag)
+            changed.extend(c.tag for c in changes if c.ds_seen == now)
+            return apply(keys, changes)
+
+        update_keys(state, zone, change)
+        if not changed:
+            print(f"{zone}: no KSK waits for its DS; nothing changed")
+        for tag in changed:
+            print(f"{zone} {tag}: DS seen at the parent at {_when(now)}")
         return EXIT_OK
 
     return _run(args, body)
