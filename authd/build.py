@@ -176,6 +176,8 @@ def load_one(
     if signing is not None and old is not None:
         inline = old.inline
         resign = inline is None or inline.policy != signing or inline.keys != _tags(keys)
+        # A lab's signing clock moved (expired-signatures broken or fixed).
+        resign = resign or (inline is not None and inline.signed.behind != zc.lab_signing_behind)
         # Signatures about to expire: a new signed version, file changed or not.
         resign = resign or (inline is not None and inline.signed.due_for_refresh(int(now), signing))
         # A key published, activated, retired or asked for by CDS: a new signed version.
@@ -342,7 +344,9 @@ def sign_version(
     )
     if child_ds:
         source = parentds.with_ds(source, child_ds, zc.lab_waive)
-    signed = sign_zone(zc.name, source.nodes, keys, policy, int(now), previous)
+    signed = sign_zone(
+        zc.name, source.nodes, keys, policy, int(now), previous, zc.lab_signing_behind
+    )
     result = compile_zone(zc.name, list(signed.records(zc.file)), zc.file, zc.lab_waive)
     if result.version is None:
         raise SigningError(str(result.errors[0]))

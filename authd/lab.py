@@ -236,11 +236,13 @@ def authd_config(
     waive: tuple[str, ...] = (),
     faults: tuple[tuple[str, str], ...] = (),
     deaf: tuple[tuple[str, str], ...] = (),
+    signing_clock: tuple[tuple[str, int], ...] = (),
 ) -> dict[str, Any]:
     """The authd config (as YAML data, paths relative to the lab folder) serving
     *lab* on *port*: one view per lab server, matched by destination address;
-    *waive* and *faults* are a broken scenario's lab-only settings; *deaf*
-    lists (server, zone) secondaries that refuse NOTIFY (stale-secondary)."""
+    *waive*, *faults* and *signing_clock* (zone, seconds behind) are a broken
+    scenario's lab-only settings; *deaf* lists (server, zone) secondaries that
+    refuse NOTIFY (stale-secondary)."""
     secondaries: dict[tuple[str, dns.name.Name], list[LabServer]] = {}
     for s in lab.servers:
         for z in s.zones:
@@ -278,6 +280,7 @@ def authd_config(
             "lab_file": LAB_FILE,
             "waive": list(waive),
             "faults": [{"address": a, "fault": f} for a, f in faults],
+            "signing_clock": [{"zone": z, "behind": b} for z, b in signing_clock],
         },
     }
 

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 
 import dns.name
 
-from authd import delegation
+from authd import delegation, labchain
+from authd.labscenarios import DS_MISMATCH, EXPIRED_SIGNATURES
+
+# What a bogus chain reveals; a problem no scenario makes is a plain "dnssec" finding.
+_CHAIN_SCENARIO = {
+    labchain.Problem.DS_MATCHES_NO_KEY: DS_MISMATCH,
+    labchain.Problem.EXPIRED: EXPIRED_SIGNATURES,
+    labchain.Problem.NOT_YET_VALID: EXPIRED_SIGNATURES,
+}
+DNSSEC_FINDING = "dnssec"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +109,15 @@ def judge(d: Delegation) -> list[Finding]:
     if len(serials) > 1:
         add("stale-secondary", f"servers disagree on the serial: {sorted(serials)}")
     return out
+
+
+def judge_chain(zone: dns.name.Name, verdict: labchain.Verdict | None) -> list[Finding]:
+    """The finding for *zone*'s chain of trust in a signed lab (secure: none)."""
+    if verdict is None or verdict.state is labchain.State.SECURE:
+        return []
+    if verdict.state is labchain.State.INSECURE:
+        text = f"the chain of trust ends at {verdict.zone}: {verdict.why}"
+        return [Finding(DNSSEC_FINDING, zone, text)]
+    assert verdict.problem is not None
+    scenario = _CHAIN_SCENARIO.get(verdict.problem, DNSSEC_FINDING)
+    return [Finding(scenario, zone, f"chain of trust bogus: {verdict.why}")]

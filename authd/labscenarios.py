@@ -10,6 +10,7 @@ reloads it (a restore is an edit too, and gets a higher serial again).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,12 +18,19 @@ from dataclasses import dataclass, field
 import dns.name
 
 from authd.checks import LoaderCheck
-from authd.lab import Lab
+from authd.lab import Lab, parent_zone
 from authd.lint import LintCheck
+from authd.signpolicy import DAY
+from authd.signpolicy import DEFAULT as DEFAULT_POLICY
 
 # The scenario that makes two names CNAMEs of each other is named after the
 # finding it reveals.
 _CNAME_LOOP = LintCheck.CNAME_LOOP.value
+DS_MISMATCH = "ds-mismatch"
+EXPIRED_SIGNATURES = "expired-signatures"
+# expired-signatures dates the zone's signatures this far back: past the default
+# policy's validity by two days, so every signature has expired (jitter aside).
+EXPIRED_BEHIND = DEFAULT_POLICY.signature_validity + 2 * DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,7 @@ class Scenario:
     try_name: str  # a question that shows it: "NAME TYPE"
     server_fault: str | None = None  # a lab.faults fault on the zone's servers
     any_zone: bool = False  # server faults apply to any zone; file edits to their own
+    signed_only: bool = False  # a chain-of-trust fault: the signed template only
 
 
 SCENARIOS = (
@@ -113,6 +122,25 @@ SCENARIOS = (
         server_fault="silent",
         any_zone=True,
     ),
+    Scenario(
+        DS_MISMATCH,
+        "the parent's DS matches no DNSKEY of the child (the DS of a key it no longer has)",
+        "example.org.",
+        "SERVFAIL from a validating resolver (bogus)",
+        "www.example.org A",
+        any_zone=True,
+        signed_only=True,
+    ),
+    Scenario(
+        EXPIRED_SIGNATURES,
+        "the zone serves signatures whose validity has passed (its signing clock sits "
+        "behind the real one)",
+        "eng.example.com.",
+        "SERVFAIL from a validating resolver (bogus)",
+        "build.eng.example.com A",
+        any_zone=True,
+        signed_only=True,
+    ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -129,6 +157,7 @@ class Broken:
     waive: tuple[str, ...] = ()
     faults: tuple[tuple[str, str], ...] = ()  # (address, fault)
     deaf: tuple[tuple[str, str], ...] = ()  # (server, zone): secondaries refusing NOTIFY
+    signing_clock: tuple[tuple[str, int], ...] = ()  # (zone, seconds behind): lab.signing_clock
 
 
 _SERIAL = re.compile(r"(IN\s+SOA\s+\S+\s+\S+\s+)(\d+)")
@@ -160,6 +189,44 @@ def _append(files: Mapping[str, str], path: str, extra: str) -> dict[str, str]:
     return {path: bump_serial(files[path] + extra)}
 
 
+_DS_LINE = r"^({owner}\s+\d+\s+IN\s+DS\s+)(\d+)(\s+\d+\s+)(\d+)(\s+)(\S+)\s*$"
+
+
+def _plan_signed(
+    scenario: Scenario, zone: dns.name.Name, lab: Lab, files: Mapping[str, str]
+) -> Broken:
+    if scenario.name == EXPIRED_SIGNATURES:
+        return Broken(signing_clock=((zone.to_text(), EXPIRED_BEHIND),))
+    parent = parent_zone(lab, zone)
+    if parent is None:
+        raise ValueError("the root has no parent: its DS is the trust anchor (root.anchor)")
+    for s in lab.servers:
+        primaries = {z.name for z in s.zones if z.file is not None}
+        if {parent, zone} <= primaries:
+            raise ValueError(
+                f"{parent} and {zone} are both served by {s.name}: authd keeps the DS of a "
+                "child it serves beside its parent right by itself (pick another zone)"
+            )
+    path = lab.zones()[parent][0].zone(parent).file
+    if path is None or path not in files:
+        raise ValueError(f"{parent} has no zone file to edit the DS of {zone} in")
+    pattern = re.compile(_DS_LINE.format(owner=re.escape(zone.to_text())), re.MULTILINE)
+
+    def stale(m: re.Match[str]) -> str:
+        # The DS of a key the child no longer has: another tag, another digest.
+        tag = (int(m.group(2)) + 1) % 65536
+        digest_type = int(m.group(4))
+        size = {1: 20, 2: 32, 4: 48}.get(digest_type, 32)
+        seed = f"a retired key of {zone.to_text()}".encode()
+        digest = hashlib.sha384(seed).hexdigest()[: 2 * size].upper()
+        return f"{m.group(1)}{tag}{m.group(3)}{digest_type}{m.group(5)}{digest}"
+
+    text, count = pattern.subn(stale, files[path])
+    if count == 0:
+        raise ValueError(f"{path} holds no DS for {zone}: fix the lab first")
+    return Broken({path: bump_serial(text)})
+
+
 def plan(name: str, zone_text: str | None, lab: Lab, files: Mapping[str, str]) -> Broken:
     """What breaking *name* (on *zone_text*, or its own zone) changes; ValueError if it cannot."""
     scenario = BY_NAME.get(name)
@@ -171,6 +238,13 @@ def plan(name: str, zone_text: str | None, lab: Lab, files: Mapping[str, str]) -
     servers = lab.zones().get(zone)
     if not servers:
         raise ValueError(f"no lab server serves {zone}")
+    if scenario.signed_only:
+        if not lab.signed:
+            raise ValueError(
+                f"scenario {name} breaks a chain of trust: it needs a signed lab "
+                "(authd lab init DIR --template signed)"
+            )
+        return _plan_signed(scenario, zone, lab, files)
     if scenario.server_fault is not None:
         extra = {}
         if name == "udp-only":

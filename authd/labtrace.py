@@ -40,6 +40,25 @@ class Step:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One zone on the way down: the server of it that answered, and its reply
+    (a referral to the next zone, or the last hop's answer)."""
+
+    zone: dns.name.Name
+    address: str
+    reply: dns.message.Message
+
+
+@dataclass(slots=True)
+class Segment:
+    """The walk for one name from the root (a CNAME starts a new one)."""
+
+    qname: dns.name.Name
+    rdtype: dns.rdatatype.RdataType
+    hops: list[Hop] = field(default_factory=list)
+
+
 @dataclass(slots=True)
 class Trace:
     """What a walk found: its steps, the outcome, and the answer records."""
@@ -49,6 +68,9 @@ class Trace:
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     queries: int = 0
     why: str = ""  # for SERVFAIL: what went wrong
+    # The question's own walk, zone by zone (not the name servers' lookups):
+    # what ``authd.labchain`` follows the chain of trust along.
+    segments: list[Segment] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +100,7 @@ class Walker:
         self.ask = ask
         self.hints = hints
         self.trace = Trace()
+        self._hop: Hop | None = None  # the last zone's reply that was understood
 
     def say(self, depth: int, text: str) -> None:
         self.trace.steps.append(Step(depth, text))
@@ -101,8 +124,13 @@ class Walker:
             f"Resolve {qname} {dns.rdatatype.to_text(rdtype)}: start at the root, the only "
             "servers a resolver knows by heart (its hints).",
         )
+        segment = Segment(qname, rdtype)
+        if depth == 0:
+            self.trace.segments.append(segment)
         while True:
             reply, used = self._ask_zone(zone, servers, qname, rdtype, depth)
+            if reply is not None and self._hop is not None and depth == 0:
+                segment.hops.append(self._hop)
             if reply is None:
                 why = f"no server of {_zone_text(zone)} gave a usable answer"
                 self.say(depth, f"Give up: {why} -> SERVFAIL.")
@@ -128,6 +156,9 @@ class Walker:
                     "from the root for the new name.",
                 )
                 qname, zone, servers = target, dns.name.root, list(self.hints)
+                if depth == 0:
+                    segment = Segment(qname, rdtype)
+                    self.trace.segments.append(segment)
                 continue
             outcome = Outcome.NXDOMAIN if kind == "nxdomain" else Outcome.NODATA
             return outcome, answer, ""
@@ -177,6 +208,7 @@ class Walker:
                     continue
                 read = self._read(reply, zone, qname, rdtype, ns, address, depth)
                 if read is not None:
+                    self._hop = Hop(zone, address, reply)
                     return read, ns
         return None, None
 
@@ -226,12 +258,14 @@ class Walker:
         if aa and rcode == dns.rcode.NXDOMAIN:
             self.say(depth, f"  Authoritative answer: {qname} does not exist (NXDOMAIN).")
             return Read("nxdomain")
-        if aa and reply.answer:
-            for rrset in reply.answer:
+        # With DO (trace --dnssec) the answer holds RRSIGs: the chain of trust reads them.
+        data = [r for r in reply.answer if r.rdtype != dns.rdatatype.RRSIG]
+        if aa and data:
+            for rrset in data:
                 self.say(depth, f"  Authoritative answer: {rrset.to_text().splitlines()[0]}")
                 for line in rrset.to_text().splitlines()[1:]:
                     self.say(depth, f"                        {line}")
-            return Read("answer", tuple(reply.answer))
+            return Read("answer", tuple(data))
         if aa:
             self.say(
                 depth,

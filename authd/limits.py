@@ -114,6 +114,8 @@ LAB_TRACE_MAX_QUERIES = 60  # queries one `authd lab trace` sends, sub-lookups i
 LAB_TRACE_MAX_DEPTH = 4  # nested lookups of a name server's address (missing glue)
 LAB_TRACE_TIMEOUT = 2.0  # seconds a trace waits for one answer
 LAB_UP_TIMEOUT = 30.0  # seconds `authd lab up --detach` waits for the lab to answer
+MAX_LAB_SIGNING_BEHIND = 10 * 366 * 86400  # lab.signing_clock: a zone's signatures dated back
+LAB_CHAIN_MAX_KEYS = 20  # DNSKEYs (and DS records) one chain-of-trust step looks at
 
 # -- authd check ---------------------------------------------------------------------------
 

@@ -100,6 +100,9 @@ class SignedZone:
     resigned: int = 0  # RRsets signed anew by this call (the rest were kept)
     kept: int = 0
     nsec3: bool = False
+    # Signatures dated this many seconds before the real clock (a lab's
+    # expired-signatures scenario; 0 everywhere else).
+    behind: int = 0
 
     def records(self, file: str = "<signed>") -> Iterator[Record]:
         """Every record, as the zone-file parser would hand them to ``compile_zone``."""
@@ -123,7 +126,8 @@ class SignedZone:
     def next_refresh(self, policy: SigningPolicy) -> int | None:
         """When the first signature falls due for refresh (unix seconds)."""
         expiry = earliest_expiry(self)
-        return None if expiry is None else expiry - policy.signature_refresh
+        # In real time: a zone signed behind the clock is not re-signed in a loop.
+        return None if expiry is None else expiry - policy.signature_refresh + self.behind
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -223,11 +227,16 @@ def sign_zone(
     policy: SigningPolicy,
     now: int,
     previous: SignedZone | None = None,
+    behind: int = 0,
 ) -> SignedZone:
     """Sign the zone whose names are *nodes* (a compiled version's nodes, or
     any mapping name -> type -> RRset); records of the signer's own types in
-    it are replaced.  With *previous*, its still-good signatures are kept."""
+    it are replaced.  With *previous*, its still-good signatures are kept.
+    *behind* (lab only) dates the signatures that many seconds back; which
+    keys sign still follows *now*."""
     plan = _plan(origin, nodes)
+    if previous is not None and previous.behind != behind:
+        previous = None  # dated on another clock: none of its signatures fit
     if (origin, RdataType.SOA) not in plan.data:
         raise SigningError(f"{origin}: no SOA at the apex")
     keys = [k for k in keys if k.algorithm == policy.algorithm]
@@ -258,7 +267,8 @@ def sign_zone(
         True: frozenset(k.tag for k in ksks),
         False: frozenset(k.tag for k in zsks),
     }
-    inception = now - SIGNING_INCEPTION_SKEW
+    sig_now = now - behind  # the signatures' clock
+    inception = sig_now - SIGNING_INCEPTION_SKEW
     horizon = policy.signature_refresh
     if previous is not None and previous.due_for_refresh(now, policy):
         # A refresh re-signs what falls due within the jitter span too, so the
@@ -272,14 +282,14 @@ def sign_zone(
             continue
         is_dnskey = rdtype in KSK_SIGNED
         signers = ksks if is_dnskey else zsks
-        old = _reusable(previous, key, rrset, signing_tags[is_dnskey], now, horizon)
+        old = _reusable(previous, key, rrset, signing_tags[is_dnskey], sig_now, horizon)
         if old is not None:
             sigs[key] = old
             kept += 1
             continue
         sig = dns.rrset.RRset(owner, IN, RdataType.RRSIG, covers=rdtype)
         sig.ttl = rrset.ttl
-        exp = expiration(owner, rdtype, now, policy)
+        exp = expiration(owner, rdtype, sig_now, policy)
         for k in signers:
             sig.add(
                 dns.dnssec.sign(
@@ -294,7 +304,8 @@ def sign_zone(
             )
         sigs[key] = sig
         resigned += 1
-    return SignedZone(origin, rrsets, sigs, resigned, kept, nsec3=policy.denial is Denial.NSEC3)
+    nsec3 = policy.denial is Denial.NSEC3
+    return SignedZone(origin, rrsets, sigs, resigned, kept, nsec3=nsec3, behind=behind)
 
 
 def _cds(

@@ -7,12 +7,17 @@ binds port 53 of its own 127.0.0.0/8 addresses and unbound iterates from
 lab, unbound, the questions) runs inside it through ``ip netns exec``; the
 namespace is deleted at the end.
 
-Two tests: ``trace`` agrees with unbound on every name of the basic template;
-and each scenario (``authd lab scenarios``), broken, shows through unbound the
-symptom it promises, and after ``fix`` unbound answers as before.  The second
-writes what trace, check and unbound showed as a Markdown table to
-``$AUTHD_LAB_TABLE`` when set (docs/lab.md's table comes from it).  Every wait
-is bounded; unbound is restarted between phases so no cache carries over.
+Both templates, each in its own namespace: ``trace`` agrees with unbound on
+every name of the template; and each scenario (``authd lab scenarios``),
+broken, shows through unbound the symptom it promises, and after ``fix``
+unbound answers as before.  In the signed lab unbound validates (the lab's
+trust anchor): every answer before and after carries AD, the chain-of-trust
+scenarios give SERVFAIL, and ``trace --dnssec`` says why; in the basic lab
+those two are refused with the reason.  The scenario test writes what trace,
+check and unbound showed as a Markdown table to ``$AUTHD_LAB_TABLE`` when set
+(``-signed`` before the suffix for the signed lab; docs/lab.md's tables come
+from them).  Every wait is bounded; unbound is restarted between phases so no
+cache carries over.
 """
 
 from __future__ import annotations
@@ -42,17 +47,19 @@ SETTLE = 30.0  # seconds the lab has to reload a broken or fixed zone
 # Asks unbound (inside the namespace) one question; prints the outcome as JSON.
 ASK = """
 import json, sys, time
-import dns.exception, dns.message, dns.query, dns.rcode
+import dns.exception, dns.flags, dns.message, dns.query, dns.rcode
 name, rdtype, port, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 start = time.monotonic()
+q = dns.message.make_query(name, rdtype)
+q.flags |= dns.flags.AD  # RFC 6840 s5.7: tell us whether you validated it
 try:
-    r = dns.query.udp(dns.message.make_query(name, rdtype), "127.0.0.1", port=port,
-                      timeout=timeout)
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=timeout)
     out = {"rcode": dns.rcode.to_text(r.rcode()),
            "answer": sorted(f"{x.name} {dns.rdatatype.to_text(x.rdtype)} {rd}"
-                            for x in r.answer for rd in x)}
+                            for x in r.answer for rd in x),
+           "ad": bool(r.flags & dns.flags.AD)}
 except dns.exception.Timeout:
-    out = {"rcode": "timeout", "answer": []}
+    out = {"rcode": "timeout", "answer": [], "ad": False}
 out["seconds"] = round(time.monotonic() - start, 1)
 print(json.dumps(out))
 """
@@ -105,7 +112,12 @@ class Netns:
 class Lab:
     ns: Netns
     folder: Path
+    template: str
     unbound: subprocess.Popen[bytes] | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.template == "signed"
 
     def start_unbound(self) -> None:
         """A fresh unbound (no cache, no memory of bad servers), answering."""
@@ -143,18 +155,20 @@ class Lab:
         return result
 
     def trace(self, name: str, rdtype: str) -> subprocess.CompletedProcess[str]:
-        return self.ns.authd("lab", "trace", name, rdtype, "--lab", str(self.folder))
+        dnssec = ["--dnssec"] if self.signed else []
+        return self.ns.authd("lab", "trace", name, rdtype, *dnssec, "--lab", str(self.folder))
 
     def check(self) -> subprocess.CompletedProcess[str]:
         return self.ns.authd("lab", "check", "--lab", str(self.folder))
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+@pytest.fixture(scope="module", params=["basic", "signed"])
+def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Lab]:
     require_binary("unbound")
+    template = str(request.param)
     folder = tmp_path_factory.mktemp("netnslab") / "lab"
     with Netns() as ns:
-        done = ns.authd("lab", "init", str(folder))
+        done = ns.authd("lab", "init", str(folder), "--template", template)
         assert done.returncode == 0, done.stderr
         # No --port: in its own namespace the lab can bind 53, and so it does.
         done = ns.authd("lab", "up", str(folder), "--detach")
@@ -173,6 +187,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             assert done.returncode == 0, done.stderr
             conf = (folder / "unbound" / "unbound.conf").read_text()
             assert "root-hints:" in conf and "stub-zone" not in conf  # a real walk from the root
+            assert ("trust-anchor-file" in conf) == (template == "signed")
             checked = subprocess.run(
                 [require_binary("unbound-checkconf"), str(folder / "unbound" / "unbound.conf")],
                 capture_output=True,
@@ -180,7 +195,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 timeout=COMMAND_TIMEOUT,
             )
             assert checked.returncode == 0, checked.stdout + checked.stderr
-            state = Lab(ns, folder)
+            state = Lab(ns, folder, template)
             yield state
             state.stop_unbound()
         finally:
@@ -193,6 +208,7 @@ def _result_line(trace: subprocess.CompletedProcess[str]) -> str:
 
 # The steps of a trace that say what went wrong (or, healthy, what came back).
 TELLTALES = (
+    "-> bogus",
     "a lame delegation",
     "NO GLUE",
     "No answer over TCP",
@@ -210,8 +226,13 @@ def _telltale(trace: subprocess.CompletedProcess[str]) -> str:
     for phrase in TELLTALES:
         step = next((x for x in steps if phrase in x), None)
         if step is not None:
-            return f"{step} ... {_result_line(trace)}"
-    return _result_line(trace)
+            return f"{step} ... {_result_line(trace)}{_dnssec_line(trace)}"
+    return _result_line(trace) + _dnssec_line(trace)
+
+
+def _dnssec_line(trace: subprocess.CompletedProcess[str]) -> str:
+    line = next((x for x in trace.stdout.splitlines() if x.startswith("DNSSEC: ")), "")
+    return f" / {line}" if line else ""
 
 
 def test_trace_agrees_with_unbound_on_every_template_name_on_port_53(lab: Lab) -> None:
@@ -233,6 +254,9 @@ def test_trace_agrees_with_unbound_on_every_template_name_on_port_53(lab: Lab) -
             parts = line.split(None, 4)
             if len(parts) == 5 and parts[2] == "IN":
                 records.add(f"{parts[0]} {parts[3]} {parts[4]}")
+        if lab.signed:  # unbound validated it, and the trace's chain of trust holds
+            assert theirs["ad"], (name, rdtype, theirs)
+            assert "DNSSEC: secure" in ours.stdout, ours.stdout
         assert records == set(theirs["answer"]), (name, rdtype, ours.stdout, theirs)  # type: ignore[arg-type]
 
 
@@ -250,6 +274,14 @@ SYMPTOMS: dict[str, tuple[frozenset[str], str | None]] = {
     "udp-only": (frozenset({"SERVFAIL", "timeout"}), None),
     "drop-edns": (frozenset({"SERVFAIL", "timeout"}), None),
     "silent": (frozenset({"SERVFAIL", "timeout"}), None),
+    # The signed lab's: a validating resolver refuses a bogus answer.
+    "ds-mismatch": (frozenset({"SERVFAIL"}), None),
+    "expired-signatures": (frozenset({"SERVFAIL"}), None),
+}
+# Where a validating resolver (the signed lab) shows another symptom: a CNAME
+# at the apex hides the zone's DNSKEY set, so the chain of trust breaks there.
+SIGNED_SYMPTOMS: dict[str, tuple[frozenset[str], str | None]] = {
+    "cname-apex": (frozenset({"SERVFAIL"}), None),
 }
 # Scenarios that are no delegation fault, so `authd lab check` has nothing to say.
 NOT_IN_CHECK = {"cname-loop"}
@@ -299,8 +331,10 @@ def _scenario_row(lab: Lab, s: labscenarios.Scenario) -> str:
     finally:
         fixed_cmd = lab.ns.authd("lab", "fix", "--lab", str(lab.folder))
     assert fixed_cmd.returncode == 0, fixed_cmd.stderr
-    rcodes, holds = SYMPTOMS[s.name]
+    rcodes, holds = (SIGNED_SYMPTOMS if lab.signed else {}).get(s.name, SYMPTOMS[s.name])
     assert broken["rcode"] in rcodes, (s.name, s.symptom, broken)
+    if s.signed_only:  # trace --dnssec says why a validator refuses it
+        assert "DNSSEC: bogus at " + s.zone in trace.stdout, trace.stdout
     if holds is not None:
         assert any(holds in x for x in broken["answer"]), (s.name, broken)  # type: ignore[attr-defined]
     if s.name == "stale-secondary":
@@ -317,20 +351,32 @@ def _scenario_row(lab: Lab, s: labscenarios.Scenario) -> str:
         before,
         after,
     )
+    if lab.signed:  # validated before the break and after the fix
+        assert before["ad"] and after["ad"], (s.name, before, after)
     answer = "; ".join(broken["answer"]) if broken["answer"] else ""  # type: ignore[arg-type]
     return "| `{}` | `{}` | {} | {} | {} | {} |".format(
         s.name,
         s.try_name,
         _cell(_telltale(trace)),
         _cell(finding),
-        _cell(f"{broken['rcode']} in {broken['seconds']} s" + (f": {answer}" if answer else "")),
-        _cell(str(after["rcode"])),
+        _cell(
+            f"{broken['rcode']} in {broken['seconds']} s"
+            + (", AD" if broken["ad"] else "")
+            + (f": {answer}" if answer else "")
+        ),
+        _cell(str(after["rcode"]) + (", AD" if after["ad"] else "")),
     )
 
 
 def test_every_scenario_shows_its_symptom_through_unbound(lab: Lab) -> None:
     assert set(SYMPTOMS) == set(labscenarios.BY_NAME)
-    rows = [_scenario_row(lab, s) for s in labscenarios.SCENARIOS]
+    rows = []
+    for s in labscenarios.SCENARIOS:
+        if s.signed_only and not lab.signed:
+            done = lab.ns.authd("lab", "break", s.name, "--lab", str(lab.folder))
+            assert done.returncode == 2 and "needs a signed lab" in done.stderr, done
+            continue
+        rows.append(_scenario_row(lab, s))
     lab.stop_unbound()
     table = [
         "| scenario | question | `authd lab trace` (broken) | `authd lab check` (broken) "
@@ -340,5 +386,8 @@ def test_every_scenario_shows_its_symptom_through_unbound(lab: Lab) -> None:
     ]
     out = os.environ.get("AUTHD_LAB_TABLE")
     if out:
-        Path(out).write_text("\n".join(table) + "\n")
+        path = Path(out)
+        if lab.signed:
+            path = path.with_name(f"{path.stem}-signed{path.suffix}")
+        path.write_text("\n".join(table) + "\n")
     print("\n".join(table))
