@@ -994,10 +994,10 @@ def _parse_lab(value: object, base: str) -> _LabSettings:
         try:
             zone = dns.name.from_text(zone_text)
         except dns.exception.DNSException as e:
-            raise ConfigError(f"{p}.zone", f"not a domain name: {zone_text!r} ({e})") from None
+            raise ConfigError(f"{p}.zone", f"not a domain name: {echo(zone_text)} ({e})") from None
         seconds = c.get("behind")
         if isinstance(seconds, bool) or not isinstance(seconds, int):
-            raise ConfigError(f"{p}.behind", f"expected whole seconds, got {seconds!r}")
+            raise ConfigError(f"{p}.behind", f"expected whole seconds, got {echo(seconds)}")
         if not 0 < seconds <= MAX_LAB_SIGNING_BEHIND:
             raise ConfigError(f"{p}.behind", f"expected 1 to {MAX_LAB_SIGNING_BEHIND} seconds")
         behind[zone] = seconds
