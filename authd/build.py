@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import dns.name
 
 from authd import catalog, cookies, parentds, ratelimit, rollover, zonemd
-from authd.changeset import Changeset, diff
+from authd.changeset import Changeset, diff, diff_owners
 from authd.checks import Finding, Severity
 from authd.config import CatalogRole, Config, Options, SerialPolicy, ZoneConfig, ZoneType
 from authd.errors import ZoneError
@@ -679,6 +679,7 @@ def plan_journal(
     journal: Journal | None,
     first_load: bool = False,
     problem: str | None = None,
+    owners: Sequence[dns.name.Name] | None = None,
 ) -> JournalPlan:
     """The zone's journal after *old* became *new*, the write that persists it,
     and a note worth logging.
@@ -687,9 +688,11 @@ def plan_journal(
     state folder; None with *problem* when that file could not be read.  The
     write is performed before the new version is published, so after a crash
     the file never describes a version that was not served; one that ends
-    elsewhere is discarded at the next start (``reconcile``).
+    elsewhere is discarded at the next start (``reconcile``).  *owners*: the
+    only names at which *new* differs from *old* (``changeset.Applied``), so
+    that only those are diffed.
     """
-    fallback = memory_only(opts, old, new)
+    fallback = memory_only(opts, old, new, owners)
     if journal is None:
         return JournalPlan(fallback, f"{problem or 'journal unreadable'}; {MEMORY_ONLY}", None)
     if first_load:
@@ -709,7 +712,7 @@ def plan_journal(
         journal = journal.empty()
         note = f"journal restarted: serial {new.serial} did not increase"
         return JournalPlan(journal, note, JournalWrite(view, zone, journal, None, fallback))
-    change = diff(old, new)
+    change = diff(old, new) if owners is None else diff_owners(old, new, owners)
     try:
         journal = journal.append(change)
     except ValueError:
@@ -719,12 +722,18 @@ def plan_journal(
     return JournalPlan(journal, None, JournalWrite(view, zone, journal, change, fallback))
 
 
-def memory_only(opts: Options, old: ZoneVersion | None, new: ZoneVersion | None) -> Journal:
+def memory_only(
+    opts: Options,
+    old: ZoneVersion | None,
+    new: ZoneVersion | None,
+    owners: Sequence[dns.name.Name] | None = None,
+) -> Journal:
     """The journal served when its file cannot be kept: at most the last change."""
     empty = _empty(opts)
     if new is not None and old is not None and new is not old:
         with contextlib.suppress(ValueError):
-            empty = empty.append(diff(old, new))
+            change = diff(old, new) if owners is None else diff_owners(old, new, owners)
+            empty = empty.append(change)
     return empty
 
 

@@ -2,7 +2,10 @@
 
 Owns: computing the difference of two ``ZoneVersion``s (``diff``), folding a
 chain of differences into one (``condense``), and applying a difference to a
-version (``apply``, for tests and for secondaries that receive IXFR).
+version (``apply``, for tests and for secondaries that receive IXFR), or in
+place, replacing only the nodes it names (``apply_incremental``, what a
+secondary tries first), and diffing two versions known to differ only at
+some names (``diff_owners``).
 
 Invariants:
 
@@ -21,21 +24,25 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import dns.name
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from authd.namedict import NameMap
+from authd.checks import CNAME_COMPANIONS
+from authd.namedict import NameMap, updated
 from authd.zone import CompileResult, Node, ZoneVersion, compile_zone
 from authd.zonefile import Record
 
 RdataType = dns.rdatatype.RdataType
 _SOA = RdataType.SOA
+IN = dns.rdataclass.IN
 
 
 class RR(NamedTuple):
@@ -357,4 +364,188 @@ def apply(
     return compile_zone(version.origin, recs, file, waive)
 
 
-__all__ = ["RR", "Changeset", "apply", "condense", "diff", "records"]
+# Types whose change reshapes more than their own node (cuts, DNAME
+# redirections, the apex, DNSSEC proofs): ``apply_incremental`` leaves them
+# to the full ``apply``.
+_HARD_TYPES = frozenset(
+    {
+        RdataType.NS,
+        RdataType.DNAME,
+        _SOA,
+        RdataType.RRSIG,
+        RdataType.NSEC,
+        RdataType.NSEC3,
+        RdataType.NSEC3PARAM,
+        RdataType.DNSKEY,
+    }
+)
+_ADDRESSES = (RdataType.A, RdataType.AAAA)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A changeset applied in place: the new version and the names it touched."""
+
+    version: ZoneVersion
+    touched: tuple[dns.name.Name, ...]
+
+
+def apply_incremental(version: ZoneVersion, changeset: Changeset) -> Applied | None:
+    """*changeset* applied to *version* by replacing only the nodes it names;
+    None when it may change more than those (the caller uses ``apply``).
+
+    The result equals ``apply(version, changeset).version`` (the tests hold
+    it to that): the node shards the changeset does not touch, and in the
+    compiled form every node that does not copy a touched one, are shared
+    with *version*, so a one-record edit of a million-record zone costs
+    milliseconds.  Left to ``apply`` (correctness first, and each is rare in
+    the IXFR of a big zone): a signed or inline-signed zone; NS, DNAME, SOA
+    and DNSSEC records; wildcard owners and names below a DNAME; a name left
+    with no data (it may become an empty non-terminal or vanish with its
+    own); a name that loses its last address (a delegation's glue or an NS
+    target: the load checks say so); a CNAME beside other data or a second
+    CNAME; a TTL that differs within an RRset; out-of-zone owners.  Raises
+    ``ValueError`` as ``apply`` does for a changeset that does not fit.
+    """
+    # Imported here: the compiler builds on the engine, which reads zones.
+    from authd.compiled import compile_version, recompile
+
+    if changeset.origin != version.origin:
+        raise ValueError(f"changeset for {changeset.origin} applied to {version.origin}")
+    if changeset.serial_from != version.serial:
+        raise ValueError(
+            f"changeset starts at serial {changeset.serial_from}, the zone is at {version.serial}"
+        )
+    if version.wire is None or version.denial is not None or version.hashed:
+        return None
+    if version.inline is not None:
+        return None
+    origin = version.origin
+    olen = len(origin.labels)
+    # owner -> type -> (rdatas removed, (rdata, TTL) added)
+    edits: dict[dns.name.Name, dict[RdataType, tuple[list[dns.rdata.Rdata], list[RR]]]] = {}
+    for rrs, adding in ((changeset.removed, False), (changeset.added, True)):
+        for rr in rrs:
+            rdtype = rr.rdata.rdtype
+            name = rr.name
+            if rdtype in _HARD_TYPES or not name.is_subdomain(origin):
+                return None
+            if name.labels[0] == b"*" or any(
+                dns.name.Name(name.labels[i:]) in version.dnames
+                for i in range(1, len(name.labels) - olen + 1)
+            ):
+                return None
+            per = edits.setdefault(name, {}).setdefault(rdtype, ([], []))
+            if adding:
+                per[1].append(rr)
+            else:
+                per[0].append(rr.rdata)
+    changes: dict[dns.name.Name, Node] = {}
+    count = version.record_count
+    for name, types in edits.items():
+        onode = version.nodes.get(name)
+        node: Node = dict(onode) if onode is not None else {}
+        key = name if onode is None else _key_name(version, name)
+        for rdtype, (gone, coming) in types.items():
+            orrset = node.get(rdtype)
+            held = list(orrset) if orrset is not None else []
+            for rd in gone:
+                if rd not in held:
+                    raise ValueError(
+                        f"changeset removes {name} {rd.rdtype.name} {rd} which is not there"
+                    )
+            dropped = set(gone) | {rr.rdata for rr in coming}
+            kept = [rd for rd in held if rd not in dropped]
+            ttls = {rr.ttl for rr in coming}
+            if len(ttls) > 1 or (kept and ttls and orrset is not None and ttls != {orrset.ttl}):
+                return None  # a TTL mismatch: apply reports it
+            rdatas = dict.fromkeys([*kept, *(rr.rdata for rr in coming)])
+            count += len(rdatas) - len(held)
+            if not rdatas:
+                node.pop(rdtype, None)
+                continue
+            rrset = dns.rrset.RRset(orrset.name if orrset is not None else key, IN, rdtype)
+            rrset.ttl = orrset.ttl if kept and orrset is not None else ttls.pop()
+            rrset.items = rdatas
+            node[rdtype] = rrset
+        if not node:
+            return None  # a name emptied: an empty non-terminal, or gone with its own
+        cname = node.get(RdataType.CNAME)
+        if cname is not None and (
+            len(cname) > 1 or any(t not in CNAME_COMPANIONS for t in node if t != RdataType.CNAME)
+        ):
+            return None
+        if onode is not None and any(t in onode for t in _ADDRESSES):
+            if not any(t in node for t in _ADDRESSES):
+                return None
+        changes[key] = node
+    # New names: their missing ancestors become empty non-terminals.
+    for name in list(changes):
+        parent = name
+        while len(parent) > olen + 1:
+            parent = parent.parent()
+            if parent in changes or parent in version.nodes:
+                break
+            changes[parent] = {}
+    # The apex SOA: the new one, and the negative answers' copy.
+    new_soa = changeset.new_soa
+    soa = dns.rrset.RRset(version.soa.name, IN, _SOA)
+    soa.ttl = new_soa.ttl
+    soa.add(new_soa.rdata)
+    apex = dict(changes.get(origin) or version.nodes[origin])
+    apex[_SOA] = soa
+    changes[_key_name(version, origin)] = apex
+    negative = soa.copy()
+    negative.ttl = min(soa.ttl, int(new_soa.rdata.minimum))  # type: ignore[attr-defined]
+    new = dataclasses.replace(
+        version,
+        soa=soa,
+        negative_soa=negative,
+        nodes=updated(version.nodes, changes),
+        record_count=count,
+        wire=None,
+    )
+    touched = tuple(changes)
+    assert version.wire is not None
+    wire = recompile(version.wire, version, new, touched)
+    if wire is None:
+        wire = compile_version(new)
+    return Applied(dataclasses.replace(new, wire=wire), touched)
+
+
+def _key_name(version: ZoneVersion, name: dns.name.Name) -> dns.name.Name:
+    """*name* as *version*'s table spells it (letter case kept from the zone)."""
+    node = version.nodes.get(name)
+    return next(iter(node.values())).name if node else name
+
+
+def diff_owners(old: ZoneVersion, new: ZoneVersion, owners: Iterable[dns.name.Name]) -> Changeset:
+    """``diff(old, new)`` when the two differ only at *owners* (``Applied.touched``):
+    only those nodes are compared."""
+    apex_labels = len(new.origin.labels)
+    removed: list[RR] = []
+    added: list[RR] = []
+    for name in owners:
+        onode = old.nodes.get(name)
+        node = new.nodes.get(name)
+        apex = len(name.labels) == apex_labels
+        if node is None:
+            if onode is not None:
+                for rrset in onode.values():
+                    _all(rrset, removed)
+            continue
+        _node_diff(onode, node, apex, removed, added)
+    return Changeset(_soa_rr(old), _soa_rr(new), tuple(removed), tuple(added))
+
+
+__all__ = [
+    "RR",
+    "Applied",
+    "Changeset",
+    "apply",
+    "apply_incremental",
+    "condense",
+    "diff",
+    "diff_owners",
+    "records",
+]

@@ -9,6 +9,11 @@ NS/MX/SRV RRset and the sections of each referral (both chosen by the engine's
 own rules, so they cannot drift), the delegation cuts and DNAME owners above
 every name, the wildcard flag and the one negative-answer SOA the zone shares.
 
+Also owns ``recompile``: the compiled form of a version that differs from
+an already compiled one at a few names (an IXFR applied in place), redoing
+only those nodes and the ones that copy their addresses (the reverse index
+``CompiledZone.referrers``), the other shards shared.
+
 Names are keyed by their lowercased wire form (bytes): the closest encloser
 of a name is found by stripping its first label until the table has it, since
 the table holds every name of the zone, empty non-terminals included.
@@ -22,6 +27,7 @@ building it on a worker thread never holds the GIL for one long dict resize.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -34,7 +40,7 @@ from authd import engine
 from authd.namedict import SHARD_SIZE, shard_count
 
 if TYPE_CHECKING:
-    from authd.zone import ZoneVersion
+    from authd.zone import Node, ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
 
@@ -129,6 +135,11 @@ class CompiledZone:
     # and where the apex sits in the question depend on that length alone.
     # A memo of a pure function, filled by the assembler as lengths occur.
     negative_by_length: dict[int, bytes] = field(default_factory=dict)
+    # Who copies whose addresses: the key of an in-zone NS, MX or SRV target
+    # -> the keys of the nodes pointing to it (their additional sections and
+    # referrals), sharded as the nodes are; what ``recompile`` must redo
+    # when that target changes.  Empty: unknown (no incremental compile).
+    referrers: tuple[dict[bytes, tuple[bytes, ...]], ...] = ()
 
     def node(self, key: bytes) -> NodeWire | None:
         return self.shards[hash(key) & self.mask].get(key)
@@ -312,6 +323,12 @@ def _render(
     )
 
 
+def render_rrset(rrset: dns.rrset.RRset, owner: WireName | None = None) -> RRsetWire:
+    """*rrset* rendered as the compiler renders it (*owner*: shared with the
+    other RRsets of its name), for what the compiled zone does not hold."""
+    return _render(rrset, owner)
+
+
 def _rdata_keys(rrset: RRsetWire) -> frozenset[bytes]:
     return frozenset(
         key for _, pieces, _ in rrset.parts for _, (_, sfx) in pieces for key, _ in sfx
@@ -351,7 +368,6 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
     """
     origin = version.origin
     origin_key = key_of(origin)
-    olen = len(origin_key)
     nodes = version.nodes
     count = shard_count(len(nodes))
     mask = count - 1
@@ -376,61 +392,19 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
     # Cuts and DNAME owners below the apex, by key, for the stop of each name.
     stops = cut_keys | {key_of(n) for n in version.dnames if n != origin}
     shards: list[dict[bytes, NodeWire]] = [{} for _ in range(count)]
-    CNAME, DNAME = RdataType.CNAME, RdataType.DNAME
+    referrers: list[dict[bytes, list[bytes]]] = [{} for _ in range(count)]
     for index, table in enumerate(first):
         shard = shards[index]
         for key, (name, node, rrsets) in table.items():
-            stop = None
-            if stops:
-                # Top-down: the first stop from the apex wins (the walk meets it first).
-                ancestors = []
-                p = key[key[0] + 1 :] if key != origin_key else key
-                while len(p) > olen:
-                    ancestors.append(p)
-                    p = p[p[0] + 1 :]
-                for a in reversed(ancestors):
-                    if a in stops:
-                        stop = intern.key(a)
-                        break
-            cname = node.get(CNAME)
-            cname_target = None
-            cname_wire = b""
-            if cname is not None:
-                cname_wire = cname[0].target.to_wire() or b""
-                lower = cname_wire.lower()
-                if in_zone(lower, origin_key):
-                    cname_target = intern.key(lower)
-            dname = node.get(DNAME)
-            referral = None
-            if key in cut_keys:
-                answer = engine.Answer(engine.State.DELEGATION)
-                engine._referral(version, name, node, answer, None)
-                answer = engine._finish(version, answer, False)
-                referral = Referral(
-                    rrsets[RdataType.NS],
-                    tuple(rendered(r) for r in answer.required),
-                    tuple(rendered(r) for r in answer.additional),
-                )
-            extra = _NO_EXTRA
-            for t in _EXTRA_TYPES:
-                targets = node.get(t)
-                if targets is not None:
-                    found = engine._dedupe(engine._additional_for(version, [targets]), set())
-                    if found:
-                        if extra is _NO_EXTRA:
-                            extra = {}
-                        extra[int(t)] = tuple(rendered(r) for r in found)
-            shard[key] = NodeWire(
-                rrsets,
-                rrsets.get(CNAME),
-                cname_target,
-                cname_wire,
-                rrsets.get(DNAME),
-                (dname[0].target.to_wire() or b"") if dname is not None else b"",
-                referral,
-                stop,
-                extra,
+            shard[key] = _node_wire(
+                version, origin_key, key, name, node, rrsets, rendered, stops, cut_keys, intern.key
             )
+            for target in _targets(node, origin_key):
+                refs = referrers[hash(target) & mask].get(target)
+                if refs is None:
+                    referrers[hash(target) & mask][intern.key(target)] = [key]
+                else:
+                    refs.append(key)
     apex = shards[hash(origin_key) & mask][origin_key]
     negative = _render(version.negative_soa, apex.rrsets[RdataType.SOA].owner, intern)
     return CompiledZone(
@@ -441,6 +415,225 @@ def compile_version(version: ZoneVersion) -> CompiledZone:
         version.wildcards,
         negative,
         _rdata_keys(negative),
+        referrers=tuple({k: tuple(v) for k, v in table.items()} for table in referrers),
+    )
+
+
+def _identity(key: bytes) -> bytes:
+    return key
+
+
+def _targets(node: Mapping[RdataType, dns.rrset.RRset], origin_key: bytes) -> set[bytes]:
+    """The keys of the in-zone names *node*'s NS, MX and SRV records point to:
+    the names whose addresses its additional sections and referral copy."""
+    out = set()
+    for t in _EXTRA_TYPES:
+        rrset = node.get(t)
+        if rrset is not None:
+            attr = engine._TARGET_ATTR[t]
+            for rd in rrset:
+                target = key_of(getattr(rd, attr))
+                if in_zone(target, origin_key):
+                    out.add(target)
+    return out
+
+
+def _node_wire(
+    version: ZoneVersion,
+    origin_key: bytes,
+    key: bytes,
+    name: dns.name.Name,
+    node: Node,
+    rrsets: dict[int, RRsetWire],
+    rendered: Callable[[dns.rrset.RRset], RRsetWire],
+    stops: Set[bytes],
+    cut_keys: Set[bytes],
+    intern: Callable[[bytes], bytes],
+) -> NodeWire:
+    """The compiled node *key*, its RRsets already *rendered*; what it copies from
+    other nodes (referral glue, additional addresses) is found by *rendered*."""
+    olen = len(origin_key)
+    stop = None
+    if stops:
+        # Top-down: the first stop from the apex wins (the walk meets it first).
+        ancestors = []
+        p = key[key[0] + 1 :] if key != origin_key else key
+        while len(p) > olen:
+            ancestors.append(p)
+            p = p[p[0] + 1 :]
+        for a in reversed(ancestors):
+            if a in stops:
+                stop = intern(a)
+                break
+    CNAME, DNAME = RdataType.CNAME, RdataType.DNAME
+    cname = node.get(CNAME)
+    cname_target = None
+    cname_wire = b""
+    if cname is not None:
+        cname_wire = cname[0].target.to_wire() or b""
+        lower = cname_wire.lower()
+        if in_zone(lower, origin_key):
+            cname_target = intern(lower)
+    dname = node.get(DNAME)
+    referral = None
+    if key in cut_keys:
+        answer = engine.Answer(engine.State.DELEGATION)
+        engine._referral(version, name, node, answer, None)
+        answer = engine._finish(version, answer, False)
+        referral = Referral(
+            rrsets[RdataType.NS],
+            tuple(rendered(r) for r in answer.required),
+            tuple(rendered(r) for r in answer.additional),
+        )
+    extra = _NO_EXTRA
+    for t in _EXTRA_TYPES:
+        targets = node.get(t)
+        if targets is not None:
+            found = engine._dedupe(engine._additional_for(version, [targets]), set())
+            if found:
+                if extra is _NO_EXTRA:
+                    extra = {}
+                extra[int(t)] = tuple(rendered(r) for r in found)
+    return NodeWire(
+        rrsets,
+        rrsets.get(CNAME),
+        cname_target,
+        cname_wire,
+        rrsets.get(DNAME),
+        (dname[0].target.to_wire() or b"") if dname is not None else b"",
+        referral,
+        stop,
+        extra,
+    )
+
+
+#: Nodes ``recompile`` redoes at most; beyond, a full compile is as cheap.
+RECOMPILE_MAX_NODES = 20_000
+
+
+def recompile(
+    old: CompiledZone,
+    old_version: ZoneVersion,
+    version: ZoneVersion,
+    touched: Iterable[dns.name.Name],
+    max_nodes: int = RECOMPILE_MAX_NODES,
+) -> CompiledZone | None:
+    """*version* compiled from *old*, the compiled form of *old_version*, when
+    they differ only at the names *touched* (and the apex SOA); None when that
+    is not known to be enough (the caller compiles the whole version).
+
+    Redone: the touched nodes (their RRsets rendered again; an absent node is
+    dropped, a new one added) and the nodes whose additional sections or
+    referral copy a touched name's addresses (``CompiledZone.referrers``).
+    Every other node, and every shard holding none of these, is shared with
+    *old*, which is left as it was (queries in flight, other views read it).
+
+    The caller guarantees what this cannot see cheaply: the two versions have
+    the same cuts, DNAME owners and wildcard flag, and each touched name's
+    ancestors are nodes of *version* (new empty non-terminals are touched).
+    """
+    mask = old.mask
+    if len(old.referrers) != len(old.shards) or version.denial is not None:
+        return None
+    if version.cuts != old_version.cuts or version.dnames != old_version.dnames:
+        return None
+    if version.wildcards != old_version.wildcards:
+        return None
+    origin = version.origin
+    origin_key = old.origin
+    names = {key_of(n): n for n in touched}
+    names.setdefault(origin_key, origin)  # the SOA changes with every step
+    affected: dict[bytes, dns.name.Name | None] = dict(names)
+    for key in names:
+        for ref in old.referrers[hash(key) & mask].get(key, ()):
+            affected.setdefault(ref, None)
+        if len(affected) > max_nodes:
+            return None
+    # Pass 1: the touched nodes' RRsets, rendered again.
+    fresh: dict[bytes, tuple[dns.name.Name, Node, dict[int, RRsetWire]]] = {}
+    gone = []
+    for key, name in names.items():
+        node = version.nodes.get(name)
+        if node is None:
+            gone.append(key)
+            continue
+        wire = name.to_wire() or b""
+        owner = (wire, suffixes(wire))
+        fresh[key] = (name, node, {int(t): _render(r, owner) for t, r in node.items()})
+
+    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
+        key = key_of(rrset.name)
+        hit = fresh.get(key)
+        if hit is not None:
+            return hit[2][int(rrset.rdtype)]
+        prior = old.node(key)
+        assert prior is not None, key
+        return prior.rrsets[int(rrset.rdtype)]
+
+    shards = list(old.shards)
+    copied: set[int] = set()
+
+    def shard_of(key: bytes) -> dict[bytes, NodeWire]:
+        index = hash(key) & mask
+        if index not in copied:
+            shards[index] = dict(shards[index])
+            copied.add(index)
+        return shards[index]
+
+    cut_keys = {key_of(n) for n in version.cuts}
+    stops = cut_keys | {key_of(n) for n in version.dnames if n != origin}
+    # Pass 2: every affected node; a referrer keeps its own RRsets.
+    for key, known in affected.items():
+        if key in fresh:
+            name, node, rrsets = fresh[key]
+        elif known is None:
+            prior = old.node(key)
+            if prior is None:
+                continue  # a stale referrer entry: nothing to redo
+            owner_wire = next(iter(prior.rrsets.values())).owner[0]
+            name = dns.name.from_wire(owner_wire, 0)[0]
+            found = version.nodes.get(name)
+            if found is None:
+                continue
+            node, rrsets = found, prior.rrsets
+        else:
+            continue  # touched and gone
+        shard_of(key)[key] = _node_wire(
+            version, origin_key, key, name, node, rrsets, rendered, stops, cut_keys, _identity
+        )
+    for key in gone:
+        shard_of(key).pop(key, None)
+    # The reverse index follows the touched nodes' targets.
+    referrers = list(old.referrers)
+    rcopied: set[int] = set()
+    for key, name in names.items():
+        before = old_version.nodes.get(name)
+        after = version.nodes.get(name)
+        was = _targets(before, origin_key) if before is not None else set()
+        now = _targets(after, origin_key) if after is not None else set()
+        for target in was ^ now:
+            index = hash(target) & mask
+            if index not in rcopied:
+                referrers[index] = dict(referrers[index])
+                rcopied.add(index)
+            refs = referrers[index].get(target, ())
+            if target in now:
+                referrers[index][target] = (*refs, key)
+            else:
+                kept = tuple(r for r in refs if r != key)
+                if kept:
+                    referrers[index][target] = kept
+                else:
+                    referrers[index].pop(target, None)
+    apex = shards[hash(origin_key) & mask][origin_key]
+    negative = _render(version.negative_soa, apex.rrsets[RdataType.SOA].owner)
+    return replace(
+        old,
+        shards=tuple(shards),
+        negative=negative,
+        negative_keys=_rdata_keys(negative),
+        negative_by_length={},
+        referrers=tuple(referrers),
     )
 
 
@@ -462,6 +655,8 @@ __all__ = [
     "compile_version",
     "in_zone",
     "key_of",
+    "recompile",
+    "render_rrset",
     "suffixes",
     "synthesized_cname",
     "wire_name",

@@ -18,7 +18,7 @@ than any wrapper, and below ``SHARD_SIZE`` entries their growth is harmless.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from typing import TypeAlias, TypeVar, overload
 
 import dns.name
@@ -128,6 +128,30 @@ class NameDict(MutableMapping[Name, V]):
         copy._shards[index] = shard
         return copy
 
+    def updated(self, changes: Mapping[Name, V]) -> NameDict[V]:
+        """A copy with every name of *changes* set; only their shards are copied.
+
+        The shards left alone are shared with this table (``shared_shards``).
+        """
+        copy: NameDict[V] = NameDict.__new__(NameDict)
+        copy._shards = list(self._shards)
+        copy._mask = self._mask
+        copy._popping = 0
+        copied: set[int] = set()
+        for name, value in changes.items():
+            index = hash(b".".join(name.labels).lower()) & self._mask
+            if index not in copied:
+                copy._shards[index] = dict(copy._shards[index])
+                copied.add(index)
+            copy._shards[index][name] = value
+        return copy
+
+    def shard_tables(self) -> list[dict[Name, V]]:
+        """The shards themselves: two tables made by ``replaced``/``updated``
+        share the shards neither changed, so only the unshared ones may be
+        taken apart (``authd.adapters.memory.retire``)."""
+        return self._shards
+
     def __repr__(self) -> str:
         return f"<NameDict of {len(self)} names in {len(self._shards)} shards>"
 
@@ -158,6 +182,15 @@ def name_dict(expected: int) -> NameMap[V]:
     return NameDict(expected)
 
 
+def updated(table: NameMap[V], changes: Mapping[Name, V]) -> NameMap[V]:
+    """A copy of *table* with every name of *changes* set, copying as little as it can."""
+    if isinstance(table, NameDict):
+        return table.updated(changes)
+    copy = dict(table)
+    copy.update(changes)
+    return copy
+
+
 def replaced(table: NameMap[V], name: Name, value: V) -> NameMap[V]:
     """A copy of *table* with *name* set to *value*, copying as little as it can."""
     if isinstance(table, NameDict):
@@ -167,4 +200,12 @@ def replaced(table: NameMap[V], name: Name, value: V) -> NameMap[V]:
     return copy
 
 
-__all__ = ["SHARD_SIZE", "NameDict", "NameMap", "name_dict", "replaced", "shard_count"]
+__all__ = [
+    "SHARD_SIZE",
+    "NameDict",
+    "NameMap",
+    "name_dict",
+    "replaced",
+    "shard_count",
+    "updated",
+]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -28,7 +27,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 
-from authd import assemble, cookies, ecs, ratelimit, tally, tsig, views, wire, xfr, xfr_wire
+from authd import assemble, cookies, ecs, ratelimit, tally, tsig, views, wire, xfr
 from authd.answercache import AnswerCache
 from authd.config import Options, ZoneType
 from authd.engine import Answer, State, answer_query, find_zone
@@ -802,19 +801,8 @@ def _transfer(ctx: _Context, view: View | None) -> Reply:
     if ctx.signer is not None:
         signer = xfr.TsigSigner(ctx.signer.key, ctx.now)
     payload = ctx.snapshot.options.udp_payload_max if ctx.edns is not None else None
-    if (
-        q.rdtype == RdataType.AXFR
-        and signer is None
-        and version.wire is not None
-        and not version.hashed
-    ):
-        # Without TSIG: straight from the compiled zone's prepared bytes.  Not
-        # for an NSEC3 zone: its NSEC3 owners are outside the compiled names.
-        question = (q.name.to_wire() or b"") + struct.pack("!HH", q.rdtype, q.rdclass)
-        rd = bool(msg.flags & dns.flags.RD)
-        messages = xfr_wire.iter_axfr_wire(msg.id, rd, question, version.wire, edns_payload=payload)
-        kind = "axfr"
-    elif q.rdtype == RdataType.AXFR:
+    if q.rdtype == RdataType.AXFR:
+        # From the compiled zone's prepared bytes (authd.xfr_wire), signed or not.
         messages = xfr.iter_axfr_messages(msg, version, tsig=signer, edns_payload=payload)
         kind = "axfr"
     else:

@@ -28,6 +28,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -46,9 +47,11 @@ import dns.serial
 import dns.tsig
 
 from authd.changeset import RR, Changeset, condense
+from authd.compiled import CompiledZone, RRsetWire, render_rrset, wire_name
 from authd.journal import Journal
 from authd.limits import MAX_MESSAGE, NO_EDNS_UDP_LIMIT, OPT_FIXED_SIZE
 from authd.tsig import append_tsig
+from authd.xfr_wire import iter_axfr_wire
 from authd.zone import ZoneVersion
 
 RdataType = dns.rdatatype.RdataType
@@ -226,6 +229,30 @@ def _tsig_placeholder(signer: TsigSigner, query: dns.message.Message) -> dns.rdt
     )
 
 
+class _Sealer:
+    """Signs the messages of one transfer in turn (RFC 8945 section 5.3.1)."""
+
+    def __init__(self, signer: TsigSigner, query: dns.message.Message) -> None:
+        self.signer = signer
+        self.request_mac = query.mac or b""
+        self.rdata = _tsig_placeholder(signer, query)
+        # The bytes each message keeps for its TSIG record: owner, type, class,
+        # TTL, RDLENGTH and the RDATA (a placeholder MAC of the right size).
+        self.size = len(_wire(signer.key.name)) + 10 + len(_wire(self.rdata))
+        self.ctx: object | None = None
+
+    def __call__(self, wire: bytes) -> bytes:
+        tsig, self.ctx = _sign(wire, self.signer, self.rdata, self.request_mac, self.ctx)
+        return append_tsig(wire, self.signer.key.name, tsig)
+
+
+def _check_signer(query: dns.message.Message, signer: TsigSigner | None) -> None:
+    if signer is not None and not query.had_tsig:
+        raise ValueError("a TSIG signer for an unsigned request")
+    if signer is None and query.had_tsig:
+        raise ValueError("the request is signed: its response must be signed too")
+
+
 class _Packer:
     """Packs RRsets into transfer messages, signing each one as it is closed."""
 
@@ -237,22 +264,16 @@ class _Packer:
         edns_payload: int | None,
         max_messages: int | None,
     ) -> None:
-        if signer is not None and not query.had_tsig:
-            raise ValueError("a TSIG signer for an unsigned request")
-        if signer is None and query.had_tsig:
-            raise ValueError("the request is signed: its response must be signed too")
+        _check_signer(query, signer)
         self.query = query
         self.max_size = max(NO_EDNS_UDP_LIMIT, min(max_size, MAX_MESSAGE))
-        self.signer = signer
         self.edns_payload = edns_payload if query.edns >= 0 else None
         self.max_messages = max_messages
         self.flags = dns.flags.QR | dns.flags.AA | (query.flags & dns.flags.RD)
         self.reserve = OPT_FIXED_SIZE if self.edns_payload is not None else 0
-        self.tsig_rdata: dns.rdtypes.ANY.TSIG.TSIG | None = None
-        if signer is not None:
-            self.tsig_rdata = _tsig_placeholder(signer, query)
-            self.reserve += len(_wire(signer.key.name)) + 10 + len(_wire(self.tsig_rdata))
-        self.tsig_ctx: object | None = None
+        self.sealer = _Sealer(signer, query) if signer is not None else None
+        if self.sealer is not None:
+            self.reserve += self.sealer.size
         self.closed = 0  # messages closed so far
         self.ready: list[bytes] = []  # closed, not yet handed out
         self.renderer = self._new_renderer()
@@ -278,12 +299,8 @@ class _Packer:
             r.add_edns(0, 0, self.edns_payload)
         r.write_header()
         wire = r.get_wire()
-        if self.signer is not None:
-            assert self.tsig_rdata is not None
-            tsig, self.tsig_ctx = _sign(
-                wire, self.signer, self.tsig_rdata, self.query.mac or b"", self.tsig_ctx
-            )
-            wire = append_tsig(wire, self.signer.key.name, tsig)
+        if self.sealer is not None:
+            wire = self.sealer(wire)
         self.closed += 1
         self.ready.append(wire)
 
@@ -357,6 +374,40 @@ def _check_query(query: dns.message.Message, version: ZoneVersion, rdtype: Rdata
         raise ValueError(f"the request is not {rdtype.name} {version.origin}")
 
 
+def _hashed_wire(version: ZoneVersion) -> Iterator[RRsetWire]:
+    """The NSEC3 owners' RRsets, rendered as they are sent: they are not names
+    of the compiled zone (the assembler never answers from them)."""
+    for name, node in version.hashed.items():
+        owner = wire_name(name)
+        for rrset in node.values():
+            yield render_rrset(rrset, owner)
+
+
+def _from_compiled(
+    query: dns.message.Message,
+    version: ZoneVersion,
+    zone: CompiledZone,
+    max_size: int,
+    signer: TsigSigner | None,
+    edns_payload: int | None,
+) -> Iterator[bytes]:
+    """The whole zone as ``_pack`` would send it, from the compiled form's bytes."""
+    _check_signer(query, signer)
+    sealer = _Sealer(signer, query) if signer is not None else None
+    q = query.question[0]
+    return iter_axfr_wire(
+        query.id,
+        bool(query.flags & dns.flags.RD),
+        _wire(q.name) + struct.pack("!HH", q.rdtype, q.rdclass),
+        zone,
+        max_size=max_size,
+        edns_payload=edns_payload if query.edns >= 0 else None,
+        extra=_hashed_wire(version),
+        reserve=sealer.size if sealer is not None else 0,
+        seal=sealer,
+    )
+
+
 # -- public -----------------------------------------------------------------
 
 
@@ -367,15 +418,20 @@ def iter_axfr_messages(
     max_size: int = MAX_MESSAGE,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
+    compiled: bool = True,
 ) -> Iterator[bytes]:
     """The messages of an AXFR response to *query* (RFC 5936), built as they are taken.
 
     Lets an adapter send a large zone a message at a time, giving the event
     loop back in between instead of rendering it all at once.
     *edns_payload*: when the request had EDNS, each message carries an OPT
-    record advertising this payload size (None: no OPT).
+    record advertising this payload size (None: no OPT).  The messages are
+    joined from the version's compiled form when it has one; *compiled*
+    False renders them with dnspython (the reference the tests hold it to).
     """
     _check_query(query, version, RdataType.AXFR)
+    if compiled and version.wire is not None:
+        return _from_compiled(query, version, version.wire, max_size, tsig, edns_payload)
     return _pack(query, _axfr_rrsets(version), max_size, tsig, edns_payload)
 
 
@@ -386,10 +442,18 @@ def axfr_messages(
     max_size: int = MAX_MESSAGE,
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
+    compiled: bool = True,
 ) -> list[bytes]:
     """The messages of an AXFR response to *query* (RFC 5936), in sending order."""
     return list(
-        iter_axfr_messages(query, version, max_size=max_size, tsig=tsig, edns_payload=edns_payload)
+        iter_axfr_messages(
+            query,
+            version,
+            max_size=max_size,
+            tsig=tsig,
+            edns_payload=edns_payload,
+            compiled=compiled,
+        )
     )
 
 
@@ -403,6 +467,7 @@ def iter_ixfr_messages(
     tsig: TsigSigner | None = None,
     edns_payload: int | None = None,
     condensed: bool = True,
+    compiled: bool = True,
 ) -> tuple[IxfrKind, Iterator[bytes]]:
     """The kind of IXFR answer *query* gets (RFC 1995) and its messages, built as taken.
 
@@ -411,7 +476,8 @@ def iter_ixfr_messages(
     raises ``ValueError`` (the caller answers FORMERR).  With *condensed*, a
     run of changesets goes out as one net changeset.  With *udp*, the answer
     is a single message of at most *max_size* bytes, or the current SOA alone
-    when it does not fit.
+    when it does not fit.  A full answer over TCP comes from the compiled
+    form as an AXFR does (*compiled* as there).
     """
     _check_query(query, version, RdataType.IXFR)
     serial = client_serial(query)
@@ -422,6 +488,8 @@ def iter_ixfr_messages(
         return kind, _pack(query, [version.soa], max_size, tsig, edns_payload)
     if kind is IxfrKind.INCREMENTAL:
         rrsets = _ixfr_rrsets(version, [condense(changes)] if condensed else changes)
+    elif not udp and compiled and version.wire is not None:
+        return kind, _from_compiled(query, version, version.wire, max_size, tsig, edns_payload)
     else:
         rrsets = _axfr_rrsets(version)
     if not udp:

@@ -6,7 +6,9 @@ copy yet, on 127.0.0.1; a client querying the secondary every 10 ms (the
 prober of ``reload_stall.py``) while it (a) takes the zone by AXFR and (b)
 after a one-record edit on the primary, takes the change by IXFR.  For each
 it reports the client's worst latency, p99, lost queries and the time until
-the secondary serves the new serial.  The primary shares the machine, so its
+the secondary serves the new serial; for the IXFR also from when the primary
+first serves it (a second client probes the primary), which excludes the
+primary's own reload.  The primary shares the machine, so its
 own work (reloading, sending the AXFR) competes for the same cores.
 
 Usage: python -m bench.secondary_stall [--records 1000000] [--json OUT]
@@ -67,6 +69,8 @@ def main(argv: list[str]) -> int:
         timeout=TIMEOUT,
     )
     prober = Prober(sport)
+    on_primary = Prober(pport)
+    probing_primary = False
     results: dict[str, Any] = {"records": args.records}
     try:
         prober.start()
@@ -79,13 +83,17 @@ def main(argv: list[str]) -> int:
             "served_after_s": round(served - began, 1),
             "client": summarize(prober.window(began + 0.5, served)),
         }
+        on_primary.start()
+        probing_primary = True
         edited = edit(zone, SERIAL + 1, "192.0.2.200")
         served = wait_serial(prober, SERIAL + 1, edited)
         if served is None:
             raise SystemExit(f"no IXFR within {TIMEOUT} s:\n{secondary.read_log()[-3000:]}")
+        primary_at = on_primary.first_serial_at(SERIAL + 1, edited)
         time.sleep(3.0)  # the old copy is freed about 1 s after the swap
         results["ixfr"] = {
             "served_after_s": round(served - edited, 1),
+            "after_primary_s": None if primary_at is None else round(served - primary_at, 2),
             "client": summarize(prober.window(edited, served + 2.5)),
         }
         results["secondary_log"] = [
@@ -93,6 +101,8 @@ def main(argv: list[str]) -> int:
         ]
     finally:
         prober.stop()
+        if probing_primary:
+            on_primary.stop()
         secondary.stop()
         primary.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -102,6 +112,7 @@ def main(argv: list[str]) -> int:
             f"{kind.upper()}: served after {results[kind]['served_after_s']} s; client worst "
             f"{c['worst_ms']} ms, p99 {c['p99_ms']} ms, lost {c['lost']} of {c['queries']}"
         )
+    print(f"IXFR: served on the secondary {results['ixfr']['after_primary_s']} s after the primary")
     print("\n".join(results["secondary_log"]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -19,12 +19,16 @@ machine, so a failure there can be replayed anywhere):
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from harness.peers import REPO_ROOT
+
+# `authd lab up` notes the last lab under $XDG_STATE_HOME: never the tester's own.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="authd-test-state-")
 
 # A test's own max_examples (its calibrated budget) wins over a profile's;
 # CI_EXAMPLES is what a test without one gets in CI, fixed here so that a

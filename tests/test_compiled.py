@@ -413,56 +413,7 @@ def test_failed_zone_hides_its_parent_and_is_left_to_the_engine() -> None:
     assert out is None and dns.message.from_wire(engine_out).rcode() == 2
 
 
-# -- AXFR from the compiled form -------------------------------------------------------
-
-
-def _records(messages: list[bytes]) -> list[tuple[object, ...]]:
-    out = []
-    for i, m in enumerate(messages):
-        assert len(m) <= 65535
-        msg = dns.message.from_wire(m, one_rr_per_rrset=True)  # the two SOAs stay apart
-        assert msg.flags & dns.flags.QR and msg.flags & dns.flags.AA
-        assert len(msg.question) == (1 if i == 0 else 0)
-        for rrset in msg.answer:
-            for rd in rrset:
-                out.append((rrset.name.to_text().lower(), rrset.ttl, rrset.rdtype, rd.to_text()))
-    return out
-
-
-def _axfr_both(
-    version: ZoneVersion, max_size: int, edns: int | None
-) -> tuple[list[bytes], list[bytes]]:
-    from authd import xfr, xfr_wire
-
-    q = dns.message.make_query(version.origin, "AXFR", use_edns=0 if edns else False)
-    old = xfr.axfr_messages(q, version, max_size=max_size, edns_payload=edns)
-    assert version.wire is not None
-    question = (version.origin.to_wire() or b"") + b"\x00\xfc\x00\x01"
-    new = list(
-        xfr_wire.iter_axfr_wire(
-            q.id, True, question, version.wire, max_size=max_size, edns_payload=edns
-        )
-    )
-    return old, new
-
-
-@pytest.mark.parametrize(("max_size", "edns"), [(65535, None), (65535, 1232), (512, None)])
-def test_axfr_from_the_compiled_zone_carries_the_same_records(
-    corpus: Snapshot, max_size: int, edns: int | None
-) -> None:
-    text = "\n".join(generate(3000, "gen.test.", 4)) + "\n"
-    versions = [*corpus.views[0].zones.values(), zone_from_text(text, "gen.test.")]
-    for version in versions:
-        assert version is not None
-        old, new = _axfr_both(version, max_size, edns)
-        a, b = _records(old), _records(new)
-        assert b[0][2] == b[-1][2] == dns.rdatatype.SOA
-        assert sorted(a) == sorted(b)
-        # Compressed within each message: no more messages than the renderer's.
-        assert len(new) <= len(old) + 1
-        assert sum(map(len, new)) <= sum(map(len, old)) * 1.01
-        for m in new:
-            assert (dns.message.from_wire(m).edns >= 0) == (edns is not None)
+# AXFR from the compiled form: tests/test_xfr_wire.py.
 
 
 def test_quick_renders_the_walks_bytes(corpus: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -739,6 +739,18 @@ def test_chain_authd_primary_authd_secondary_knot(
         SERVED_WITHIN,
     )
     lab.check(log_lines(knot, r"IXFR, incoming, .* finished"), "Knot: no IXFR in")
+    # One changed A record: applied in place (no rebuild), the copy stored after serving.
+    lab.check(
+        log_lines(secondary, rf"zone {zone}\.: serial {S2} applied in place"),
+        "the middle authd rebuilt the zone for a one-record IXFR",
+    )
+    copy = tmp_path / "state-middle" / "default" / f"{zone}.zone"
+    lab.wait(
+        "the middle authd's copy of the new serial",
+        lambda: copy.is_file() and f"hostmaster.{zone}. {S2} " in copy.read_text(),
+        SERVED_WITHIN,
+    )
+    lab.check(f"www.{zone}. 300 IN A {WWW2}" in copy.read_text(), "the copy lacks the new www")
     FIGURES.setdefault("sighup_to_served_seconds", {})["authd->authd->knot"] = round(elapsed, 3)
     print(f"authd -> authd -> knot: SIGHUP to serial {S2} at Knot in {elapsed:.3f}s")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dns.message
 import dns.name
+import dns.rdata
+import dns.rdatatype
 import pytest
 from dnsdiff import questions_for_zone, read_zone
 from hypothesis import given, settings
@@ -186,6 +188,63 @@ def test_sharded_versions_diff_apply_and_reserial_like_plain_ones(
     entries = len(old.nodes)
     assert dismantle([old.nodes]) == entries > 0
     assert len(old.nodes) == 0
+
+
+def test_retiring_a_version_leaves_the_shards_its_successor_shares(
+    tiny_shards: int, tmp_path: Path
+) -> None:
+    """An IXFR applied in place shares every shard it did not change with the
+    version before; retiring that one (``memory.retire``) must take apart
+    only the shards nobody else holds."""
+    from twisted.internet.task import Clock
+
+    from authd.adapters import memory
+    from authd.changeset import RR, Changeset, apply_incremental
+
+    old = _load(_generated(tmp_path, 3000), "gen.test.")
+    www = N("www.gen.test.")
+    a = old.nodes[www][dns.rdatatype.A]
+    soa = old.soa
+    cs = Changeset(
+        RR(old.origin, soa.ttl, soa[0]),
+        RR(old.origin, soa.ttl, soa[0].replace(serial=old.serial + 1)),
+        (RR(www, a.ttl, a[0]),),
+        (RR(www, a.ttl, dns.rdata.from_text("IN", "A", "192.0.2.99")),),
+    )
+    applied = apply_incremental(old, cs)
+    assert applied is not None
+    new = applied.version
+    assert isinstance(new.nodes, NameDict) and isinstance(old.nodes, NameDict)
+    shared = [s for s in new.nodes.shard_tables() if any(s is t for t in old.nodes.shard_tables())]
+    assert len(shared) >= len(new.nodes.shard_tables()) - 2
+    names = len(new.nodes)
+    opts = Options()
+    snap_old = Snapshot((View("default", 0, {old.origin: old}),), opts)
+    snap_new = Snapshot((View("default", 0, {new.origin: new}),), opts)
+    taken: list[list[object]] = []
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(memory, "RETIRE_THRESHOLD", 1)
+    monkey.setattr(
+        memory.threads, "deferToThread", lambda f, tables: taken.append(tables) or _Done()
+    )
+    try:
+        clock = Clock()
+        memory.retire(clock, snap_old, snap_new)
+        del snap_old, old, applied
+        clock.advance(memory.RETIRE_DELAY + 1)
+    finally:
+        monkey.undo()
+    assert taken, "the old version was not retired"
+    doomed = taken[0]
+    assert doomed and not any(t is s for t in doomed for s in shared)
+    dismantle(doomed)
+    assert len(new.nodes) == names
+    assert new.nodes[www][dns.rdatatype.A][0].to_text() == "192.0.2.99"
+
+
+class _Done:
+    def addCallback(self, *_: object) -> None:  # noqa: N802 (Twisted's name)
+        return None
 
 
 def _zone_files() -> list[tuple[str, Path]]:

@@ -43,7 +43,7 @@ from authd.journal import Journal
 from authd.refresh import Action, Clamp, RefreshState, SoaTimers
 from authd.snapshot import Snapshot
 from authd.status import FleetStatus, RefreshStatus
-from authd.zone import ZoneVersion, compile_zone, release
+from authd.zone import CompileResult, ZoneVersion, compile_zone, release
 from authd.zonefile import Record
 
 log = Logger(namespace="authd")
@@ -131,6 +131,8 @@ class _Secondary:
     timer: Any = None
     force_full: bool = False
     dropped: bool = False  # no longer configured (a catalog member removed)
+    # An IXFR applied in place, served, its copy not yet written (``_store_copy``).
+    copy_pending: ZoneVersion | None = None
 
 
 class Fleet:
@@ -158,6 +160,7 @@ class Fleet:
         # still in flight are dropped (the new fleet checks again): a catalog
         # member removed meanwhile must not be published back.
         self._stopped = False
+        self._copy_lock = threading.Lock()  # one copy write at a time, the newest last
 
     def _in_thread(self, f: Callable[..., Any], *args: Any) -> Any:
         return threads.deferToThreadPool(self._reactor, _pool(self._reactor), f, *args)
@@ -401,19 +404,66 @@ class Fleet:
     ) -> tuple[ZoneVersion, str, JournalChange, str | None]:
         """Transfer, store the copy, then update the IXFR journal here too:
         diffing two big versions on the reactor thread would stall every query
-        for seconds.  The last item says why the copy could not be stored."""
-        version, how = self._transfer(sec.zc, current)
-        try:
-            write_copy(sec.zc.file, version)
-            copy_problem = None
-        except OSError as e:
-            # A transferred zone is better served from memory than not at all;
-            # the log says loudly that a restart will need a new transfer.
-            copy_problem = f"cannot store the copy {sec.zc.file}: {e.strerror or e}"
-        change = record_change(self.config, sec.view, sec.zc.name, served, version, journal)
+        for seconds.  The last item says why the copy could not be stored.
+
+        An IXFR applied in place is served first and its copy (the whole
+        zone as text: seconds for a big one) written after, in the
+        background (``_store_copy``): after a crash in between, the older
+        copy and the journal's history are read back and the next refresh
+        catches up."""
+        version, how, owners = self._transfer(sec.zc, current)
+        copy_problem = None
+        if owners is None:
+            with self._copy_lock:
+                sec.copy_pending = None  # this copy supersedes one still waiting
+                try:
+                    write_copy(sec.zc.file, version)
+                except OSError as e:
+                    # A transferred zone is better served from memory than not at
+                    # all; the log says loudly that a restart will need a new transfer.
+                    copy_problem = f"cannot store the copy {sec.zc.file}: {e.strerror or e}"
+        change = record_change(
+            self.config, sec.view, sec.zc.name, served, version, journal, owners=owners
+        )
+        if owners is not None:
+            sec.copy_pending = version  # written once served: _copy_later
         return version, how, change, copy_problem
 
-    def _transfer(self, zc: ZoneConfig, current: ZoneVersion | None) -> tuple[ZoneVersion, str]:
+    def _store_copy(self, sec: _Secondary) -> None:
+        """Write the newest copy still waiting (in a worker thread); older
+        ones waiting are skipped, and a full transfer's own write supersedes."""
+        with self._copy_lock:
+            version, sec.copy_pending = sec.copy_pending, None
+            if version is None:
+                return
+            try:
+                write_copy(sec.zc.file, version)
+            except OSError as e:
+                log.error(
+                    "zone {zone}: cannot store the copy {file}: {why}; serving serial "
+                    "{serial} from memory only (after a restart it needs a new transfer)",
+                    zone=sec.zc.name.to_text(),
+                    file=sec.zc.file,
+                    why=e.strerror or e,
+                    serial=version.serial,
+                )
+
+    def _copy_later(self, sec: _Secondary) -> None:
+        if sec.copy_pending is not None:
+            d = self._in_thread(self._store_copy, sec)
+            d.addErrback(
+                lambda f: log.error(
+                    "zone {zone}: storing the copy failed: {why}",
+                    zone=sec.zc.name.to_text(),
+                    why=f.getErrorMessage(),
+                )
+            )
+
+    def _transfer(
+        self, zc: ZoneConfig, current: ZoneVersion | None
+    ) -> tuple[ZoneVersion, str, tuple[dns.name.Name, ...] | None]:
+        """The version a transfer leads to, how it came, and the names it
+        changed when it was applied in place (else None)."""
         errors = []
         for primary in zc.primaries:
             tsig = _keyring(self.config, primary)
@@ -431,12 +481,12 @@ class Fleet:
                         received = xfr_in.read_transfer(zc.name, rrs)
                         release(rrs)
                         full = received.full is not None
-                        version = _apply_received(zc, current, received)
+                        version, owners = _apply_received(zc, current, received)
                         del received
                     how = kind.upper()
                     if kind == "ixfr" and full:
                         how = "IXFR (answered with the full zone)"  # RFC 1995 section 4
-                    return version, f"{how} from {primary.address}#{primary.port}"
+                    return version, f"{how} from {primary.address}#{primary.port}", owners
                 except Exception as e:  # any failure: try the next way, then the next primary
                     errors.append(
                         f"{kind} from {primary.address}#{primary.port}: {type(e).__name__} {e}"
@@ -477,6 +527,7 @@ class Fleet:
             view = next((v for v in self._current().views if v.name == sec.view), None)
             if view is not None and sec.zc.name in view.configs:
                 self._publish(sec.view, sec.zc.name, version, change)
+            self._copy_later(sec)
             return
         log.info(
             "zone {zone} transferred: serial {serial}, {records} records, by {how}",
@@ -494,6 +545,13 @@ class Fleet:
                 serial=version.serial,
             )
         self._publish(sec.view, sec.zc.name, version, change)
+        if sec.copy_pending is not None:
+            log.info(
+                "zone {zone}: serial {serial} applied in place, its copy stored after serving",
+                zone=sec.zc.name.to_text(),
+                serial=version.serial,
+            )
+        self._copy_later(sec)
         if self.metrics is not None:
             self.metrics.transfer_in(how, True)
             self.metrics.refreshed(sec.view, sec.zc.name)
@@ -568,8 +626,11 @@ def _fetch(
 
 def _apply_received(
     zc: ZoneConfig, current: ZoneVersion | None, received: xfr_in.Received
-) -> ZoneVersion:
-    """The version a transfer leads to from *current*; raises when it is refused."""
+) -> tuple[ZoneVersion, tuple[dns.name.Name, ...] | None]:
+    """The version a transfer leads to from *current*, and the names it
+    changed when every step was applied in place (else None); raises when
+    it is refused."""
+    owners: dict[dns.name.Name, None] | None = None
     if received.full is not None:
         problem = xfr_in.rrset_limit_problem(received.full, zc.max_records_per_rrset)
         if problem is not None:
@@ -582,16 +643,25 @@ def _apply_received(
         if current is None:
             raise ValueError("an incremental transfer with no zone to apply it to")
         version = current
+        owners = {}
         for cs in received.changesets:
             # ValueError when a step does not fit: the caller falls back to AXFR.
-            result = changeset.apply(version, cs, zc.lab_waive)
+            # In place when it can (a lab's waived checks need the full one).
+            applied = None if zc.lab_waive else changeset.apply_incremental(version, cs)
+            if applied is not None:
+                result = CompileResult(applied.version, ())
+                if owners is not None:
+                    owners.update(dict.fromkeys(applied.touched))
+            else:
+                result = changeset.apply(version, cs, zc.lab_waive)
+                owners = None
             if result.version is None:
                 break
             version = result.version
     else:
         if current is None:
             raise ValueError("an empty transfer with no zone to keep")
-        return current
+        return current, None
     if result.version is None:
         raise ValueError(f"transferred zone refused: {result.errors[0]}")
     if received.full is None:
@@ -605,4 +675,4 @@ def _apply_received(
     mismatch = zonemd.problem(result.version) if zc.zonemd_verify else None
     if mismatch is not None:
         raise ValueError(mismatch)
-    return result.version
+    return result.version, tuple(owners) if owners is not None else None

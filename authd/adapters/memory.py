@@ -18,6 +18,7 @@ from twisted.internet import threads
 from twisted.logger import Logger
 
 from authd.answercache import AnswerCache
+from authd.namedict import NameDict
 from authd.snapshot import Snapshot
 from authd.zone import ZoneVersion
 
@@ -59,6 +60,17 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
     1,500 entries.
     """
     live = {id(v) for view in new.views for v in view.zones.values() if v is not None}
+    # Versions derived from another (an IXFR applied, a new serial) share the
+    # node shards they did not change with it: those stay whole.
+    live_shards = {
+        id(shard)
+        for view in new.views
+        for v in view.zones.values()
+        if v is not None
+        for table in v.tables()
+        if isinstance(table, NameDict)
+        for shard in table.shard_tables()
+    }
     doomed = list(
         {
             id(v): v
@@ -73,16 +85,22 @@ def retire(reactor: Any, old: Snapshot, new: Snapshot) -> None:
         if cache and cache is not new.cache and cache is not new.front
     ]
     if doomed or caches:
-        reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches)
+        reactor.callLater(RETIRE_DELAY, _retire_later, doomed, caches, live_shards)
 
 
-def _retire_later(doomed: list[ZoneVersion], caches: list[AnswerCache]) -> None:
+def _retire_later(
+    doomed: list[ZoneVersion], caches: list[AnswerCache], live_shards: set[int]
+) -> None:
     tables: list[Any] = list(caches)
     while doomed:
         version = doomed.pop()
         # Two references: ``version`` here and getrefcount's own argument.
         if sys.getrefcount(version) <= 2:
-            tables.extend(version.tables())
+            for table in version.tables():
+                if isinstance(table, NameDict):
+                    tables.extend(s for s in table.shard_tables() if id(s) not in live_shards)
+                else:
+                    tables.append(table)
         del version
     if tables:
         began = time.monotonic()

@@ -381,17 +381,19 @@ def record_change(
     new: ZoneVersion | None,
     journal: Journal | None,
     first_load: bool = False,
+    owners: Sequence[dns.name.Name] | None = None,
 ) -> JournalChange:
     """The zone's journal after *old* became *new*, persisted; and a note worth logging.
 
     *journal* None: the one on disk is read first.  The file is written
-    before returning, so before the caller publishes *new*.
+    before returning, so before the caller publishes *new*.  *owners*: the
+    only names at which *new* differs from *old* (an IXFR applied in place).
     """
     problem = None
     if journal is None:
         stored = read_stored(config, view, zone, managed=False)
         journal, problem, first_load = stored.journal, stored.problem, True
-    plan = plan_journal(config.options, view, zone, old, new, journal, first_load, problem)
+    plan = plan_journal(config.options, view, zone, old, new, journal, first_load, problem, owners)
     if plan.write is not None:
         failed = _write_journal_change(config, plan.write)
         if failed is not None:

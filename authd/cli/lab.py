@@ -44,6 +44,43 @@ from authd.limits import DEFAULT_PORT, DEFAULT_UDP_PAYLOAD_MAX, LAB_TRACE_TIMEOU
 
 PROG = "authd lab"
 RUN_FILE = "lab.run"
+LAB_HELP = "the lab folder (default: ., else $AUTHD_LAB, else the last lab brought up)"
+
+
+def last_lab_file() -> Path:
+    """Where ``lab up`` notes its folder, so later commands find it from anywhere."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "authd" / "last-lab"
+
+
+def _remember_lab(folder: Path) -> None:
+    """Note *folder* as the last lab brought up (best effort: a read-only home
+    only loses the default)."""
+    note = last_lab_file()
+    try:
+        note.parent.mkdir(parents=True, exist_ok=True)
+        note.write_text(f"{folder}\n", encoding="utf-8")
+    except OSError:
+        pass
+
+
+def lab_folder(given: str | None) -> str:
+    """The lab a command means: *given*, else the current folder when it holds a
+    lab, else $AUTHD_LAB, else the last one brought up (else the current folder)."""
+    if given is not None:
+        return given
+    if Path(labmodel.LAB_FILE).is_file():
+        return "."
+    env = os.environ.get("AUTHD_LAB")
+    if env:
+        return env
+    try:
+        last = last_lab_file().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return "."
+    return last if last and (Path(last) / labmodel.LAB_FILE).is_file() else "."
+
+
 BROKEN_FILE = "broken.json"  # the scenario applied, and the files as they were
 LAB_RELOAD_WAIT = 1.5  # seconds for the running lab to reload its config (reload_delay 0.2)
 LOG_FILE = "authd.log"
@@ -79,7 +116,7 @@ def register(sub: Subparsers) -> None:
     p = cmds.add_parser("trace", help="resolve NAME from the lab's root, explaining each step")
     p.add_argument("name")
     p.add_argument("type", nargs="?", default="A")
-    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("--lab", default=None, metavar="DIR", help=LAB_HELP)
     p.add_argument("--port", type=int, help="the lab's port (default: from DIR/lab.run)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")
     p.add_argument(
@@ -93,17 +130,17 @@ def register(sub: Subparsers) -> None:
     p = cmds.add_parser("break", help="apply a fault scenario (the running lab reloads)")
     p.add_argument("scenario")
     p.add_argument("zone", nargs="?")
-    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("--lab", default=None, metavar="DIR", help=LAB_HELP)
     p.set_defaults(func=run_break)
     p = cmds.add_parser("fix", help="undo the scenario applied")
-    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("--lab", default=None, metavar="DIR", help=LAB_HELP)
     p.set_defaults(func=run_fix)
     p = cmds.add_parser("check", help="a delegation health report of the running lab")
-    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("--lab", default=None, metavar="DIR", help=LAB_HELP)
     p.add_argument("--port", type=int, help="the lab's port (default: from DIR/lab.run)")
     p.set_defaults(func=run_check)
     p = cmds.add_parser("graph", help="draw the delegation tree (Graphviz)")
-    p.add_argument("--lab", default=".", metavar="DIR", help="the lab folder (default: .)")
+    p.add_argument("--lab", default=None, metavar="DIR", help=LAB_HELP)
     p.add_argument("-o", "--output", default="lab.svg", help="lab.svg (or .png, .pdf, .dot)")
     p.add_argument("--check", action="store_true", help="draw the running lab's findings in red")
     p.add_argument("--port", type=int, help="the lab's port (default: from DIR/lab.run)")
@@ -262,6 +299,7 @@ def run_up(args: argparse.Namespace) -> int:
     if read_run(str(folder)) is not None:
         error(PROG, f"the lab in {folder} is already running (authd lab down {args.dir})")
         return EXIT_FINDINGS
+    _remember_lab(folder)
     first = lab.servers[0].address
     if args.port is not None:
         port = args.port
@@ -394,6 +432,7 @@ def hints(lab: labmodel.Lab) -> list[labtrace.NameServer]:
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    args.lab = lab_folder(args.lab)
     try:
         lab = read_lab(args.lab)
         name = dns.name.from_text(args.name)
@@ -511,6 +550,7 @@ def _rewrite(folder: Path, lab: labmodel.Lab) -> None:
 
 
 def run_break(args: argparse.Namespace) -> int:
+    args.lab = lab_folder(args.lab)
     folder = Path(args.lab)
     try:
         lab = read_lab(args.lab)
@@ -549,6 +589,7 @@ def run_break(args: argparse.Namespace) -> int:
 
 
 def run_fix(args: argparse.Namespace) -> int:
+    args.lab = lab_folder(args.lab)
     folder = Path(args.lab)
     try:
         lab = read_lab(args.lab)
@@ -729,6 +770,7 @@ def check_findings(
 
 
 def run_check(args: argparse.Namespace) -> int:
+    args.lab = lab_folder(args.lab)
     try:
         lab = read_lab(args.lab)
     except ConfigError as e:
@@ -761,6 +803,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_graph(args: argparse.Namespace) -> int:
+    args.lab = lab_folder(args.lab)
     try:
         lab = read_lab(args.lab)
     except ConfigError as e:
