@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
@@ -311,6 +311,20 @@ def _rdata_len(rd: dns.rdata.Rdata) -> int:
     return len(rd.to_wire() or b"")
 
 
+_BUDGET = MAX_MESSAGE - _ANSWER_FIXED - MAX_NAME_WIRE
+
+
+def rrset_may_be_too_large(rdtype: int, rdatas: Sequence[dns.rdata.Rdata]) -> bool:
+    """Whether an RRset of these records may be over a message (the cheap
+    bound of ``rrset-too-large``; only then is it rendered to be exact)."""
+    n = len(rdatas)
+    most = _MAX_RDATA.get(rdtype)
+    if most is not None and n * (_RR_FIXED + most) <= _BUDGET:
+        return False
+    measure = _RDATA_BOUND.get(rdtype, _rdata_len)
+    return n * _RR_FIXED + sum(map(measure, rdatas)) > _BUDGET
+
+
 def _check_rrset_sizes(grouped: Grouped) -> list[Finding]:
     """RRsets too large for any message (RFC 1035 section 4.2.2: 65,535 bytes):
     even alone, over TCP, their answer could only be an empty one with TC set.
@@ -319,16 +333,10 @@ def _check_rrset_sizes(grouped: Grouped) -> list[Finding]:
     is rendered as an answer would carry it (names compressed), to be exact.
     """
     findings = []
-    budget = MAX_MESSAGE - _ANSWER_FIXED - MAX_NAME_WIRE
     for name, types in grouped.items():
         for rdtype, (rdatas, where) in types.items():
-            n = len(rdatas)
-            most = _MAX_RDATA.get(rdtype)
-            if most is not None and n * (_RR_FIXED + most) <= budget:
-                continue
-            measure = _RDATA_BOUND.get(rdtype, _rdata_len)
             rds: list[dns.rdata.Rdata] = rdatas  # type: ignore[assignment]
-            if n * _RR_FIXED + sum(map(measure, rds)) <= budget:
+            if not rrset_may_be_too_large(rdtype, rds):
                 continue
             groups: dict[RdataType, list[dns.rdata.Rdata]] = {}
             for rd in dict.fromkeys(rds):  # duplicates are dropped at load

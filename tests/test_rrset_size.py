@@ -181,7 +181,7 @@ def _rrs(text: str) -> list[changeset.RR]:
 
 def test_an_axfr_with_an_rrset_over_a_message_is_refused(tmp_path: Path) -> None:
     zc = _zone_config(tmp_path)
-    fits = _apply_received(zc, None, Received(_rrs(zone_text("r.test", 1, extra=_a(LARGEST)))))
+    fits, _ = _apply_received(zc, None, Received(_rrs(zone_text("r.test", 1, extra=_a(LARGEST)))))
     assert len(fits.nodes[BIG][dns.rdatatype.A]) == LARGEST
     with pytest.raises(ValueError, match=r"transferred zone refused: .*big\.r\.test\. A "):
         _apply_received(zc, None, Received(_rrs(zone_text("r.test", 1, extra=_a(LARGEST + 1)))))
@@ -189,7 +189,7 @@ def test_an_axfr_with_an_rrset_over_a_message_is_refused(tmp_path: Path) -> None
 
 def test_an_ixfr_that_grows_an_rrset_over_a_message_is_refused(tmp_path: Path) -> None:
     zc = _zone_config(tmp_path)
-    old = _apply_received(zc, None, Received(_rrs(zone_text("r.test", 1, extra=_a(LARGEST)))))
+    old, _ = _apply_received(zc, None, Received(_rrs(zone_text("r.test", 1, extra=_a(LARGEST)))))
     old_soa, new_soa = (_rrs(zone_text("r.test", s))[0] for s in (1, 2))
     more = dns.rdata.from_text("IN", "A", "10.255.255.255")
     step = changeset.Changeset(old_soa, new_soa, (), (changeset.RR(BIG, 300, more),))
