@@ -55,7 +55,7 @@ from heapq import heappop, heappush
 
 import dns.name
 
-from authd.errors import ConfigError
+from authd.errors import ConfigError, echo
 from authd.keys import parse_key_name
 from authd.limits import MAX_ACL_DEPTH
 
@@ -148,7 +148,7 @@ class Match:
         verdict = "allow" if self.allowed else "deny"
         if self.element is None:
             return f"{verdict}: no element matched (scope /{self.scope})"
-        steps = " -> ".join(f"{e.path} {e.text!r}" for e in self.chain())
+        steps = " -> ".join(f"{e.path} {echo(e.text)}" for e in self.chain())
         plen = "" if self.prefix_len is None else f", prefix /{self.prefix_len}"
         return f"{verdict} by {steps}{plen}, scope /{self.scope}"
 
@@ -288,7 +288,7 @@ def _looks_like_address(text: str) -> bool:
 
 def _parse_prefix(text: str, path: str, warnings: list[str]) -> IPNetwork:
     address, slash, length = text.partition("/")
-    bad = ConfigError(path, f"not an address or prefix: {text!r}")
+    bad = ConfigError(path, f"not an address or prefix: {echo(text)}")
     if slash:
         if not re.fullmatch(r"[0-9]{1,3}", length):
             raise bad
@@ -303,7 +303,7 @@ def _parse_prefix(text: str, path: str, warnings: list[str]) -> IPNetwork:
     net = iface.network
     if iface.ip != net.network_address:
         # BIND masks silently; we mask too but say so, as it is usually a typo.
-        warnings.append(f"{path}: {text!r} has host bits set; using {net}")
+        warnings.append(f"{path}: {echo(text)} has host bits set; using {net}")
     return _unmap_network(net)
 
 
@@ -328,16 +328,16 @@ def _parse_element(
         raise ConfigError(
             path,
             f"expected an address match element (a string or a list), "
-            f"got {type(value).__name__} {value!r}",
+            f"got {type(value).__name__} {echo(value)}",
         )
     text = value.strip()
     negated = text.startswith("!")
     body = text[1:].strip() if negated else text
     bang = "!" if negated else ""
     if not body:
-        raise ConfigError(path, f"empty element: {value!r}")
+        raise ConfigError(path, f"empty element: {echo(value)}")
     if body.startswith("!"):
-        raise ConfigError(path, f"double negation: {value!r}")
+        raise ConfigError(path, f"double negation: {echo(value)}")
     word, *rest = body.split(None, 1)
     lower = body.lower()
     if word.lower() == "key":
@@ -345,10 +345,10 @@ def _parse_element(
         if len(key_text) >= 2 and key_text[0] == key_text[-1] == '"':
             key_text = key_text[1:-1]  # BIND writes key "name"
         if not key_text:
-            raise ConfigError(path, f"'key' needs a key name: {value!r}")
+            raise ConfigError(path, f"'key' needs a key name: {echo(value)}")
         key = parse_key_name(key_text, path)
         if known_keys is not None and key not in known_keys:
-            raise ConfigError(path, f"unknown key {key_text!r}")
+            raise ConfigError(path, f"unknown key {echo(key_text)}")
         canonical = f"{bang}key {key.to_text(omit_final_dot=True)}"
         return AclElement(path, canonical, negated, ElementKind.KEY, key=key)
     if lower in BUILTIN_ACLS:
@@ -359,11 +359,11 @@ def _parse_element(
         shown = str(net.network_address) if host else str(net)
         return AclElement(path, f"{bang}{shown}", negated, ElementKind.PREFIX, network=net)
     if not _ACL_NAME.fullmatch(body):
-        raise ConfigError(path, f"not an address, prefix, key or ACL name: {value!r}")
+        raise ConfigError(path, f"not an address, prefix, key or ACL name: {echo(value)}")
     if body not in names:
         some = sorted(names)
         known = ", ".join(some[:10]) + (", ..." if len(some) > 10 else "") or "none defined"
-        raise ConfigError(path, f"unknown ACL {body!r} (known: {known})")
+        raise ConfigError(path, f"unknown ACL {echo(body)} (known: {known})")
     return AclElement(path, f"{bang}{body}", negated, ElementKind.ACL, name=body)
 
 
@@ -417,10 +417,10 @@ def parse_acl_config(
         if not isinstance(name, str) or not _ACL_NAME.fullmatch(name):
             raise ConfigError(
                 where,
-                f"not an ACL name: {name!r} (a letter or '_', then letters, digits, '_', '-')",
+                f"not an ACL name: {echo(name)} (a letter or '_', then letters, digits, '_', '-')",
             )
         if name.lower() in BUILTIN_ACLS:
-            raise ConfigError(where, f"{name!r} is built in and cannot be redefined")
+            raise ConfigError(where, f"{echo(name)} is built in and cannot be redefined")
         if name.lower() == "key":
             raise ConfigError(where, "'key' is reserved for key elements")
     names: set[str] = set(data)
@@ -564,7 +564,7 @@ def compile_acl(
         elif kind is ElementKind.ACL:
             inner = named.get(el.name or "")
             if inner is None:
-                raise ConfigError(el.path, f"unknown ACL {el.name!r}")
+                raise ConfigError(el.path, f"unknown ACL {echo(el.name)}")
             others.append(_Other(order, el, inner, None))
         elif kind is ElementKind.NESTED:
             inner = compile_acl(AclDef(None, el.path, el.nested), named, host)
@@ -591,12 +591,12 @@ def compile_acl(
         if el.kind in (ElementKind.KEY, ElementKind.ACL, ElementKind.NESTED):
             if order > reach:
                 warnings.append(
-                    f"{el.path}: {el.text!r} is never reached: "
+                    f"{el.path}: {echo(el.text)} is never reached: "
                     "earlier elements decide for every address"
                 )
         elif order not in winning:
             warnings.append(
-                f"{el.path}: {el.text!r} never decides: "
+                f"{el.path}: {echo(el.text)} never decides: "
                 "earlier elements match every address it covers"
             )
     return CompiledAcl(acl.name, acl.path, acl.elements, tuple(warnings), t4, t6, tuple(others))
@@ -619,7 +619,7 @@ def compile_acls(defs: Mapping[str, AclDef], host: HostInfo = HostInfo()) -> dic
         if name in out:
             return
         if name in visiting or name not in defs:  # only for defs not from parse_acl_config
-            raise ConfigError(path, f"unknown or cyclic ACL {name!r}")
+            raise ConfigError(path, f"unknown or cyclic ACL {echo(name)}")
         visiting.add(name)
         for ref in _references(defs[name].elements):
             get(ref.name or "", ref.path)

@@ -35,7 +35,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from authd.checks import CNAME_COMPANIONS
+from authd.checks import CNAME_COMPANIONS, rrset_may_be_too_large
 from authd.namedict import NameMap, updated
 from authd.zone import CompileResult, Node, ZoneVersion, compile_zone
 from authd.zonefile import Record
@@ -460,6 +460,8 @@ def apply_incremental(version: ZoneVersion, changeset: Changeset) -> Applied | N
             if len(ttls) > 1 or (kept and ttls and orrset is not None and ttls != {orrset.ttl}):
                 return None  # a TTL mismatch: apply reports it
             rdatas = dict.fromkeys([*kept, *(rr.rdata for rr in coming)])
+            if coming and rrset_may_be_too_large(rdtype, list(rdatas)):
+                return None  # maybe over a message (rrset-too-large): apply judges it
             count += len(rdatas) - len(held)
             if not rdatas:
                 node.pop(rdtype, None)

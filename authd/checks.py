@@ -18,11 +18,17 @@ still holds and the id prints as itself).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
+
+from authd.limits import HEADER_LEN, MAX_MESSAGE, MAX_NAME_WIRE, OPT_FIXED_SIZE
 
 RdataType = dns.rdatatype.RdataType
 
@@ -101,6 +107,12 @@ class LoaderCheck(CheckId):
         _E,
         "A delegation's NS target below the cut has no glue address.",
         "RFC 9471",
+    )
+    RRSET_TOO_LARGE = (
+        "rrset-too-large",
+        _E,
+        "An RRset that no DNS message can carry: the answer with it alone is over 65,535 bytes.",
+        "RFC 1035 section 4.2.2",
     )
     # The refusal of a reload (authd.snapshot), predicted by ``authd check --against``.
     SERIAL_NOT_INCREASED = (
@@ -257,7 +269,114 @@ def check_zone(
     if dname_owners:
         findings.extend(_check_below_dname(grouped, dname_owners))
     findings.extend(_check_ns_addresses(origin, grouped, cut_set))
+    findings.extend(_check_rrset_sizes(grouped))
     return findings
+
+
+# An answer's fixed part: the header, the question's type and class, an OPT
+# record (most clients send one; it is reserved before any data) and, per
+# record, the owner as a pointer to the question plus type, class, TTL, RDLENGTH.
+_ANSWER_FIXED = HEADER_LEN + 4 + OPT_FIXED_SIZE
+_RR_FIXED = 2 + 10
+# The largest wire rdata of the types whose size is bounded, and a cheap
+# upper bound from the fields of some others; the rest are rendered, and any
+# RRset over the bound is rendered as an answer carries it (names compressed).
+_NAME = MAX_NAME_WIRE
+_BITMAP = 256 * 34  # RFC 4034 section 4.1.2: 256 windows of 32 bytes and 2 more
+_MAX_RDATA: dict[int, int] = {
+    RdataType.A: 4,
+    RdataType.AAAA: 16,
+    **dict.fromkeys((RdataType.NS, RdataType.CNAME, RdataType.PTR, RdataType.DNAME), _NAME),
+    RdataType.MX: 2 + _NAME,
+    RdataType.SRV: 6 + _NAME,
+    RdataType.SOA: 2 * _NAME + 20,
+    RdataType.HINFO: 2 * 256,
+    RdataType.NAPTR: 4 + 3 * 256 + _NAME,
+    RdataType.NSEC: _NAME + _BITMAP,
+    RdataType.NSEC3: 5 + 2 * 256 + _BITMAP,
+    RdataType.NSEC3PARAM: 5 + 255,
+}
+_RDATA_BOUND: dict[int, Callable[[dns.rdata.Rdata], int]] = {
+    **dict.fromkeys(
+        (RdataType.TXT, RdataType.SPF),
+        lambda rd: 256 * len(rd.strings),  # type: ignore[attr-defined]
+    ),
+    RdataType.RRSIG: lambda rd: 18 + _NAME + len(rd.signature),  # type: ignore[attr-defined]
+    RdataType.DNSKEY: lambda rd: 4 + len(rd.key),  # type: ignore[attr-defined]
+    RdataType.DS: lambda rd: 4 + len(rd.digest),  # type: ignore[attr-defined]
+}
+
+
+def _rdata_len(rd: dns.rdata.Rdata) -> int:
+    return len(rd.to_wire() or b"")
+
+
+_BUDGET = MAX_MESSAGE - _ANSWER_FIXED - MAX_NAME_WIRE
+
+
+def rrset_may_be_too_large(rdtype: int, rdatas: Sequence[dns.rdata.Rdata]) -> bool:
+    """Whether an RRset of these records may be over a message (the cheap
+    bound of ``rrset-too-large``; only then is it rendered to be exact)."""
+    n = len(rdatas)
+    most = _MAX_RDATA.get(rdtype)
+    if most is not None and n * (_RR_FIXED + most) <= _BUDGET:
+        return False
+    measure = _RDATA_BOUND.get(rdtype, _rdata_len)
+    return n * _RR_FIXED + sum(map(measure, rdatas)) > _BUDGET
+
+
+def _check_rrset_sizes(grouped: Grouped) -> list[Finding]:
+    """RRsets too large for any message (RFC 1035 section 4.2.2: 65,535 bytes):
+    even alone, over TCP, their answer could only be an empty one with TC set.
+
+    A bound first (no rendering for the common types); only an RRset over it
+    is rendered as an answer would carry it (names compressed), to be exact.
+    """
+    findings = []
+    for name, types in grouped.items():
+        for rdtype, (rdatas, where) in types.items():
+            rds: list[dns.rdata.Rdata] = rdatas  # type: ignore[assignment]
+            if not rrset_may_be_too_large(rdtype, rds):
+                continue
+            groups: dict[RdataType, list[dns.rdata.Rdata]] = {}
+            for rd in dict.fromkeys(rds):  # duplicates are dropped at load
+                covered = rd.covers() if rdtype == RdataType.RRSIG else RdataType.TYPE0
+                groups.setdefault(covered, []).append(rd)
+            for covered, members in groups.items():
+                size = _answer_size(name, rdtype, covered, members)
+                if size > MAX_MESSAGE:
+                    text = dns.rdatatype.to_text(rdtype)
+                    if covered:
+                        text += f" covering {dns.rdatatype.to_text(covered)}"
+                    findings.append(
+                        _finding(
+                            LoaderCheck.RRSET_TOO_LARGE,
+                            where,
+                            f"the RRset {name} {text} ({len(members)} records) needs {size} "
+                            f"bytes in an answer, over the {MAX_MESSAGE} a DNS message holds",
+                        )
+                    )
+    return findings
+
+
+def _answer_size(
+    name: dns.name.Name, rdtype: RdataType, covered: RdataType, rdatas: list[dns.rdata.Rdata]
+) -> int:
+    """The size of the smallest answer carrying this RRset: with its question
+    (the longest name a wildcard may answer) and an OPT record."""
+    f = io.BytesIO()
+    f.write(bytes(HEADER_LEN))
+    compress: dict[dns.name.Name, int] = {}
+    name.to_wire(f, compress)
+    qname_len = f.tell() - HEADER_LEN
+    f.write(bytes(4))
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype, covered)
+    for rd in rdatas:
+        rrset.add(rd)
+    rrset.to_wire(f, compress)
+    wildcard = bool(name.labels) and name.labels[0] == b"*"
+    longest = MAX_NAME_WIRE - qname_len if wildcard else 0
+    return f.tell() + OPT_FIXED_SIZE + longest
 
 
 def _check_below_dname(

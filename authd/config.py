@@ -25,7 +25,7 @@ import dns.name
 import yaml
 
 from authd import acl, checks, cookies, ratelimit
-from authd.errors import ConfigError
+from authd.errors import ConfigError, echo, echo_key
 from authd.keys import KeySet, parse_key_name, parse_keys
 from authd.limits import (
     COOKIE_SECRET_LEN,
@@ -240,9 +240,9 @@ T = TypeVar("T")
 def _expect(value: object, kind: type[T] | tuple[type, ...], path: str, what: str) -> T:
     # bool is an int in Python; a YAML `yes` must not pass as a port number.
     if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ConfigError(path, f"expected {what}, got {value!r}")
+        raise ConfigError(path, f"expected {what}, got {echo(value)}")
     if not isinstance(value, kind):
-        raise ConfigError(path, f"expected {what}, got {type(value).__name__} {value!r}")
+        raise ConfigError(path, f"expected {what}, got {type(value).__name__} {echo(value)}")
     return value  # type: ignore[return-value]
 
 
@@ -250,7 +250,7 @@ def _mapping(value: object, path: str, allowed: set[str]) -> Mapping[str, Any]:
     m = _expect(value, dict, path or "config", "a mapping")
     for key in m:
         if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{echo_key(key)}" if path else echo_key(key)
             raise ConfigError(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
     return m
 
@@ -267,7 +267,7 @@ def _parse_address(value: object, path: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise ConfigError(path, f"not an IP address: {text!r}") from None
+        raise ConfigError(path, f"not an IP address: {echo(text)}") from None
 
 
 def _parse_listen(value: object, path: str) -> tuple[ListenConfig, ...]:
@@ -333,7 +333,7 @@ def _parse_log_format(value: object, path: str) -> LogFormat:
     try:
         return LogFormat(text)
     except ValueError:
-        raise ConfigError(path, f"{text!r}: expected text or json") from None
+        raise ConfigError(path, f"{echo(text)}: expected text or json") from None
 
 
 _OPTION_PARSERS: dict[str, Callable[[object, str], object]] = {
@@ -504,7 +504,7 @@ def _parse_remote(value: object, path: str, keys: KeySet, default_port: int) -> 
     if m.get("key") is not None:
         key = parse_key_name(m["key"], f"{path}.key")
         if keys.get(key) is None:
-            raise ConfigError(f"{path}.key", f"no such key: {m['key']!r} (define it in keys:)")
+            raise ConfigError(f"{path}.key", f"no such key: {echo(m['key'])} (define it in keys:)")
     return Remote(address, port, key)
 
 
@@ -554,7 +554,7 @@ def _include_root(value: object, path: str, base: str) -> str | None:
     text = _expect(value, str, path, "a folder path")
     folder = os.path.realpath(os.path.join(base, text))
     if not os.path.isdir(folder):
-        raise ConfigError(path, f"not a folder: {text!r}")
+        raise ConfigError(path, f"not a folder: {echo(text)}")
     return folder
 
 
@@ -563,7 +563,7 @@ def _parse_zone_name(value: object, path: str) -> dns.name.Name:
     try:
         return dns.name.from_text(text)
     except dns.exception.DNSException as e:
-        raise ConfigError(path, f"not a domain name: {text!r} ({e})") from None
+        raise ConfigError(path, f"not a domain name: {echo(text)} ({e})") from None
 
 
 def _acl(value: object, path: str, ctx: _Context, default: list[str]) -> acl.CompiledAcl:
@@ -640,7 +640,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             ztype = ZoneType(type_text)
         except ValueError:
             raise ConfigError(
-                f"{p}.type", f"expected primary or secondary, got {type_text!r}"
+                f"{p}.type", f"expected primary or secondary, got {echo(type_text)}"
             ) from None
         keys = ctx.keys
         role = _catalog_role(m, p, ztype)
@@ -679,7 +679,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
             notify = NotifyMode(_expect(notify_text, str, f"{p}.notify", "yes, explicit or no"))
         except ValueError:
             raise ConfigError(
-                f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
+                f"{p}.notify", f"expected yes, explicit or no, got {echo(notify_text)}"
             ) from None
         # A generated catalog's serial goes up whenever its member list changes.
         default_policy = "unixtime" if role is CatalogRole.GENERATE else "keep"
@@ -691,7 +691,7 @@ def _parse_zones(value: object, path: str, ctx: _Context, view: str) -> tuple[Zo
         except ValueError:
             allowed = ", ".join(x.value for x in SerialPolicy)
             raise ConfigError(
-                f"{p}.serial", f"expected one of {allowed}, got {policy_text!r}"
+                f"{p}.serial", f"expected one of {allowed}, got {echo(policy_text)}"
             ) from None
         if policy is not SerialPolicy.KEEP and ztype is ZoneType.SECONDARY:
             raise ConfigError(f"{p}.serial", "a secondary serves its primary's serial")
@@ -776,7 +776,7 @@ def _catalog_role(m: Mapping[str, Any], p: str, ztype: ZoneType) -> CatalogRole 
         role = CatalogRole(text)
     except ValueError:
         raise ConfigError(
-            f"{p}.catalog_role", f"expected generate or interpret, got {text!r}"
+            f"{p}.catalog_role", f"expected generate or interpret, got {echo(text)}"
         ) from None
     if role is CatalogRole.GENERATE and ztype is not ZoneType.PRIMARY:
         raise ConfigError(f"{p}.catalog_role", "a generated catalog is a primary zone")
@@ -816,7 +816,7 @@ def _template(
         notify = NotifyMode(_expect(notify_text, str, f"{p}.notify", "yes, explicit or no"))
     except ValueError:
         raise ConfigError(
-            f"{p}.notify", f"expected yes, explicit or no, got {notify_text!r}"
+            f"{p}.notify", f"expected yes, explicit or no, got {echo(notify_text)}"
         ) from None
     return MemberTemplate(
         primaries=own,
@@ -879,11 +879,11 @@ def _shared_zone(m: Mapping[str, Any], p: str, name: dns.name.Name, ctx: _Contex
     other = _expect(m["in_view"], str, f"{p}.in_view", "a view name")
     view = ctx.views.get(other)
     if view is None:
-        raise ConfigError(f"{p}.in_view", f"no earlier view named {other!r}")
+        raise ConfigError(f"{p}.in_view", f"no earlier view named {echo(other)}")
     for zc in view.zones:
         if zc.name == name:
             return dataclasses.replace(zc, key_path=p, in_view=zc.in_view or other)
-    raise ConfigError(f"{p}.in_view", f"view {other!r} has no zone {name}")
+    raise ConfigError(f"{p}.in_view", f"view {echo(other)} has no zone {name}")
 
 
 VIEW_KEYS = {"name", "match_clients", "match_destinations", "zones"}
@@ -903,11 +903,11 @@ def _parse_views(value: object, ctx: _Context) -> tuple[ViewConfig, ...]:
         if VIEW_NAME.fullmatch(name) is None:
             raise ConfigError(
                 f"{p}.name",
-                f"{name[:80]!r} is not a view name: 1 to 64 letters, digits, '_', '.' or '-', "
+                f"{echo(name)} is not a view name: 1 to 64 letters, digits, '_', '.' or '-', "
                 "starting with a letter or digit (it names a folder under state_dir)",
             )
         if name in ctx.views:
-            raise ConfigError(f"{p}.name", f"duplicate view {name!r}")
+            raise ConfigError(f"{p}.name", f"duplicate view {echo(name)}")
         match_clients = _acl(m.get("match_clients"), f"{p}.match_clients", ctx, ["any"])
         destinations = None
         if m.get("match_destinations") is not None:
@@ -958,7 +958,7 @@ def _parse_lab(value: object, base: str) -> _LabSettings:
     lab_file = m.get("lab_file")
     is_lab = isinstance(lab_file, str) and os.path.isfile(os.path.join(base, lab_file))
     if lab_file is not None and not is_lab:
-        raise ConfigError("lab.lab_file", f"no lab file {lab_file!r} beside the config")
+        raise ConfigError("lab.lab_file", f"no lab file {echo(lab_file)} beside the config")
     if not is_lab:
         for key in ("waive", "faults", "signing_clock"):
             if key in m:
@@ -973,7 +973,7 @@ def _parse_lab(value: object, base: str) -> _LabSettings:
         if text not in LAB_WAIVABLE:
             raise ConfigError(
                 f"lab.waive[{i}]",
-                f"{text!r} cannot be waived (only {', '.join(sorted(LAB_WAIVABLE))})",
+                f"{echo(text)} cannot be waived (only {', '.join(sorted(LAB_WAIVABLE))})",
             )
         waive.append(text)
     faults = []
@@ -994,10 +994,10 @@ def _parse_lab(value: object, base: str) -> _LabSettings:
         try:
             zone = dns.name.from_text(zone_text)
         except dns.exception.DNSException as e:
-            raise ConfigError(f"{p}.zone", f"not a domain name: {zone_text!r} ({e})") from None
+            raise ConfigError(f"{p}.zone", f"not a domain name: {echo(zone_text)} ({e})") from None
         seconds = c.get("behind")
         if isinstance(seconds, bool) or not isinstance(seconds, int):
-            raise ConfigError(f"{p}.behind", f"expected whole seconds, got {seconds!r}")
+            raise ConfigError(f"{p}.behind", f"expected whole seconds, got {echo(seconds)}")
         if not 0 < seconds <= MAX_LAB_SIGNING_BEHIND:
             raise ConfigError(f"{p}.behind", f"expected 1 to {MAX_LAB_SIGNING_BEHIND} seconds")
         behind[zone] = seconds
@@ -1141,12 +1141,16 @@ def load_config(path: str, host: acl.HostInfo | None = None) -> Config:
     )
 
 
-def read_yaml(path: str) -> object:
+def read_yaml(path: str, *, before_error: bool = False) -> object:
     """The YAML document at *path*, within MAX_CONFIG_BYTES and MAX_CONFIG_NODES.
 
     A FIFO or device would block or never end, so only regular files are read.
     Aliases are allowed but counted as expanded: a "billion laughs" document is
     a few hundred bytes whose aliases expand to 10^9 nodes.
+
+    *before_error*: a file that is not YAML gives the document of its lines
+    before the error instead (a half-saved edit breaks at its end), when some
+    do parse (``authd ctl`` finding the control socket of such a file).
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not block
@@ -1162,6 +1166,32 @@ def read_yaml(path: str) -> object:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError("", f"{path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return _yaml_document(text, path)
+    except _NotYaml as e:
+        if not before_error:
+            raise e.error from None
+        lines, cut = text.split("\n"), e.line
+        for _ in range(_PREFIX_TRIES):
+            try:
+                return _yaml_document("\n".join(lines[:cut]), path)
+            except _NotYaml as again:
+                cut = min(cut - 1, again.line)
+            if cut <= 0:
+                break
+        raise e.error from None
+
+
+_PREFIX_TRIES = 8  # shorter prefixes read_yaml(before_error=True) tries
+
+
+class _NotYaml(Exception):
+    def __init__(self, error: ConfigError, line: int) -> None:
+        super().__init__(str(error))
+        self.error, self.line = error, line
+
+
+def _yaml_document(text: str, path: str) -> object:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -1177,7 +1207,8 @@ def read_yaml(path: str) -> object:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
-        raise ConfigError("", f"{where}: not valid YAML: {e}") from None
+        error = ConfigError("", f"{where}: not valid YAML: {e}")
+        raise _NotYaml(error, mark.line if mark is not None else 0) from None
     except RecursionError:
         raise ConfigError("", f"{path}: YAML nested too deeply") from None
     finally:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from authd import assemble, wire
-from authd.limits import MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
+from authd.limits import HEADER_LEN, MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
 
 if TYPE_CHECKING:
     from authd.snapshot import Snapshot
@@ -65,6 +65,7 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
     minimal = opts.minimal_responses
     index = view.index
     question_key = wire.question_key
+    junk_reply = wire.junk_reply
     patch = wire.patch_response
     respond = assemble.respond
     quick = assemble.quick
@@ -89,7 +90,13 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
                 front_ref[slot] = 1
                 return data[:2] + front_values[slot][0]
         key = question_key(data)
-        if key is None or key.cookie is not None:
+        if key is None:
+            # Junk, answered from its layout as the full path answers it (which
+            # adds nothing here: no RRL, log or metrics), without going there.
+            if len(data) >= HEADER_LEN and not data[2] & 0x80:
+                return junk_reply(data)
+            return None
+        if key.cookie is not None:
             return None
         payload = key.payload
         if not udp:
@@ -121,6 +128,26 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
                 False,
             )
             cached = cache_get(ckey)
+            top = udp_max if udp else MAX_MESSAGE
+            if cached is None and limit < top:
+                # As the full path: the answer at the largest size serves every
+                # size it fits (authd.query.handle), one entry for all of them.
+                top_key: CacheKey = (*ckey[:5], top, *ckey[6:])
+                full = cache_get(top_key)
+                if full is None:
+                    at_top = quick(data, key, table, quicks, top, udp_max, minimal) or respond(
+                        data, key, table, top, udp_max, nsid if key.nsid else None, minimal
+                    )
+                    if at_top is None:
+                        return None
+                    cache_put(top_key, (at_top[0], at_top[1], None), capacity)
+                    if len(at_top[0]) <= limit:
+                        out = at_top[0]
+                        if front_put is not None:
+                            front_put(fkey, (out[2:], at_top[1], None), capacity)
+                        return out
+                elif len(full[0]) <= limit:
+                    cached = full
             if cached is not None:
                 out = patch(cached[0], data, len(key.qname))
                 if front_put is not None:

@@ -29,7 +29,7 @@ import dns.exception
 import dns.name
 import dns.tsig
 
-from authd.errors import ConfigError
+from authd.errors import ConfigError, echo
 from authd.limits import MAX_SECRET_FILE_BYTES
 
 # The algorithms we sign and verify with, by the names BIND and authd's config
@@ -103,15 +103,16 @@ class KeySet:
 def parse_key_name(value: object, path: str) -> dns.name.Name:
     """A TSIG key name (a domain name, made absolute); ConfigError at *path* if bad."""
     if not isinstance(value, str):
-        raise ConfigError(path, f"expected a key name, got {type(value).__name__} {value!r}")
+        raise ConfigError(path, f"expected a key name, got {type(value).__name__} {echo(value)}")
     if not _KEY_NAME.fullmatch(value):
         raise ConfigError(
-            path, f"not a key name: {value!r} (letters, digits, '-', '_' in dot-separated labels)"
+            path,
+            f"not a key name: {echo(value)} (letters, digits, '-', '_' in dot-separated labels)",
         )
     try:
         return dns.name.from_text(value)
     except dns.exception.DNSException as e:
-        raise ConfigError(path, f"not a key name: {value!r} ({e})") from None
+        raise ConfigError(path, f"not a key name: {echo(value)} ({e})") from None
 
 
 def parse_algorithm(value: object, path: str) -> str:
@@ -123,7 +124,7 @@ def parse_algorithm(value: object, path: str) -> str:
         text = "hmac-md5"
     if text not in ALGORITHMS:
         raise ConfigError(
-            path, f"unsupported algorithm {value!r} (supported: {', '.join(ALGORITHMS)})"
+            path, f"unsupported algorithm {echo(value)} (supported: {', '.join(ALGORITHMS)})"
         )
     return text
 
@@ -204,22 +205,24 @@ def parse_bind_keys(text: str, where: str, path: str) -> tuple[BindKey, ...]:
     def take(expected: str | None = None) -> tuple[str, str, int]:
         nonlocal i
         if i >= len(toks):
-            want = f"{expected!r}" if expected else "more"
+            want = f"{echo(expected)}" if expected else "more"
             last = toks[-1][2] if toks else 1
             raise ConfigError(path, f"{where}:{last}: expected {want}, got end of file")
         tok = toks[i]
         if expected is not None and tok[1] != expected:
-            raise ConfigError(path, f"{where}:{tok[2]}: expected {expected!r}, got {tok[1]!r}")
+            raise ConfigError(
+                path, f"{where}:{tok[2]}: expected {echo(expected)}, got {echo(tok[1])}"
+            )
         i += 1
         return tok
 
     while i < len(toks):
         kind, word, line = take()
         if kind != "word" or word.lower() != "key":
-            raise ConfigError(path, f"{where}:{line}: expected a key statement, got {word!r}")
+            raise ConfigError(path, f"{where}:{line}: expected a key statement, got {echo(word)}")
         kind, name_text, nline = take()
         if kind == "punct":
-            raise ConfigError(path, f"{where}:{nline}: expected a key name, got {name_text!r}")
+            raise ConfigError(path, f"{where}:{nline}: expected a key name, got {echo(name_text)}")
         try:
             name = parse_key_name(name_text, path)
         except ConfigError as e:
@@ -242,11 +245,11 @@ def parse_bind_keys(text: str, where: str, path: str) -> tuple[BindKey, ...]:
                 except ConfigError as e:
                     raise ConfigError(path, f"{where}:{vline}: secret: {e.reason}") from None
             else:
-                raise ConfigError(path, f"{where}:{fline}: unknown key option {field_name!r}")
+                raise ConfigError(path, f"{where}:{fline}: unknown key option {echo(field_name)}")
             take(";")
         take(";")
         if secret is None:
-            raise ConfigError(path, f"{where}:{line}: key {name_text!r} has no secret")
+            raise ConfigError(path, f"{where}:{line}: key {echo(name_text)} has no secret")
         keys.append(BindKey(name, algorithm, secret, line))
     return tuple(keys)
 
@@ -333,7 +336,9 @@ def parse_keys(
             raise ConfigError(f"{p}.name", "missing")
         name = parse_key_name(item["name"], f"{p}.name")
         if name in seen:
-            raise ConfigError(f"{p}.name", f"duplicate key {item['name']!r} (also {seen[name]})")
+            raise ConfigError(
+                f"{p}.name", f"duplicate key {echo(item['name'])} (also {seen[name]})"
+            )
         seen[name] = p
         algorithm: str | None = None
         if "algorithm" in item:

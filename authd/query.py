@@ -132,6 +132,19 @@ class NotifyRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryRefused:
+    """A query refused by an ACL (no view for the client, or a zone's
+    allow_query), for the (rate-limited) security log."""
+
+    client: str
+    port: int
+    qname: dns.name.Name
+    zone: dns.name.Name | None  # the zone whose allow_query refused; None: no view
+    key: dns.name.Name | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     messages: tuple[bytes, ...]  # empty: send nothing
     event: QueryEvent | None = None
@@ -141,6 +154,7 @@ class Reply:
     transfer: TransferEvent | None = None
     tsig_rejected: TsigRejected | None = None
     notify_refused: NotifyRefused | None = None
+    query_refused: QueryRefused | None = None
     rate_limited: ratelimit.Started | None = None  # a prefix began to be limited
     # What the metrics count this answer as: set on a Tallied reply, which the
     # core returns only when options.metrics is set (a class attribute here, so
@@ -156,6 +170,7 @@ class Reply:
             or self.notify is not None
             or self.tsig_rejected is not None
             or self.notify_refused is not None
+            or self.query_refused is not None
             or self.rate_limited is not None
         )
 
@@ -235,7 +250,9 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 return Reply((data[:2] + hit[0],))
             # Positional: a keyword call costs this, the hottest path, ~1,000
             # more instructions (tests/test_metrics.py pins tally's position).
-            return Tallied((data[:2] + hit[0],), None, None, None, None, None, None, None, hit[2])
+            return Tallied(
+                (data[:2] + hit[0],), None, None, None, None, None, None, None, None, hit[2]
+            )
     key = wire.question_key(data)
     options = snapshot.options
     if key is not None:
@@ -248,13 +265,14 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             # With cookies on, a query with a COOKIE option gets one back (last in
             # the OPT record): cached apart, the cookie patched on each hit.
             with_cookie = key.cookie is not None and snapshot.cookies is not None
+            limit = _limit(request.transport, key.payload, options.udp_payload_max)
             cache_key = (
                 view.index,
                 key.qname,
                 key.qtype,
                 key.qclass,
                 key.flags,
-                _limit(request.transport, key.payload, options.udp_payload_max),
+                limit,
                 key.payload is not None,  # an OPT only answers an OPT (RFC 6891 s7)
                 key.do,
                 key.nsid,
@@ -263,6 +281,20 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
             )
             cache = snapshot.cache
             cached = cache.get(cache_key)
+            full_key = cache_key
+            full = None
+            top = limit
+            if cached is None:
+                top = _limit(request.transport, MAX_MESSAGE, options.udp_payload_max)
+            if top > limit:
+                # The answer at the largest size, when it fits *limit*, is the
+                # answer at every size between (truncation drops whole RRsets,
+                # greedily: authd.render): one entry and one assembly for every
+                # payload size it fits, not one per distinct size asked.
+                full_key = (*cache_key[:5], top, *cache_key[6:])
+                full = cache.get(full_key)
+                if full is not None and len(full[0]) <= limit:
+                    cached = full
             if cached is not None:
                 out = wire.patch_response(cached[0], data, len(key.qname))
                 checked = None
@@ -288,9 +320,20 @@ def handle(request: Request, snapshot: Snapshot) -> Reply:
                 return Tallied((out,), event, tally=cached[2])
             compiled = None
             if not with_cookie:
-                limit = cache_key[5]
-                assert isinstance(limit, int)
-                compiled = _compiled(data, key, view, snapshot, limit)
+                if full_key is not cache_key and full is None:
+                    at_top = _compiled(data, key, view, snapshot, top)
+                    if at_top is not None and len(at_top[0]) <= limit:
+                        compiled, cache_key = at_top, full_key
+                    elif at_top is not None:
+                        if options.answer_cache_entries:
+                            # Kept for the larger sizes; this one is assembled to fit.
+                            told = _compiled_reply(at_top[0], key, view, options).tally
+                            counted = tally.as_cached(told) if told is not None else None
+                            entry = (at_top[0], at_top[1], counted)
+                            cache.put(full_key, entry, options.answer_cache_entries)
+                        compiled = _compiled(data, key, view, snapshot, limit)
+                else:
+                    compiled = _compiled(data, key, view, snapshot, limit)
             if compiled is not None:
                 answered = _Answered(
                     _compiled_reply(compiled[0], key, view, options), True, compiled[1], None
@@ -537,40 +580,10 @@ def _answer(request: Request, snapshot: Snapshot) -> _Answered:
     data = request.wire
     if len(data) < HEADER_LEN or data[2] & 0x80:
         return _Answered(_DROP, False, None, None)  # no header, or a response: never answered
-    early = junk_reply(data)
+    early = wire.junk_reply(data)
     if early is not None:
         return _Answered(Reply((early,)), False, ERROR_TOKEN, None)
     return _parsed(request, snapshot)
-
-
-# NOTIFY is served; dnspython reads an UPDATE's zone section by its own rules.
-_PARSED_OPCODES = frozenset({dns.opcode.NOTIFY, dns.opcode.UPDATE})
-
-
-def junk_reply(data: bytes) -> bytes | None:
-    """The reply the full path would give *data* (a header, not a response),
-    when its layout alone decides it; None when only a parse can tell.
-
-    Junk is most of a flood of bad packets, and this costs a fraction of a
-    parse: a message no parser reads gets FORMERR; with no additional records
-    (so no OPT to echo, no TSIG to check), a QUERY without exactly one question
-    gets FORMERR and an opcode we do not serve gets NOTIMP.  The replies are
-    the full path's to the byte (tests/test_malformed.py checks it).
-    """
-    layout = wire.shape(data)
-    if layout == wire.MALFORMED:
-        return wire.header_only(data, dns.rcode.FORMERR)
-    if data[10] or data[11]:
-        return None
-    opcode = (data[2] >> 3) & 0xF
-    if opcode == dns.opcode.QUERY:
-        if data[4] or data[5] != 1:
-            return wire.header_only(data, dns.rcode.FORMERR)
-    elif opcode not in _PARSED_OPCODES and layout == wire.PLAIN and not any(data[6:10]):
-        # Only questions, uncompressed and sound: it parses, so unknown_opcode's bare NOTIMP.
-        flags = 0x8000 | (data[2] & 0x78) << 8 | dns.rcode.NOTIMP
-        return data[:2] + flags.to_bytes(2, "big") + bytes(8)
-    return None
 
 
 def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
@@ -648,15 +661,22 @@ def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
         return error(ctx.simple(dns.rcode.NOTIMP))
     if q.rdtype in _QTYPE_TRANSFER and q.rdclass == dns.rdataclass.IN:
         return _Answered(_transfer(ctx, view), False, None, checked)
+    acl_refused: QueryRefused | None = None
     if q.rdclass == dns.rdataclass.CH:
         result = _chaos(q.name, q.rdtype, snapshot)
     elif view is None:
         # No view for this client (BIND: REFUSED), or a class we do not serve.
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
+        acl_refused = QueryRefused(
+            request.client, request.port, q.name, None, ctx.keyname, "no view matches the client"
+        )
     elif q.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
-    elif not _query_allowed(view, q.name, q.rdtype, request.client, ctx.keyname):
+    elif (barred := _query_barred(view, q.name, q.rdtype, request.client, ctx.keyname)) is not None:
         result = Answer(State.REFUSED, dns.rcode.REFUSED, aa=False)
+        acl_refused = QueryRefused(
+            request.client, request.port, q.name, barred, ctx.keyname, "not allowed by allow_query"
+        )
     else:
         result = answer_query(
             view.zones,
@@ -688,6 +708,8 @@ def _parsed(request: Request, snapshot: Snapshot) -> _Answered:
         )
     signed = (ctx.sign(out),)
     reply = Reply(signed) if counted is None else Tallied(signed, tally=counted)
+    if acl_refused is not None:
+        reply = dataclasses.replace(reply, query_refused=acl_refused)
     # An ECS answer echoes the client's prefix, so it is never shared through the cache.
     return _Answered(reply, signer is None and subnet is None, token, checked)
 
@@ -704,16 +726,19 @@ def _select_view(ctx: _Context, subnet: ecs.ClientSubnet | None) -> View | None:
     return chosen.view
 
 
-def _query_allowed(
+def _query_barred(
     view: View, qname: dns.name.Name, qtype: int, client: str, key: dns.name.Name | None
-) -> bool:
+) -> dns.name.Name | None:
+    """The zone whose allow_query refuses this query, or None: allowed."""
     if not view.restricted:
-        return True
+        return None
     found = find_zone(view.zones, qname, qtype)
     if found is None:
-        return True
+        return None
     zc = view.configs.get(found[0])
-    return zc is None or zc.allow_query is None or zc.allow_query.allows(client, key)
+    if zc is None or zc.allow_query is None or zc.allow_query.allows(client, key):
+        return None
+    return found[0]
 
 
 def _notify(ctx: _Context, view: View | None) -> Reply:

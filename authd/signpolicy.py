@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from authd.errors import ConfigError
+from authd.errors import ConfigError, echo
 from authd.keytimeline import Timings
 from authd.limits import MAX_NSEC3_SALT_BYTES, MAX_SIGNING_DURATION, MIN_SIGNATURE_VALIDITY
 
@@ -122,18 +122,18 @@ MAX_TTL = 2**31 - 1
 def parse_duration(value: object, path: str) -> int:
     """Integer seconds, or a number with a unit: ``14d``, ``12h``, ``30m``, ``45s``."""
     if isinstance(value, bool):
-        raise ConfigError(path, f"expected a duration, got {value!r}")
+        raise ConfigError(path, f"expected a duration, got {echo(value)}")
     if isinstance(value, int):
         seconds = value
     elif isinstance(value, str):
         m = _DURATION.fullmatch(value.strip())
         if m is None:
             raise ConfigError(
-                path, f"expected a duration like 14d, 12h, 30m, 45s or seconds, got {value!r}"
+                path, f"expected a duration like 14d, 12h, 30m, 45s or seconds, got {echo(value)}"
             )
         seconds = int(m.group(1)) * _UNITS[m.group(2) or "s"]
     else:
-        raise ConfigError(path, f"expected a duration, got {type(value).__name__} {value!r}")
+        raise ConfigError(path, f"expected a duration, got {type(value).__name__} {echo(value)}")
     if not 0 <= seconds <= MAX_SIGNING_DURATION:
         raise ConfigError(path, f"{seconds} seconds is out of range 0..{MAX_SIGNING_DURATION}")
     return seconds
@@ -141,7 +141,7 @@ def parse_duration(value: object, path: str) -> int:
 
 def _mapping(value: object, path: str, allowed: set[str]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(path, f"expected a mapping, got {type(value).__name__} {value!r}")
+        raise ConfigError(path, f"expected a mapping, got {type(value).__name__} {echo(value)}")
     for key in value:
         if key not in allowed:
             raise ConfigError(
@@ -153,11 +153,11 @@ def _mapping(value: object, path: str, allowed: set[str]) -> Mapping[str, Any]:
 def _choice(value: object, path: str, kind: type[enum.Enum]) -> Any:
     allowed = ", ".join(str(x.value) for x in kind)
     if not isinstance(value, str):
-        raise ConfigError(path, f"expected one of {allowed}, got {value!r}")
+        raise ConfigError(path, f"expected one of {allowed}, got {echo(value)}")
     try:
         return kind(value.lower())
     except ValueError:
-        raise ConfigError(path, f"expected one of {allowed}, got {value!r}") from None
+        raise ConfigError(path, f"expected one of {allowed}, got {echo(value)}") from None
 
 
 def _algorithm(value: object, path: str) -> int:
@@ -171,7 +171,7 @@ def _algorithm(value: object, path: str) -> int:
             return ALGORITHMS[text]
         if text.isdigit() and int(text) in ALGORITHM_NAMES:
             return int(text)
-    raise ConfigError(path, f"unsupported algorithm {value!r} (supported: {names})")
+    raise ConfigError(path, f"unsupported algorithm {echo(value)} (supported: {names})")
 
 
 def _nsec3(value: object, path: str) -> Nsec3Params:
@@ -180,7 +180,7 @@ def _nsec3(value: object, path: str) -> Nsec3Params:
     m = _mapping(value, path, NSEC3_KEYS)
     iterations = m.get("iterations", 0)
     if isinstance(iterations, bool) or not isinstance(iterations, int):
-        raise ConfigError(f"{path}.iterations", f"expected an integer, got {iterations!r}")
+        raise ConfigError(f"{path}.iterations", f"expected an integer, got {echo(iterations)}")
     if iterations != 0:
         # RFC 9276 section 3.1: extra iterations add cost for every resolver and
         # no protection; validators may treat > 0 as insecure (section 3.2).
@@ -191,21 +191,21 @@ def _nsec3(value: object, path: str) -> Nsec3Params:
     if salt_text is None:
         salt_text = ""
     if not isinstance(salt_text, str):
-        raise ConfigError(f"{path}.salt", f'expected hex text or "", got {salt_text!r}')
+        raise ConfigError(f"{path}.salt", f'expected hex text or "", got {echo(salt_text)}')
     salt_text = salt_text.strip()
     if salt_text == "-":
         salt_text = ""
     try:
         salt = bytes.fromhex(salt_text)
     except ValueError:
-        raise ConfigError(f"{path}.salt", f"not hex: {salt_text!r}") from None
+        raise ConfigError(f"{path}.salt", f"not hex: {echo(salt_text)}") from None
     if len(salt) > MAX_NSEC3_SALT_BYTES:
         raise ConfigError(
             f"{path}.salt", f"{len(salt)} bytes; at most {MAX_NSEC3_SALT_BYTES} (RFC 5155 3.1.5)"
         )
     opt_out = m.get("opt_out", False)
     if not isinstance(opt_out, bool):
-        raise ConfigError(f"{path}.opt_out", f"expected true or false, got {opt_out!r}")
+        raise ConfigError(f"{path}.opt_out", f"expected true or false, got {echo(opt_out)}")
     return Nsec3Params(iterations, salt, opt_out)
 
 
@@ -216,7 +216,9 @@ def parse_policy(value: object, path: str) -> SigningPolicy:
         raise ConfigError(f"{path}.name", "missing")
     name = m["name"]
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ConfigError(f"{path}.name", f"expected a policy name like 'fast-nsec3', got {name!r}")
+        raise ConfigError(
+            f"{path}.name", f"expected a policy name like 'fast-nsec3', got {echo(name)}"
+        )
     durations = {
         key: parse_duration(m[key], f"{path}.{key}") if key in m else getattr(DEFAULT, key)
         for key in _DURATION_KEYS
@@ -284,14 +286,14 @@ def parse_policies(value: object, path: str = "dnssec_policies") -> dict[str, Si
     if value is None:
         return policies
     if not isinstance(value, list):
-        raise ConfigError(path, f"expected a list, got {type(value).__name__} {value!r}")
+        raise ConfigError(path, f"expected a list, got {type(value).__name__} {echo(value)}")
     seen: dict[str, str] = {}
     for i, item in enumerate(value):
         p = f"{path}[{i}]"
         policy = parse_policy(item, p)
         if policy.name in seen:
             raise ConfigError(
-                f"{p}.name", f"duplicate policy {policy.name!r} (also {seen[policy.name]})"
+                f"{p}.name", f"duplicate policy {echo(policy.name)} (also {seen[policy.name]})"
             )
         seen[policy.name] = p
         policies[policy.name] = policy
@@ -312,10 +314,10 @@ def parse_zone_dnssec(
     m = _mapping(value, path, ZONE_DNSSEC_KEYS)
     name = m.get("policy", DEFAULT_POLICY)
     if not isinstance(name, str):
-        raise ConfigError(f"{path}.policy", f"expected a policy name, got {name!r}")
+        raise ConfigError(f"{path}.policy", f"expected a policy name, got {echo(name)}")
     if name not in policies:
         known = ", ".join(sorted(policies))
-        raise ConfigError(f"{path}.policy", f"unknown policy {name!r} (defined: {known})")
+        raise ConfigError(f"{path}.policy", f"unknown policy {echo(name)} (defined: {known})")
     # A secondary with a policy is signed by authd as it comes in (bump in the
     # wire): *secondary* changes nothing here, it is said for the docstring's sake.
     del secondary

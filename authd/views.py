@@ -30,6 +30,7 @@ from typing import Generic, Protocol, TypeVar
 import dns.name
 
 from authd.acl import CompiledAcl, ElementKind, Match
+from authd.errors import echo
 
 
 class ViewLike(Protocol):
@@ -77,7 +78,7 @@ class Selection(Generic[V]):
             elif t.destination is None or t.destination.allowed:
                 parts.append("clients: every client (no match_clients)")
             verdict = "matches" if t.matched else "does not match"
-            lines.append(f"view {t.name!r} {verdict}: " + "; ".join(parts))
+            lines.append(f"view {echo(t.name)} {verdict}: " + "; ".join(parts))
         if self.view is None:
             lines.append("no view matches: REFUSED")
         else:
@@ -145,8 +146,8 @@ def shadowed_views(views: Sequence[ViewLike]) -> list[str]:
         if catch_all is not None:
             earlier_index, earlier = catch_all
             out.append(
-                f"views[{index}] {view.name!r} can never match: views[{earlier_index}] "
-                f"{earlier!r} before it matches every client on every address"
+                f"views[{index}] {echo(view.name)} can never match: views[{earlier_index}] "
+                f"{echo(earlier)} before it matches every client on every address"
             )
             continue
         if allows_everyone(view.match_destinations) and allows_everyone(view.match_clients):

@@ -15,6 +15,10 @@ import struct
 from typing import NamedTuple
 
 import dns.edns
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 
 from authd.limits import HEADER_LEN, MAX_NAME_WIRE
 
@@ -284,3 +288,52 @@ def shape(wire: bytes) -> int:
         records = sum((wire[i] << 8) | wire[i + 1] for i in (6, 8, 10))
         fixed = 10
     return seen if pos == n else MALFORMED
+
+
+def junk_reply(data: bytes) -> bytes | None:
+    """The reply the full path would give *data* (a header, not a response),
+    when its layout alone decides it; None when only a parse can tell.
+
+    Junk is most of a flood of bad packets, and this costs a fraction of a
+    parse: a message no parser reads gets FORMERR; with no additional records
+    (so no OPT to echo, no TSIG to check), a QUERY without exactly one question
+    gets FORMERR and an opcode we do not serve gets NOTIMP.  The replies are
+    the full path's to the byte (tests/test_malformed.py checks it).
+    """
+    layout = shape(data)
+    if layout == MALFORMED:
+        return header_only(data, dns.rcode.FORMERR)
+    if data[10] or data[11]:
+        return None
+    opcode = (data[2] >> 3) & 0xF
+    if opcode == dns.opcode.QUERY:
+        if data[4] or data[5] != 1:
+            return header_only(data, dns.rcode.FORMERR)
+    elif layout == PLAIN and not any(data[6:10]) and opcode != dns.opcode.NOTIFY:
+        # Only questions, uncompressed and sound: it parses (an UPDATE only if
+        # dnspython's zone-section rules hold), so unknown_opcode's bare NOTIMP.
+        if opcode == dns.opcode.UPDATE and not _one_soa_zone(data):
+            return header_only(data, dns.rcode.FORMERR)
+        flags = 0x8000 | (data[2] & 0x78) << 8 | dns.rcode.NOTIMP
+        return data[:2] + flags.to_bytes(2, "big") + bytes(8)
+    return None
+
+
+_META_CLASSES = frozenset({dns.rdataclass.NONE, dns.rdataclass.ANY})
+
+
+def _one_soa_zone(data: bytes) -> bool:
+    """Whether the zone section of the UPDATE *data* (a PLAIN layout: names in
+    place, only questions) is what dnspython reads (RFC 2136 section 2.3):
+    none, or one SOA entry of a class that is not a meta-class."""
+    count = data[4] << 8 | data[5]
+    if count == 0:
+        return True
+    if count > 1:
+        return False
+    pos = HEADER_LEN
+    while data[pos]:
+        pos += data[pos] + 1
+    rdtype = data[pos + 1] << 8 | data[pos + 2]
+    rdclass = data[pos + 3] << 8 | data[pos + 4]
+    return rdtype == dns.rdatatype.SOA and rdclass not in _META_CLASSES

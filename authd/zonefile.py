@@ -178,6 +178,11 @@ class _Bad(Exception):
         self.line = line
 
 
+class _Unreadable(Exception):
+    """A file failed while being read (EIO...): the ``$INCLUDE`` line that
+    named it is where the error is reported; the top file has no line."""
+
+
 _IN = dns.rdataclass.IN
 _SOA = dns.rdatatype.SOA
 _RRSIG = dns.rdatatype.RdataType.RRSIG
@@ -342,9 +347,21 @@ def _join(tokens: list[str], start: int, glued: list[int]) -> str:
     return "".join(parts)
 
 
-def _echo(text: str) -> str:
-    """*text* for an error message: at most MAX_ECHO_CHARS characters, marked when cut."""
-    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS] + "..."
+# Names and paths are shown longer than other tokens: a name's text is up to
+# 4 characters per octet (\\DDD escapes), and the tail of a path matters.
+_LONG_ECHO = 4 * 255
+
+
+def _bounded(reason: str) -> str:
+    """A refusal as it is reported: whatever a library's message repeats of
+    the input (a token inside an exception's text) stays a few lines long."""
+    most = 2 * _LONG_ECHO
+    return reason if len(reason) <= most else reason[:most] + "..."
+
+
+def _echo(text: str, most: int = MAX_ECHO_CHARS) -> str:
+    """*text* for an error message: at most *most* characters, marked when cut."""
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def _ttl(text: str) -> int:
@@ -388,15 +405,15 @@ def _rdtype(text: str) -> dns.rdatatype.RdataType:
             raise _Bad(f"bad TTL '{_echo(text)}': a TTL is 0 to 2147483647") from None
         raise _Bad(f"unknown type {_echo(text)}") from None
     if t == dns.rdatatype.NONE or dns.rdatatype.is_metatype(t):
-        raise _Bad(f"type {text} is not allowed in zone data")
+        raise _Bad(f"type {_echo(text)} is not allowed in zone data")
     return t
 
 
 def _arity(word: str, args: list[str], least: int, most: int) -> None:
     if len(args) < least:
-        raise _Bad(f"{word} needs an argument")
+        raise _Bad(f"{_echo(word)} needs an argument")
     if len(args) > most:
-        raise _Bad(f"unexpected '{args[most]}' after {word}")
+        raise _Bad(f"unexpected '{_echo(args[most])}' after {_echo(word)}")
 
 
 def _unquote(text: str) -> str:
@@ -548,7 +565,7 @@ class _Origin:
         if text == "@":
             return self.origin
         if text[0] == '"':
-            raise _Bad(f"a name cannot be quoted: {text}")
+            raise _Bad(f"a name cannot be quoted: {_echo(text)}")
         if "\\" not in text and text.isascii() and ".." not in text and text[0] != ".":
             # Plain ASCII labels: split them ourselves and check what
             # dns.name._validate_labels checks (RFC 1035 section 2.3.4 limits).
@@ -565,13 +582,15 @@ class _Origin:
         try:
             return dns.name.from_text(text, self.origin)
         except dns.name.EmptyLabel:
-            raise _Bad(f"bad name '{text}': empty label") from None
+            raise _Bad(f"bad name '{_echo(text, _LONG_ECHO)}': empty label") from None
         except dns.name.LabelTooLong:
-            raise _Bad(f"bad name '{text}': label longer than 63 octets") from None
+            raise _Bad(
+                f"bad name '{_echo(text, _LONG_ECHO)}': label longer than 63 octets"
+            ) from None
         except dns.name.NameTooLong:
-            raise _Bad(f"bad name '{text}': longer than 255 octets") from None
+            raise _Bad(f"bad name '{_echo(text, _LONG_ECHO)}': longer than 255 octets") from None
         except dns.exception.DNSException as e:
-            raise _Bad(f"bad name '{text}': {e}") from None
+            raise _Bad(f"bad name '{_echo(text, _LONG_ECHO)}': {e}") from None
 
 
 # --- rdata from tokens ----------------------------------------------------------
@@ -587,7 +606,7 @@ def _a(t: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata:
     # dnspython accepts only the canonical dotted quad, so the text is its own
     # canonical form.
     if _IPV4(text) is None:
-        raise _Bad(f"bad IPv4 address '{text}'")
+        raise _Bad(f"bad IPv4 address '{_echo(text)}'")
     return _direct(_A_CLS, t, (text,))
 
 
@@ -599,7 +618,7 @@ def _aaaa_text_dnspython(text: str) -> str:
     try:
         return dns.ipv6.canonicalize(text)
     except dns.exception.DNSException:
-        raise _Bad(f"bad IPv6 address '{text}'") from None
+        raise _Bad(f"bad IPv6 address '{_echo(text)}'") from None
 
 
 def _aaaa_text_libc(text: str) -> str:
@@ -640,7 +659,7 @@ def _build_name(o: _Origin, t: dns.rdatatype.RdataType, rest: list[str]) -> dns.
 
 def _uint16(text: str, what: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFF:
-        raise _Bad(f"bad {what} '{text}': not an integer 0..65535")
+        raise _Bad(f"bad {what} '{_echo(text)}': not an integer 0..65535")
     return int(text)
 
 
@@ -754,7 +773,7 @@ def _compile_template(text: str) -> _Template:
             if text.startswith("{", i):
                 m = _GENERATE_MODIFIER.match(text, i)
                 if m is None:
-                    raise _Bad(f"bad $GENERATE modifier in '{text}'")
+                    raise _Bad(f"bad $GENERATE modifier in '{_echo(text)}'")
                 offset = int(m.group(1))
                 width = int(m.group(2) or 0)
                 base = m.group(3) or "d"
@@ -876,7 +895,10 @@ class _Parser:
         # No GC toggling here: a load allocates millions of objects and frees
         # almost none, so callers that load big zones (the service, the fleet,
         # ``authd check``) pause the cyclic GC around it (authd.adapters.gcpause).
-        self._source(lines, filename, _State(self._origin(origin)))
+        try:
+            self._source(lines, filename, _State(self._origin(origin)))
+        except _Unreadable as e:
+            raise ZoneError(filename, 0, str(e)) from None
         # After the whole zone: one RRset's records may be spread over its files.
         over = first_over_rrset_limit(self.records, self.max_records_per_rrset)
         if over is not None:
@@ -898,7 +920,7 @@ class _Parser:
                 line, reason = _utf8_error(filename, e)
                 raise ZoneError(filename, line, reason) from None
             except OSError as e:
-                raise ZoneError(filename, 0, f"cannot read: {e.strerror or e}") from None
+                raise _Unreadable(f"cannot read: {e.strerror or e}") from None
 
     def _file(self, lines: Iterable[str], filename: str, st: _State) -> None:
         """Append the records of one file's *lines* to ``self.records``.
@@ -980,7 +1002,7 @@ class _Parser:
                     cls = _IN if text in _IN_WORDS else _class(text)
                     if cls is not None:
                         if cls != _IN:
-                            raise _Bad(f"class {text} is not supported (only IN)")
+                            raise _Bad(f"class {_echo(text)} is not supported (only IN)")
                         k += 1
                         if k >= ntok:
                             raise _Bad("no type")
@@ -1015,7 +1037,7 @@ class _Parser:
                 append(new_tuple(Record, (owner, ttl, rd, filename, start, inferred)))
             self._check_count()
         except _Bad as e:
-            raise ZoneError(filename, e.line or start, str(e)) from None
+            raise ZoneError(filename, e.line or start, _bounded(str(e))) from None
         finally:
             self.open_files.pop()
 
@@ -1049,7 +1071,7 @@ class _Parser:
         elif word == "$GENERATE":
             self._generate(args, filename, lineno, st)
         else:
-            raise _Bad(f"unknown directive {tokens[0]}")
+            raise _Bad(f"unknown directive {_echo(tokens[0])}")
 
     def _include(self, args: list[str], filename: str, st: _State) -> None:
         given = _unquote(args[0])
@@ -1058,19 +1080,22 @@ class _Parser:
             raise _Bad(f"$INCLUDE nested deeper than {MAX_INCLUDE_DEPTH}")
         real = os.path.realpath(path)
         if real in self.open_files:
-            raise _Bad(f"$INCLUDE loop: {given} is already being read")
+            raise _Bad(f"$INCLUDE loop: {_echo(given, _LONG_ECHO)} is already being read")
         # Symlinks resolved first, so a link cannot lead out of the folder.
         root = self.include_root
         if root is not None and os.path.commonpath([root, real]) != root:
-            raise _Bad(f"$INCLUDE outside include_root {root}: {given}")
+            raise _Bad(f"$INCLUDE outside include_root {root}: {_echo(given, _LONG_ECHO)}")
         child = st.copy()
         if len(args) == 2:
             child.origin = self._origin(st.origin.name(args[1]))
         try:
             f = self.open_source(path)
         except _Bad as e:
-            raise _Bad(f"{e}: {given}") from None
-        self._source(f, path, child)
+            raise _Bad(f"{e}: {_echo(given, _LONG_ECHO)}") from None
+        try:
+            self._source(f, path, child)
+        except _Unreadable as e:
+            raise _Bad(f"{e}: {_echo(given, _LONG_ECHO)}") from None
         # RFC 1035 section 5.1: the includer's origin is unchanged by the
         # include; BIND also restores the previous owner.  TTLs set inside
         # carry on after it, as in BIND and NSD.
@@ -1084,10 +1109,10 @@ class _Parser:
             raise _Bad("$GENERATE needs a range, an owner, a type and rdata")
         m = _GENERATE_RANGE.fullmatch(args[0])
         if m is None:
-            raise _Bad(f"bad $GENERATE range '{args[0]}'")
+            raise _Bad(f"bad $GENERATE range '{_echo(args[0])}'")
         start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
         if start > stop or step < 1:
-            raise _Bad(f"bad $GENERATE range '{args[0]}'")
+            raise _Bad(f"bad $GENERATE range '{_echo(args[0])}'")
         if (stop - start) // step + 1 > MAX_GENERATE_RECORDS:
             raise _Bad(f"$GENERATE makes more than {MAX_GENERATE_RECORDS} records")
         lhs = _compile_template(args[1])
@@ -1101,7 +1126,7 @@ class _Parser:
                 ttl = _ttl(text)
             elif cls is None and (cls := _class(text)) is not None:
                 if cls != _IN:
-                    raise _Bad(f"class {text} is not supported (only IN)")
+                    raise _Bad(f"class {_echo(text)} is not supported (only IN)")
             else:
                 break
             k += 1
@@ -1111,7 +1136,7 @@ class _Parser:
             raise _Bad("$GENERATE needs rdata")
         if len(rest) > 1:
             # As in BIND: rdata with spaces must be quoted ("10 mail$").
-            raise _Bad(f"unexpected '{rest[1]}' after the $GENERATE rdata (quote it)")
+            raise _Bad(f"unexpected '{_echo(rest[1])}' after the $GENERATE rdata (quote it)")
         rhs = _compile_template(_unquote(rest[0]))
 
         if ttl is None:

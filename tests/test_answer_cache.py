@@ -245,3 +245,45 @@ def test_a_popular_answer_survives_a_flood_of_new_names() -> None:
         assert len(snap.cache) <= 4
     keys = [k for k in snap.cache if k[1] == b"\x03www\x05cache\x04test\x00"]
     assert len(keys) == 1, list(snap.cache)
+
+
+def test_every_distinct_payload_size_was_a_new_cache_entry() -> None:
+    """Regression: each EDNS payload size asked was its own entry and its own
+    assembly.  An answer that fits a size is now one entry for every size it
+    fits; smaller sizes (truncated or with fewer records) are still exact."""
+    snap = _fresh()
+    small = make_query("www.cache.test.", "A", edns=0, payload=512)
+    size = len(_wire(_fresh(answer_cache_entries=0), small))
+    for payload in range(512, 1233, 10):
+        _wire(snap, make_query("www.cache.test.", "A", edns=0, payload=payload, qid=payload))
+    assert size < 512 and len(snap.cache) == 1, list(snap.cache)
+    # The 20 TXT records (~3,100 bytes) fit no UDP size: the answer at the
+    # largest size is a truncated one (TC, no answer), and it fits every size.
+    for payload in range(512, 1233, 60):
+        q = make_query("big.cache.test.", "TXT", edns=0, payload=payload, qid=payload)
+        cached = _wire(snap, q)
+        assert _summary(cached) == _summary(_wire(_fresh(answer_cache_entries=0), q)), payload
+        assert dns.message.from_wire(cached).flags & dns.flags.TC
+    assert len(snap.cache) == 2
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_a_shared_answer_is_the_fresh_answer_at_every_size(tcp: bool) -> None:
+    """Sizes from 512 up, in both orders: what the cache gives equals a fresh answer."""
+    # mail: an answer of ~300 bytes whose optional additional addresses
+    # (~1,000 bytes) fit in part at sizes between: dropped whole, greedily.
+    zone = ZONE + "".join(
+        f"mail MX {i} mx{i}\n" + "".join(f"mx{i} AAAA 2001:db8::{i}:{j}\n" for j in range(3))
+        for i in range(12)
+    )
+    names = ["www.cache.test.", "big.cache.test.", "nx.cache.test.", "cache.test."]
+    names.append("mail.cache.test.")
+    for order in (range(512, 1300, 37), range(1300, 511, -37)):
+        snap = snapshot_from_texts({"cache.test.": zone})
+        fresh_snap = snapshot_from_texts({"cache.test.": zone}, answer_cache_entries=0)
+        for payload in order:
+            for name in names:
+                for qtype in ("A", "TXT", "NS", "SOA", "MX"):
+                    q = make_query(name, qtype, edns=0, payload=payload, qid=payload)
+                    fresh = _wire(fresh_snap, q, tcp)
+                    assert _summary(_wire(snap, q, tcp)) == _summary(fresh), (name, qtype)

@@ -295,6 +295,40 @@ def test_hostile_yaml_is_refused_quickly(confdir: Path, text: str, message: str)
         load_config(str(path))
 
 
+# Within the node bound (100,000 strings) but under a typed option.
+TYPED_BOMB = (
+    "options:\n  nsid:\n"
+    + "".join(
+        f"    - &{chr(97 + i)} [{', '.join([f'*{chr(96 + i)}' if i else 'x'] * 10)}]\n"
+        for i in range(5)
+    )
+    + "zones: []\n"
+)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            TYPED_BOMB,
+            "options.nsid: expected a string or null, got list [['x', 'x', 'x', 'x', ...]",
+        ),
+        ("options:\n  nsid: " + "y" * 1_000_000 + "\nzones: []\n", "options.nsid: "),
+        ("options:\n  ? " + "k" * 100_000 + "\n  : 1\nzones: []\n", "options." + "k" * 64 + "..."),
+        ("options:\n  serial: " + "z" * 100_000 + "\nzones: []\n", "options.serial: "),
+    ],
+    ids=["alias-bomb-under-nsid", "long-nsid", "long-key", "long-value"],
+)
+def test_a_typed_option_echoed_the_whole_alias_bomb(confdir: Path, text: str, where: str) -> None:
+    """Regression: the refusal repeated the value whole (580 kB for this bomb)."""
+    path = _write(confdir, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(err.value).startswith(where), str(err.value)[:300]
+    assert len(str(err.value)) < 1000, len(str(err.value))  # the allowed keys: ~600
+
+
 def test_aliases_within_the_bound_still_work(confdir: Path) -> None:
     path = _write(confdir, "listen: &l [{address: 127.0.0.1, port: 5353}]\nzones: []\nx: *l\n")
     with pytest.raises(ConfigError, match="unknown key"):

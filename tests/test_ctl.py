@@ -456,6 +456,23 @@ def test_ctl_finds_the_socket_while_the_config_is_not_even_yaml(lab: Lab) -> Non
     lab.check("authd ctl: note: the config does not load" in done.stderr, done.stderr)
 
 
+def test_ctl_lost_a_custom_state_dir_while_the_config_is_not_yaml(lab: Lab) -> None:
+    """Regression: a config that is not YAML gave the default socket place,
+    so a server with its own ``state_dir`` was out of reach; the lines before
+    the break are read instead."""
+    a = lab.write("a.zone", zone_text(A, 1))
+    server = lab.start(
+        "authd", [{"name": A, "file": str(a)}], {"watch": False, "state_dir": "elsewhere"}
+    )
+    with open(config_path(server), "a") as f:
+        f.write("zones: [unclosed\n  - name: x\n")
+    done = ctl("status", "-c", config_path(server))
+    _ok(lab, done, "ctl status with a config that is not YAML")
+    lab.check("a.test. view default: primary, serial 1" in done.stdout, done.stdout)
+    socket = Path(config_path(server)).parent / "elsewhere" / "authd.ctl"
+    lab.check(f"using {socket}" in done.stderr, done.stderr)
+
+
 def test_reload_of_a_refused_zone_exits_1_with_the_reason(lab: Lab) -> None:
     a = lab.write("a.zone", zone_text(A, 1))
     b = lab.write("b.zone", zone_text(B, 1))

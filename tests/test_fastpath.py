@@ -154,9 +154,75 @@ def test_queries_it_declines_go_the_full_way(served: Snapshot) -> None:
     )
     dnssec = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
     malformed = _wire(Ask("www.example.com.", "A"))[:-3]
-    for data in (cookie.to_wire(), malformed, b"\x00" * 5):
+    for data in (cookie.to_wire(), b"\x00" * 5):
         assert fast(data, True) is None
+    # Junk is answered at once, as the full path answers it (FORMERR here).
+    assert fast(malformed, True) == _full(served, malformed, False)
     # DO=1: the compiled zones decline it; the full path (the engine) answers.
     assert fast(dnssec.to_wire(), True) is None
     full = dns.message.from_wire(_full(served, dnssec.to_wire(), False))
     assert full.rcode() == dns.rcode.NOERROR and full.answer
+
+
+def test_every_distinct_payload_size_was_a_new_cache_entry_on_the_lean_path(tmp_path) -> None:
+    """As the full path (tests/test_answer_cache.py): an answer that fits a
+    size at the largest is one entry for every size it fits; the answers at
+    every size, seen twice (cached) or once, are the full path's."""
+    from tests.test_answer_cache import ZONE as CACHE_ZONE
+
+    path = tmp_path / "cache.test.zone"
+    path.write_text(
+        CACHE_ZONE
+        + "".join(
+            f"mail MX {i} mx{i}\n" + "".join(f"mx{i} AAAA 2001:db8::{i}:{j}\n" for j in range(3))
+            for i in range(12)
+        )
+    )
+
+    def built(**options: object) -> Snapshot:
+        zones = [{"name": "cache.test", "file": str(path)}]
+        listen = [{"address": "127.0.0.1", "port": 5300}]
+        raw = {"listen": listen, "options": options, "zones": zones}
+        return build_snapshot(config_from_dict(raw, None, str(tmp_path)), None, 0)[0]
+
+    snapshot = built()
+    reference = built(answer_cache_entries=0)
+    fast = snapshot.fast
+    assert fast is not None
+    declined: set[str] = set()
+    for payload in (*range(512, 1233, 40), None):
+        for name, qtype in (("www", "A"), ("big", "TXT"), ("mail", "MX"), ("nx", "A")):
+            q = dns.message.make_query(
+                f"{name}.cache.test.", qtype, use_edns=payload is not None, payload=payload or 0
+            )
+            for _ in range(2):
+                got = fast(q.to_wire(), True)
+                if got is None:  # the full way (what the compiled zones do not answer)
+                    declined.add(name)
+                    continue
+                assert _outcome(got) == _outcome(_full(reference, q.to_wire(), False)), (
+                    name,
+                    payload,
+                )
+    assert declined <= {"nx"}, declined
+    sizes = {key[5] for key in snapshot.cache}
+    www = [k for k in snapshot.cache if k[1].startswith(b"\x03www")]
+    assert len(www) == 2, www  # one with EDNS, one without; every size shares it
+    assert max(sizes) == 1232 and len(sizes) > 2  # mail's answer truncates below ~1,190
+
+
+def test_junk_is_answered_on_the_lean_path_as_the_full_path_answers_it(served: Snapshot) -> None:
+    """Junk (bench/junk.py's kinds) took the lean path's steps, then every step
+    of the full one; it is answered from its layout at once, byte for byte the
+    full path's reply, and what must be dropped still goes the full way."""
+    from tests.test_malformed import BAD_EARLY
+
+    fast = served.fast
+    assert fast is not None
+    for name, data in BAD_EARLY:
+        for udp in (True, False):
+            got = fast(data, udp)
+            assert got is not None, name
+            assert got == _full(served, data, not udp), name
+    for dropped in (b"\x12\x34\x81\x00" + bytes(8), b"\x12\x34"):  # a response; no header
+        assert fast(dropped, True) is None

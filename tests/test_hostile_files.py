@@ -28,6 +28,7 @@ from authd.zonefile import parse_zone_file
 pytestmark = pytest.mark.timeout(60)
 
 ORIGIN = dns.name.from_text("h.test.")
+HEAD_LINES = 7  # zone_text's lines
 
 
 def _zone_including(tmp_path: Path, target: str, serial: int = 1) -> Path:
@@ -94,9 +95,82 @@ def test_authd_check_refuses_a_fifo_include_without_blocking(tmp_path: Path) -> 
     assert f"not a regular file: {fifo}" in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("kind", ["read-fails", "open-fails"])
+def test_an_unreadable_include_was_reported_without_the_including_line(
+    tmp_path: Path, kind: str
+) -> None:
+    """Regression: a read error in an include named the include alone, at
+    line 0; the ``$INCLUDE`` line that led there is where to look.  As root
+    no mode bit makes a file unreadable: /proc/self/mem is a regular file
+    whose read fails (EIO), a path through a file fails to open (ENOTDIR)."""
+    target, why = {
+        "read-fails": ("/proc/self/mem", "cannot read: Input/output error"),
+        "open-fails": (f"{tmp_path}/h.zone/x", "cannot read: Not a directory"),
+    }[kind]
+    path = _zone_including(tmp_path, target)
+    line = path.read_text().count("\n")
+    with pytest.raises(ZoneError) as err:
+        parse_zone_file(str(path), ORIGIN)
+    assert str(err.value) == f"{path}:{line}: {why}: {target}"
+    done = subprocess.run(
+        [sys.executable, "-m", "authd", "check", "--origin", "h.test", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{path}:{line}: error: {why}: {target}" in done.stdout, done.stdout + done.stderr
+
+
+BIG_TOKEN = "q" * 200_000
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"x A {BIG_TOKEN}",
+        f"x {BIG_TOKEN} A 192.0.2.1",
+        f"{BIG_TOKEN}.x A 192.0.2.1",
+        f"x MX {BIG_TOKEN} y",
+        f"x SRV 1 2 {BIG_TOKEN} t",
+        f"${BIG_TOKEN} x",
+        f"$GENERATE {BIG_TOKEN} x A 192.0.2.1",
+        f"x SSHFP 1 1 {BIG_TOKEN}",
+        f"x NSEC y {BIG_TOKEN}",
+    ],
+    ids=["address", "type", "name", "integer", "port", "directive", "range", "rdata", "bitmap"],
+)
+def test_a_bad_token_was_echoed_whole(line: str) -> None:
+    """Regression: a 20 MB token went whole into the log, ``ctl reload``,
+    every ``ctl status`` and ``authd check``.  Tokens are cut at
+    MAX_ECHO_CHARS (names and paths at 1,020), a refusal at 2,040 whatever it quotes."""
+    from authd.limits import MAX_ECHO_CHARS
+    from authd.zonefile import parse_zone_text
+
+    with pytest.raises(ZoneError) as err:
+        parse_zone_text(zone_text("h.test", 1) + line + "\n", ORIGIN)
+    message = str(err.value)
+    assert message.startswith(f"<text>:{HEAD_LINES + 1}: "), message[:200]
+    shown = message.count("q")
+    assert "q..." in message and (shown <= MAX_ECHO_CHARS or shown == 4 * 255), message[:200]
+    assert len(message) < 2 * 4 * 255 + 40, message[:200]
+
+
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     yield from running_lab()
+
+
+# A small authd is ~100 MB resident; /dev/zero read whole reached 4 GB in 10-25 s.
+MEMORY_CAP = 512 * 1024 * 1024
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def test_include_of_dev_zero_grows_without_bound(lab: Lab) -> None:
@@ -110,6 +184,8 @@ def test_include_of_dev_zero_grows_without_bound(lab: Lab) -> None:
         line = lab.wait_log(server, rf"not a regular file: {target}", 10)
         lab.check(f"{path}:" in line, f"file:line in {line!r}")
         lab.check(soa_serial(server.port, "h.test") == 1, "the old serial keeps serving")
+        rss = _rss_bytes(server.process.pid)
+        lab.check(rss < MEMORY_CAP, f"{rss} bytes resident after {target}, over {MEMORY_CAP}")
     # The reload machinery is not wedged: the next good edit is served.
     path.write_text(zone_text("h.test", 3, www="192.0.2.3"))
     lab.wait_serial(server, "h.test", 3, 10)

@@ -109,6 +109,9 @@ CASES = [
          BASE + "@ NS ns2\nns2 AAAA 2001:db8::2\n", line=4),
     Case("glue-missing", BASE + "kid NS ns.kid\n", BASE + "kid NS ns.kid\nns.kid A 192.0.2.9\n",
          line=6),
+    # 260 TXT records of 255 bytes: within max_records_per_rrset, over a message.
+    Case("rrset-too-large", BASE + "".join(f'x TXT "{"t" * 252}{i:03d}"\n' for i in range(260)),
+         BASE + "".join(f'x TXT "{"t" * 250}{i}"\n' for i in range(240)), line=6),
     # The loader's warnings (authd.zone).
     Case("out-of-zone", BASE + "www.other.test. A 192.0.2.3\n", BASE + "www A 192.0.2.3\n", line=6),
     Case("ttl-mismatch", BASE + "www 300 A 192.0.2.1\nwww 600 A 192.0.2.2\n",
@@ -316,7 +319,7 @@ def test_no_linter_warning_is_an_error() -> None:
         "syntax", "unreadable", "config", "serial-not-increased", "soa-missing",
         "soa-multiple", "soa-not-at-apex", "ns-missing", "cname-and-other-data",
         "cname-multiple", "dname-multiple", "dname-children", "ns-target-no-address",
-        "glue-missing",
+        "glue-missing", "rrset-too-large",
     }  # fmt: skip
     assert lint.ERROR_IDS == loader_errors
 

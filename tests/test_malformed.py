@@ -172,7 +172,7 @@ def test_malformed_packets_never_change_good_answers(wire: bytes, data: st.DataO
     assert _same(exchange(snapshot, wire), _fresh_answer(wire))
 
 
-# -- junk turned away before a parse (authd.query.junk_reply, authd.wire.shape)
+# -- junk turned away before a parse (authd.wire.junk_reply and shape)
 
 
 def _full_path(wire: bytes) -> bytes | None:
@@ -195,7 +195,7 @@ def check_early(wire: bytes) -> None:
         return
     if authd_wire.shape(wire) == authd_wire.MALFORMED:
         assert not _parses(wire), "shape() refused what dnspython reads"
-    early = query_module.junk_reply(wire)
+    early = authd_wire.junk_reply(wire)
     if early is not None:
         assert early == _full_path(wire), "the early reply differs from the full path's"
 
@@ -250,6 +250,30 @@ def test_names_are_judged_as_dnspython_reads_them(
     check_early(wire)
 
 
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"\x00", b"\x03www\x00", b"\x04fuzz\x04test\x00"]),
+            st.sampled_from([1, 6, 28, 255]),
+            st.sampled_from([1, 3, 254, 255]),
+        ),
+        max_size=3,
+    ),
+    st.integers(0, 0xFFFF),
+)
+def test_updates_are_judged_as_dnspython_reads_their_zone_section(
+    zones: list[tuple[bytes, int, int]], flags: int
+) -> None:
+    """An UPDATE's zone section (RFC 2136 section 2.3) read as dnspython reads it:
+    one SOA of a real class gives NOTIMP, anything else FORMERR, without a parse."""
+    body = b"".join(name + struct.pack("!HH", t, c) for name, t, c in zones)
+    head = struct.pack("!HHHHHH", 0x5252, flags & 0x07FF | 5 << 11, len(zones), 0, 0, 0)
+    wire = head + body
+    assert authd_wire.junk_reply(wire) is not None
+    check_early(wire)
+
+
 # -- explicit cases over real sockets --------------------------------------------
 
 
@@ -292,6 +316,13 @@ BAD_EARLY = [(b.id, b.wire) for b in BAD if b.formerr] + [
     ("two-questions", _header(0xCCCC, qd=2) + (b"\x03www\x00" + A_IN) * 2),
     ("iquery-opcode", _header(0xCDCD, flags=1 << 11) + b"\x03www\x00" + A_IN),
     ("opcode-7-rd-cd", _header(0xCECE, flags=7 << 11 | 0x0110) + b"\x03www\x00" + A_IN),
+    # UPDATE (not served): dnspython reads a zone section of one SOA, so NOTIMP,
+    # and refuses any other (FORMERR); bench/junk.py's opcode-5 was a full parse.
+    ("update-zone-a", _header(0xD0D0, flags=5 << 11) + b"\x03www\x00" + A_IN),
+    ("update-zone-soa", _header(0xD1D1, flags=5 << 11) + b"\x03www\x00\x00\x06\x00\x01"),
+    ("update-no-zone", _header(0xD2D2, qd=0, flags=5 << 11)),
+    ("update-two-zones", _header(0xD3D3, qd=2, flags=5 << 11) + (b"\x00\x00\x06\x00\x01") * 2),
+    ("update-zone-class-any", _header(0xD4D4, flags=5 << 11) + b"\x00\x00\x06\x00\xff"),
 ]
 
 
@@ -366,6 +397,6 @@ def test_zero_length_tcp_message_then_good(server) -> None:
 def test_early_refusal_covers_the_common_junk(bad: tuple[str, bytes]) -> None:
     """Each is answered without a parse, byte for byte as the parser's path answers."""
     _, wire = bad
-    early = query_module.junk_reply(wire)
+    early = authd_wire.junk_reply(wire)
     assert early is not None
     assert early == _full_path(wire)

@@ -101,11 +101,11 @@ def test_a_tally_key_round_trips() -> None:
     assert decode(as_cached(key)).cached
 
 
-def test_tally_is_a_tallied_replys_ninth_field() -> None:
+def test_tally_is_a_tallied_replys_tenth_field() -> None:
     """query.handle's front-cache path passes it by position (a keyword call costs more);
     a plain Reply has no such field (a server without metrics builds one field less)."""
     # A field added to Reply moves it: fix the Nones in query.handle's front-cache path.
-    assert [f.name for f in dataclasses.fields(Tallied)].index("tally") == 8
+    assert [f.name for f in dataclasses.fields(Tallied)].index("tally") == 9
     assert "tally" not in [f.name for f in dataclasses.fields(Reply)]
     assert Reply(()).tally is None and "tally" not in Reply.__slots__
 
@@ -397,3 +397,49 @@ def test_rate_limited_answers_keep_their_tally_and_slips_count_by_rcode() -> Non
     assert (first.zone, first.rcode, first.truncated) == ("m.test.", "NOERROR", False)
     later = [_tally(r) for r in tallies[1:] if r.messages]
     assert later and any(t.truncated for t in later), later  # slipped as TC
+
+
+def test_security_events_were_logged_but_not_counted(tmp_path: Path) -> None:
+    """Regression: refused NOTIFYs, TSIG refusals and connections closed at the
+    TCP limit were logged (rate-limited) and counted nowhere."""
+    import dns.opcode
+    import dns.query
+    import dns.tsig
+
+    zone = tmp_path / "m.test.zone"
+    zone.write_text(ZONE)
+    server = start_authd(
+        {"m.test.": zone},
+        options={
+            "metrics": {"address": HOST, "port": 0},
+            "state_dir": str(tmp_path / "state"),
+            "tcp_max_connections": 2,
+        },
+    )
+    try:
+        url = _metrics_url(server)
+        notify = dns.message.make_query("m.test.", "SOA")
+        notify.set_opcode(dns.opcode.NOTIFY)
+        for _ in range(3):  # m.test. is a primary zone here: refused
+            dns.query.udp(notify, HOST, port=server.port, timeout=5)
+        signed = dns.message.make_query("www.m.test.", "A")
+        signed.use_tsig(dns.tsig.Key("nokey.", "c2VjcmV0c2VjcmV0", "hmac-sha256"))
+        for _ in range(2):
+            with pytest.raises(dns.tsig.PeerBadKey):  # BADKEY, as dnspython reads it
+                dns.query.udp(signed, HOST, port=server.port, timeout=5)
+        # Two idle connections fill the limit; each new one closes the longest idle.
+        held = []
+        try:
+            for _ in range(4):
+                s = socket.create_connection((HOST, server.port), timeout=5)
+                held.append(s)
+                time.sleep(0.2)
+            text = _wait_sample(url, "authd_tcp_connections_evicted_total", 2)
+        finally:
+            for s in held:
+                s.close()
+        assert _sample(text, "authd_notify_refused_total") == 3
+        assert _sample(text, "authd_tsig_rejected_total", error="BADKEY") == 2
+        _promtool_accepts(text)
+    finally:
+        server.stop()

@@ -103,3 +103,63 @@ def test_directory_in_the_copys_place_gave_silent_servfail(lab: Lab) -> None:
     line = lab.wait_log(secondary, r"serving serial 5 from memory only", 10)
     lab.check(f"cannot store the copy {copy}" in line, line)
     lab.check(soa_serial(secondary.port, "s.test") == 5, "served from memory")
+
+
+_FULL_DISK = """
+import errno, os, resource, signal, sys
+sys.path.insert(0, "tests")
+import dns.name
+from reloadkit import zone_text
+from zonekit import zone_from_text
+from authd.adapters import state
+from authd.journal import Journal
+from harness.changesets import cs
+
+copy, journal = sys.argv[1], sys.argv[2]
+zone = dns.name.from_text("s.test.")
+big = "".join(f"h{i} TXT {'x' * 200}\\n" for i in range(200))
+state.write_copy(copy, zone_from_text(zone_text("s.test", 1), zone))
+state.write_journal(journal, Journal().append(cs(1, 2)))
+# The disk is now full: no file may grow past 8 kB (EFBIG, as ENOSPC would).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+failed = []
+try:
+    state.write_copy(copy, zone_from_text(zone_text("s.test", 2, extra=big), zone))
+except OSError as e:
+    failed.append(e.errno)
+history = Journal()
+for serial in range(1, 400):
+    history = history.append(cs(serial, serial + 1))
+try:
+    state.write_journal(journal, history)
+except OSError as e:
+    failed.append(e.errno)
+print(failed)
+"""
+
+
+def test_a_write_past_the_file_size_limit_leaves_no_temp_file(tmp_path: Path) -> None:
+    """A real short write (RLIMIT_FSIZE), not a mocked one: the old copy and
+    journal stay whole and no temporary file is left behind."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    copy, journal = folder / "s.test.zone", folder / "s.test.journal"
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(copy), str(journal)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"[{errno.EFBIG}, {errno.EFBIG}]", done.stdout
+    assert sorted(p.name for p in folder.iterdir()) == ["s.test.journal", "s.test.zone"]
+    assert len(state.read_journal(str(journal)).entries) == 1, "the old journal is whole"
+    stored = copy.read_text()
+    assert " 1 7200 " in stored and "h199" not in stored, "the old copy is whole"

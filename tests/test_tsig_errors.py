@@ -15,7 +15,9 @@ import time
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
+import dns.rrset
 import dns.tsig
 import pytest
 from zonekit import exchange, snapshot_from_texts
@@ -113,3 +115,77 @@ def test_signed_answers_count_their_tsig_before_truncation(edns: int | None) -> 
     assert len(out) <= (edns or 512)
     r = dns.message.from_wire(out, keyring={KEY.name: KEY}, request_mac=q.mac)
     assert r.had_tsig and r.flags & dns.flags.TC
+
+
+LONG_KEY = dns.tsig.Key(LONG, KEY.secret, "hmac-sha256")  # a 255-octet key name
+
+
+def _signed(q: dns.message.Message, key: dns.tsig.Key, *, mac: bytes | None = None) -> bytes:
+    q.use_tsig({key.name: key}, keyname=key.name)
+    wire = q.to_wire()
+    if mac is not None:  # a wrong MAC of the same length: BADSIG
+        start = wire.rindex(q.mac)
+        wire = wire[:start] + mac + wire[start + len(mac) :]
+    return wire
+
+
+def _raw(opcode: int, qd: int, question: bytes, ar: bytes = b"", arcount: int = 0) -> bytes:
+    return struct.pack("!6H", 0x5151, opcode << 11, qd, 0, 0, arcount) + question + ar
+
+
+LONG_Q = LONG.to_wire() + struct.pack("!HH", 1, 1)
+
+
+def _requests() -> list[tuple[str, bytes, float]]:
+    """Every class of refused, unauthenticated or malformed request, each as
+    large as it can make its reply: the 255-octet question name throughout."""
+    skew = time.time() + 86400  # the server's clock a day ahead: BADTIME
+    now = time.time()
+    q = dns.message.make_query
+    notify = dns.message.make_query(LONG, "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    notify.flags |= dns.flags.AA
+    primary_notify = dns.message.make_query("tsig.test.", "SOA")
+    primary_notify.set_opcode(dns.opcode.NOTIFY)
+    ixfr = dns.message.make_query(LONG, "IXFR")
+    ixfr.authority.append(dns.rrset.from_text(LONG, 0, "IN", "SOA", ". . 1 2 3 4 5"))
+    cases = [
+        ("refused-zone", q(LONG, "A").to_wire(), now),
+        ("axfr-over-udp", q(LONG, "AXFR").to_wire(), now),
+        ("ixfr-over-udp", ixfr.to_wire(), now),
+        ("notify-unknown-zone", notify.to_wire(), now),
+        ("notify-for-a-primary-zone", primary_notify.to_wire(), now),
+        ("update", _raw(5, 1, LONG.to_wire() + struct.pack("!HH", 6, 1)), now),
+        ("update-bad-zone", _raw(5, 1, LONG_Q), now),
+        ("iquery", _raw(1, 1, LONG_Q), now),
+        ("status", _raw(2, 1, LONG_Q), now),
+        ("opcode-15", _raw(15, 1, LONG_Q), now),
+        ("two-questions", _raw(0, 2, LONG_Q * 2), now),
+        ("meta-qtype-any-class", _raw(0, 1, LONG.to_wire() + struct.pack("!HH", 1, 255)), now),
+        ("tsig-unknown-long-key", _signed(q(LONG, "A"), LONG_KEY), now),
+        ("tsig-long-key-written-out", _signed(q("ns.tsig.test.", "A"), LONG_KEY), now),
+        ("tsig-badsig", _signed(q(LONG, "A"), KEY, mac=b"\x00" * 32), now),
+        ("tsig-badtime", _signed(q(LONG, "A"), KEY), skew),
+        ("tsig-badsig-axfr", _signed(q(LONG, "AXFR"), KEY, mac=b"\x00" * 32), now),
+        ("tsig-notify-badkey", _signed(notify, LONG_KEY), now),
+        ("tsig-pointer-owner", _hostile(), now),
+        ("tsig-long-algorithm", _hostile(bytes([63]) + b"x" * 63 + b"\xc0\x0c"), now),
+    ]
+    hostile = _hostile()
+    tsig_rr = hostile[12 + len(LONG_Q) :]
+    cases.append(("two-tsigs", _raw(0, 1, LONG_Q, tsig_rr * 2, 2), now))
+    opt = b"\x00" + struct.pack("!HHIH", 41, 512, 0, 0)
+    cases.append(("tsig-before-opt", _raw(0, 1, LONG_Q, tsig_rr + opt, 2), now))
+    return cases
+
+
+@pytest.mark.parametrize("case", _requests(), ids=lambda c: c[0])
+def test_no_reply_to_a_refused_or_malformed_request_exceeds_512(snapshot, case) -> None:
+    """Without EDNS, over UDP, no reply is over 512 bytes (RFC 1035 4.2.1)."""
+    _, wire, now = case
+    reply = handle(Request(wire, "192.0.2.7", "127.0.0.1", Transport.UDP, now), snapshot)
+    for out in reply.messages:
+        assert len(out) <= 512, f"{len(wire)} bytes in, {len(out)} out"
+        msg = dns.message.from_wire(out, keyring=False)
+        assert msg.id == 0x5151 or msg.id == int.from_bytes(wire[:2], "big")
+        assert msg.rcode() != dns.rcode.NOERROR or not msg.answer

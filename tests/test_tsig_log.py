@@ -216,3 +216,43 @@ def test_a_flood_of_refused_notifies_is_rate_limited(lab: Lab) -> None:
     lab.wait("every refused NOTIFY counted", lambda: sum(counted()) == FLOOD, LOGGED_WITHIN)
     written, _ = counted()
     lab.check(written <= LOG_LINES_PER_SECOND * (int(seconds) + 2), f"{written} lines")
+
+
+def test_queries_refused_by_an_acl_were_never_logged(lab: Lab) -> None:
+    """Regression: a query refused by allow_query (or by no view matching)
+    was answered REFUSED with nothing logged; now one rate-limited line names
+    the client and its port, the key, the name and the zone; a flood is
+    summarised like every other security event."""
+    zone = lab.write("a.zone", zone_text(ZONE, 1))
+    config = {
+        "options": {"watch": False, "state_dir": str(lab.dir / "state")},
+        "zones": [{"name": ZONE, "file": str(zone), "allow_query": ["192.0.2.99"]}],
+    }
+    server = lab.start_config("authd", config)
+    wire = dns.message.make_query(f"www.{ZONE}.", "A").to_wire()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(IO_TIMEOUT)
+        began = time.monotonic()
+        for _ in range(FLOOD):
+            sock.sendto(wire, (HOST, server.port))
+            assert dns.message.from_wire(sock.recv(4096)).rcode() == dns.rcode.REFUSED
+        port = sock.getsockname()[1]
+        seconds = time.monotonic() - began
+    line = lab.wait_log(server, r"query for www\.a\.test\. .* refused", LOGGED_WITHIN)
+    lab.check(
+        f"(zone {ZONE}.) from {HOST}#{port} key none refused: not allowed by allow_query" in line,
+        line,
+    )
+
+    def counted() -> tuple[int, int]:
+        written = len(_lines(server, r"query for www\.a\.test\. "))
+        held = sum(
+            int(m.group(1))
+            for line in _lines(server, r"query refused: suppressed")
+            if (m := re.search(r"suppressed (\d+) more", line))
+        )
+        return written, held
+
+    lab.wait("every refused query counted", lambda: sum(counted()) == FLOOD, LOGGED_WITHIN)
+    written, _ = counted()
+    lab.check(written <= LOG_LINES_PER_SECOND * (int(seconds) + 2), f"{written} lines")

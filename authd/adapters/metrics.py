@@ -114,6 +114,10 @@ class Metrics:
         self.transports = {t: TransportCounts() for t in TRANSPORTS}
         self._ticker: Any = None
         self.tcp_refused: defaultdict[str, int] = defaultdict(int)
+        self.tcp_evicted = 0  # waiting connections closed at the limit for a new one
+        self.tsig_rejected: defaultdict[str, int] = defaultdict(int)  # by TSIG error
+        self.notify_refused = 0  # NOTIFYs we did not accept (logged, rate-limited)
+        self.query_refused: defaultdict[str, int] = defaultdict(int)  # by ACL: no-view, allow-query
         self.transfers_out: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.transfers_in: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.notify: defaultdict[str, int] = defaultdict(int)  # sent, acked, failed
@@ -206,6 +210,10 @@ class Metrics:
             "dropped": sum(self.transports[t].dropped() for t in TRANSPORTS),
             "truncated": sum(self.truncated(t) for t in TRANSPORTS),
             "tcp_refused": dict(self.tcp_refused),
+            "tcp_evicted": self.tcp_evicted,
+            "tsig_rejected": dict(self.tsig_rejected),
+            "notify_refused": self.notify_refused,
+            "queries_refused_by_acl": dict(self.query_refused),
             "transfers_out": {f"{k}/{r}": n for (k, r), n in self.transfers_out.items()},
             "transfers_in": {f"{k}/{r}": n for (k, r), n in self.transfers_in.items()},
             "notify": dict(self.notify),
@@ -287,6 +295,22 @@ class MetricsCollector:
         for reason, n in sorted(m.tcp_refused.items()):
             refused.add_metric([reason], n)
         yield refused
+        yield CounterMetricFamily(
+            "authd_tcp_connections_evicted",
+            "Waiting TCP connections closed at the connection limit to admit a new one",
+            value=m.tcp_evicted,
+        )
+        tsig = CounterMetricFamily(
+            "authd_tsig_rejected", "Requests refused for their TSIG, by error", labels=["error"]
+        )
+        for error, n in sorted(m.tsig_rejected.items()):
+            tsig.add_metric([error], n)
+        yield tsig
+        yield CounterMetricFamily(
+            "authd_notify_refused",
+            "NOTIFY messages received and not accepted",
+            value=m.notify_refused,
+        )
         for family, doc, table in (
             (
                 "authd_transfers_out",

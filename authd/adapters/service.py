@@ -485,6 +485,25 @@ class Service:
                 accepted.view, accepted.zone, accepted.client, self._log_limit.allow("NOTIFY")
             )
         n = reply.notify_refused
+        r = reply.tsig_rejected
+        q = reply.query_refused
+        if self.metrics is not None:
+            if n is not None:
+                self.metrics.notify_refused += 1
+            if r is not None:
+                self.metrics.tsig_rejected[r.error] += 1
+            if q is not None:
+                self.metrics.query_refused["allow-query" if q.zone else "no-view"] += 1
+        if q is not None and self._log_limit.allow("query refused"):
+            log.warn(
+                "query for {qname} (zone {zone}) from {client}#{port} key {key} refused: {why}",
+                qname=q.qname.to_text(),
+                zone=q.zone.to_text() if q.zone is not None else "none",
+                client=q.client,
+                port=q.port,
+                key=q.key.to_text() if q.key is not None else "none",
+                why=q.why,
+            )
         if n is not None and self._log_limit.allow("NOTIFY refused"):
             log.warn(
                 "NOTIFY for {zone} from {client}#{port} key {key} refused: {why}",
@@ -494,7 +513,6 @@ class Service:
                 key=n.key.to_text() if n.key is not None else "none",
                 why=n.why,
             )
-        r = reply.tsig_rejected
         if r is not None and self._log_limit.allow(f"TSIG {r.error}"):
             log.warn(
                 "TSIG {error} from {client}#{port} key {key}: refused (NOTAUTH)",

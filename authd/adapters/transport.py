@@ -302,6 +302,8 @@ class TcpConnection(protocol.Protocol, TimeoutMixin):
         if admission.evicted is not None:
             # The longest idle (or slowest) connection gives way, so a new client gets in.
             victim = admission.evicted
+            if f.metrics is not None:
+                f.metrics.tcp_evicted += 1
             if f.log_limit.allow("TCP connection limit"):
                 log.warn(
                     "TCP connection limit {limit} reached: closed a waiting connection "

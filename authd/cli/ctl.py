@@ -130,11 +130,12 @@ def _control_from_options(config_path: str) -> str | None:
     """The control socket named by *config_path*'s options alone, as ``load_config``
     resolves it (``options.control``, default ``<state_dir>/authd.ctl``, both
     relative to the config's folder); None when the file cannot be read.  A file
-    that is not even YAML (a half-saved edit) gives the default place."""
+    that is not even YAML (a half-saved edit) is read up to where it breaks,
+    and gives the default place when nothing before that parses."""
     if not os.path.isfile(config_path):
         return None
     try:
-        data = read_yaml(config_path)
+        data = read_yaml(config_path, before_error=True)
     except ConfigError:
         data = None
     options = data.get("options") if isinstance(data, dict) else None
