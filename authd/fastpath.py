@@ -10,17 +10,17 @@ faults; and a query with a DNS cookie, or one the compiled zones do not answer,
 goes the full way.  The answers are the full path's own: the same caches with
 the same keys, and ``authd.assemble.respond`` for the rest.
 
-Caching a one-off answer costs more than assembling it (a random-subdomain
-flood asks every name once), so an answer enters the caches on the second
-time its query is seen: a doorkeeper of one byte per hash bucket remembers the
-first, and is zeroed (one memset, tens of microseconds) after an eighth of
-its buckets are set.
+Caching a one-off answer costs more than assembling it once the cache is full
+(an insert then evicts, and a random-subdomain flood asks every name once), so
+while the answer cache has room every answer enters it, and once it is full an
+answer enters the caches the second time its query is seen: a doorkeeper of
+one byte per hash bucket remembers the first, and is zeroed (one memset, tens
+of microseconds) after an eighth of its buckets are set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from authd import assemble, wire
 from authd.limits import HEADER_LEN, MAX_MESSAGE, MIN_EDNS_UDP_PAYLOAD, NO_EDNS_UDP_LIMIT
@@ -30,8 +30,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DOORKEEPER_BUCKETS", "DOORKEEPER_MARKS", "FastAnswer", "make"]
 
-# Query bytes and whether it came over UDP -> the response, or None.
-FastAnswer = Callable[[bytes, bool], "bytes | None"]
+
+class FastAnswer(Protocol):
+    """Query bytes and whether they came over UDP -> the response, or None.
+    *front_missed*: the caller already looked in the front cache, in vain."""
+
+    def __call__(self, data: bytes, udp: bool, front_missed: bool = False) -> bytes | None: ...
+
+
 CacheKey = tuple[int, bytes, int, int, int, int, bool, bool, bool, bool, bool]
 
 DOORKEEPER_BUCKETS = 1 << 20  # 1 MiB
@@ -71,6 +77,7 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
     quick = assemble.quick
     cache_get = cache.get
     cache_put = cache.put
+    cache_slots = cache.parts()[0]
     front_slots, front_values, front_ref = (
         front.parts() if front is not None else (None, [], bytearray())
     )
@@ -79,11 +86,27 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
     mask = DOORKEEPER_BUCKETS - 1
     marks = 0
 
-    def answer(data: bytes, udp: bool) -> bytes | None:
+    def cache_key(key: wire.QuestionKey, limit: int, udp: bool) -> CacheKey:
+        # The full path's key (authd.query.handle), so both share one cache.
+        return (
+            index,
+            key.qname,
+            key.qtype,
+            key.qclass,
+            key.flags,
+            limit,
+            key.payload is not None,
+            key.do,
+            key.nsid,
+            udp,
+            False,
+        )
+
+    def answer(data: bytes, udp: bool, front_missed: bool = False) -> bytes | None:
         nonlocal marks
         tail = data[2:]
-        fkey = (tail, udp)
-        if front_slots is not None:
+        fkey = tail if udp else (tail, False)  # authd.query.front_key
+        if front_slots is not None and not front_missed:
             # AnswerCache.get, inlined: this is the hottest line of the server.
             slot = front_slots.get(fkey)
             if slot is not None:
@@ -108,25 +131,13 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
         else:
             limit = min(max(payload, MIN_EDNS_UDP_PAYLOAD), udp_max)
         # A query never seen before (since the doorkeeper was last zeroed) is
-        # answered without looking in the caches, and not cached.
-        bucket = hash(tail) & mask  # the hash the front cache's lookup left on *tail*
+        # answered without looking in the caches, and cached only while the
+        # answer cache has room.
+        bucket = hash(tail) & mask
         seen = door[bucket]
         ckey: CacheKey | None = None
         if seen and capacity:
-            # The full path's key (authd.query.handle), so both share one cache.
-            ckey = (
-                index,
-                key.qname,
-                key.qtype,
-                key.qclass,
-                key.flags,
-                limit,
-                payload is not None,
-                key.do,
-                key.nsid,
-                udp,
-                False,
-            )
+            ckey = cache_key(key, limit, udp)
             cached = cache_get(ckey)
             top = udp_max if udp else MAX_MESSAGE
             if cached is None and limit < top:
@@ -164,6 +175,16 @@ def make(snapshot: Snapshot) -> FastAnswer | None:
             if front_put is not None:
                 front_put(fkey, (out[2:], made[1], None), capacity)
         elif not seen:
+            if (
+                capacity
+                and len(cache_slots) < capacity
+                and limit == (udp_max if udp else MAX_MESSAGE)
+            ):
+                # Room to spare: cached at once, since nothing is evicted for it
+                # (in the answer cache; the front takes it when asked again).
+                # At a smaller size the second sighting caches the answer at the
+                # largest, which serves every size it fits.
+                cache_put(cache_key(key, limit, udp), (out, made[1], None), capacity)
             door[bucket] = 1
             marks += 1
             if marks >= DOORKEEPER_MARKS:
