@@ -32,6 +32,10 @@ BASE = SOA + NS
 SIG_A = "www {} RRSIG A 13 3 300 20360101000000 20260101000000 1 z.test. AAAA\n"
 
 
+def _big_txt(count: int) -> str:
+    return "".join(f'big TXT "{i:05d}{"x" * 244}"\n' for i in range(count))
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
@@ -76,6 +80,8 @@ CHECKS = [
           BASE + "www A 192.0.2.1\n" + SIG_A.format(300), line=7),
     Check("duplicate-record", Severity.WARNING, BASE + "www A 192.0.2.1\nwww A 192.0.2.1\n",
           BASE + "www A 192.0.2.1\nwww A 192.0.2.2\n"),
+    # 300 records of ~263 bytes cannot fit one 65,535-byte message; 200 can.
+    Check("rrset-too-large", Severity.ERROR, BASE + _big_txt(300), BASE + _big_txt(200)),
 ]  # fmt: skip
 
 
