@@ -270,11 +270,16 @@ class _Interner:
     """Suffix keys shared between names (a zone's names share most of their
     labels), in shards as the node table is, so it never grows in one long step."""
 
-    __slots__ = ("tables", "mask")
+    __slots__ = ("tables", "mask", "records")
 
     def __init__(self, count: int) -> None:
         self.tables: list[dict[bytes, bytes]] = [{} for _ in range(count)]
         self.mask = count - 1
+        # Records already rendered, by (type, class and TTL, rdata object): the
+        # parser shares one rdata object between records with the same text, so
+        # repeated targets and texts are rendered once and their bytes shared.
+        # Valid for one compile, while the version keeps every rdata alive.
+        self.records: dict[tuple[bytes, int], tuple[bytes | None, Parts]] = {}
 
     def key(self, key: bytes) -> bytes:
         return self.tables[hash(key) & self.mask].setdefault(key, key)
@@ -291,6 +296,32 @@ class _Interner:
         return tuple(out)
 
 
+# Addresses mostly differ: remembering their renderings would cost more than it saves.
+_UNIQUE = frozenset({RdataType.A, RdataType.AAAA})
+# Records remembered per compile (the first ones seen stay, as in the parser's
+# caches): enough for the targets and texts a zone repeats, and a bound keeps
+# the memo from growing in long steps.
+_MEMO_LIMIT = 1 << 14
+
+
+def _record(
+    head: bytes, rd: dns.rdata.Rdata, intern: _Interner | None
+) -> tuple[bytes | None, Parts]:
+    """One record after its owner: its final bytes when it holds no compressible
+    name (else None), and its parts."""
+    wire, names = _rdata_wire(rd)
+    if not names:
+        return head + len(wire).to_bytes(2, "big") + wire, (head, (), wire)
+    pieces = []
+    last = 0
+    for start, length in names:
+        name = wire[start : start + length]
+        sfx = intern.suffixes(name) if intern is not None else suffixes(name)
+        pieces.append((wire[last:start], (name, sfx)))
+        last = start + length
+    return None, (head, tuple(pieces), wire[last:])
+
+
 def _render(
     rrset: dns.rrset.RRset, owner: WireName | None = None, intern: _Interner | None = None
 ) -> RRsetWire:
@@ -299,20 +330,21 @@ def _render(
     head += rrset.ttl.to_bytes(4, "big")
     tails: list[bytes] = []
     parts: list[Parts] = []
+    memo = intern.records if intern is not None and rrset.rdtype not in _UNIQUE else None
     for rd in rrset:
-        wire, names = _rdata_wire(rd)
-        if not names:
-            tails.append(head + len(wire).to_bytes(2, "big") + wire)
-            parts.append((head, (), wire))
-            continue
-        pieces = []
-        last = 0
-        for start, length in names:
-            name = wire[start : start + length]
-            sfx = intern.suffixes(name) if intern is not None else suffixes(name)
-            pieces.append((wire[last:start], (name, sfx)))
-            last = start + length
-        parts.append((head, tuple(pieces), wire[last:]))
+        if memo is not None:
+            done = memo.get((head, id(rd)))
+            if done is not None:
+                if done[0] is not None:
+                    tails.append(done[0])
+                parts.append(done[1])
+                continue
+        tail, part = _record(head, rd, intern)
+        if tail is not None:
+            tails.append(tail)
+        parts.append(part)
+        if memo is not None and len(memo) < _MEMO_LIMIT:
+            memo[(head, id(rd))] = (tail, part)
     all_plain = len(tails) == len(parts)
     return RRsetWire(
         owner_name,
@@ -412,9 +444,9 @@ def compile_version(version: ZoneVersion, reuse: ZoneVersion | None = None) -> C
             rrsets = _rerender(node, prior[0].get(name), key, owner, intern, prior[1])
         first[hash(key) & mask][key] = (name, node, rrsets)
 
-    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
-        key = key_of(rrset.name)
-        return first[hash(key) & mask][key][2][int(rrset.rdtype)]
+    def rrsets_at(key: bytes) -> dict[int, RRsetWire] | None:
+        hit = first[hash(key) & mask].get(key)
+        return hit[2] if hit is not None else None
 
     cut_keys = {key_of(n) for n in version.cuts}
     # Cuts and DNAME owners below the apex, by key, for the stop of each name.
@@ -425,9 +457,9 @@ def compile_version(version: ZoneVersion, reuse: ZoneVersion | None = None) -> C
         shard = shards[index]
         for key, (name, node, rrsets) in table.items():
             shard[key] = _node_wire(
-                version, origin_key, key, name, node, rrsets, rendered, stops, cut_keys, intern.key
+                version, origin_key, key, name, node, rrsets, rrsets_at, stops, cut_keys, intern.key
             )
-            for target in _targets(node, origin_key):
+            for target in _targets(rrsets, origin_key):
                 refs = referrers[hash(target) & mask].get(target)
                 if refs is None:
                     referrers[hash(target) & mask][intern.key(target)] = [key]
@@ -451,19 +483,51 @@ def _identity(key: bytes) -> bytes:
     return key
 
 
-def _targets(node: Mapping[RdataType, dns.rrset.RRset], origin_key: bytes) -> set[bytes]:
-    """The keys of the in-zone names *node*'s NS, MX and SRV records point to:
+def _targets(rrsets: Mapping[int, RRsetWire], origin_key: bytes) -> set[bytes]:
+    """The keys of the in-zone names a node's NS, MX and SRV records point to:
     the names whose addresses its additional sections and referral copy."""
-    out = set()
+    out: set[bytes] = set()
     for t in _EXTRA_TYPES:
-        rrset = node.get(t)
+        rrset = rrsets.get(t)
         if rrset is not None:
-            attr = engine._TARGET_ATTR[t]
-            for rd in rrset:
-                target = key_of(getattr(rd, attr))
-                if in_zone(target, origin_key):
-                    out.add(target)
+            out.update(_targets_of(rrset, origin_key))
     return out
+
+
+# Where the target name starts in the RDATA of NS, MX (after the preference)
+# and SRV (after priority, weight and port).
+_TARGET_AT = {RdataType.NS: 0, RdataType.MX: 2, RdataType.SRV: 6}
+
+
+def _rdatas(rrset: RRsetWire) -> list[bytes]:
+    """Each record's RDATA as dnspython wrote it (uncompressed)."""
+    if rrset.tails is not None:
+        return [tail[10:] for tail in rrset.tails]
+    return [
+        b"".join([lit + name for lit, (name, _) in pieces]) + last
+        for _, pieces, last in rrset.parts
+    ]
+
+
+def _targets_of(rrset: RRsetWire, origin_key: bytes) -> list[bytes]:
+    """The keys of the in-zone names the NS, MX or SRV *rrset* points to, each
+    once, in record order (``engine._additional_for``'s targets, as keys)."""
+    at = _TARGET_AT[RdataType(rrset.rdtype)]
+    out: list[bytes] = []
+    for rdata in _rdatas(rrset):
+        target = rdata[at:].lower()
+        if target != b"\x00" and target not in out and in_zone(target, origin_key):
+            out.append(target)
+    return out
+
+
+def _below_cut(key: bytes, cut_keys: Set[bytes], olen: int) -> bool:
+    """Whether the name *key* is at or below one of the zone's cuts."""
+    while len(key) > olen:
+        if key in cut_keys:
+            return True
+        key = key[key[0] + 1 :]
+    return False
 
 
 def _node_wire(
@@ -473,13 +537,20 @@ def _node_wire(
     name: dns.name.Name,
     node: Node,
     rrsets: dict[int, RRsetWire],
-    rendered: Callable[[dns.rrset.RRset], RRsetWire],
+    rrsets_at: Callable[[bytes], Mapping[int, RRsetWire] | None],
     stops: Set[bytes],
     cut_keys: Set[bytes],
     intern: Callable[[bytes], bytes],
 ) -> NodeWire:
     """The compiled node *key*, its RRsets already *rendered*; what it copies from
-    other nodes (referral glue, additional addresses) is found by *rendered*."""
+    other nodes (referral glue, additional addresses) is found by *rrsets_at*,
+    the rendered RRsets of a key (None: no such node)."""
+
+    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
+        found = rrsets_at(key_of(rrset.name))
+        assert found is not None, rrset.name
+        return found[int(rrset.rdtype)]
+
     olen = len(origin_key)
     stop = None
     if stops:
@@ -494,15 +565,15 @@ def _node_wire(
                 stop = intern(a)
                 break
     CNAME, DNAME = RdataType.CNAME, RdataType.DNAME
-    cname = node.get(CNAME)
+    cname = rrsets.get(CNAME)
     cname_target = None
     cname_wire = b""
     if cname is not None:
-        cname_wire = cname[0].target.to_wire() or b""
+        cname_wire = _rdatas(cname)[0]
         lower = cname_wire.lower()
         if in_zone(lower, origin_key):
             cname_target = intern(lower)
-    dname = node.get(DNAME)
+    dname = rrsets.get(DNAME)
     referral = None
     if key in cut_keys:
         answer = engine.Answer(engine.State.DELEGATION)
@@ -515,20 +586,29 @@ def _node_wire(
         )
     extra = _NO_EXTRA
     for t in _EXTRA_TYPES:
-        targets = node.get(t)
-        if targets is not None:
-            found = engine._dedupe(engine._additional_for(version, [targets]), set())
-            if found:
-                if extra is _NO_EXTRA:
-                    extra = {}
-                extra[int(t)] = tuple(rendered(r) for r in found)
+        rrset = rrsets.get(t)
+        if rrset is None:
+            continue
+        # As ``engine._additional_for``: every authoritative target's A, then
+        # every one's AAAA (IPv4 survives truncation first).
+        found = []
+        targets = [k for k in _targets_of(rrset, origin_key) if not _below_cut(k, cut_keys, olen)]
+        for rdtype in (RdataType.A, RdataType.AAAA):
+            for target in targets:
+                at = rrsets_at(target)
+                if at is not None and rdtype in at:
+                    found.append(at[rdtype])
+        if found:
+            if extra is _NO_EXTRA:
+                extra = {}
+            extra[int(t)] = tuple(found)
     return NodeWire(
         rrsets,
         rrsets.get(CNAME),
         cname_target,
         cname_wire,
         rrsets.get(DNAME),
-        (dname[0].target.to_wire() or b"") if dname is not None else b"",
+        _rdatas(dname)[0] if dname is not None else b"",
         referral,
         stop,
         extra,
@@ -588,15 +668,16 @@ def recompile(
         wire = name.to_wire() or b""
         owner = (wire, suffixes(wire))
         fresh[key] = (name, node, {int(t): _render(r, owner) for t, r in node.items()})
+    gone_keys = frozenset(gone)
 
-    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
-        key = key_of(rrset.name)
+    def rrsets_at(key: bytes) -> Mapping[int, RRsetWire] | None:
         hit = fresh.get(key)
         if hit is not None:
-            return hit[2][int(rrset.rdtype)]
+            return hit[2]
+        if key in gone_keys:
+            return None
         prior = old.node(key)
-        assert prior is not None, key
-        return prior.rrsets[int(rrset.rdtype)]
+        return prior.rrsets if prior is not None else None
 
     shards = list(old.shards)
     copied: set[int] = set()
@@ -627,18 +708,18 @@ def recompile(
         else:
             continue  # touched and gone
         shard_of(key)[key] = _node_wire(
-            version, origin_key, key, name, node, rrsets, rendered, stops, cut_keys, _identity
+            version, origin_key, key, name, node, rrsets, rrsets_at, stops, cut_keys, _identity
         )
     for key in gone:
         shard_of(key).pop(key, None)
     # The reverse index follows the touched nodes' targets.
     referrers = list(old.referrers)
     rcopied: set[int] = set()
-    for key, name in names.items():
-        before = old_version.nodes.get(name)
-        after = version.nodes.get(name)
-        was = _targets(before, origin_key) if before is not None else set()
-        now = _targets(after, origin_key) if after is not None else set()
+    for key in names:
+        before = old.node(key)
+        after = fresh.get(key)
+        was = _targets(before.rrsets, origin_key) if before is not None else set()
+        now = _targets(after[2], origin_key) if after is not None else set()
         for target in was ^ now:
             index = hash(target) & mask
             if index not in rcopied:
