@@ -5,9 +5,12 @@ once with dnspython (``Rdata.to_wire``; no rdata encoder of our own) into
 bytes, noting where the names that may be compressed sit in each rdata (the
 ones dnspython compresses: RFC 3597 section 4's well-known types), and
 precomputes what answering needs: the additional-section RRsets of each
-NS/MX/SRV RRset and the sections of each referral (both chosen by the engine's
-own rules, so they cannot drift), the delegation cuts and DNAME owners above
-every name, the wildcard flag and the one negative-answer SOA the zone shares.
+NS/MX/SRV RRset (the engine's rules - every authoritative in-zone target's A,
+then every one's AAAA - applied to the rendered bytes, which is cheaper than
+walking dnspython objects again; tests/test_compiled.py holds the two equal)
+and the sections of each referral (the engine's own ``_referral``), the
+delegation cuts and DNAME owners above every name, the wildcard flag and the
+one negative-answer SOA the zone shares.
 
 Also owns ``recompile``: the compiled form of a version that differs from
 an already compiled one at a few names (an IXFR applied in place), redoing

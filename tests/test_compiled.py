@@ -458,3 +458,47 @@ def test_quick_renders_the_walks_bytes(corpus: Snapshot, monkeypatch: pytest.Mon
     assert quick > len(datas) // 8, (quick, len(datas))
     # Zones with a wildcard or a DNAME at the apex leave theirs to the walk.
     assert quick_flood > (len(datas) - flood) // 2, (quick_flood, len(datas) - flood)
+
+
+TARGETS_ZONE = """\
+$TTL 300
+@        SOA   ns1 host 1 7200 900 1209600 300
+@        NS    ns1
+@        NS    NS1.Example.Test.
+@        NS    ns.elsewhere.test.
+@        MX    10 mail
+@        MX    20 mail
+@        MX    30 b.mail
+@        MX    40 ns.sub
+@        MX    50 .
+srv      SRV   0 0 53 b.mail
+srv      SRV   1 0 53 mail
+srv      SRV   2 0 53 nowhere
+ns1      A     192.0.2.1
+mail     AAAA  2001:db8::25
+mail     A     192.0.2.25
+b.mail   A     192.0.2.26
+sub      NS    ns.sub
+ns.sub   A     192.0.2.53
+"""
+
+
+@pytest.mark.parametrize(
+    ("qname", "qtype", "extra"),
+    [
+        # Deduplicated (case-insensitively: the NS), in record order; A of every target
+        # before any AAAA; the root, out-of-zone, absent and below-cut targets
+        # add nothing.
+        ("example.test.", "MX", [("mail", 1), ("b.mail", 1), ("mail", 28)]),
+        ("example.test.", "NS", [("ns1", 1)]),
+        ("srv.example.test.", "SRV", [("b.mail", 1), ("mail", 1), ("mail", 28)]),
+    ],
+)
+def test_additional_targets_follow_the_engine(
+    qname: str, qtype: str, extra: list[tuple[str, int]]
+) -> None:
+    version = zone_from_text(TARGETS_ZONE, "example.test.")
+    snap = _snapshot({version.origin: version})
+    out = check_answer(snap, qname, qtype)
+    got = [(r.name.relativize(version.origin).to_text(), r.rdtype) for r in out.additional]
+    assert got == extra
