@@ -33,7 +33,7 @@ from authd.adapters import control, daemon, dscheck
 from authd.adapters import metrics as metrics_mod
 from authd.adapters.catalogs import Gone, MemberChanges, build_expanded, clean_up
 from authd.adapters.fleet import Fleet
-from authd.adapters.gcpause import gc_paused
+from authd.adapters.gcpause import gc_paused, tune_for_serving
 from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
@@ -1054,6 +1054,7 @@ def run(config: Config, reactor: Any = None, ready: Callable[[], None] | None = 
     # reload stalled them ~4 ms (in-process) and took no longer; with a single
     # busy thread the interval costs nothing, as nobody asks for the GIL.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    tune_for_serving()
     service = Service(reactor, config)
     for warning in (*config.warnings, *shadowed_views(config.views)):
         log.warn("config: {warning}", warning=warning)
