@@ -57,7 +57,7 @@ from typing import Any
 from harness import querymix, zonegen
 from harness.peers import HOST, PeerError, Server, start_authd, start_knot, start_nsd, stop_group
 
-STARTUP_TIMEOUT = 300.0  # seconds for a server to answer its SOA (a 1M-record zone: a minute or more)
+STARTUP_TIMEOUT = 300.0  # seconds for a server to answer its SOA (1M records: over a minute)
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL (dnsperf, py-spy)
 DNSPERF_TIMEOUT = 5  # dnsperf -t: a query unanswered this long is lost
 NOISY_CPU_PCT = 15.0  # other processes' CPU (% of a core) that makes a run suspect

@@ -21,6 +21,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 import pytest
@@ -502,3 +503,24 @@ def test_additional_targets_follow_the_engine(
     out = check_answer(snap, qname, qtype)
     got = [(r.name.relativize(version.origin).to_text(), r.rdtype) for r in out.additional]
     assert got == extra
+
+
+_LABELS = st.sampled_from(["a", "Mail", "x-1", "_tcp", "\\.dot", "\\000", "ns1", "LONG" * 15])
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(_LABELS, min_size=0, max_size=3),
+    st.sampled_from(["NS", "CNAME", "PTR", "DNAME", "MX", "SRV"]),
+    st.integers(0, 65535),
+)
+def test_fast_rdata_wire_is_dnspythons(labels: list[str], rdtype: str, number: int) -> None:
+    target = ".".join(labels) + "." if labels else "."
+    text = {
+        "MX": f"{number} {target}",
+        "SRV": f"{number % 7} {number} {65535 - number} {target}",
+    }.get(rdtype, target)
+    rd = dns.rdata.from_text("IN", rdtype, text)
+    assert compiled._FAST_WIRE[type(rd)](rd) == rd.to_wire()
+    # The names found in it are where dnspython's own rendering puts them.
+    assert compiled._rdata_wire(rd) == compiled._learn(rd)
