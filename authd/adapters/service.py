@@ -37,7 +37,7 @@ from authd.adapters.gcpause import gc_paused, tune_for_serving
 from authd.adapters.hostinfo import gather_host_info
 from authd.adapters.logs import LOG_LINES_PER_SECOND, LogLimit, log_load_event
 from authd.adapters.logs import start_logging as start_logging  # cli.py's entry point
-from authd.adapters.memory import retire
+from authd.adapters.memory import retire, trim_heap
 from authd.adapters.metrics import Metrics, MetricsCollector, ZoneRow
 from authd.adapters.state import JournalChange, record_change, step_keys, write_signed_copies
 from authd.adapters.transport import TcpFactory, UdpServer, listen_ipv6, listen_udp
@@ -166,6 +166,7 @@ class Service:
             config, snapshot, events, problems, _ = build_expanded(
                 self.base_config, None, None, 0, time.time()
             )
+        trim_heap()  # what the build freed (records, grouping) goes back to the OS
         self.snapshot = self._with_cookie_secret(snapshot)
         self.config = config
         self._log_catalog_problems(problems)
