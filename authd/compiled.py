@@ -507,7 +507,7 @@ def compile_version(version: ZoneVersion, reuse: ZoneVersion | None = None) -> C
                     refs.append(key)
     apex = shards[hash(origin_key) & mask][origin_key]
     negative = _render(version.negative_soa, apex.rrsets[RdataType.SOA].owner, intern)
-    return CompiledZone(
+    compiled = CompiledZone(
         origin_key,
         tuple(shards),
         mask,
@@ -517,6 +517,13 @@ def compile_version(version: ZoneVersion, reuse: ZoneVersion | None = None) -> C
         _rdata_keys(negative),
         referrers=tuple({k: tuple(v) for k, v in table.items()} for table in referrers),
     )
+    # The scaffolding freed a shard at a time: dropped at the return, these
+    # tables (a tuple or list per name) went in one deallocation that held
+    # the GIL for 77 ms at 300,000 records.
+    for tables in (first, referrers, intern.tables):
+        while tables:
+            tables.pop()
+    return compiled
 
 
 def _identity(key: bytes) -> bytes:

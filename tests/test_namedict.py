@@ -218,6 +218,16 @@ def test_retiring_a_version_leaves_the_shards_its_successor_shares(
     shared = [s for s in new.nodes.shard_tables() if any(s is t for t in old.nodes.shard_tables())]
     assert len(shared) >= len(new.nodes.shard_tables()) - 2
     names = len(new.nodes)
+    # The compiled forms share their untouched shards the same way.
+    assert old.wire is not None and new.wire is not None
+    compiled_new = [*new.wire.shards, *new.wire.referrers]
+    compiled_old_only = [
+        s for s in (*old.wire.shards, *old.wire.referrers) if not any(s is t for t in compiled_new)
+    ]
+    compiled_shared = [
+        s for s in (*old.wire.shards, *old.wire.referrers) if any(s is t for t in compiled_new)
+    ]
+    assert compiled_old_only and compiled_shared
     opts = Options()
     snap_old = Snapshot((View("default", 0, {old.origin: old}),), opts)
     snap_new = Snapshot((View("default", 0, {new.origin: new}),), opts)
@@ -237,9 +247,13 @@ def test_retiring_a_version_leaves_the_shards_its_successor_shares(
     assert taken, "the old version was not retired"
     doomed = taken[0]
     assert doomed and not any(t is s for t in doomed for s in shared)
+    assert not any(t is s for t in doomed for s in compiled_shared)
+    assert all(any(t is s for t in doomed) for s in compiled_old_only)
     dismantle(doomed)
     assert len(new.nodes) == names
     assert new.nodes[www][dns.rdatatype.A][0].to_text() == "192.0.2.99"
+    node = new.wire.node(b"\x03www\x03gen\x04test\x00")
+    assert node is not None and dns.rdatatype.A in node.rrsets
 
 
 class _Done:
