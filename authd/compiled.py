@@ -268,9 +268,9 @@ _SRV_HEAD = struct.Struct("!HHH")
 # The RDATA of the commonest types with names, as their classes' _to_wire
 # writes it without a compression table (RFC 1035 3.3, RFC 2782): the same
 # bytes from Name.to_wire's own fast path, which builds no Name per label as
-# the file-writing path does (100k zonegen records: compile_version 1.51 -> 1.39 s).  Only these
-# very classes: a subclass may write otherwise.  tests/test_compiled.py holds
-# them to dnspython's Rdata.to_wire.
+# the file-writing path does (100k zonegen records: compile_version 1.51 ->
+# 1.39 s).  Only these very classes: a subclass may write otherwise.
+# tests/test_compiled.py holds them to dnspython's Rdata.to_wire.
 _FAST_WIRE: dict[type, Callable[[Any], bytes]] = {
     dns.rdtypes.ANY.NS.NS: _name_only,
     dns.rdtypes.ANY.CNAME.CNAME: _name_only,
@@ -577,6 +577,15 @@ def _below_cut(key: bytes, cut_keys: Set[bytes], olen: int) -> bool:
     return False
 
 
+def _rendered(
+    rrsets_at: Callable[[bytes], Mapping[int, RRsetWire] | None], rrset: dns.rrset.RRset
+) -> RRsetWire:
+    """The rendering of *rrset*, an RRset of the zone being compiled."""
+    found = rrsets_at(key_of(rrset.name))
+    assert found is not None, rrset.name
+    return found[int(rrset.rdtype)]
+
+
 def _node_wire(
     version: ZoneVersion,
     origin_key: bytes,
@@ -592,12 +601,6 @@ def _node_wire(
     """The compiled node *key*, its RRsets already *rendered*; what it copies from
     other nodes (referral glue, additional addresses) is found by *rrsets_at*,
     the rendered RRsets of a key (None: no such node)."""
-
-    def rendered(rrset: dns.rrset.RRset) -> RRsetWire:
-        found = rrsets_at(key_of(rrset.name))
-        assert found is not None, rrset.name
-        return found[int(rrset.rdtype)]
-
     olen = len(origin_key)
     stop = None
     if stops:
@@ -628,8 +631,8 @@ def _node_wire(
         answer = engine._finish(version, answer, False)
         referral = Referral(
             rrsets[RdataType.NS],
-            tuple(rendered(r) for r in answer.required),
-            tuple(rendered(r) for r in answer.additional),
+            tuple(_rendered(rrsets_at, r) for r in answer.required),
+            tuple(_rendered(rrsets_at, r) for r in answer.additional),
         )
     extra = _NO_EXTRA
     for t in _EXTRA_TYPES:

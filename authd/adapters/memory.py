@@ -39,7 +39,8 @@ def dismantle(tables: list[Any]) -> int:
     nodes, or an ``AnswerCache``.  Dropping a million-record zone version in
     one go is one long deallocation that holds the GIL for half a second;
     popping its nodes one by one frees
-    the same memory in small steps that let the reactor thread run in between.
+    the same memory in small steps that let the reactor thread run in between;
+    then the heap is trimmed (``trim_heap``).
     """
     count = 0
     for table in tables:
